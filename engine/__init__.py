@@ -1,0 +1,1 @@
+"""Everything that computes. Torch is imported lazily, only by the training modules."""
