@@ -1,0 +1,191 @@
+"""Event dataclasses of the run log (schema 1) and their JSON codec. No torch.
+
+Events hold plain numbers, strings, lists and dicts only: they cross threads,
+go to disk and come back identical (DESIGN.md, "Event log").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgspec
+
+from engine.errors import LogError
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event; `seq` and `t` are set by whoever emits it."""
+
+    kind: ClassVar[str] = ""
+    seq: int = 0
+    t: float = 0.0
+
+
+@dataclass(frozen=True)
+class Header(Event):
+    kind: ClassVar[str] = "header"
+    schema: int = SCHEMA
+    producer: str = ""
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class RunStart(Event):
+    """config: all settings; model: {name, n_params, n_blocks, arch, ...};
+    data: {n_tokens, n_unique, n_train_batches, n_val_batches, ...};
+    common_tokens: [[id, text], ...] most frequent first;
+    arms: [{name, spec, trainable, total, flop_ratio, r_pred, grid}, ...]."""
+
+    kind: ClassVar[str] = "run_start"
+    config: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    common_tokens: list = field(default_factory=list)
+    arms: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    """arms: {arm: {loss, dt, lr}} for one optimizer step of every arm."""
+
+    kind: ClassVar[str] = "step"
+    step: int = 0
+    epoch: int = 0
+    arms: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DW(Event):
+    """arms: {arm: {matrix: ||W_t - W_{t-1}||_F}}; drift: ||W_t - W_0||_F;
+    rel: ||W_t - W_{t-1}||_F / ||W_t||_F. drift and rel are schema-1 extensions
+    (optional; readers of older logs see them empty)."""
+
+    kind: ClassVar[str] = "dw"
+    step: int = 0
+    arms: dict = field(default_factory=dict)
+    drift: dict = field(default_factory=dict)
+    rel: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EpochEnd(Event):
+    """arms: {arm: {loss_mean, loss_var, val_loss, t_epoch, t_total}}."""
+
+    kind: ClassVar[str] = "epoch_end"
+    epoch: int = 0
+    arms: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sample(Event):
+    """One generated sample. tokens: [[text, in_S], ...] for the generated part;
+    p: share of generated tokens in S. index/epoch say which sample of which set."""
+
+    kind: ClassVar[str] = "sample"
+    phase: str = "pre"
+    arm: str = "*"
+    prompt: str = ""
+    text: str = ""
+    tokens: list = field(default_factory=list)
+    p: float = 0.0
+    index: int = 0
+    epoch: int = -1
+
+
+@dataclass(frozen=True)
+class PlanChange(Event):
+    kind: ClassVar[str] = "plan_change"
+    step: int = 0
+    arm: str = ""
+    trainable: int = 0
+    rule: str = ""
+
+
+@dataclass(frozen=True)
+class Warning(Event):  # noqa: A001 - the schema's own name
+    kind: ClassVar[str] = "warning"
+    message: str = ""
+    arm: str | None = None
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    kind: ClassVar[str] = "error"
+    message: str = ""
+    arm: str | None = None
+    fatal: bool = False
+
+
+@dataclass(frozen=True)
+class RunEnd(Event):
+    """status: finished | stopped | failed. summary: {"arms": {arm: {T, loss_final,
+    p_pre, p_post, ...}}, "r": {arm: r vs full}}."""
+
+    kind: ClassVar[str] = "run_end"
+    status: str = "finished"
+    summary: dict = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, PlanChange, Warning, Error, RunEnd)
+}
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: they are written as null (a NaN loss is reported by a warning event)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_dict(event: Event) -> dict:
+    """The event as a JSON-ready dict, `kind` first."""
+    out = {"kind": event.kind}
+    for f in dataclasses.fields(event):
+        out[f.name] = getattr(event, f.name)
+    return out
+
+
+def encode(event: Event) -> bytes:
+    """One JSON line (without newline)."""
+    try:
+        return _encoder.encode(to_dict(event))
+    except (TypeError, ValueError, OverflowError):
+        return _encoder.encode(_finite(to_dict(event)))
+
+
+def from_dict(obj: Any) -> Event:
+    """Build the event for a decoded JSON object; unknown fields are ignored (forward compatible)."""
+    if not isinstance(obj, dict):
+        raise LogError("expected a JSON object")
+    kind = obj.get("kind")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise LogError(f"unknown event kind {kind!r}")
+    try:
+        return msgspec.convert(obj, cls)
+    except msgspec.ValidationError as exc:
+        raise LogError(f"bad {kind} event: {exc}") from None
+
+
+def decode(line: bytes | str) -> Event:
+    """Parse one JSON line into its event; raises LogError on anything malformed."""
+    try:
+        obj = _decoder.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise LogError(f"not valid JSON ({exc})") from None
+    return from_dict(obj)

@@ -1,0 +1,287 @@
+"""RunState: the one reducer that folds events into everything a view shows. Pure Python, no torch.
+
+Live, replay, watch, `report` and the headless summary all read this. Series are kept
+compactly (array) so a million-step run stays small; views downsample only what they draw.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+
+from engine import events as ev
+from engine.stats import mean_ci95, saving
+
+DW_HISTORY = 48  # dw events kept per run for trend sparklines
+MESSAGE_LIMIT = 500
+
+
+@dataclass
+class SampleSet:
+    """The samples of one arm at one point (phase pre/epoch/final), with p and its 95 % interval."""
+
+    phase: str
+    epoch: int
+    samples: list = field(default_factory=list)
+
+    @property
+    def p(self) -> tuple[float, float, float]:
+        return mean_ci95([s.p for s in self.samples if s.p is not None])
+
+
+@dataclass
+class ArmState:
+    name: str
+    spec: str = ""
+    trainable: int = 0
+    total: int = 0
+    flop_ratio: float = math.nan
+    r_pred: float = math.nan
+    grid: dict = field(default_factory=dict)
+    losses: array = field(default_factory=lambda: array("d"))  # aligned with RunState.steps; nan = no value
+    loss_last: float = math.nan
+    dt_last: float = math.nan
+    dt_ema: float = math.nan
+    lr_last: float = math.nan
+    time_total: float = 0.0  # sum of this arm's own step times
+    epochs: list = field(default_factory=list)  # epoch_end dicts, with "epoch" added
+    dw: dict = field(default_factory=dict)  # latest ||dW|| per matrix
+    drift: dict = field(default_factory=dict)
+    rel: dict = field(default_factory=dict)
+    samples: SampleSet | None = None  # the latest set
+    stopped: str = ""  # why this arm stopped early (NaN loss, ...)
+
+    @property
+    def trainable_pct(self) -> float:
+        return 100.0 * self.trainable / self.total if self.total else math.nan
+
+    @property
+    def loss_series(self) -> array:
+        return self.losses
+
+
+@dataclass
+class Message:
+    seq: int
+    t: float
+    level: str  # warning | error
+    message: str
+    arm: str | None = None
+    fatal: bool = False
+
+
+class RunState:
+    """Fold events with apply(); read fields and the derived properties."""
+
+    def __init__(self) -> None:
+        self.status = "loading"  # loading | running | finished | stopped | failed
+        self.run_id = ""
+        self.producer = ""
+        self.config: dict = {}
+        self.model: dict = {}
+        self.data: dict = {}
+        self.common_tokens: list = []
+        self.arms: dict[str, ArmState] = {}
+        self.steps = array("q")
+        self.epoch_starts: list[int] = []  # step index where each epoch began
+        self.step = -1
+        self.epoch = -1
+        self.t_start = math.nan
+        self.t_last = math.nan
+        self.dw_step = -1
+        self.dw_history: deque = deque(maxlen=DW_HISTORY)  # (step, {arm: {matrix: norm}})
+        self.pre_samples: SampleSet | None = None
+        self.plan_changes: list[ev.PlanChange] = []
+        self.messages: deque[Message] = deque(maxlen=MESSAGE_LIMIT)
+        self.summary: dict = {}
+        self.n_events = 0
+        self.n_skipped = 0
+
+    # -- folding -------------------------------------------------------------------------------
+    def apply(self, event: ev.Event) -> None:
+        handler = self._HANDLERS.get(event.kind)
+        self.n_events += 1
+        if math.isnan(self.t_start):
+            self.t_start = event.t
+        self.t_last = event.t
+        if handler is None:
+            return
+        try:
+            handler(self, event)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            # A hand-edited or corrupt log: keep what is known, say what was skipped.
+            self.n_skipped += 1
+            self._message("warning", f"skipped a malformed {event.kind} event (seq {event.seq})", event)
+
+    def apply_all(self, events) -> RunState:
+        for event in events:
+            self.apply(event)
+        return self
+
+    def _header(self, e: ev.Header) -> None:
+        self.run_id, self.producer = str(e.run_id), str(e.producer)
+
+    def _run_start(self, e: ev.RunStart) -> None:
+        self.status = "running"
+        self.config, self.model, self.data = dict(e.config), dict(e.model), dict(e.data)
+        self.common_tokens = list(e.common_tokens)
+        for arm in e.arms:
+            self.arms[str(arm["name"])] = ArmState(
+                name=str(arm["name"]),
+                spec=str(arm.get("spec", "")),
+                trainable=int(arm.get("trainable", 0)),
+                total=int(arm.get("total", 0)),
+                flop_ratio=_num(arm.get("flop_ratio")),
+                r_pred=_num(arm.get("r_pred")),
+                grid=arm.get("grid") or {},
+            )
+
+    def _step(self, e: ev.Step) -> None:
+        if e.epoch != self.epoch:
+            self.epoch_starts.append(e.step)
+        self.step, self.epoch = e.step, e.epoch
+        self.steps.append(e.step)
+        for name, arm in self.arms.items():
+            rec = e.arms.get(name)
+            if rec is None:
+                arm.losses.append(math.nan)
+                continue
+            arm.loss_last = _num(rec.get("loss"))
+            arm.losses.append(arm.loss_last)
+            dt = _num(rec.get("dt"))
+            arm.dt_last = dt
+            if not math.isnan(dt):
+                arm.time_total += dt
+                arm.dt_ema = dt if math.isnan(arm.dt_ema) else 0.9 * arm.dt_ema + 0.1 * dt
+            arm.lr_last = _num(rec.get("lr"))
+
+    def _dw(self, e: ev.DW) -> None:
+        self.dw_step = e.step
+        self.dw_history.append((e.step, e.arms))
+        for name, norms in e.arms.items():
+            arm = self.arms.get(name)
+            if arm is not None:
+                arm.dw = norms
+                arm.drift = e.drift.get(name, arm.drift)
+                arm.rel = e.rel.get(name, arm.rel)
+
+    def _epoch_end(self, e: ev.EpochEnd) -> None:
+        for name, rec in e.arms.items():
+            if name in self.arms:
+                self.arms[name].epochs.append({**rec, "epoch": e.epoch})
+
+    def _sample(self, e: ev.Sample) -> None:
+        if e.phase == "pre":
+            if self.pre_samples is None:
+                self.pre_samples = SampleSet("pre", -1)
+            self.pre_samples.samples.append(e)
+            return
+        arm = self.arms.get(e.arm)
+        if arm is None:
+            return
+        if arm.samples is None or (arm.samples.phase, arm.samples.epoch) != (e.phase, e.epoch):
+            arm.samples = SampleSet(e.phase, e.epoch)
+        arm.samples.samples.append(e)
+
+    def _plan_change(self, e: ev.PlanChange) -> None:
+        self.plan_changes.append(e)
+        arm = self.arms.get(e.arm)
+        if arm is not None:
+            arm.trainable = int(e.trainable)
+
+    def _warning(self, e: ev.Warning) -> None:
+        self._message("warning", e.message, e)
+
+    def _error(self, e: ev.Error) -> None:
+        self._message("error", e.message, e, fatal=bool(e.fatal))
+        if e.arm in self.arms and not e.fatal:
+            self.arms[e.arm].stopped = str(e.message)
+
+    def _run_end(self, e: ev.RunEnd) -> None:
+        self.status = str(e.status)
+        self.summary = dict(e.summary)
+
+    def _message(self, level: str, text: str, e: ev.Event, fatal: bool = False) -> None:
+        arm = getattr(e, "arm", None)
+        self.messages.append(Message(e.seq, e.t, level, str(text), arm if isinstance(arm, str) else None, fatal))
+
+    _HANDLERS = {
+        "header": _header,
+        "run_start": _run_start,
+        "step": _step,
+        "dw": _dw,
+        "epoch_end": _epoch_end,
+        "sample": _sample,
+        "plan_change": _plan_change,
+        "warning": _warning,
+        "error": _error,
+        "run_end": _run_end,
+    }
+
+    # -- derived values (pure reads) -----------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.status in ("finished", "stopped", "failed")
+
+    @property
+    def baseline(self) -> str | None:
+        """The arm savings are measured against: `full` if present, else the first arm."""
+        if "full" in self.arms:
+            return "full"
+        return next(iter(self.arms), None)
+
+    @property
+    def elapsed(self) -> float:
+        return 0.0 if math.isnan(self.t_start) else self.t_last - self.t_start
+
+    @property
+    def total_steps(self) -> int | None:
+        """Planned optimizer steps, from the config and data size, if known."""
+        max_steps = self.config.get("max_steps")
+        per_epoch = self.data.get("n_train_batches")
+        epochs = self.config.get("epochs")
+        planned = per_epoch * epochs if isinstance(per_epoch, int) and isinstance(epochs, int) else None
+        if isinstance(max_steps, int) and max_steps > 0:
+            return min(max_steps, planned) if planned else max_steps
+        return planned
+
+    def arm_time(self, name: str) -> float:
+        """T for an arm: the last epoch's t_total once an epoch ended, else the sum of step times."""
+        arm = self.arms[name]
+        summary = self.summary.get("arms", {}).get(name, {})
+        if isinstance(summary.get("T"), (int, float)):
+            return float(summary["T"])
+        if arm.epochs and isinstance(arm.epochs[-1].get("t_total"), (int, float)):
+            return max(float(arm.epochs[-1]["t_total"]), arm.time_total)
+        return arm.time_total
+
+    def saving(self, name: str) -> float:
+        """r = (T_full - T_arm) / T_full, measured so far."""
+        base = self.baseline
+        if base is None or name not in self.arms:
+            return math.nan
+        return saving(self.arm_time(base), self.arm_time(name))
+
+    def tokens_per_s(self, name: str) -> float:
+        tokens = self.config.get("batch_size", 0) * self.config.get("block_size", 0)
+        dt = self.arms[name].dt_ema
+        return tokens / dt if tokens and dt and not math.isnan(dt) and dt > 0 else math.nan
+
+    def p_pre(self) -> tuple[float, float, float]:
+        return self.pre_samples.p if self.pre_samples else (math.nan, math.nan, math.nan)
+
+    def p_post(self, name: str) -> tuple[float, float, float]:
+        arm = self.arms[name]
+        return arm.samples.p if arm.samples else (math.nan, math.nan, math.nan)
+
+    def delta_p(self, name: str) -> float:
+        return self.p_post(name)[0] - self.p_pre()[0]
+
+
+def _num(value) -> float:
+    """Numbers from a log as float; None (a NaN/inf written as null) and junk become nan."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
