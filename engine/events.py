@@ -116,10 +116,13 @@ class Warning(Event):  # noqa: A001 - the schema's own name
 
 @dataclass(frozen=True)
 class Error(Event):
+    """detail: the traceback of an unexpected exception (for the log, never the terminal)."""
+
     kind: ClassVar[str] = "error"
     message: str = ""
     arm: str | None = None
     fatal: bool = False
+    detail: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,126 @@
+"""A live run: the engine thread, the emitter that feeds every sink, and the controls. No torch here:
+the thread imports it, so a viewer can show its first screen while the model loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+import traceback
+
+from engine import events as ev
+from engine.channel import Channel
+from engine.config import RunConfig
+from engine.control import Control
+from engine.errors import FreezeTuiError
+from engine.runlog import LogWriter
+from engine.state import RunState
+from engine.summary import summarize
+
+OOM_HINT = ("out of memory: try a smaller --batch-size or --block-size, --dtype bf16, "
+            "or fewer arms (each arm holds its own copy of the model)")
+
+
+class RunSession:
+    """Implements the event-source protocol of the viewers (mode 'live')."""
+
+    mode = "live"
+
+    def __init__(self, cfg: RunConfig, log_path, *, producer: str) -> None:
+        self.cfg = cfg
+        self.log_path = log_path
+        self.writer: LogWriter | None = LogWriter(log_path, overwrite=cfg.overwrite)
+        self.channel = Channel()
+        self.control = Control()
+        self.state = RunState()
+        self.producer = producer
+        self.failure: FreezeTuiError | None = None  # bad input found while setting up
+        self.log_failure = ""
+        self._seq = 0
+        self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
+
+    # -- event-source protocol ------------------------------------------------------------------
+    def start(self) -> RunSession:
+        self._thread.start()
+        return self
+
+    def get_batch(self, timeout: float) -> list[ev.Event]:
+        return self.channel.get_batch(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self.channel.drained
+
+    @property
+    def paused(self) -> bool:
+        return self.control.pause.is_set()
+
+    def pause(self) -> None:
+        self.control.pause.set()
+
+    def resume(self) -> None:
+        self.control.pause.clear()
+
+    def stop(self) -> None:
+        self.control.stop.set()
+
+    def idle_seconds(self) -> float:
+        return self.channel.idle_seconds()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- emitting --------------------------------------------------------------------------------
+    def emit(self, event: ev.Event) -> None:
+        """Stamp, fold, log (never dropped), then hand to the viewer (never blocks)."""
+        event = dataclasses.replace(event, seq=self._seq, t=time.time())
+        self._seq += 1
+        self.state.apply(event)
+        if self.writer is not None:
+            try:
+                self.writer.write(event)
+            except (OSError, ValueError) as exc:
+                self._log_broken(exc)
+        self.channel.put(event)
+
+    def _log_broken(self, exc: Exception) -> None:
+        self.writer = None
+        self.log_failure = f"the run log {self.log_path} cannot be written any more ({exc}); the run stops"
+        self.control.stop.set()
+        self.channel.put(ev.Error(seq=self._seq, t=time.time(), message=self.log_failure, fatal=True))
+
+    # -- the engine thread -----------------------------------------------------------------------
+    def _main(self) -> None:
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
+        self.emit(ev.Header(producer=self.producer, run_id=run_id))
+        status, extra = "failed", {}
+        try:
+            status, extra = self._run()
+        except FreezeTuiError as exc:
+            self.failure = exc
+            self.emit(ev.Error(message=str(exc), fatal=True))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an event, never a traceback
+            message = OOM_HINT if "out of memory" in str(exc).lower() else f"{type(exc).__name__}: {exc}"
+            self.emit(ev.Error(message=message, fatal=True, detail=traceback.format_exc()))
+        if self.log_failure:
+            status = "failed"
+        self.emit(ev.RunEnd(status=status, summary=summarize(self.state, extra)))
+        if self.writer is not None:
+            self.writer.close()
+        self.channel.close()
+
+    def _run(self) -> tuple[str, dict]:
+        from engine.setup import prepare, run_start_event
+        from engine.train import Experiment, weights_checksum
+
+        setup = prepare(self.cfg)
+        experiment = Experiment(self.cfg, setup, self.emit, self.control)
+        checksums = {a.name: weights_checksum(a.model) for a in experiment.arms}
+        self.emit(run_start_event(setup, checksums))
+        experiment.samples("pre", -1)
+        status = experiment.run()
+        if self.cfg.save:
+            experiment.save(self.cfg.save)
+        return status, {"state_bytes": experiment.arm_memory()}

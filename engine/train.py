@@ -1,0 +1,219 @@
+"""The paired experiment: set up arms from one model, then a step-locked loop over them (torch).
+
+Every step the same batch tensor goes to every arm in turn; values are read off the device only
+at flush time (every step on CPU, in batches on CUDA) and leave as events through `emit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+
+import torch
+
+from engine import events as ev
+from engine.arm import (Arm, StepTimer, build_optimizer, change_trainable, state_bytes, train_step,
+                        validation_loss)
+from engine.config import RunConfig
+from engine.control import Control
+from engine.data import batch_order
+from engine.errors import FreezeTuiError
+from engine.freeze import apply_trainable
+from engine.metrics import DWTracker
+from engine.setup import Setup
+from engine.stats import common_share, mean_var
+
+
+def weights_checksum(model: torch.nn.Module) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for name, p in sorted(model.named_parameters()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class Experiment:
+    def __init__(self, cfg: RunConfig, setup: Setup, emit, control: Control) -> None:
+        self.cfg, self.s, self.emit, self.control = cfg, setup, emit, control
+        self.device = setup.device
+        self.autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
+        self.arms = [self._make_arm(name, plan) for name, plan in setup.plans]
+        self.step = 0
+        self.pending: list = []  # (step, epoch, {arm: (loss, mark, lr)}) not yet read off the device
+        self.pending_dw: list = []
+        self.flush_every = 1 if self.device.type == "cpu" else 20
+
+    def _make_arm(self, name: str, plan) -> Arm:
+        model = copy.deepcopy(self.s.model)
+        model.train(self.cfg.dropout == "same")
+        names = plan.trainable_at(0, 0)
+        apply_trainable(model, names)
+        optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay)
+        tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
+        return Arm(name, plan, model, optimizer, tracker, StepTimer(self.device), trainable=names)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Train; returns the run status (finished | stopped)."""
+        total = self._total_steps()
+        for epoch in range(self.cfg.epochs):
+            for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
+                if self.control.stop.is_set() or not any(a.active for a in self.arms):
+                    self.flush()
+                    return "stopped"
+                self.control.wait_while_paused()
+                self._one_step(self.s.data.train[batch_ids], epoch, total)
+                if self.step >= total:
+                    break
+            if self.step == self._epoch_first_step(epoch + 1):
+                self._end_epoch(epoch)
+            if self.step >= total:
+                if self.step != self._epoch_first_step(epoch + 1):  # --max-steps ended it mid-epoch
+                    self.flush()
+                    self.samples("final", epoch)
+                break
+        return "finished"
+
+    def _total_steps(self) -> int:
+        per_epoch = self.s.data.n_train_batches(self.cfg.batch_size)
+        planned = per_epoch * self.cfg.epochs
+        return min(planned, self.cfg.max_steps) if self.cfg.max_steps else planned
+
+    def _lr(self, total: int) -> float:
+        warm = self.cfg.warmup
+        if warm and self.step < warm:
+            return self.s.lr * (self.step + 1) / warm
+        return self.s.lr * max(0.0, (total - self.step) / max(1, total - warm))
+
+    def _one_step(self, batch: torch.Tensor, epoch: int, total: int) -> None:
+        batch = batch.to(self.device)
+        self._apply_schedule(epoch)
+        lr = self._lr(total)
+        every = self.cfg.norm_every if self.cfg.monitor else 0
+        measure = bool(every) and self.step % every == 0
+        record = {}
+        for arm in self.arms:
+            if arm.active:
+                loss, mark = train_step(arm, batch, lr=lr, rng_seed=self.cfg.seed * 1_000_003 + self.step + 1,
+                                        grad_clip=self.cfg.grad_clip, autocast_dtype=self.autocast,
+                                        measure=measure)
+                record[arm.name] = (loss, mark, lr)
+        self.pending.append((self.step, epoch, record))
+        if measure:
+            self.pending_dw.append((self.step, {a.name: a.tracker.measure() for a in self.arms
+                                                if a.active and a.tracker is not None}))
+        self.step += 1
+        if measure or len(self.pending) >= self.flush_every:
+            self.flush()
+
+    def _apply_schedule(self, epoch: int) -> None:
+        for arm in self.arms:
+            for change in arm.plan.changes:
+                fires = (change.at == "step" and change.n == self.step) or (
+                    change.at == "epoch" and change.n == epoch and self.step == self._epoch_first_step(epoch))
+                if fires and arm.active:
+                    change_trainable(arm, change.trainable, self.cfg.weight_decay)
+                    n = sum(p.numel() for p in arm.model.parameters() if p.requires_grad)
+                    self.emit(ev.PlanChange(step=self.step, arm=arm.name, trainable=n, rule=change.rule))
+
+    def _epoch_first_step(self, epoch: int) -> int:
+        return epoch * self.s.data.n_train_batches(self.cfg.batch_size)
+
+    # -- reading values off the device ---------------------------------------------------------
+    def flush(self) -> None:
+        """One batched read of everything pending, then the events, in step order."""
+        if not self.pending:
+            return
+        losses = [loss for _, _, rec in self.pending for loss, _, _ in rec.values()]
+        values = iter(torch.stack(losses).float().tolist()) if losses else iter(())
+        dw_tensors = [t for _, per_arm in self.pending_dw for t in per_arm.values()]
+        dw_values = iter(torch.stack(dw_tensors).tolist()) if dw_tensors else iter(())
+        dw_by_step = {step: {name: next(dw_values) for name in per_arm} for step, per_arm in self.pending_dw}
+        for step, epoch, rec in self.pending:
+            arms = {}
+            for name, (_, mark, lr) in rec.items():
+                loss, dt = next(values), StepTimer.seconds(mark)
+                arms[name] = {"loss": loss, "dt": dt, "lr": lr}
+                self._account(name, loss, dt, step)
+            self.emit(ev.Step(step=step, epoch=epoch, arms=arms))
+            if step in dw_by_step:
+                self._emit_dw(step, dw_by_step[step])
+        self.pending.clear()
+        self.pending_dw.clear()
+
+    def _account(self, name: str, loss: float, dt: float, step: int) -> None:
+        arm = self._arm(name)
+        arm.t_total += dt
+        if math.isfinite(loss):
+            arm.epoch_losses.append(loss)
+            return
+        message = f"arm {name}: loss is {loss} at step {step}"
+        policy = self.cfg.on_nan
+        if policy == "continue":
+            self.emit(ev.Warning(message=message + " (continuing: --on-nan continue)", arm=name))
+            return
+        self.emit(ev.Error(message=message + f"; arm stopped (--on-nan {policy})", arm=name, fatal=False))
+        arm.stopped = "non-finite loss"
+        if policy == "stop-run":
+            self.control.stop.set()
+
+    def _emit_dw(self, step: int, per_arm: dict) -> None:
+        dw, drift, rel = {}, {}, {}
+        for arm in self.arms:
+            if arm.name in per_arm and arm.tracker is not None:
+                dw[arm.name], drift[arm.name], rel[arm.name] = arm.tracker.as_dicts(per_arm[arm.name])
+        self.emit(ev.DW(step=step, arms=dw, drift=drift, rel=rel))
+
+    def _arm(self, name: str) -> Arm:
+        return next(a for a in self.arms if a.name == name)
+
+    # -- epoch ends, samples, the end ------------------------------------------------------------
+    def _end_epoch(self, epoch: int) -> None:
+        self.flush()
+        arms = {}
+        for arm in self.arms:
+            mean, var = mean_var(arm.epoch_losses)
+            val = validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, self.device, self.autocast) \
+                if arm.active else math.nan
+            t_epoch, arm.t_epoch_start = arm.t_total - arm.t_epoch_start, arm.t_total
+            arms[arm.name] = {"loss_mean": mean, "loss_var": var, "val_loss": val,
+                              "t_epoch": t_epoch, "t_total": arm.t_total}
+            arm.epoch_losses = []
+        self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
+        self.samples("epoch", epoch)
+
+    def samples(self, phase: str, epoch: int) -> None:
+        """One set of samples per arm (or one `*` set before training, when all arms are equal)."""
+        if not self.cfg.monitor or not self.cfg.samples:
+            return
+        from engine.generate import sample_tokens
+
+        targets = [("*", self.s.model)] if phase == "pre" else [(a.name, a.model) for a in self.arms if a.active]
+        for name, model in targets:
+            seqs = sample_tokens(model, self.s.prompt_ids, n=self.cfg.samples, max_new=self.s.sample_tokens,
+                                 seed=self.cfg.seed, device=self.device, eos_id=self.s.tokenizer.eos_token_id)
+            for i, seq in enumerate(seqs):
+                self.emit(self._sample_event(phase, name, epoch, i, seq))
+
+    def _sample_event(self, phase: str, arm: str, epoch: int, index: int, seq: list[int]) -> ev.Sample:
+        tok = self.s.tokenizer
+        common = self.s.common_set
+        pieces = [[tok.decode([t]), t in common] for t in seq]
+        return ev.Sample(phase=phase, arm=arm, prompt=self.s.prompt_text, text=tok.decode(seq), tokens=pieces,
+                         p=common_share([flag for _, flag in pieces]), index=index, epoch=epoch)
+
+    def arm_memory(self) -> dict:
+        return {a.name: state_bytes(a) for a in self.arms}
+
+    def save(self, directory: str) -> None:
+        """Each arm's final weights (safetensors), config and tokenizer, loadable with from_pretrained."""
+        from pathlib import Path
+
+        for arm in self.arms:
+            out = Path(directory) / arm.name
+            try:
+                arm.model.save_pretrained(out, safe_serialization=True)
+                self.s.tokenizer.save_pretrained(out)
+            except OSError as exc:
+                raise FreezeTuiError(f"cannot save arm {arm.name} to {out}: {exc.strerror or exc}") from None

@@ -1,0 +1,3 @@
+from freeze_tui.cli import main
+
+main()

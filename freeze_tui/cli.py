@@ -1,0 +1,227 @@
+"""The command line: run (live app or --headless), replay, watch, report, plan.
+
+Only click and the torch-free parts of the engine are imported at start-up, so `--help`,
+`replay`, `watch` and `report` never load torch; `run` loads it in the engine thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from engine.config import RunConfig, parse_arm
+from engine.errors import FreezeTuiError
+from freeze_tui import __version__
+
+PRODUCER = f"freeze-tui {__version__}"
+
+
+def _run_options(f):
+    options = [
+        click.option("--model", default=None, help="Hugging Face name or local dir (default: the embedded demo)."),
+        click.option("--data", multiple=True, help="Text file or folder (*.txt, *.md); repeatable. Default: demo corpus."),
+        click.option("--arm", "arms", multiple=True, metavar="NAME=SPEC",
+                     help="An arm and its freeze spec; repeatable. Default: full=full, targeted=targeted."),
+        click.option("--epochs", type=int, default=3, show_default=True),
+        click.option("--max-steps", type=int, default=0, help="Stop after N steps (0 = no limit)."),
+        click.option("--batch-size", type=int, default=8, show_default=True),
+        click.option("--block-size", type=int, default=128, show_default=True),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (default 1e-3 demo, 5e-5 else)."),
+        click.option("--weight-decay", type=float, default=0.0, show_default=True),
+        click.option("--warmup", type=int, default=0, help="Linear warm-up steps, then linear decay."),
+        click.option("--grad-clip", type=float, default=1.0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16 (autocast)."),
+        click.option("--val-fraction", type=float, default=0.1, show_default=True),
+        click.option("--samples", type=int, default=4, show_default=True, help="Samples per arm and phase."),
+        click.option("--sample-tokens", type=int, default=32, show_default=True),
+        click.option("--prompt", default=None, help="Generation prompt (default: start of a validation block)."),
+        click.option("--common-k", type=int, default=100, show_default=True, help="Size of the common-token set S."),
+        click.option("--norm-every", type=int, default=1, show_default=True, help="ΔW norms every N steps (0 = off)."),
+        click.option("--dropout", default="same", show_default=True, help="same (same masks in every arm) or off."),
+        click.option("--on-nan", default="stop-arm", show_default=True, help="stop-arm, stop-run or continue."),
+        click.option("--trust-remote-code", is_flag=True, help="Allow the model's own Python code (off by default)."),
+        click.option("--log", default=None, help="Run log path (default: runs/<time>-<name>.jsonl)."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing --log file."),
+        click.option("--save", default=None, help="Save every arm's final weights (safetensors) under DIR/<arm>."),
+        click.option("--headless", is_flag=True, help="No app: print progress and the summary table."),
+        click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="freeze-tui")
+@click.pass_context
+def cli(ctx: click.Context) -> int | None:
+    """Watch paired fine-tuning runs live: what does freezing these weights buy, and what does it cost?
+
+    Without a command: `freeze-tui run` on the embedded demo (offline, CPU).
+    """
+    if ctx.invoked_subcommand is None:
+        return ctx.invoke(run)
+    return None
+
+
+@cli.command()
+@_run_options
+def run(**opts) -> int:
+    """Run a paired experiment: the live app, or --headless."""
+    headless, detach = opts.pop("headless"), opts.pop("detach")
+    cfg = _config(opts)
+    _precheck(cfg)
+    log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
+    if detach:
+        from freeze_tui.detach import detach_run
+
+        return detach_run(cfg, log_path)
+    from engine.session import RunSession
+
+    session = RunSession(cfg, log_path, producer=PRODUCER)
+    if headless:
+        from freeze_tui.headless import run_headless
+
+        click.echo(f"log: {log_path}", err=True)
+        code = run_headless(session.start())
+    else:
+        code = _run_app(session)
+    session.join(timeout=30)
+    if session.failure is not None:
+        raise session.failure
+    return code
+
+
+def _config(opts: dict) -> RunConfig:
+    arms = tuple(parse_arm(a) for a in opts.pop("arms")) or RunConfig.arms
+    data = tuple(opts.pop("data"))
+    return RunConfig(arms=arms, data=data, **opts).validate()
+
+
+def _precheck(cfg: RunConfig) -> None:
+    """Cheap checks before anything heavy loads: spec syntax, data files, model dir."""
+    from engine.data import find_text_files, read_text_file
+    from engine.spec import parse_spec
+
+    for name, spec in cfg.arms:
+        try:
+            parse_spec(spec)
+        except FreezeTuiError as exc:
+            raise FreezeTuiError(f"arm {name}: {exc}") from None
+    for path in find_text_files(cfg.data):
+        read_text_file(path)
+    if cfg.model and (Path(cfg.model).is_dir() and not (Path(cfg.model) / "config.json").exists()):
+        raise FreezeTuiError(f"model directory {cfg.model} has no config.json; pass a folder saved with save_pretrained")
+
+
+def _run_app(session) -> int:
+    from freeze_tui.app import FreezeApp
+
+    app = FreezeApp(session.start())
+    app.run()
+    if not session.done:
+        session.stop()
+    session.join(timeout=60)
+    click.echo(f"log: {session.log_path}  (replay: freeze-tui replay {session.log_path})", err=True)
+    return {"finished": 0, "stopped": 0}.get(session.state.status, 1)
+
+
+@cli.command()
+@click.argument("log")
+@click.option("--speed", default="max", show_default=True, help="Time factor N (1 = real time) or max.")
+def replay(log: str, speed: str) -> int:
+    """Play a saved run log through the app."""
+    from engine.sources import ReplaySource
+    from freeze_tui.app import FreezeApp
+
+    factor = None if speed == "max" else _speed(speed)
+    FreezeApp(ReplaySource(log, factor)).run()
+    return 0
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise FreezeTuiError(f"--speed {text!r} must be a positive number or 'max'")
+    return value
+
+
+@cli.command()
+@click.argument("log")
+def watch(log: str) -> int:
+    """Follow a log that another process (e.g. a --headless or --detach run) is still writing."""
+    from engine.sources import WatchSource
+    from freeze_tui.app import FreezeApp
+
+    FreezeApp(WatchSource(log)).run()
+    return 0
+
+
+@cli.command()
+@click.argument("log")
+def report(log: str) -> int:
+    """The study's table for a run log, as Markdown (also for stopped or failed runs)."""
+    from engine.runlog import read_events
+    from engine.state import RunState
+    from engine.summary import markdown_report
+    from freeze_tui.safe_text import clean
+
+    state = RunState().apply_all(read_events(log))
+    click.echo(clean(markdown_report(state, Path(log).name)), nl=False)
+    return 0
+
+
+@cli.command()
+@click.option("--model", default=None, help="Hugging Face name or local dir (default: the embedded demo).")
+@click.option("--arm", "arms", multiple=True, metavar="NAME=SPEC", help="Repeatable. Default: full, targeted.")
+@click.option("--trust-remote-code", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def plan(model: str | None, arms: tuple[str, ...], trust_remote_code: bool, as_json: bool) -> int:
+    """Show what each plan trains: block x role grid, parameter counts, FLOP-model cost vs full."""
+    import json
+
+    from engine.plan_view import describe_plans, render_plans
+
+    pairs = [parse_arm(a) for a in arms] or list(RunConfig.arms)
+    RunConfig(arms=tuple(pairs)).validate()
+    desc = describe_plans(model, pairs, trust_remote_code=trust_remote_code)
+    if as_json:
+        click.echo(json.dumps(desc, indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(render_plans(desc))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one clear line on stderr and exit 2 for bad input, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="freeze-tui", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.UsageError as exc:
+        hint = f" (see 'freeze-tui {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else \
+            " (see 'freeze-tui --help')"
+        _fail(exc.format_message() + hint)
+    except FreezeTuiError as exc:
+        _fail(str(exc))
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    from freeze_tui.safe_text import clean
+
+    click.echo(f"freeze-tui: error: {clean(message, one_line=True, max_len=2000)}", err=True)
+    sys.exit(2)

@@ -1,0 +1,58 @@
+"""`run --detach`: train in a separate headless process that outlives this terminal, then watch its log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from engine.config import RunConfig
+from engine.errors import FreezeTuiError
+
+START_TIMEOUT = 120.0
+
+
+def child_argv(argv: list[str], log_path: Path) -> list[str]:
+    """The user's own `run` arguments, headless, without --detach, with the log path fixed."""
+    args = [a for a in argv if a != "--detach"]
+    if not args or args[0] != "run":
+        args = ["run", *args]
+    return [sys.executable, "-m", "freeze_tui", *args, "--headless", "--log", str(log_path)]
+
+
+def detach_run(cfg: RunConfig, log_path: Path, argv: list[str] | None = None) -> int:
+    if log_path.exists() and not cfg.overwrite:
+        raise FreezeTuiError(f"log {log_path} already exists; choose another --log or pass --overwrite to replace it")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path = log_path.with_suffix(".out")
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(child_argv(argv if argv is not None else sys.argv[1:], log_path),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "TERM": "dumb"})
+    _wait_for_header(proc, log_path, out_path)
+    click.echo(f"training in background process {proc.pid}; its output: {out_path}", err=True)
+    click.echo(f"re-attach any time with: freeze-tui watch {log_path}", err=True)
+    from engine.sources import WatchSource
+    from freeze_tui.app import FreezeApp
+
+    FreezeApp(WatchSource(log_path)).run()
+    click.echo(f"the run goes on in process {proc.pid}; re-attach with: freeze-tui watch {log_path}", err=True)
+    return 0
+
+
+def _wait_for_header(proc: subprocess.Popen, log_path: Path, out_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if log_path.exists() and log_path.stat().st_size > 0:
+            return
+        code = proc.poll()
+        if code is not None:
+            lines = out_path.read_text(errors="replace").strip().splitlines()
+            last = lines[-1] if lines else f"exit code {code}"
+            raise FreezeTuiError(f"the background run did not start: {last.removeprefix('freeze-tui: error: ')}")
+        time.sleep(0.1)
+    raise FreezeTuiError(f"the background run wrote no log within {START_TIMEOUT:.0f} s; see {out_path}")
