@@ -67,7 +67,7 @@ def prepare(cfg: RunConfig) -> Setup:
     """Load and check everything; raises FreezeTuiError with one clear line for bad input."""
     from engine.freeze import resolve_plan
     from engine.models import load_model
-    from engine.roles import attention_splits, build_layout
+    from engine.roles import attention_splits
 
     device = resolve_device(cfg.device)
     corpus = read_corpus(cfg.data)
@@ -75,7 +75,7 @@ def prepare(cfg: RunConfig) -> Setup:
     ctx = context_length(loaded.model.config)
     if ctx and cfg.block_size > ctx:
         raise FreezeTuiError(f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens; use --block-size {ctx} or less")
-    layout = build_layout(loaded.model)
+    layout = loaded.layout
     plans = [(name, resolve_plan(name, spec, layout)) for name, spec in cfg.arms]
     data = tokenize_corpus(corpus, loaded.tokenizer, block_size=cfg.block_size, batch_size=cfg.batch_size,
                            val_fraction=cfg.val_fraction, seed=cfg.seed, common_k=cfg.common_k)

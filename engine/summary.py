@@ -98,8 +98,9 @@ def status_line(state: RunState) -> str:
     if status == "finished":
         return "The run finished."
     if status in ("stopped", "failed"):
-        return f"**The run {status}** after step {state.step}: numbers cover only what ran."
-    return f"**The run did not finish** (no run_end; last step {state.step}): the writer was killed or is still running."
+        return f"**The run {status}** after {state.step + 1} steps: numbers cover only what ran."
+    return (f"**The run did not finish** (no run_end after {state.step + 1} steps): "
+            "its writer was killed or is still running.")
 
 
 def markdown_report(state: RunState, source: str = "") -> str:

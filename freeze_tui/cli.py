@@ -87,7 +87,7 @@ def run(**opts) -> int:
     if headless:
         from freeze_tui.headless import run_headless
 
-        click.echo(f"log: {log_path}", err=True)
+        click.echo(f"log: {log_path}")
         code = run_headless(session.start())
     else:
         code = _run_app(session)

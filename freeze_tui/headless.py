@@ -53,7 +53,8 @@ def run_headless(source, console: Console | None = None) -> int:
         printer.fold(source.get_batch(0))
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-    print_summary(state, console)
+    if state.arms or getattr(source, "failure", None) is None:  # bad input: the CLI prints its one line
+        print_summary(state, console)
     return 130 if interrupted else EXIT.get(state.status, 1)
 
 
@@ -72,7 +73,7 @@ class _Printer:
     def fold(self, events) -> None:
         for event in events:
             self.state.apply(event)
-            if event.kind in ("warning", "error"):
+            if event.kind == "warning" or (event.kind == "error" and not event.fatal):
                 style = "yellow" if event.kind == "warning" else "bold red"
                 arm = f"[{event.arm}] " if getattr(event, "arm", None) else ""
                 self.console.print(Text(f"{event.kind}: {safe_line(arm + event.message)}", style=style))
@@ -115,9 +116,11 @@ def summary_table(state: RunState) -> Table:
 
 
 def print_summary(state: RunState, console: Console) -> None:
-    console.print(summary_table(state))
+    """The table (when any arm ran), then one line on how the run ended."""
+    if state.arms:
+        console.print(summary_table(state))
     console.print(Text(status_line(state).replace("**", "")))
-    for message in state.messages:
-        if message.level == "error":
-            console.print(Text(f"error: {safe_line(message.message)}", style="bold red"))
+    fatal = [m for m in state.messages if m.level == "error" and m.fatal]
+    if fatal:
+        console.print(Text(f"error: {safe_line(fatal[-1].message)}", style="bold red"))
     sys.stdout.flush()

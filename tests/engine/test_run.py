@@ -1,0 +1,176 @@
+"""The paired run on tiny random models (CPU, seconds): fairness, frozen weights, dW, stop, log."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from engine.config import RunConfig
+from engine.runlog import read_events
+from engine.session import RunSession
+from tests.tiny_models import WORDS, make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    model = make_tiny_model(root, "gpt2", n_layer=4)
+    rng = random.Random(0)
+    text = " ".join(rng.choice(WORDS[2:40]) for _ in range(6000))
+    corpus = root / "corpus.txt"
+    corpus.write_text(text)
+    return model, corpus
+
+
+def run_session(cfg: RunConfig, log) -> tuple[RunSession, list]:
+    session = RunSession(cfg.validate(), log, producer="test")
+    session.start()
+    while not session.done:
+        session.get_batch(0.5)
+    assert session.join(timeout=60)
+    return session, list(read_events(log))
+
+
+def config(tiny, **kw) -> RunConfig:
+    model, corpus = tiny
+    base = dict(model=str(model), data=(str(corpus),), epochs=1, batch_size=4, block_size=16, lr=1e-2,
+                samples=2, sample_tokens=6, arms=(("full", "full"), ("targeted", "targeted"), ("reverse", "reverse")))
+    return RunConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def finished(tiny, tmp_path_factory):
+    log = tmp_path_factory.mktemp("run") / "run.jsonl"
+    save = log.parent / "weights"
+    session, events = run_session(config(tiny, max_steps=12, save=str(save)), log)
+    return session, events, save
+
+
+def by_kind(events, kind):
+    return [e for e in events if e.kind == kind]
+
+
+def test_log_is_complete_and_ordered(finished):
+    _, events, _ = finished
+    assert events[0].kind == "header" and events[1].kind == "run_start" and events[-1].kind == "run_end"
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert events[-1].status == "finished"
+    assert [e.step for e in by_kind(events, "step")] == list(range(12))
+
+
+def test_arms_start_equal_and_see_the_same_batch(finished):
+    _, events, _ = finished
+    arms = by_kind(events, "run_start")[0].arms
+    assert len({a["init_checksum"] for a in arms}) == 1
+    first = by_kind(events, "step")[0].arms
+    losses = [first[name]["loss"] for name in ("full", "targeted", "reverse")]
+    assert losses[0] == losses[1] == losses[2]  # same weights, same batch, same dropout masks
+
+
+def test_frozen_weights_never_move_and_report_zero(finished, tiny):
+    session, events, save = finished
+    from transformers import AutoModelForCausalLM
+
+    start = AutoModelForCausalLM.from_pretrained(tiny[0])
+    after = AutoModelForCausalLM.from_pretrained(save / "targeted")
+    before_p, after_p = dict(start.named_parameters()), dict(after.named_parameters())
+    moved = {n for n in before_p if not torch.equal(before_p[n], after_p[n])}
+    assert moved == {f"transformer.h.{i}.attn.c_attn.{w}" for i in (2, 3) for w in ("weight", "bias")}
+    for dw in by_kind(events, "dw"):
+        norms = dw.arms["targeted"]
+        assert all(norms[f"h.{b}.attn.{m}"] == 0.0 for b in (0, 1) for m in "qkvo")
+        assert all(norms[f"h.{b}.attn.o"] == 0.0 for b in (2, 3))
+        assert all(norms[f"h.{b}.attn.{m}"] > 0 for b in (2, 3) for m in "qkv")
+        reverse = dw.arms["reverse"]
+        assert all(reverse[f"h.{b}.attn.{m}"] == 0.0 for b in (2, 3) for m in "qkvo")
+
+
+def test_samples_before_and_after(finished):
+    _, events, _ = finished
+    samples = by_kind(events, "sample")
+    pre = [s for s in samples if s.phase == "pre"]
+    assert len(pre) == 2 and {s.arm for s in pre} == {"*"}
+    post = [s for s in samples if s.phase != "pre"]
+    assert {s.arm for s in post} == {"full", "targeted", "reverse"}
+    for s in samples:
+        flags = [flag for _, flag in s.tokens]
+        assert s.p == pytest.approx(sum(flags) / len(flags))
+
+
+def test_summary_has_the_study_numbers(finished):
+    _, events, _ = finished
+    summary = events[-1].summary
+    assert set(summary["r"]) == {"full", "targeted", "reverse"}
+    assert summary["r"]["full"] == 0.0
+    arms = summary["arms"]
+    assert arms["targeted"]["state_bytes"] < arms["full"]["state_bytes"]
+    assert all(math.isfinite(arms[a]["loss_final"]) for a in arms)
+
+
+def test_dw_matches_a_direct_computation(tiny):
+    """DWTracker on a fused-QKV model equals slicing the matrices by hand."""
+    from engine.metrics import DWTracker
+    from engine.models import load_model
+    from engine.roles import attention_splits
+
+    loaded = load_model(str(tiny[0]))
+    model = loaded.model
+    tracker = DWTracker(model, attention_splits(loaded.layout))
+    w_old = model.transformer.h[1].attn.c_attn.weight.detach().clone()
+    tracker.snapshot()
+    with torch.no_grad():
+        model.transformer.h[1].attn.c_attn.weight.add_(torch.randn_like(w_old) * 0.01)
+    dw, drift, rel = tracker.as_dicts(tracker.measure().tolist())
+    w_new = model.transformer.h[1].attn.c_attn.weight.detach()
+    d = 32
+    for i, m in enumerate("qkv"):
+        direct = (w_new[:, i * d:(i + 1) * d] - w_old[:, i * d:(i + 1) * d]).norm().item()
+        assert dw[f"h.1.attn.{m}"] == pytest.approx(direct, rel=1e-5)
+        assert drift[f"h.1.attn.{m}"] == pytest.approx(direct, rel=1e-5)
+        assert rel[f"h.1.attn.{m}"] == pytest.approx(direct / w_new[:, i * d:(i + 1) * d].norm().item(), rel=1e-5)
+    assert dw["h.0.attn.q"] == 0.0
+
+
+def test_stop_flag_ends_with_stopped_and_a_valid_log(tiny, tmp_path):
+    log = tmp_path / "stopped.jsonl"
+    session = RunSession(config(tiny, epochs=50).validate(), log, producer="test")
+    session.start()
+    steps = 0
+    while steps < 3:
+        steps += sum(1 for e in session.get_batch(0.5) if e.kind == "step")
+    session.stop()
+    while not session.done:
+        session.get_batch(0.5)
+    events = list(read_events(log))
+    assert events[-1].kind == "run_end" and events[-1].status == "stopped"
+
+
+def test_nan_loss_stops_only_that_arm(tiny, tmp_path, monkeypatch):
+    """--on-nan stop-arm (the default): the arm with a NaN loss stops, the others go on."""
+    import engine.train
+
+    real_step = engine.train.train_step
+
+    def poisoned(arm, batch, **kw):
+        loss, mark = real_step(arm, batch, **kw)
+        return (loss * math.nan if arm.name == "full" and kw["rng_seed"] > 3 else loss), mark
+
+    monkeypatch.setattr(engine.train, "train_step", poisoned)
+    cfg = config(tiny, max_steps=8, arms=(("full", "full"), ("head", "+attn.qkv[3:]")))
+    _, events = run_session(cfg, tmp_path / "nan.jsonl")
+    errors = [e for e in by_kind(events, "error") if e.arm == "full"]
+    assert len(errors) == 1 and not errors[0].fatal and "step 3" in errors[0].message
+    later = [e for e in by_kind(events, "step") if e.seq > errors[0].seq]
+    assert len(later) == 4 and all("full" not in e.arms and "head" in e.arms for e in later)
+    assert events[-1].status == "finished"
+
+
+def test_bad_model_dir_fails_cleanly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    cfg = RunConfig(model=str(tmp_path / "empty"), samples=0)
+    session, events = run_session(cfg, tmp_path / "bad.jsonl")
+    assert session.failure is not None and "config" in str(session.failure)
+    assert events[-1].kind == "run_end" and events[-1].status == "failed"
