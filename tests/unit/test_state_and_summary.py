@@ -1,0 +1,95 @@
+"""RunState folding, derived values (r, p, tokens/s) and the report built from it."""
+
+import math
+
+import pytest
+
+from engine import events as ev
+from engine.state import RunState
+from engine.summary import arm_rows, markdown_report, summarize
+
+
+def _run(status="finished"):
+    evs = [
+        ev.Header(seq=0, t=100.0, run_id="r"),
+        ev.RunStart(seq=1, t=100.0, config={"epochs": 2, "batch_size": 4, "block_size": 8},
+                    data={"n_train_batches": 2, "n_tokens": 100, "source": "x"},
+                    arms=[{"name": "full", "spec": "full", "trainable": 100, "total": 100, "r_pred": 0.0},
+                          {"name": "targeted", "spec": "targeted", "trainable": 10, "total": 100, "r_pred": 0.5}]),
+    ]
+    seq = 2
+    for step, (lf, lt) in enumerate([(4.0, 4.0), (3.0, 3.5), (2.0, 3.0), (1.0, 2.5)]):
+        evs.append(ev.Step(seq=seq, t=100.0 + step, step=step, epoch=step // 2,
+                           arms={"full": {"loss": lf, "dt": 1.0, "lr": 0.1}, "targeted": {"loss": lt, "dt": 0.75, "lr": 0.1}}))
+        seq += 1
+    evs.append(ev.EpochEnd(seq=seq, t=104.0, epoch=0, arms={
+        "full": {"loss_mean": 3.5, "loss_var": 0.25, "val_loss": 3.0, "t_epoch": 2.0, "t_total": 2.0},
+        "targeted": {"loss_mean": 3.75, "loss_var": 0.0625, "val_loss": 3.4, "t_epoch": 1.5, "t_total": 1.5}}))
+    evs.append(ev.EpochEnd(seq=seq + 1, t=105.0, epoch=1, arms={
+        "full": {"loss_mean": 1.5, "loss_var": 0.25, "val_loss": 2.0, "t_epoch": 2.0, "t_total": 4.0},
+        "targeted": {"loss_mean": 2.75, "loss_var": 0.0625, "val_loss": 3.0, "t_epoch": 1.5, "t_total": 3.0}}))
+    for i, p in enumerate([0.4, 0.5]):
+        evs.append(ev.Sample(seq=seq + 2 + i, t=105.0, phase="pre", arm="*", p=p, index=i))
+    for i, p in enumerate([0.6, 0.7]):
+        evs.append(ev.Sample(seq=seq + 4 + i, t=106.0, phase="epoch", arm="targeted", p=p, index=i, epoch=1))
+    evs.append(ev.RunEnd(seq=seq + 6, t=107.0, status=status))
+    return evs
+
+
+def test_reducer_folds_series_epochs_and_status():
+    s = RunState().apply_all(_run())
+    assert s.status == "finished" and s.step == 3 and list(s.steps) == [0, 1, 2, 3]
+    assert list(s.arms["targeted"].losses) == [4.0, 3.5, 3.0, 2.5]
+    assert s.epoch_starts == [0, 2]
+    assert s.total_steps == 4
+    assert s.arm_time("full") == 4.0 and s.arm_time("targeted") == 3.0
+    assert s.saving("targeted") == pytest.approx(0.25)
+    assert s.tokens_per_s("full") == pytest.approx(32 / 1.0)
+    assert s.elapsed == 7.0
+
+
+def test_p_and_delta_p_with_interval():
+    s = RunState().apply_all(_run())
+    mean, lo, hi = s.p_pre()
+    assert mean == pytest.approx(0.45) and lo < 0.45 < hi
+    assert s.delta_p("targeted") == pytest.approx(0.2)
+    assert math.isnan(s.delta_p("full"))
+
+
+def test_rows_and_summary():
+    s = RunState().apply_all(_run())
+    rows = {r["arm"]: r for r in arm_rows(s)}
+    assert rows["full"]["loss_first"] == 3.5 and rows["full"]["loss_last"] == 1.5
+    assert rows["full"]["loss_var"] == pytest.approx(1.0)  # Var of L_k = (3.5, 1.5)
+    assert rows["targeted"]["r"] == pytest.approx(0.25) and rows["targeted"]["trainable_pct"] == 10.0
+    summary = summarize(s, {"state_bytes": {"full": 8}})
+    assert summary["r"]["targeted"] == pytest.approx(0.25)
+    assert summary["arms"]["full"]["state_bytes"] == 8
+    assert summary["arms"]["targeted"]["p_post"] == pytest.approx(0.65)
+
+
+@pytest.mark.parametrize("status, words", [("finished", "finished"), ("stopped", "stopped"), ("failed", "failed")])
+def test_report_says_how_the_run_ended(status, words):
+    text = markdown_report(RunState().apply_all(_run(status)))
+    assert words in text
+    assert "| targeted | 10.00 % | 3.750 → 2.750 |" in text
+    assert "25.0 %" in text
+
+
+def test_report_of_a_run_that_never_ended():
+    text = markdown_report(RunState().apply_all(_run()[:-1]))
+    assert "did not finish" in text
+
+
+def test_malformed_events_are_skipped_not_raised():
+    s = RunState()
+    s.apply_all(_run()[:2])
+    s.apply(ev.Step(seq=9, t=1.0, step=5, epoch=0, arms={"full": "oops"}))
+    s.apply(ev.RunStart(seq=10, t=1.0, arms=[{"no_name": 1}]))
+    assert s.n_skipped == 2 and any("malformed" in m.message for m in s.messages)
+
+
+def test_nan_losses_fold_as_nan():
+    s = RunState().apply_all(_run()[:2])
+    s.apply(ev.Step(seq=2, t=1.0, step=0, epoch=0, arms={"full": {"loss": None, "dt": 0.1, "lr": 0.1}}))
+    assert math.isnan(s.arms["full"].losses[0]) and math.isnan(s.arms["targeted"].losses[0])
