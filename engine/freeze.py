@@ -1,0 +1,189 @@
+"""Resolve a freeze spec against a model layout into a Plan: which parameters train when.
+
+Semantics (DESIGN.md, "Freeze spec"): the first rule sets the start (``+`` from all
+frozen, ``-`` from all trainable); rules apply left to right; a rule with ``@step N``
+/ ``@epoch N`` applies once the trainer's 0-based counter reaches N (gradual
+unfreezing). A tied embed/head parameter is tracked as two "units" (its embed side
+and its head side) so that a plan training one side and freezing the other is caught
+instead of silently doing one of the two. Pure: no torch except ``apply_trainable``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from engine.errors import SpecError
+from engine.roles import ATTN_ROLES, ModelLayout, ParamInfo
+from engine.spec import Rule, parse_spec
+
+__all__ = ["ScheduledChange", "Plan", "resolve_plan", "apply_trainable", "matches_role"]
+
+Unit = tuple[str, str]  # (parameter name, role)
+
+
+@dataclass(frozen=True)
+class ScheduledChange:
+    """A delayed rule; ``trainable`` is the whole trainable set once it (and the
+    delayed rules written before it) have fired."""
+
+    at: str
+    n: int
+    rule: str
+    sign: str
+    touched: frozenset[str]
+    trainable: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an arm trains: ``initial`` at step 0 and the scheduled ``changes``.
+
+    ``n_trainable``/``n_total`` count scalar parameters at step 0.
+    """
+
+    arm: str
+    spec: str
+    initial: frozenset[str]
+    changes: tuple[ScheduledChange, ...]
+    n_trainable: int
+    n_total: int
+
+    def trainable_at(self, step: int, epoch: int = 0) -> frozenset[str]:
+        """The trainable set at a (0-based) step and epoch: initial plus the fired changes."""
+        names = set(self.initial)
+        for change in self.changes:
+            if (step if change.at == "step" else epoch) >= change.n:
+                names = names | change.touched if change.sign == "+" else names - change.touched
+        return frozenset(names)
+
+    @property
+    def pct(self) -> float:
+        return 100.0 * self.n_trainable / self.n_total if self.n_total else 0.0
+
+    @property
+    def ever_trainable(self) -> frozenset[str]:
+        """Everything trainable at some point (for "later" cells of the plan grid)."""
+        return self.initial.union(*(c.trainable for c in self.changes))
+
+
+def resolve_plan(arm: str, spec_text: str, layout: ModelLayout) -> Plan:
+    """Resolve ``spec_text`` for arm ``arm``; SpecError names the failing rule."""
+    rules = parse_spec(spec_text).expand(layout.n_blocks)
+    matched = [(rule, _match(rule, layout, spec_text, arm)) for rule in rules]
+    state = {u: rules[0].sign == "-" for u in _units(layout)}
+    last: dict[str, Rule] = {}
+    for rule, units in matched:
+        if rule.schedule is None:
+            _apply(state, units, rule, last)
+    initial = _trainable(state, layout, spec_text, arm, last)
+    changes = tuple(_change(state, rule, units, layout, spec_text, arm, last)
+                    for rule, units in matched if rule.schedule is not None)
+    if not initial and not any(c.trainable for c in changes):
+        raise SpecError(f"bad spec {spec_text!r} for arm {arm!r}: it trains nothing, now or later "
+                        "(a plan needs at least one trainable parameter; start with + to pick what trains)")
+    return Plan(arm, spec_text, initial, changes, layout.numel(initial), layout.n_total)
+
+
+def _units(layout: ModelLayout) -> list[Unit]:
+    return [(p.name, role) for p in layout.params for role in sorted(p.roles)]
+
+
+def _apply(state: dict[Unit, bool], units: list[Unit], rule: Rule, last: dict[str, Rule]) -> None:
+    for unit in units:
+        state[unit] = rule.trains
+        last[unit[0]] = rule
+
+
+def _change(state, rule: Rule, units: list[Unit], layout, spec_text: str, arm: str, last) -> ScheduledChange:
+    _apply(state, units, rule, last)
+    trainable = _trainable(state, layout, spec_text, arm, last)
+    touched = frozenset(name for name, _ in units)
+    return ScheduledChange(rule.schedule.at, rule.schedule.n, rule.text, rule.sign, touched, trainable)
+
+
+def _trainable(state: dict[Unit, bool], layout: ModelLayout, spec_text: str, arm: str, last) -> frozenset[str]:
+    """Names whose units are all trainable; a tied parameter split both ways is an error."""
+    names = set()
+    for p in layout.params:
+        sides = {state[(p.name, role)] for role in p.roles}
+        if len(sides) > 1:
+            raise _tie_error(p, state, spec_text, arm, last[p.name])
+        if sides == {True}:
+            names.add(p.name)
+    return frozenset(names)
+
+
+def _tie_error(p: ParamInfo, state, spec_text: str, arm: str, rule: Rule) -> SpecError:
+    on = [r for r in sorted(p.roles) if state[(p.name, r)]]
+    off = [r for r in sorted(p.roles) if not state[(p.name, r)]]
+    alias = p.aliases[0] if p.aliases else "the output layer"
+    return SpecError(
+        f"bad spec {spec_text!r} for arm {arm!r}: {rule.describe()} leaves {'/'.join(on)} trainable and "
+        f"{'/'.join(off)} frozen, but in this model they are one tied tensor ({p.name} = {alias}); "
+        f"train or freeze both, e.g. +embed,+head or -embed,-head")
+
+
+def _match(rule: Rule, layout: ModelLayout, spec_text: str, arm: str) -> list[Unit]:
+    """The units a rule touches; a rule that touches nothing is an error."""
+    fail = _failer(rule, spec_text, arm)
+    if rule.regex is not None:
+        pattern = re.compile(rule.regex)
+        hits = [p for p in layout.params if any(pattern.search(n) for n in (p.name, *p.aliases))]
+        return [(p.name, r) for p in hits for r in sorted(p.roles)] or fail(
+            f"the regex matches no parameter name (names look like {layout.params[len(layout.params) // 2].name})")
+    if layout.problem:
+        fail(layout.problem)
+    blocks = _blocks(rule, layout, fail)
+    units = [(p.name, r) for p in layout.params for r in sorted(p.roles)
+             if matches_role(rule.role, r, p) and (blocks is None or p.block in blocks)]
+    return units or fail(_nothing_message(rule, layout))
+
+
+def _failer(rule: Rule, spec_text: str, arm: str):
+    def fail(what: str):
+        raise SpecError(f"bad spec {spec_text!r} for arm {arm!r}: {rule.describe()}: {what}")
+    return fail
+
+
+def _blocks(rule: Rule, layout: ModelLayout, fail) -> frozenset[int] | None:
+    if rule.blocks is None:
+        return None
+    if rule.role in ("embed", "pos", "head", "final_norm"):
+        fail(f"{rule.role} is not inside the blocks; drop the [{rule.blocks.text}]")
+    n = layout.n_blocks
+    if rule.blocks.out_of_range(n):
+        fail(f"block index out of range: the model has {n} blocks: 0..{n - 1}")
+    return frozenset(rule.blocks.select(n))
+
+
+def matches_role(wanted: str, role: str, p: ParamInfo) -> bool:
+    """Whether a spec role covers a parameter's role (attn.qkv covers q, k and v too)."""
+    if wanted == "all":
+        return True
+    if wanted == "block":
+        return p.block is not None
+    if wanted == "attn":
+        return role == "attn" or role in ATTN_ROLES
+    if wanted == "attn.qkv":
+        return role in ("attn.qkv", "attn.q", "attn.k", "attn.v")
+    return role == wanted
+
+
+def _nothing_message(rule: Rule, layout: ModelLayout) -> str:
+    if rule.role in ("attn.q", "attn.k", "attn.v") and layout.fused_qkv:
+        fused = next(p.name for p in layout.params if "attn.qkv" in p.roles)
+        return (f"in this model q, k and v are one fused tensor ({fused}), so {rule.role} alone "
+                "cannot be frozen or trained; use attn.qkv")
+    where = f" in blocks [{rule.blocks.text}]" if rule.blocks else ""
+    return f"matches no parameter: this model has no {rule.role} parameters{where}"
+
+
+def apply_trainable(model, names) -> None:
+    """Set requires_grad on every parameter of ``model``: True exactly for ``names``."""
+    names = set(names)
+    known = {n for n, _ in model.named_parameters()}
+    if names - known:
+        raise ValueError(f"unknown parameter names: {sorted(names - known)[:5]}")
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in names)

@@ -1,0 +1,106 @@
+"""Plans as JSON-able data: per-arm counts, FLOP-model cost and a block x role grid.
+
+``describe_plans`` is what ``freeze-tui plan`` prints (via ``engine.plan_grid``);
+``arm_record`` is what the trainer writes into ``run_start.arms``. No torch at
+import: the model is only read (as a config, on the meta device) inside
+``describe_plans``.
+
+Grid format (plain JSON)::
+
+    {"blocks": L,
+     "roles": ["attn.q", "attn.k", "attn.v", "attn.o", "mlp", "norm"],   # or attn.qkv if fused
+     "cells": [[cell per role] for each block 0..L-1],
+     "other": {"embed": cell, "pos": cell, "head": cell, "final_norm": cell},
+     "tied": ["embed", "head"]}                                           # [] if untied
+
+cell: "train" (all its parameters train at step 0), "partial" (some do),
+"later" (none at step 0, some after a scheduled rule), "frozen", "absent" (no such
+parameters in this model).
+"""
+
+from __future__ import annotations
+
+from engine.errors import FreezeTuiError
+from engine.flops import flop_ratio
+from engine.freeze import Plan, resolve_plan
+from engine.roles import ModelLayout, ParamInfo
+from engine.spec import DEFAULT_ARMS
+
+__all__ = ["plan_grid", "arm_record", "describe_layout", "describe_plans", "grid_columns"]
+
+OUTER_ROLES = ("embed", "pos", "head", "final_norm")
+
+
+def grid_columns(layout: ModelLayout) -> list[str]:
+    attn = ["attn.qkv"] if layout.fused_qkv else ["attn.q", "attn.k", "attn.v"]
+    return attn + ["attn.o", "mlp", "norm"]
+
+
+def plan_grid(plan: Plan, layout: ModelLayout) -> dict:
+    """The block x role grid of a plan (format in the module docstring)."""
+    columns = grid_columns(layout)
+    groups: dict[tuple, list[str]] = {}
+    for p in layout.params:
+        for key in _cell_keys(p):
+            groups.setdefault(key, []).append(p.name)
+    ever = plan.ever_trainable
+
+    def cell(key) -> str:
+        return _cell_state(groups.get(key, ()), plan.initial, ever)
+
+    return {
+        "blocks": layout.n_blocks,
+        "roles": columns,
+        "cells": [[cell((b, r)) for r in columns] for b in range(layout.n_blocks)],
+        "other": {r: cell((None, r)) for r in OUTER_ROLES},
+        "tied": sorted(next((p.roles for p in layout.params if p.tied), ())),
+    }
+
+
+def _cell_keys(p: ParamInfo) -> list[tuple]:
+    return [(p.block, role) for role in p.roles]
+
+
+def _cell_state(names, initial: frozenset[str], ever: frozenset[str]) -> str:
+    if not names:
+        return "absent"
+    now = sum(n in initial for n in names)
+    if now == len(names):
+        return "train"
+    if now:
+        return "partial"
+    return "later" if any(n in ever for n in names) else "frozen"
+
+
+def arm_record(plan: Plan, layout: ModelLayout) -> dict:
+    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid."""
+    ratio = flop_ratio(layout, plan.initial)
+    return {"name": plan.arm, "spec": plan.spec, "trainable": plan.n_trainable, "total": plan.n_total,
+            "flop_ratio": round(ratio, 4), "r_pred": round(1.0 - ratio, 4), "grid": plan_grid(plan, layout)}
+
+
+def describe_layout(name: str, arch: str, layout: ModelLayout, arms) -> dict:
+    """describe_plans for a layout already in hand (pure)."""
+    arms = list(arms) or list(DEFAULT_ARMS)
+    names = [arm for arm, _ in arms]
+    if len(set(names)) != len(names):
+        raise FreezeTuiError(f"arm names must be unique, got: {', '.join(names)}")
+    model = {"name": name, "arch": arch, "n_params": layout.n_total, "n_blocks": layout.n_blocks,
+             "fused_qkv": layout.fused_qkv, "tied": any(p.tied for p in layout.params)}
+    return {"model": model, "arms": [_describe_arm(resolve_plan(arm, spec, layout), layout) for arm, spec in arms]}
+
+
+def _describe_arm(plan: Plan, layout: ModelLayout) -> dict:
+    record = arm_record(plan, layout)
+    schedule = [{"at": c.at, "n": c.n, "rule": c.rule, "trainable": layout.numel(c.trainable)}
+                for c in plan.changes]
+    return {**record, "pct": round(plan.pct, 2), "schedule": schedule}
+
+
+def describe_plans(model_name: str | None, arms, *, trust_remote_code: bool = False) -> dict:
+    """Model info plus, per arm: name, spec, trainable, total, pct, flop_ratio, r_pred,
+    schedule and grid. ``model_name`` None is the embedded demo. Raises FreezeTuiError."""
+    from engine.models import load_layout
+
+    name, arch, layout = load_layout(model_name, trust_remote_code=trust_remote_code)
+    return describe_layout(name, arch, layout, arms)
