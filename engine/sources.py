@@ -1,0 +1,179 @@
+"""Where events come from: the one protocol the app reads, and the replay and watch sources. No torch.
+
+Live, replay and watch differ only in their source (DESIGN.md, "Data flow"); the live
+engine provides its own object with the same protocol (a bounded coalescing channel).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from engine.events import Event, RunEnd
+from engine.runlog import LogFollower, read_events
+
+BATCH_CAP = 5000  # events per batch: bounds the UI thread's work per message
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    mode: str  # "live" | "replay" | "watch"
+    done: bool  # no more events will come
+    paused: bool
+
+    def get_batch(self, timeout: float) -> list[Event]:
+        """Wait up to `timeout` seconds for events; return all available (at most BATCH_CAP)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def stop(self) -> None:
+        """live: stop the run at the next step boundary; replay/watch: stop reading."""
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last event arrived."""
+
+
+class _Pausable:
+    """Pause bookkeeping shared by the file sources; `_running` wakes a sleeper on resume/stop."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.paused = False
+        self._running = threading.Event()
+        self._running.set()
+        self._last_arrival = time.monotonic()
+
+    def pause(self) -> None:
+        self.paused = True
+        self._running.clear()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._running.set()
+
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self._last_arrival
+
+    def _arrived(self, events: list[Event]) -> list[Event]:
+        if events:
+            self._last_arrival = time.monotonic()
+            if any(isinstance(e, RunEnd) for e in events):
+                self.done = True
+        return events
+
+
+class ReplaySource(_Pausable):
+    """Plays a saved log with its original timing divided by `speed` (None: as fast as possible)."""
+
+    mode = "replay"
+
+    def __init__(self, path: str | Path, speed: float | None = None) -> None:
+        super().__init__()
+        if speed is not None and not speed > 0:
+            raise ValueError("speed must be positive or None (max)")
+        self.speed = speed
+        self._events: Iterator[Event] = read_events(path)
+        # Read the header and the next event now: a bad log fails before the app starts.
+        self._ahead: list[Event] = list(itertools.islice(self._events, 2))
+        self._t0 = self._ahead[0].t
+        self._clock_start = time.monotonic()  # wall time that maps to log time t0
+        self._paused_at: float | None = None
+
+    def pause(self) -> None:
+        if not self.paused:
+            self._paused_at = time.monotonic()
+        super().pause()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._clock_start += time.monotonic() - self._paused_at  # the paused time does not count
+            self._paused_at = None
+        super().resume()
+
+    def stop(self) -> None:
+        self.done = True
+        self._running.set()
+
+    def _peek(self) -> Event | None:
+        if not self._ahead:
+            self._ahead.extend(itertools.islice(self._events, 1))
+        return self._ahead[0] if self._ahead else None
+
+    def _due_in(self, event: Event) -> float:
+        """Seconds of wall time until `event` should be played (<= 0: now)."""
+        if self.speed is None:
+            return 0.0
+        return self._clock_start + (event.t - self._t0) / self.speed - time.monotonic()
+
+    def get_batch(self, timeout: float) -> list[Event]:
+        deadline = time.monotonic() + timeout
+        while not self.done:
+            if self.paused:
+                self._running.wait(max(0.0, deadline - time.monotonic()))
+                if self.paused or time.monotonic() >= deadline:
+                    return []
+                continue
+            batch = self._take_due()
+            if batch:
+                return self._arrived(batch)
+            nxt = self._peek()
+            if nxt is None:
+                self.done = True  # the file ended (a log without run_end ends here too)
+                return []
+            wait = min(self._due_in(nxt), deadline - time.monotonic())
+            if wait <= 0 and time.monotonic() >= deadline:
+                return []
+            time.sleep(max(0.0, wait))
+        return []
+
+    def _take_due(self) -> list[Event]:
+        batch: list[Event] = []
+        while len(batch) < BATCH_CAP:
+            nxt = self._peek()
+            if nxt is None or self._due_in(nxt) > 0:
+                break
+            batch.append(self._ahead.pop(0))
+        return batch
+
+
+class WatchSource(_Pausable):
+    """Follows a log another process is still writing (tail -f); done at run_end."""
+
+    mode = "watch"
+
+    def __init__(self, path: str | Path, poll_interval: float = 0.2) -> None:
+        super().__init__()
+        self.poll_interval = poll_interval
+        self._follower = LogFollower(path)
+        # Check the header now if it is there: a file that is not a run log fails before the app starts.
+        self._ahead: list[Event] = self._follower.poll(max_lines=1)
+        self.started = bool(self._ahead)  # False until the header arrived: "waiting for data"
+
+    def stop(self) -> None:
+        self.done = True
+        self._running.set()
+
+    def get_batch(self, timeout: float) -> list[Event]:
+        deadline = time.monotonic() + timeout
+        while not self.done:
+            if self.paused:
+                self._running.wait(max(0.0, deadline - time.monotonic()))
+                return []
+            batch, self._ahead = self._ahead + self._follower.poll(BATCH_CAP), []
+            if batch:
+                self.started = True
+                return self._arrived(batch)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            time.sleep(min(self.poll_interval, left))
+        return []
+
+    def close(self) -> None:
+        self._follower.close()
