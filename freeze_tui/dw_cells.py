@@ -1,0 +1,116 @@
+"""The ΔW table as plain data: one row per (block, matrix), a column group per arm. Pure.
+
+A frozen matrix must read "frozen", not 0.000: a cell is frozen when its change is
+exactly 0.0 and either the arm's plan grid says the matrix is not trained, or it has
+been 0.0 in every dw event kept (plans without a grid, gradual unfreezing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from engine.state import RunState
+from freeze_tui import fmt
+from freeze_tui.colors import FROZEN_STYLE, heat_style
+from freeze_tui.safe_text import clean
+from freeze_tui.series import sparkline
+
+TREND_WIDTH = 10
+ROLE_ORDER = {"q": 0, "k": 1, "v": 2, "o": 3}
+_BLOCK = re.compile(r"\.(\d+)\.")
+# Grid cells (engine/plan_view.py): "train", "frozen", "partial", "later", "absent". Only the first
+# two say for sure whether a matrix moves now; the others fall back to the dw history.
+_TRUE = {"train", "trainable", True}
+_FALSE = {"frozen", False}
+
+
+def parse_matrix(name: str) -> tuple[int, str]:
+    """'h.6.attn.q' -> (6, 'q'); names without a block number sort first as block -1."""
+    found = _BLOCK.search(f".{name}.")
+    return (int(found.group(1)) if found else -1), name.rsplit(".", 1)[-1]
+
+
+def _cell_trains(cell) -> bool | None:
+    if isinstance(cell, dict):
+        cell = cell.get("state")
+    if isinstance(cell, (str, bool)):
+        return True if cell in _TRUE else False if cell in _FALSE else None
+    return None
+
+
+def grid_trains(grid: dict, block: int, role: str) -> bool | None:
+    """Whether an arm's plan grid says matrix `role` of `block` is trained; None when it cannot tell."""
+    try:
+        roles, row = grid["roles"], grid["cells"][block]
+    except (KeyError, IndexError, TypeError):
+        return None
+    for candidate in (f"attn.{role}", "attn.qkv" if role in ("q", "k", "v") else None, "attn", role):
+        if candidate in roles and roles.index(candidate) < len(row):
+            return _cell_trains(row[roles.index(candidate)])
+    return None
+
+
+def is_frozen(value, history: list[float], grid_says: bool | None) -> bool:
+    if value != 0.0:
+        return False
+    return grid_says is False or (bool(history) and all(v == 0.0 for v in history))
+
+
+@dataclass(frozen=True)
+class DWTable:
+    columns: list[str]
+    rows: list[list[Text]]
+
+
+def _history(state: RunState, arm: str, matrix: str) -> list[float]:
+    return [float(norms[arm].get(matrix, 0.0)) for _, norms in state.dw_history
+            if arm in norms and isinstance(norms[arm].get(matrix, 0.0), (int, float))]
+
+
+def _matrices(state: RunState) -> list[str]:
+    names = {m for arm in state.arms.values() for m in arm.dw}
+    def order(m: str) -> tuple:
+        block, role = parse_matrix(m)
+        return block, ROLE_ORDER.get(role, len(ROLE_ORDER)), m
+
+    return sorted(names, key=order)
+
+
+def _scale(state: RunState) -> tuple[float, float]:
+    values = [v for arm in state.arms.values() for v in arm.dw.values() if isinstance(v, (int, float)) and v > 0]
+    return (min(values), max(values)) if values else (0.0, 0.0)
+
+
+def arm_cells(state: RunState, arm: str, matrix: str, scale: tuple[float, float]) -> list[Text]:
+    """‖ΔW‖, drift and trend cells of one arm for one matrix."""
+    a = state.arms[arm]
+    value = a.dw.get(matrix)
+    history = _history(state, arm, matrix)
+    block, role = parse_matrix(matrix)
+    if value is None:
+        return [Text(fmt.DASH, style="dim"), Text(""), Text("")]
+    if is_frozen(value, history, grid_trains(a.grid, block, role)):
+        return [Text("frozen", style=FROZEN_STYLE), Text("0", style="dim"), Text("·" * TREND_WIDTH, style="dim")]
+    style = heat_style(value, *scale) if isinstance(value, (int, float)) else ""
+    drift = a.drift.get(matrix)
+    return [Text(fmt.norm(value), style=style), Text(fmt.norm(drift), style="dim" if drift is None else ""),
+            Text(sparkline(history, TREND_WIDTH), style=style)]
+
+
+def dw_table(state: RunState) -> DWTable:
+    columns = ["blk", "W"]
+    for name in state.arms:
+        short = clean(name, one_line=True, max_len=12)
+        columns += [f"{short} ‖ΔW‖", "drift", "trend"]
+    scale = _scale(state)
+    rows = []
+    for matrix in _matrices(state):
+        block, role = parse_matrix(matrix)
+        row = [Text(str(block) if block >= 0 else "", justify="right"), Text(clean(role, one_line=True, max_len=8))]
+        for name in state.arms:
+            row += arm_cells(state, name, matrix, scale)
+        rows.append(row)
+    return DWTable(columns, rows)
