@@ -1,0 +1,114 @@
+"""The FLOP model on a GPT-2-small-shaped layout built from names and shapes (no torch)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from engine.flops import flop_ratio, predicted_saving, step_flops
+from engine.freeze import resolve_plan
+from engine.roles import RawParam, arch_info, classify
+
+L, D, V, P = 12, 768, 50257, 1024
+
+
+def gpt2_layout(n_layer=L, d=D, vocab=V, tied=True, n_head=12):
+    """The parameter list of GPT2LMHeadModel (Conv1D weights are (in, out))."""
+    head = [] if tied else [RawParam("lm_head.weight", (vocab, d), "Linear")]
+    raw = [RawParam("transformer.wte.weight", (vocab, d), "Embedding", ("lm_head.weight",) if tied else ()),
+           RawParam("transformer.wpe.weight", (P, d), "Embedding")]
+    for i in range(n_layer):
+        h = f"transformer.h.{i}."
+        for name, shape, kind in [("ln_1", (d,), "LayerNorm"), ("attn.c_attn", (d, 3 * d), "Conv1D"),
+                                  ("attn.c_proj", (d, d), "Conv1D"), ("ln_2", (d,), "LayerNorm"),
+                                  ("mlp.c_fc", (d, 4 * d), "Conv1D"), ("mlp.c_proj", (4 * d, d), "Conv1D")]:
+            raw += [RawParam(h + name + ".weight", shape, kind), RawParam(h + name + ".bias", (shape[-1],), kind)]
+    raw += [RawParam("transformer.ln_f.weight", (d,), "LayerNorm"), RawParam("transformer.ln_f.bias", (d,), "LayerNorm")]
+    raw += head
+    config = SimpleNamespace(model_type="gpt2", n_layer=n_layer, n_head=n_head, n_embd=d)
+    return classify(raw, arch_info(config), frozenset({"transformer.wte.weight"}), frozenset({"lm_head.weight"}))
+
+
+@pytest.fixture(scope="module")
+def layout():
+    return gpt2_layout()
+
+
+def saving(layout, spec: str, **kw) -> float:
+    return predicted_saving(layout, resolve_plan("arm", spec, layout).initial, **kw)
+
+
+def by_hand(above_blocks: float, trained_per_block: int, n_trained_blocks: int) -> float:
+    """The docstring's formula for plans that train only attention of the top blocks."""
+    block, head = 12 * D * D, V * D
+    n = L * block + head
+    above = above_blocks * block + head
+    cost = 2 * n + 2 * above + 2 * trained_per_block * n_trained_blocks
+    return 1 - cost / (6 * n)
+
+
+def test_full_costs_six_n_and_saves_nothing(layout):
+    flops = step_flops(layout, set(layout.names))
+    n = L * 12 * D * D + V * D
+    assert flops.forward == 2 * n and flops.backward_input == 2 * n and flops.backward_weight == 2 * n
+    assert flop_ratio(layout, set(layout.names)) == 1.0
+    assert saving(layout, "full") == 0.0
+
+
+def test_targeted_matches_the_formula(layout):
+    # lowest trainable: block 6's c_attn; above it: block 6's c_proj + MLP (9 d^2), blocks 7-11, head
+    expected = by_hand(above_blocks=5 + 9 / 12, trained_per_block=3 * D * D, n_trained_blocks=6)
+    assert saving(layout, "targeted") == pytest.approx(expected, rel=1e-12)
+    assert 0.40 < expected < 0.45  # the LM head (31% of the matmul weights) always needs its input grads
+
+
+def test_attn_top_2_matches_the_formula(layout):
+    expected = by_hand(above_blocks=1 + 9 / 12, trained_per_block=4 * D * D, n_trained_blocks=2)
+    assert saving(layout, "attn-top:2") == pytest.approx(expected, rel=1e-12)
+    assert saving(layout, "attn-top:2") == pytest.approx(0.516, abs=0.001)
+
+
+def test_reverse_saves_little(layout):
+    assert 0.02 < saving(layout, "reverse") < 0.06
+
+
+def test_training_lower_costs_more(layout):
+    savings = [saving(layout, f"+attn[{b}]") for b in range(L)]
+    assert savings == sorted(savings)
+
+
+def test_head_only_needs_no_input_gradients():
+    untied = gpt2_layout(tied=False)
+    flops = step_flops(untied, {"lm_head.weight"})
+    assert flops.backward_input == 0 and flops.backward_weight == 2 * V * D
+
+
+def test_tied_head_counts_in_the_forward_like_an_untied_one():
+    tied, untied = gpt2_layout(tied=True), gpt2_layout(tied=False)
+    assert step_flops(tied, set()).forward == step_flops(untied, set()).forward
+
+
+def test_training_the_tied_embedding_needs_gradients_everywhere(layout):
+    flops = step_flops(layout, {"transformer.wte.weight"})
+    full = step_flops(layout, set(layout.names))
+    assert flops.backward_input == full.backward_input
+    assert flops.backward_weight == 2 * V * D
+
+
+def test_nothing_trainable_is_a_third(layout):
+    assert flop_ratio(layout, set()) == pytest.approx(1 / 3)
+
+
+def test_attention_scores_add_cost_in_proportion_to_block_size(layout):
+    base = step_flops(layout, set(layout.names)).attention
+    assert base == 0
+    full = step_flops(layout, set(layout.names), seq_len=1024)
+    assert full.attention == pytest.approx(3 * 2 * 1024 * D * L)
+    assert step_flops(layout, set(layout.names), seq_len=2048).attention == 2 * full.attention
+    assert flop_ratio(layout, set(layout.names), seq_len=1024) == 1.0
+    assert 0.35 < saving(layout, "targeted", seq_len=1024) < saving(layout, "targeted")
+
+
+def test_biases_and_norms_cost_nothing_but_move_the_lowest_point(layout):
+    only_bias = step_flops(layout, {"transformer.h.0.ln_1.bias"})
+    assert only_bias.backward_weight == 0
+    assert only_bias.backward_input == step_flops(layout, set(layout.names)).backward_input
