@@ -1,0 +1,58 @@
+"""Plan grid drawing and the torch-free boundary of the plan modules."""
+
+import subprocess
+import sys
+
+from rich.console import Console
+
+from engine.freeze import resolve_plan
+from engine.plan_grid import render_grid, render_plans
+from engine.plan_view import describe_layout, plan_grid
+from tests.layouts import gpt2_layout
+
+
+def plain(renderable, width=100) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_grid_of_targeted_on_gpt2_small():
+    layout = gpt2_layout()
+    grid = plan_grid(resolve_plan("t", "targeted,+mlp[-1:]@epoch 1,+re:h\\.0\\.attn\\.c_attn\\.weight", layout), layout)
+    assert grid["blocks"] == 12 and grid["roles"] == ["attn.qkv", "attn.o", "mlp", "norm"]
+    assert [row[0] for row in grid["cells"]] == ["partial"] + ["frozen"] * 5 + ["train"] * 6
+    assert grid["cells"][11][2] == "later" and grid["tied"] == ["embed", "head"]
+    lines = plain(render_grid(grid)).splitlines()
+    assert lines[0].split() == ["0", "5", "10"]
+    assert lines[1] == "attn.qkv  ◐·····■■■■■■"
+    assert lines[3] == "mlp       ···········◷"
+    assert lines[5].startswith("embed ·  pos ·  head ·  final_norm ·  (embed = head: one tied tensor)")
+    assert lines[6] == "■ train  · frozen  ◐ partial  ◷ later"
+
+
+def test_small_grids_number_every_block_and_skip_absent_roles():
+    grid = {"blocks": 3, "roles": ["attn.q", "mlp"], "cells": [["train", "absent"]] * 3,
+            "other": {"embed": "train", "pos": "absent", "head": "frozen", "final_norm": "frozen"}}
+    lines = plain(render_grid(grid)).splitlines()
+    assert lines[0].strip() == "012" and lines[1] == "attn.q  ■■■" and lines[2].rstrip() == "mlp"
+    assert lines[3] == "embed ■  head ·  final_norm ·"
+
+
+def test_unknown_cells_do_not_crash():
+    grid = {"blocks": 1, "roles": ["mlp"], "cells": [[True]], "other": {}}
+    assert "?" in plain(render_grid(grid))
+
+
+def test_render_plans_table():
+    desc = describe_layout("gpt2-small", "gpt2", gpt2_layout(), [("full", "full"), ("t", "targeted")])
+    text = plain(render_plans(desc), width=120)
+    assert "model gpt2-small (gpt2): 124,439,808 parameters, 12 blocks" in text
+    assert "10,630,656 / 124,439,808" in text and "42%" in text
+
+
+def test_plan_modules_do_not_import_torch():
+    code = ("import sys, engine.spec, engine.roles, engine.freeze, engine.flops, engine.plan_grid, "
+            "engine.plan_view, engine.models; assert 'torch' not in sys.modules "
+            "and 'transformers' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
