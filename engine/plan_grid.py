@@ -90,10 +90,10 @@ def render_plans(desc: dict) -> RenderableType:
 
 def _arms_table(arms: list[dict]) -> Table:
     table = Table(box=None, pad_edge=False)
-    for title in ("arm", "spec", "trainable", "%", "FLOP ratio", "r_pred", "schedule"):
-        table.add_column(title, justify="right" if title in ("trainable", "%", "FLOP ratio", "r_pred") else "left")
+    for title in ("arm", "spec", "trains", "FLOP ratio", "r_pred", "schedule"):
+        table.add_column(title, justify="right" if title in ("trains", "FLOP ratio", "r_pred") else "left")
     for arm in arms:
-        schedule = "; ".join(f"{c['rule']} -> {c['trainable']:,}" for c in arm.get("schedule", ())) or "-"
-        table.add_row(Text(arm["name"]), Text(arm["spec"]), f"{arm['trainable']:,} / {arm['total']:,}",
-                      f"{arm['pct']:.1f}", f"{arm['flop_ratio']:.2f}", f"{arm['r_pred']:.0%}", Text(schedule))
+        schedule = "; ".join(f"{c['rule']} → {c['trainable']:,}" for c in arm.get("schedule", ())) or "-"
+        table.add_row(Text(arm["name"]), Text(arm["spec"]), f"{arm['trainable']:,} ({arm['pct']:.1f}%)",
+                      f"{arm['flop_ratio']:.2f}", f"{arm['r_pred']:.0%}", Text(schedule))
     return table

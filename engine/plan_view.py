@@ -23,10 +23,12 @@ from __future__ import annotations
 from engine.errors import FreezeTuiError
 from engine.flops import flop_ratio
 from engine.freeze import Plan, resolve_plan
+from engine.plan_grid import render_grid, render_plans  # re-exported for the CLI and the app
 from engine.roles import ModelLayout, ParamInfo
 from engine.spec import DEFAULT_ARMS
 
-__all__ = ["plan_grid", "arm_record", "describe_layout", "describe_plans", "grid_columns"]
+__all__ = ["plan_grid", "arm_record", "describe_layout", "describe_plans", "grid_columns",
+           "render_grid", "render_plans"]
 
 OUTER_ROLES = ("embed", "pos", "head", "final_norm")
 
