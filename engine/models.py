@@ -85,7 +85,9 @@ def load_layout(name_or_path: str | None, *, trust_remote_code: bool = False) ->
 def resolve_source(name_or_path: str | None, *, trust_remote_code: bool = False) -> _Source:
     """Find the model's config locally (or, if allowed, online) and check it is a causal LM."""
     if name_or_path is None:
-        return _source_from_dir("demo", _demo_dir(), trust_remote_code)
+        from engine.demo import DEMO_NAME
+
+        return _source_from_dir(DEMO_NAME, _demo_dir(), trust_remote_code)
     path = Path(name_or_path).expanduser()
     if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         return _source_from_dir(name_or_path, path, trust_remote_code)
@@ -93,11 +95,8 @@ def resolve_source(name_or_path: str | None, *, trust_remote_code: bool = False)
 
 
 def _demo_dir() -> Path:
-    try:
-        from engine.demo import DEMO_MODEL_DIR
-    except ImportError:
-        raise FreezeTuiError("the embedded demo model is missing from this installation; "
-                             "reinstall freeze-tui or pass --model NAME|PATH") from None
+    from engine.demo import DEMO_MODEL_DIR
+
     if not (Path(DEMO_MODEL_DIR) / "config.json").is_file():
         raise FreezeTuiError(f"the embedded demo model is missing ({DEMO_MODEL_DIR}); "
                              "reinstall freeze-tui or pass --model NAME|PATH")

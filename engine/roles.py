@@ -21,8 +21,8 @@ The only per-architecture knowledge is how a fused QKV tensor orders its rows
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = [
     "RawParam", "ArchInfo", "ParamInfo", "ModelLayout", "ParamSplit",
@@ -110,10 +110,10 @@ class ModelLayout:
     params: tuple[ParamInfo, ...]
     n_blocks: int
     problem: str | None = None
-    _index: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._index.update({p.name: p for p in self.params})
+    @cached_property
+    def _index(self) -> dict[str, ParamInfo]:
+        return {p.name: p for p in self.params}
 
     def param(self, name: str) -> ParamInfo:
         return self._index[name]

@@ -37,7 +37,7 @@ DEFAULT_ARMS = (("full", "full"), ("targeted", "targeted"))
 UNITS = ("step", "epoch")
 
 _INT = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)
-_COUNT = re.compile(r"[0-9]{1,12}", re.ASCII)
+_COUNT = re.compile(r"[0-9]{1,9}", re.ASCII)
 _TARGET = re.compile(r"([A-Za-z_.]*)(\[.*)?", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]*", re.ASCII)
 _OPEN, _CLOSE = "([{", ")]}"
