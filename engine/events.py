@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -135,13 +136,65 @@ class RunEnd(Event):
     summary: dict = field(default_factory=dict)
 
 
+class LazyMap(Mapping):
+    """A JSON object decoded on first access. dw events carry hundreds of norms per line and
+    most readers (report, replay at max speed) only ever look at the last few, so decoding
+    them all would dominate reading a log. Malformed content reads as an empty mapping."""
+
+    __slots__ = ("raw", "_value")
+
+    def __init__(self, raw: msgspec.Raw) -> None:
+        self.raw = raw
+        self._value: dict | None = None
+
+    def _get(self) -> dict:
+        if self._value is None:
+            try:
+                value = _decoder.decode(self.raw)
+            except msgspec.DecodeError:
+                value = None
+            self._value = value if isinstance(value, dict) else {}
+        return self._value
+
+    def __getitem__(self, key):
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
+class _DWLine(msgspec.Struct):
+    """How a dw line is read (codec-internal): its big maps stay raw until used."""
+
+    seq: int = 0
+    t: float = 0.0
+    step: int = 0
+    arms: msgspec.Raw = msgspec.Raw(b"{}")
+    drift: msgspec.Raw = msgspec.Raw(b"{}")
+    rel: msgspec.Raw = msgspec.Raw(b"{}")
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, PlanChange, Warning, Error, RunEnd)
 }
 
-_encoder = msgspec.json.Encoder()
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, LazyMap):
+        return obj.raw
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 _decoder = msgspec.json.Decoder()
+_dw_decoder = msgspec.json.Decoder(_DWLine)
+_DW_PREFIX = b'{"kind":"dw",'
 
 
 def _finite(value: Any) -> Any:
@@ -187,6 +240,16 @@ def from_dict(obj: Any) -> Event:
 
 def decode(line: bytes | str) -> Event:
     """Parse one JSON line into its event; raises LogError on anything malformed."""
+    if isinstance(line, bytes) and line.startswith(_DW_PREFIX):
+        try:
+            raw = _dw_decoder.decode(line)
+        except msgspec.ValidationError as exc:
+            raise LogError(f"bad dw event: {exc}") from None
+        except msgspec.DecodeError:
+            pass  # fall through for the full error message
+        else:
+            return DW(seq=raw.seq, t=raw.t, step=raw.step, arms=LazyMap(raw.arms), drift=LazyMap(raw.drift),
+                      rel=LazyMap(raw.rel))
     try:
         obj = _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import traceback
+import warnings
 
 from engine import events as ev
 from engine.channel import Channel
@@ -38,6 +39,7 @@ class RunSession:
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
         self.log_failure = ""
         self._seq = 0
+        self._emit_lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
 
     # -- event-source protocol ------------------------------------------------------------------
@@ -75,15 +77,38 @@ class RunSession:
     # -- emitting --------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
         """Stamp, fold, log (never dropped), then hand to the viewer (never blocks)."""
-        event = dataclasses.replace(event, seq=self._seq, t=time.time())
-        self._seq += 1
-        self.state.apply(event)
-        if self.writer is not None:
-            try:
-                self.writer.write(event)
-            except (OSError, ValueError) as exc:
-                self._log_broken(exc)
-        self.channel.put(event)
+        with self._emit_lock:
+            event = dataclasses.replace(event, seq=self._seq, t=time.time())
+            self._seq += 1
+            self.state.apply(event)
+            if self.writer is not None:
+                try:
+                    self.writer.write(event)
+                except (OSError, ValueError) as exc:
+                    self._log_broken(exc)
+            self.channel.put(event)
+
+    def _route_library_output(self) -> None:
+        """Library chatter must not scribble over the app: Python warnings become warning events
+        (once each), transformers' logging and progress bars are silenced."""
+        seen: set[str] = set()
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+            text = f"{category.__name__}: {message}"
+            if text not in seen:
+                seen.add(text)
+                self.emit(ev.Warning(message=text))
+
+        warnings.showwarning = show
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover - transformers is a dependency
+            pass
 
     def _log_broken(self, exc: Exception) -> None:
         self.writer = None
@@ -97,6 +122,7 @@ class RunSession:
         self.emit(ev.Header(producer=self.producer, run_id=run_id))
         status, extra = "failed", {}
         try:
+            self._route_library_output()
             status, extra = self._run()
         except FreezeTuiError as exc:
             self.failure = exc

@@ -47,9 +47,7 @@ class ArmState:
     lr_last: float = math.nan
     time_total: float = 0.0  # sum of this arm's own step times
     epochs: list = field(default_factory=list)  # epoch_end dicts, with "epoch" added
-    dw: dict = field(default_factory=dict)  # latest ||dW|| per matrix
-    drift: dict = field(default_factory=dict)
-    rel: dict = field(default_factory=dict)
+    dw_event: ev.DW | None = None  # the latest dw event that had this arm (decoded only when read)
     samples: SampleSet | None = None  # the latest set
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
 
@@ -60,6 +58,28 @@ class ArmState:
     @property
     def loss_series(self) -> array:
         return self.losses
+
+    @property
+    def dw(self) -> dict:
+        """Latest ||W_t - W_{t-1}||_F per matrix."""
+        return _arm_map(self.dw_event, "arms", self.name)
+
+    @property
+    def drift(self) -> dict:
+        """Latest ||W_t - W_0||_F per matrix."""
+        return _arm_map(self.dw_event, "drift", self.name)
+
+    @property
+    def rel(self) -> dict:
+        """Latest ||W_t - W_{t-1}||_F / ||W_t||_F per matrix."""
+        return _arm_map(self.dw_event, "rel", self.name)
+
+
+def _arm_map(event, field_name: str, arm: str) -> dict:
+    if event is None:
+        return {}
+    value = getattr(event, field_name).get(arm)
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -158,14 +178,12 @@ class RunState:
             arm.lr_last = _num(rec.get("lr"))
 
     def _dw(self, e: ev.DW) -> None:
+        # Keep references only: a dw event holds hundreds of norms and views read just the latest.
         self.dw_step = e.step
         self.dw_history.append((e.step, e.arms))
-        for name, norms in e.arms.items():
-            arm = self.arms.get(name)
-            if arm is not None:
-                arm.dw = norms
-                arm.drift = e.drift.get(name, arm.drift)
-                arm.rel = e.rel.get(name, arm.rel)
+        for arm in self.arms.values():
+            if not arm.stopped:
+                arm.dw_event = e
 
     def _epoch_end(self, e: ev.EpochEnd) -> None:
         for name, rec in e.arms.items():

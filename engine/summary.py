@@ -73,8 +73,12 @@ def fmt_p(triple) -> str:
     return f"{100 * mean:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def table_cells(row: dict) -> list[str]:
-    """The report's columns for one arm, as text (shared by Markdown and the headless table)."""
+def table_cells(row: dict, *, intervals: bool = True) -> list[str]:
+    """The report's columns for one arm, as text (shared by Markdown and the headless table);
+    without `intervals` the p column is compact enough for an 80-column terminal."""
+    p_pre, p_post = row["p_pre"], row["p_post"]
+    p_cell = (f"{fmt_p(p_pre)} → {fmt_p(p_post)}" if intervals
+              else f"{fmt_pct(p_pre[0]).removesuffix(' %')}→{fmt_pct(p_post[0])}")
     return [
         row["arm"],
         f"{fmt(row['trainable_pct'], '.2f')} %",
@@ -84,13 +88,14 @@ def table_cells(row: dict) -> list[str]:
         f"{fmt(row['T'], '.1f')} s",
         fmt_pct(row["r"]),
         fmt_pct(row["r_pred"]),
-        f"{fmt_p(row['p_pre'])} → {fmt_p(row['p_post'])}",
+        p_cell,
         "–" if math.isnan(row["delta_p"]) else f"{100 * row['delta_p']:+.1f} pt",
     ]
 
 
 TABLE_HEADERS = ["arm", "trainable", "loss L_1 → L_K", "Var(L_k)", "val loss", "T", "r measured",
                  "r FLOP model", "p_pre → p_post (95 % CI)", "Δp"]
+COMPACT_HEADERS = ["arm", "trains", "loss L1→LK", "Var", "val", "T", "r", "r FLOP", "p pre→post", "Δp"]
 
 
 def status_line(state: RunState) -> str:

@@ -66,12 +66,9 @@ class Experiment:
                 self._one_step(self.s.data.train[batch_ids], epoch, total)
                 if self.step >= total:
                     break
-            if self.step == self._epoch_first_step(epoch + 1):
-                self._end_epoch(epoch)
+            # an epoch cut short by --max-steps still gets its epoch_end (validation, samples)
+            self._end_epoch(epoch)
             if self.step >= total:
-                if self.step != self._epoch_first_step(epoch + 1):  # --max-steps ended it mid-epoch
-                    self.flush()
-                    self.samples("final", epoch)
                 break
         return "finished"
 

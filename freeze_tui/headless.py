@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.state import RunState
-from engine.summary import TABLE_HEADERS, arm_rows, status_line, table_cells
+from engine.summary import COMPACT_HEADERS, arm_rows, status_line, table_cells
 from freeze_tui.safe_text import clean
 
 EXIT = {"finished": 0, "failed": 1, "stopped": 130}
@@ -107,11 +107,12 @@ class _Printer:
 
 
 def summary_table(state: RunState) -> Table:
-    table = Table(title="paired fine-tuning: what freezing bought and cost", title_justify="left")
-    for header in TABLE_HEADERS:
+    table = Table(title="paired fine-tuning: what freezing bought and cost", title_justify="left",
+                  padding=(0, 1), collapse_padding=True)
+    for header in COMPACT_HEADERS:
         table.add_column(header, overflow="fold")
     for row in arm_rows(state):
-        table.add_row(*(Text(safe_line(cell)) for cell in table_cells(row)))
+        table.add_row(*(Text(safe_line(cell)) for cell in table_cells(row, intervals=False)))
     return table
 
 
