@@ -37,14 +37,15 @@ class DWTracker:
         """[3, n_matrices] on the device: rows dW, drift, rel. Frozen matrices are exactly 0."""
         rows = []
         for s in self.splits:
-            p = self._params[s.param].detach()
+            param = self._params[s.param]
+            p = param.detach()
             n = len(s.names)
             if s.param not in self._ever_trained:
                 rows.append(torch.zeros(3, n, device=p.device, dtype=torch.float32))
                 continue
             other = 1 - s.dim
             w = p.float()
-            dw = (w - self._before[s.param].float()) if p.requires_grad else torch.zeros_like(w)
+            dw = (w - self._before[s.param].float()) if param.requires_grad else torch.zeros_like(w)
             stacked = torch.stack([dw.pow(2).sum(other), (w - self._w0[s.param].float()).pow(2).sum(other),
                                    w.pow(2).sum(other)])
             sums = torch.zeros(3, n, device=p.device).index_add_(1, self._segments[s.param], stacked)

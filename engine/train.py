@@ -128,12 +128,11 @@ class Experiment:
         dw_values = iter(torch.stack(dw_tensors).tolist()) if dw_tensors else iter(())
         dw_by_step = {step: {name: next(dw_values) for name in per_arm} for step, per_arm in self.pending_dw}
         for step, epoch, rec in self.pending:
-            arms = {}
-            for name, (_, mark, lr) in rec.items():
-                loss, dt = next(values), StepTimer.seconds(mark)
-                arms[name] = {"loss": loss, "dt": dt, "lr": lr}
-                self._account(name, loss, dt, step)
+            arms = {name: {"loss": next(values), "dt": StepTimer.seconds(mark), "lr": lr}
+                    for name, (_, mark, lr) in rec.items()}
             self.emit(ev.Step(step=step, epoch=epoch, arms=arms))
+            for name, values_of_arm in arms.items():
+                self._account(name, values_of_arm["loss"], values_of_arm["dt"], step)
             if step in dw_by_step:
                 self._emit_dw(step, dw_by_step[step])
         self.pending.clear()
