@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import time
 
 DASH = "–"
 
@@ -73,3 +75,9 @@ def duration(seconds) -> str:
 def rate(x) -> str:
     """Tokens per second: 1,234 tok/s."""
     return DASH if _missing(x) else f"{x:,.0f} tok/s"
+
+
+def screenshot_name(run_id: str, when: time.struct_time) -> str:
+    """A file name for an SVG screenshot: safe characters only, sortable by time."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id or "run")[:60]
+    return f"freeze-tui-{slug}-{time.strftime('%Y%m%d-%H%M%S', when)}.svg"

@@ -90,3 +90,9 @@ def test_heat_scale_is_logarithmic_and_bounded():
     assert heat_position(0.0, 1e-3, 1e-1) == 0.0
     assert heat_position(NAN, 1e-3, 1e-1) == 0.0
     assert heat_style(1e-1, 1e-3, 1e-1) != heat_style(1e-3, 1e-3, 1e-1)
+
+
+def test_screenshot_name_is_a_safe_file_name():
+    when = time.strptime("2024-05-06 07:08:09", "%Y-%m-%d %H:%M:%S")
+    assert fmt.screenshot_name("run/../x [y]", when) == "freeze-tui-run_.._x_y_-20240506-070809.svg"
+    assert fmt.screenshot_name("", when).startswith("freeze-tui-run-")

@@ -1,0 +1,75 @@
+"""One arm's column: name, spec, trainable share, current loss with a sparkline, epoch loss, speed, time."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.widget import Widget
+
+from engine.state import RunState
+from freeze_tui import fmt
+from freeze_tui.colors import arm_style
+from freeze_tui.safe_text import safe
+from freeze_tui.series import sparkline
+
+SPARK_STEPS = 400  # the sparkline shows the most recent steps
+
+
+def stopped_note(state: RunState, name: str) -> str:
+    """Why the arm stopped early, or ''. A NaN loss after steps ran means it stopped too."""
+    arm = state.arms[name]
+    if arm.stopped:
+        return arm.stopped
+    if state.step >= 0 and math.isnan(arm.loss_last) and len(arm.losses):
+        return "loss is NaN"
+    return ""
+
+
+def _loss_line(state: RunState, name: str, width: int) -> Text:
+    arm = state.arms[name]
+    head = f"loss {fmt.num(arm.loss_last)} "
+    spark = sparkline(arm.losses[-SPARK_STEPS:], max(0, width - len(head)))
+    return Text(head) + Text(spark, style=arm_style(list(state.arms).index(name)))
+
+
+def _epoch_line(state: RunState, name: str) -> Text:
+    arm = state.arms[name]
+    if not arm.epochs:
+        return Text("epoch loss –", style="dim")
+    last = arm.epochs[-1]
+    return Text(f"epoch {int(last['epoch']) + 1} L {fmt.num(last.get('loss_mean'))} "
+                f"val {fmt.num(last.get('val_loss'))}")
+
+
+def arm_card_text(state: RunState, name: str, width: int, compact: bool = False) -> Text:
+    """The card's lines; compact (short terminals) keeps three lines."""
+    arm = state.arms[name]
+    style = arm_style(list(state.arms).index(name))
+    title = Text("● ", style=style) + safe(name, f"bold {style}", max_len=24) + Text(" ")
+    spec = safe(arm.spec, "dim", max_len=60)
+    share = Text(f"{fmt.pct(arm.trainable_pct / 100)} trained")
+    speed = Text(f"{fmt.rate(state.tokens_per_s(name))}  T {fmt.duration(state.arm_time(name))}")
+    note = stopped_note(state, name)
+    if compact:
+        lines = [title + share, _loss_line(state, name, width), speed]
+    else:
+        lines = [title + spec, share + Text(f"  {fmt.count(arm.trainable)}/{fmt.count(arm.total)}", style="dim"),
+                 _loss_line(state, name, width), _epoch_line(state, name), speed]
+    if note:
+        lines.append(Text("⚠ stopped: ", style="bold red") + safe(note, "red", max_len=200))
+    text = Text("\n").join(lines)
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
+
+
+class ArmCard(Widget):
+    """Drawn at render time from the shared state, so its width is always the laid-out one."""
+
+    def __init__(self, arm: str, state: RunState, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.arm, self.state = arm, state
+
+    def render(self) -> Text:
+        compact = self.screen.has_class("-short")  # set by the app's VERTICAL_BREAKPOINTS
+        return arm_card_text(self.state, self.arm, max(10, self.size.width), compact)

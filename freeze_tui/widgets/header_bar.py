@@ -1,0 +1,110 @@
+"""Two header lines: what runs (run, model, device, data) and how far it is (status, epoch, step, time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from engine.state import RunState
+from freeze_tui import fmt
+from freeze_tui.safe_text import safe
+
+IDLE_AFTER_S = 5.0  # watch/live: say "no new events" after this long without one
+SEP = " │ "
+STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "finished": "bold #56a0ff",
+                "stopped": "bold yellow", "failed": "bold red", "stopping…": "bold yellow",
+                "log unreadable (see Log)": "bold red", "waiting for data": "dim", "loading": "dim"}
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """What the header needs to know about the event source (read by the app each tick)."""
+
+    mode: str = "replay"
+    paused: bool = False
+    done: bool = False
+    idle: float = 0.0
+    stopping: bool = False
+    error: str = ""  # the source failed (e.g. a corrupt line mid-log)
+
+    @classmethod
+    def of(cls, source, stopping: bool = False, error: str = "") -> SourceView:
+        return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error)
+
+
+def status_label(state: RunState, src: SourceView) -> str:
+    if state.finished:
+        return state.status
+    if src.error:
+        return "log unreadable (see Log)"
+    if src.stopping:
+        return "stopping…"
+    if src.paused:
+        return "paused"
+    if state.n_events == 0:
+        return "waiting for data" if src.mode == "watch" else "loading"
+    if src.done:
+        return "log ended (no run_end)"
+    if src.mode != "replay" and src.idle >= IDLE_AFTER_S:
+        return f"no new events for {int(src.idle)} s"
+    return state.status
+
+
+def bar(fraction: float, width: int) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _join(parts: list[Text]) -> Text:
+    line = Text(SEP, style="dim").join(p for p in parts if p.plain)
+    line.no_wrap, line.overflow = True, "ellipsis"
+    return line
+
+
+def run_line(state: RunState, title: str) -> Text:
+    model, data, config = state.model, state.data, state.config
+    name = config.get("name") or config.get("run_name")
+    run = safe(f"{name} ({state.run_id})" if name and state.run_id else name or state.run_id, max_len=60)
+    parts = [Text(title, style="bold"), Text("run ") + run if run.plain else Text("")]
+    if model:
+        blocks = f", {model['n_blocks']} blocks" if model.get("n_blocks") else ""
+        parts.append(Text("model ") + safe(model.get("name", "?"), "bold", max_len=60)
+                     + Text(f" ({fmt.count(model.get('n_params'))}{blocks})"))
+    device = config.get("device") or model.get("device")
+    if device:
+        parts.append(Text("on ") + safe(device, max_len=20))
+    if data:
+        parts.append(Text(f"data {fmt.count(data.get('n_tokens'))} tokens, {data.get('n_train_batches', '?')} batches"))
+    return _join(parts)
+
+
+def progress_line(state: RunState, src: SourceView, width: int = 160) -> Text:
+    status = status_label(state, src)
+    parts = [Text("● " + status, style=STATUS_STYLE.get(status, "bold yellow"))]
+    epochs = state.config.get("epochs")
+    if state.epoch >= 0:
+        parts.append(Text(f"epoch {state.epoch + 1}/{epochs or '?'}"))
+    total = state.total_steps
+    if state.step >= 0:
+        done = state.step + 1
+        line = f"step {done}/{total}" if total else f"step {done}"
+        if total and width >= 100:
+            line += f" {bar(done / total, 16)} {100 * done / total:.0f} %"
+        parts.append(Text(line))
+    parts.append(Text(f"elapsed {fmt.duration(state.elapsed)}"))
+    if state.config.get("trust_remote_code"):
+        parts.append(Text("⚠ trust_remote_code on", style="bold red"))
+    return _join(parts)
+
+
+class HeaderBar(Static):
+    """The app's header; updates only when its text changes (the idle counter ticks each second)."""
+
+    def show(self, state: RunState, src: SourceView, title: str) -> None:
+        text = Text("\n").join([run_line(state, title), progress_line(state, src, self.size.width)])
+        text.no_wrap, text.overflow = True, "ellipsis"
+        if text != getattr(self, "_shown", None):
+            self._shown = text
+            self.update(text)

@@ -1,0 +1,68 @@
+"""Plan view: what each arm trains (its plan grid), trainable/total, and plan changes as they happen."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from engine.state import ArmState, RunState
+from freeze_tui import fmt
+from freeze_tui.colors import arm_style
+from freeze_tui.safe_text import safe
+
+try:  # written alongside this app; the view still works (without grids) if it is missing
+    from engine.plan_grid import render_grid
+except ImportError:  # pragma: no cover - depends on the checkout
+    render_grid = None
+
+
+def grid_renderable(grid: dict) -> RenderableType:
+    if not grid:
+        return Text("  (no plan grid in this log)", style="dim")
+    if render_grid is None:
+        return Text("  (plan grid rendering unavailable: engine.plan_grid missing)", style="dim")
+    try:
+        return render_grid(grid)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return Text("  (this log's plan grid could not be read)", style="dim")
+
+
+def arm_heading(arm: ArmState, index: int) -> Text:
+    head = safe(arm.name, f"bold {arm_style(index)}", max_len=24) + Text("  spec ") + safe(arm.spec, "bold", max_len=80)
+    head += Text(f"  trains {fmt.count(arm.trainable)} / {fmt.count(arm.total)} ({fmt.pct(arm.trainable_pct / 100)})")
+    if arm.flop_ratio == arm.flop_ratio:  # not nan
+        head += Text(f"  FLOP ratio {arm.flop_ratio:.2f}", style="dim")
+    return head
+
+
+def changes_text(state: RunState) -> Text:
+    if not state.plan_changes:
+        return Text("no plan changes (a rule with @step/@epoch changes a plan during the run)", style="dim")
+    lines = [Text("plan changes", style="bold")]
+    for change in reversed(state.plan_changes):
+        index = list(state.arms).index(change.arm) if change.arm in state.arms else 0
+        lines.append(Text(f"  step {change.step}  ") + safe(change.arm, arm_style(index), max_len=24)
+                     + Text("  ") + safe(change.rule, max_len=80) + Text(f"  → trains {fmt.count(change.trainable)}"))
+    return Text("\n").join(lines)
+
+
+def plan_renderable(state: RunState) -> Group:
+    parts: list[RenderableType] = []
+    for index, arm in enumerate(state.arms.values()):
+        parts += [arm_heading(arm, index), grid_renderable(arm.grid), Text("")]
+    parts.append(changes_text(state))
+    return Group(*parts)
+
+
+class PlanView(VerticalScroll):
+    def compose(self) -> ComposeResult:
+        yield Static(id="plan-text")
+
+    def show(self, state: RunState) -> None:
+        key = (len(state.arms), len(state.plan_changes))
+        if key != getattr(self, "_drawn", None):
+            self._drawn = key
+            self.query_one("#plan-text", Static).update(plan_renderable(state))

@@ -1,0 +1,129 @@
+"""Every view of the app, driven by replaying a log at max speed (Pilot)."""
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from engine.sources import ReplaySource
+from freeze_tui.app import FreezeApp
+from tests.app.helpers import play_to_end, quiet, shown
+
+pytestmark = pytest.mark.anyio  # async tests run on asyncio through anyio's pytest plugin
+
+SAMPLE_RUNS = sorted(Path(__file__).resolve().parents[2].glob("sample_runs/*.jsonl"))
+
+
+def _app(path):
+    return quiet(FreezeApp(ReplaySource(path, None)))
+
+
+async def test_header_and_arm_columns(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        header = shown(app.header)
+        assert "finished" in header and "step 200/200" in header and "demo-gpt2-tiny" in header
+        cards = [shown(card) for card in app.arms.children]
+        assert len(cards) == 2
+        assert "full" in cards[0] and "targeted" in cards[1] and "6.6 % trained" in cards[1]
+        assert "tok/s" in cards[1] and "epoch 2" in cards[1]
+
+
+async def test_loss_view_and_smoothing(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        loss = app.views["loss"]
+        chart = loss.query_one("#loss-chart").render().plain
+        scatter = loss.query_one("#scatter-chart").render().plain
+        assert "loss per step" in chart and "full" in chart and "targeted" in chart
+        assert "L_arm vs L_full" in scatter
+        await pilot.press("m")
+        app.redraw()
+        await pilot.pause()
+        assert loss.smoothed and "smoothed" in loss.query_one("#loss-chart").render().plain
+
+
+async def test_dw_view_marks_frozen_matrices(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        await pilot.press("2")
+        await play_to_end(pilot)
+        table = app.views["dw"]
+        assert isinstance(table, DataTable) and table.row_count == 24
+        first = [str(c) for c in table.get_row_at(0)]
+        assert first[:2] == ["0", "q"] and first[5] == "frozen" and first[2] != "frozen"
+        last = [str(c) for c in table.get_row_at(23)]
+        assert last[1] == "o" and last[5] == "frozen"
+        assert [str(c) for c in table.get_row_at(20)][5] != "frozen"  # block 5, q: targeted trains it
+
+
+async def test_samples_view(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        await pilot.press("3")
+        await play_to_end(pilot)
+        text = shown(app.views["samples"].query_one(Static))
+        assert "before training" in text and "after epoch 2" in text
+        assert text.count("Δp = ") == 2 and "Call me Ishmael." in text
+
+
+async def test_time_view(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        await pilot.press("4")
+        await play_to_end(pilot)
+        text = shown(app.views["time"].query_one(Static))
+        assert "t_1" in text and "t_2" in text and "r measured" in text and "baseline" in text
+        assert f"{100 * app.state.saving('targeted'):.1f} %" in text and "28.0 %" in text
+
+
+async def test_plan_view(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        await pilot.press("5")
+        await play_to_end(pilot)
+        text = shown(app.views["plan"].query_one(Static))
+        assert "spec targeted" in text and "attn.qkv" in text and "···■■■" in text
+        assert "no plan changes" in text
+
+
+async def test_log_view(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        await pilot.press("6")
+        await play_to_end(pilot)
+        assert "loss spike in targeted at step 100" in shown(app.views["log"].query_one(Static))
+
+
+async def test_small_terminal_every_view_and_four_arms(tmp_path):
+    from tests.synthetic_log import write_synthetic_log
+
+    path = write_synthetic_log(tmp_path / "four.jsonl", steps=120, arms=("full", "targeted", "reverse", "late"))
+    app = _app(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await play_to_end(pilot)
+        assert app.screen.has_class("-short") and app.screen.has_class("-narrow")
+        for key, view in zip("123456", ["loss", "dw", "samples", "time", "plan", "log"]):
+            await pilot.press(key)
+            await play_to_end(pilot)
+            assert app.tabs.active == f"tab-{view}"
+        assert len(app.arms.children) == 4
+        assert "finished" in shown(app.header)
+
+
+@pytest.mark.parametrize("path", SAMPLE_RUNS, ids=[p.name for p in SAMPLE_RUNS])
+async def test_recorded_sample_runs_replay(path):
+    app = _app(path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot, timeout=60)
+        for key in "123456":
+            await pilot.press(key)
+            await play_to_end(pilot)
+        assert app.state.n_events > 0
