@@ -1,0 +1,32 @@
+"""Run every benchmark: `python -m bench` (about 10 minutes on 2 CPU cores). Each line: figure,
+measured, target, PASS/FAIL."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from bench import freeze_saving, log_throughput, monitor_overhead, startup
+
+SUITES = [
+    ("start-up", lambda: startup.main([])),
+    ("log throughput and memory", lambda: log_throughput.log_throughput() + log_throughput.state_memory()),
+    ("monitoring overhead", lambda: monitor_overhead.main([])),
+    ("freeze saving and memory", lambda: freeze_saving.main([])),
+]
+
+
+def main() -> int:
+    failed = 0
+    for title, run in SUITES:
+        start = time.perf_counter()
+        print(f"== {title}", flush=True)
+        for result in run():
+            print(result.line(), flush=True)
+            failed += not result.passed
+        print(f"   ({time.perf_counter() - start:.0f} s)", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
