@@ -24,7 +24,15 @@ def child_argv(argv: list[str], log_path: Path) -> list[str]:
     return [sys.executable, "-m", "freeze_tui", *args, "--headless", "--log", str(log_path)]
 
 
-def detach_run(cfg: RunConfig, log_path: Path, argv: list[str] | None = None) -> int:
+def open_watch_app(log_path: Path) -> None:
+    from engine.sources import WatchSource
+    from freeze_tui.app import FreezeApp
+
+    FreezeApp(WatchSource(log_path)).run()
+
+
+def detach_run(cfg: RunConfig, log_path: Path, argv: list[str] | None = None, viewer=open_watch_app) -> int:
+    """Start the background run, wait for its log to begin, then follow it with `viewer(log_path)`."""
     if log_path.exists() and not cfg.overwrite:
         raise FreezeTuiError(f"log {log_path} already exists; choose another --log or pass --overwrite to replace it")
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,26 +41,27 @@ def detach_run(cfg: RunConfig, log_path: Path, argv: list[str] | None = None) ->
         proc = subprocess.Popen(child_argv(argv if argv is not None else sys.argv[1:], log_path),
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "TERM": "dumb"})
-    _wait_for_header(proc, log_path, out_path)
-    click.echo(f"training in background process {proc.pid}; its output: {out_path}", err=True)
-    click.echo(f"re-attach any time with: freeze-tui watch {log_path}", err=True)
-    from engine.sources import WatchSource
-    from freeze_tui.app import FreezeApp
-
-    FreezeApp(WatchSource(log_path)).run()
-    click.echo(f"the run goes on in process {proc.pid}; re-attach with: freeze-tui watch {log_path}", err=True)
+    click.echo(f"starting a background run; log {log_path} …")
+    _wait_for_start(proc, log_path, out_path)
+    click.echo(f"training in background process {proc.pid}; its output: {out_path}")
+    click.echo(f"re-attach any time with: freeze-tui watch {log_path}")
+    viewer(log_path)
+    if proc.poll() is None:
+        click.echo(f"the run goes on in process {proc.pid}; re-attach with: freeze-tui watch {log_path}")
     return 0
 
 
-def _wait_for_header(proc: subprocess.Popen, log_path: Path, out_path: Path) -> None:
+def _wait_for_start(proc: subprocess.Popen, log_path: Path, out_path: Path) -> None:
+    """Until the run has loaded its model and data (run_start in the log): bad input fails here,
+    with the background run's own one-line message."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if log_path.exists() and log_path.stat().st_size > 0:
-            return
         code = proc.poll()
+        if log_path.exists() and b'"kind":"run_start"' in log_path.read_bytes()[:1_000_000]:
+            return
         if code is not None:
             lines = out_path.read_text(errors="replace").strip().splitlines()
             last = lines[-1] if lines else f"exit code {code}"
             raise FreezeTuiError(f"the background run did not start: {last.removeprefix('freeze-tui: error: ')}")
         time.sleep(0.1)
-    raise FreezeTuiError(f"the background run wrote no log within {START_TIMEOUT:.0f} s; see {out_path}")
+    raise FreezeTuiError(f"the background run did not start within {START_TIMEOUT:.0f} s; see {out_path}")
