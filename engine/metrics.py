@@ -58,4 +58,5 @@ class DWTracker:
 
     def as_dicts(self, values: list[list[float]]) -> tuple[dict, dict, dict]:
         """Host lists (from measure().tolist()) as {matrix: value} dicts: dW, drift, rel."""
-        return tuple(dict(zip(self.names, row)) for row in values)  # type: ignore[return-value]
+        # 6 significant digits: plenty for a norm, and a third of the log's size per dw line
+        return tuple({n: float(f"{v:.6g}") for n, v in zip(self.names, row)} for row in values)  # type: ignore[return-value]

@@ -70,32 +70,43 @@ def _decode_line(raw: bytes, lineno: int, path: Path) -> Event:
         raise LogError(f"{path}: line {lineno}: {exc}; is this a freeze-tui run log?") from None
 
 
+CHUNK = 1 << 22
+
+
+def _lines(f) -> Iterator[bytes]:
+    """Lines of a binary file, each with its newline except perhaps the last; read in large chunks
+    (line-by-line reads of multi-kB dw lines cost more than decoding them)."""
+    rest = b""
+    while chunk := f.read(CHUNK):
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            yield part + b"\n"
+    if rest:
+        yield rest
+
+
 def read_events(path: str | Path) -> Iterator[Event]:
     """All events of a log in order. A truncated last line (a writer killed mid-write) is skipped."""
     p = Path(path)
     with _open(p) as f:
         lineno = 0
-        pending: bytes | None = None
-        for raw in f:
-            if pending is not None:
-                yield _decode_line(pending, lineno, p)
+        for raw in _lines(f):
             lineno += 1
-            pending = raw
+            if not raw.endswith(b"\n"):  # the last line, cut off mid-write: everything before it stands
+                try:
+                    event = decode(raw)
+                except LogError:
+                    if lineno == 1:
+                        raise LogError(f"log {p} holds no complete line; its writer was killed while starting") from None
+                    return
+            else:
+                event = _decode_line(raw, lineno, p)
             if lineno == 1:
-                event = _decode_line(raw, 1, p)
                 _check_header(event, p)
-                pending = None
-                yield event
+            yield event
         if lineno == 0:
             raise LogError(f"log {p} is empty; a run writes its header first, so this run never started")
-        if pending is not None:
-            if pending.endswith(b"\n"):
-                yield _decode_line(pending, lineno, p)
-            else:
-                try:
-                    yield decode(pending)
-                except LogError:
-                    return  # truncated mid-line: everything before it stands
 
 
 class LogFollower:
