@@ -7,6 +7,7 @@ something changed, so the redraw rate stays at or below 10/s whatever the event 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from freeze_tui.widgets.samples_view import SamplesView
 from freeze_tui.widgets.time_view import TimeView
 
 REDRAW_S = 0.1
+APPLY_BUDGET_S, APPLY_CHUNK = 0.03, 250  # keeps keys responsive while a replay runs at max speed
 VIEWS = {"loss": ("1 Loss", LossView), "dw": ("2 ΔW", DWView), "samples": ("3 Samples", SamplesView),
          "time": ("4 Time", TimeView), "plan": ("5 Plan", PlanView), "log": ("6 Log", LogView)}
 
@@ -75,13 +77,19 @@ class FreezeApp(App[None]):
         start_bridge(self, self.source)
         self.set_interval(REDRAW_S, self.redraw)
 
-    def on_events_arrived(self, message: EventsArrived) -> None:
-        try:
-            for event in message.events:
-                self.state.apply(event)
-        finally:
+    async def on_events_arrived(self, message: EventsArrived) -> None:
+        """Fold a batch for at most APPLY_BUDGET_S, then queue the rest behind waiting keys, and
+        yield: Textual's message loop does not, so timers and painting would starve meanwhile."""
+        events, deadline = message.events, time.perf_counter() + APPLY_BUDGET_S
+        for start in range(0, len(events), APPLY_CHUNK):
+            self.state.apply_all(events[start:start + APPLY_CHUNK])
+            if time.perf_counter() > deadline and start + APPLY_CHUNK < len(events):
+                self.post_message(message.rest(events[start + APPLY_CHUNK:]))
+                break
+        else:
             message.done()  # let the bridge fetch the next batch
         self._dirty = True
+        await asyncio.sleep(0)
 
     def on_source_done(self, _: SourceDone) -> None:
         self.source_finished, self._dirty = True, True

@@ -25,10 +25,14 @@ POLL_S = 0.1
 class EventsArrived(Message):
     """A batch of events, in order. The receiver calls `done()` once it has applied them."""
 
-    def __init__(self, events: list[Event]) -> None:
+    def __init__(self, events: list[Event], applied: threading.Event | None = None) -> None:
         super().__init__()
         self.events = events
-        self._applied = threading.Event()
+        self._applied = applied or threading.Event()
+
+    def rest(self, events: list[Event]) -> EventsArrived:
+        """The unapplied tail of this batch as a new message; the bridge waits until it is done too."""
+        return EventsArrived(events, self._applied)
 
     def done(self) -> None:
         self._applied.set()

@@ -22,6 +22,11 @@ class Series:
     rgb: tuple[int, int, int]
 
 
+def points_for(width: int) -> int:
+    """Points worth drawing on a chart `width` columns wide: braille has 2 dots per column."""
+    return max(2, min(MAX_POINTS, 2 * width))
+
+
 def label(name: str) -> str:
     """An arm name for a chart legend: plotext output is parsed as ANSI, so no control characters."""
     return clean(name, one_line=True, max_len=24)
@@ -81,11 +86,18 @@ def step_label(step: int) -> str:
     return str(step)
 
 
+def nice_step(span: float, n: int) -> int:
+    """A round tick spacing (1, 2 or 5 times a power of ten) giving at most about n ticks."""
+    raw = max(1.0, span / max(1, n))
+    power = 10 ** math.floor(math.log10(raw))
+    return int(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
+
+
 def step_ticks(lo: float, hi: float, width: int) -> tuple[list[int], list[str]]:
-    """Whole-step ticks for the x axis, about one per 16 columns (plotext's own are fractional)."""
-    n = max(2, min(6, width // 16))
+    """Round whole-step ticks for the x axis, about one per 16 columns (plotext's own are fractional)."""
     if hi <= lo:
         return [int(lo)], [step_label(int(lo))]
-    ticks = sorted({round(lo + (hi - lo) * i / (n - 1)) for i in range(n)})
+    step = nice_step(hi - lo, max(2, min(6, width // 16)))
+    first = math.ceil(lo / step) * step
+    ticks = list(range(int(first), int(hi) + 1, step)) or [int(lo)]
     return ticks, [step_label(t) for t in ticks]
-

@@ -65,9 +65,19 @@ class DWTable:
     rows: list[list[Text]]
 
 
-def _history(state: RunState, arm: str, matrix: str) -> list[float]:
-    return [float(norms[arm].get(matrix, 0.0)) for _, norms in state.dw_history
-            if arm in norms and isinstance(norms[arm].get(matrix, 0.0), (int, float))]
+def _arm_history(state: RunState, arm: str) -> list[dict]:
+    """This arm's norms in each dw event kept (read once per table: dw events decode lazily)."""
+    out = []
+    for _, norms in state.dw_history:
+        mine = norms.get(arm)
+        if isinstance(mine, dict):
+            out.append(mine)
+    return out
+
+
+def _history(per_event: list[dict], matrix: str) -> list[float]:
+    values = (norms.get(matrix, 0.0) for norms in per_event)
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def _matrices(state: RunState) -> list[str]:
@@ -84,11 +94,11 @@ def _scale(state: RunState) -> tuple[float, float]:
     return (min(values), max(values)) if values else (0.0, 0.0)
 
 
-def arm_cells(state: RunState, arm: str, matrix: str, scale: tuple[float, float]) -> list[Text]:
+def arm_cells(state: RunState, arm: str, matrix: str, scale: tuple[float, float], per_event: list[dict]) -> list[Text]:
     """‖ΔW‖, drift and trend cells of one arm for one matrix."""
     a = state.arms[arm]
     value = a.dw.get(matrix)
-    history = _history(state, arm, matrix)
+    history = _history(per_event, matrix)
     block, role = parse_matrix(matrix)
     if value is None:
         return [Text(fmt.DASH, style="dim"), Text(""), Text("")]
@@ -106,11 +116,12 @@ def dw_table(state: RunState) -> DWTable:
         short = clean(name, one_line=True, max_len=12)
         columns += [f"{short} ‖ΔW‖", "drift", "trend"]
     scale = _scale(state)
+    histories = {name: _arm_history(state, name) for name in state.arms}
     rows = []
     for matrix in _matrices(state):
         block, role = parse_matrix(matrix)
         row = [Text(str(block) if block >= 0 else "", justify="right"), Text(clean(role, one_line=True, max_len=8))]
         for name in state.arms:
-            row += arm_cells(state, name, matrix, scale)
+            row += arm_cells(state, name, matrix, scale, histories[name])
         rows.append(row)
     return DWTable(columns, rows)

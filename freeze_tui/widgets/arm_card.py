@@ -72,4 +72,9 @@ class ArmCard(Widget):
 
     def render(self) -> Text:
         compact = self.screen.has_class("-short")  # set by the app's VERTICAL_BREAKPOINTS
-        return arm_card_text(self.state, self.arm, max(10, self.size.width), compact)
+        text = arm_card_text(self.state, self.arm, max(10, self.size.width), compact)
+        lines = text.plain.count("\n") + 1
+        if lines != getattr(self, "_lines", lines):
+            self.call_after_refresh(self.refresh, layout=True)  # a note appeared: the card grows
+        self._lines = lines
+        return text

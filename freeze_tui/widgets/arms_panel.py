@@ -15,4 +15,4 @@ class ArmsPanel(Horizontal):
             self.remove_children()
             self.mount_all(ArmCard(name, state, classes="arm-card") for name in state.arms)
         for card in cards:
-            card.refresh(layout=True)  # a new line (an arm stopped) may change the height
+            card.refresh()

@@ -6,18 +6,29 @@ from textual.widgets import DataTable
 
 from engine.state import RunState
 from freeze_tui.dw_cells import dw_table
+from freeze_tui.throttle import ThrottledRedraw
 
 
 class DWView(DataTable):
+    """Rebuilt at most once a second: norms arrive every norm_every steps, and repainting a
+    full table of rich cells costs far more than a person can read in that time."""
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
+        self._drawn = None
+        self._throttled = ThrottledRedraw(self, self._rebuild, min_interval=1.0)
+
+    @property
+    def pending(self) -> bool:
+        return self._throttled.pending
 
     def show(self, state: RunState) -> None:
-        key = (state.dw_step, len(state.arms), len(state.dw_history))
-        if key == getattr(self, "_drawn", None):
-            return  # norms only change with a dw event
-        self._drawn = key
+        if (state.dw_step, len(state.arms), len(state.dw_history)) != self._drawn:
+            self._throttled(state)
+
+    def _rebuild(self, state: RunState) -> None:
+        self._drawn = (state.dw_step, len(state.arms), len(state.dw_history))
         table = dw_table(state)
         if [str(c.label) for c in self.columns.values()] != table.columns:
             self.clear(columns=True)

@@ -3,22 +3,29 @@
 
 from __future__ import annotations
 
+import time
+
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual_plotext import PlotextPlot
 
 from engine.state import RunState
 from freeze_tui import charts
+from freeze_tui.throttle import ThrottledRedraw
 
 GRID_RGB = (110, 110, 110)
 
 
 def draw_loss(plt, state: RunState, smoothed: bool, width: int) -> None:
     plt.clear_data()
-    series = charts.loss_series(state, smoothed=smoothed)
+    series = charts.loss_series(state, smoothed=smoothed, max_points=charts.points_for(width))
     for s in series:
+        # Dense series as braille dots (2 per column read as a line): plotext's line
+        # interpolation costs ~3x as much and adds nothing at that density.
+        draw = plt.scatter if len(s.xs) > width else plt.plot
         if s.xs:
-            plt.plot(s.xs, s.ys, color=s.rgb, label=s.label, marker="braille")
+            draw(s.xs, s.ys, color=s.rgb, label=s.label, marker="braille")
     xs = [x for s in series for x in (s.xs[:1] + s.xs[-1:])]
     if xs:
         plt.xticks(*charts.step_ticks(min(xs), max(xs), width))
@@ -30,7 +37,7 @@ def draw_loss(plt, state: RunState, smoothed: bool, width: int) -> None:
 
 def draw_scatter(plt, state: RunState, smoothed: bool, width: int) -> None:
     plt.clear_data()
-    series = charts.scatter_series(state)
+    series = charts.scatter_series(state, max_points=min(charts.SCATTER_POINTS, charts.points_for(width)))
     span = charts.diagonal(series)
     if span:
         plt.plot(list(span), list(span), color=GRID_RGB, marker="braille")  # y = x: the arms agree
@@ -48,28 +55,45 @@ class StateChart(PlotextPlot):
     def __init__(self, draw, **kwargs) -> None:
         super().__init__(**kwargs)
         self.draw, self.state, self.smoothed = draw, None, False
+        self.cost = 0.0  # seconds the last draw took
         self._drawn = None
 
     def render(self):
+        start = time.perf_counter()
         key = (self.state and (len(self.state.steps), self.state.status), self.smoothed, self.size)
         if self.state is not None and key != self._drawn:
-            self._drawn = key  # plotext rebuilds are the costliest drawing: only when something changed
+            self._drawn = key
             self.draw(self.plt, self.state, self.smoothed, self.size.width)
-        return super().render()
+        result = super().render()
+        self.cost = time.perf_counter() - start
+        return result
 
 
 class LossView(Horizontal):
+    """Redraws its charts only when there are new steps, and spends at most about a fifth of the
+    UI thread on them: a braille line plot of a noisy curve takes 0.1-0.3 s to build."""
+
     smoothed = False
 
     def compose(self) -> ComposeResult:
         yield StateChart(draw_loss, id="loss-chart")
         yield StateChart(draw_scatter, id="scatter-chart")
 
+    def on_mount(self) -> None:
+        self._shown = None
+        self._throttled = ThrottledRedraw(self, self._redraw, cost_factor=4.0,
+                                          cost=lambda: sum(c.cost for c in self.query(StateChart)))
+
+    @property
+    def pending(self) -> bool:
+        return self._throttled.pending
+
     def show(self, state: RunState) -> None:
-        key = (len(state.steps), state.status, self.smoothed)
-        if key == getattr(self, "_shown", None):
-            return  # each refresh rebuilds the plotext charts: only when there is something new
-        self._shown = key
+        if (len(state.steps), state.status, self.smoothed) != self._shown:
+            self._throttled(state)
+
+    def _redraw(self, state: RunState) -> None:
+        self._shown = (len(state.steps), state.status, self.smoothed)
         for chart in self.query(StateChart):
             chart.state, chart.smoothed = state, self.smoothed
             chart.refresh()

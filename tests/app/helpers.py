@@ -24,6 +24,8 @@ async def play_to_end(pilot, timeout: float = 30.0) -> None:
         assert time.monotonic() < deadline, "the source did not finish in time"
         await pilot.pause(0.05)
     app.redraw()
+    while any(getattr(view, "pending", False) for view in app.views.values()):
+        await pilot.pause(0.05)  # a throttled redraw is due shortly
     await pilot.pause()
 
 

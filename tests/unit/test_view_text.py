@@ -40,7 +40,9 @@ def test_scatter_pairs_every_arm_with_the_baseline(state):
 def test_epoch_marks_and_ticks(state):
     assert charts.epoch_marks(state) == [100]
     ticks, labels = charts.step_ticks(0, 199, 80)
-    assert ticks[0] == 0 and ticks[-1] == 199 and labels[0] == "0"
+    assert ticks == [0, 50, 100, 150] and labels[0] == "0"
+    assert charts.step_ticks(12, 4986, 90)[0] == [1000, 2000, 3000, 4000]
+    assert charts.step_ticks(5, 5, 90)[0] == [5]
     assert charts.step_label(250_000) == "250k" and charts.step_label(1_500_000) == "1.5M"
 
 
