@@ -20,7 +20,7 @@ from engine.events import Error
 from engine.sources import EventSource
 from engine.state import RunState
 from freeze_tui import fmt
-from freeze_tui.bridge import EventsArrived, SourceDone, SourceFailed, start_bridge
+from freeze_tui.bridge import EventsArrived, SourceDone, SourceFailed, fold, start_bridge
 from freeze_tui.screens.confirm import ConfirmScreen
 from freeze_tui.widgets.arms_panel import ArmsPanel
 from freeze_tui.widgets.dw_view import DWView
@@ -32,7 +32,6 @@ from freeze_tui.widgets.samples_view import SamplesView
 from freeze_tui.widgets.time_view import TimeView
 
 REDRAW_S = 0.1
-APPLY_BUDGET_S, APPLY_CHUNK = 0.03, 250  # keeps keys responsive while a replay runs at max speed
 VIEWS = {"loss": ("1 Loss", LossView), "dw": ("2 ΔW", DWView), "samples": ("3 Samples", SamplesView),
          "time": ("4 Time", TimeView), "plan": ("5 Plan", PlanView), "log": ("6 Log", LogView)}
 
@@ -78,18 +77,11 @@ class FreezeApp(App[None]):
         self.set_interval(REDRAW_S, self.redraw)
 
     async def on_events_arrived(self, message: EventsArrived) -> None:
-        """Fold a batch for at most APPLY_BUDGET_S, then queue the rest behind waiting keys, and
-        yield: Textual's message loop does not, so timers and painting would starve meanwhile."""
-        events, deadline = message.events, time.perf_counter() + APPLY_BUDGET_S
-        for start in range(0, len(events), APPLY_CHUNK):
-            self.state.apply_all(events[start:start + APPLY_CHUNK])
-            if time.perf_counter() > deadline and start + APPLY_CHUNK < len(events):
-                self.post_message(message.rest(events[start + APPLY_CHUNK:]))
-                break
-        else:
-            message.done()  # let the bridge fetch the next batch
+        rest = fold(self.state, message)
+        if rest is not None:
+            self.post_message(rest)  # keys and redraws that arrived meanwhile go first
         self._dirty = True
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # Textual's message loop does not yield: timers and painting would starve
 
     def on_source_done(self, _: SourceDone) -> None:
         self.source_finished, self._dirty = True, True

@@ -14,6 +14,7 @@ from freeze_tui.safe_text import safe
 from freeze_tui.series import sparkline
 
 SPARK_STEPS = 400  # the sparkline shows the most recent steps
+NARROW = 28
 
 
 def stopped_note(state: RunState, name: str) -> str:
@@ -48,8 +49,11 @@ def arm_card_text(state: RunState, name: str, width: int, compact: bool = False)
     style = arm_style(list(state.arms).index(name))
     title = Text("● ", style=style) + safe(name, f"bold {style}", max_len=24) + Text(" ")
     spec = safe(arm.spec, "dim", max_len=60)
-    share = Text(f"{fmt.pct(arm.trainable_pct / 100)} trained")
-    speed = Text(f"{fmt.rate(state.tokens_per_s(name))}  T {fmt.duration(state.arm_time(name))}")
+    narrow = width < NARROW  # four arms at 80 columns: abbreviate rather than cut
+    share = Text(f"{fmt.pct(arm.trainable_pct / 100, 0 if narrow else 1)}{'' if narrow else ' trained'}")
+    rate = state.tokens_per_s(name)
+    speed = Text(f"{fmt.count(rate) + ' tok/s' if narrow and rate == rate else fmt.rate(rate)}"
+                 f"{' ' if narrow else '  '}T {fmt.duration(state.arm_time(name))}")
     note = stopped_note(state, name)
     if compact:
         lines = [title + share, _loss_line(state, name, width), speed]

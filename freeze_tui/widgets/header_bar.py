@@ -93,7 +93,8 @@ def progress_line(state: RunState, src: SourceView, width: int = 160) -> Text:
         if total and width >= 100:
             line += f" {bar(done / total, 16)} {100 * done / total:.0f} %"
         parts.append(Text(line))
-    parts.append(Text(f"elapsed {fmt.duration(state.elapsed)}"))
+    if state.n_events:
+        parts.append(Text(f"elapsed {fmt.duration(state.elapsed)}"))  # log time: replays show the run's own
     if state.config.get("trust_remote_code"):
         parts.append(Text("⚠ trust_remote_code on", style="bold red"))
     return _join(parts)
