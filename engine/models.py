@@ -64,7 +64,8 @@ def load_model(name_or_path: str | None, *, trust_remote_code: bool = False, dty
             model = AutoModelForCausalLM.from_pretrained(source.path, config=source.config,
                                                          dtype=_dtype(dtype), **source.kwargs)
         except (OSError, ValueError) as exc:
-            raise FreezeTuiError(f"cannot load the weights of model {source.name!r}: {_first_line(exc)}") from None
+            raise FreezeTuiError(f"cannot load the weights of model {source.name!r}: {_first_line(exc).rstrip('.')}; "
+                                 "pass a model saved with save_pretrained (config, weights and tokenizer)") from None
     tokenizer = _load_tokenizer(source)
     layout = build_layout(model)
     return LoadedModel(model, tokenizer, source.name, source.path, source.config.model_type,
@@ -161,6 +162,14 @@ def _config_problem(name: str, exc: Exception, trust_remote_code: bool) -> str:
     return f"cannot read the config of model {name!r}: {text}"
 
 
+# Bidirectional encoders that AutoModelForCausalLM loads anyway: unless their config says is_decoder,
+# they attend to later tokens too, so training them on next-token loss is silently meaningless.
+_ENCODERS = frozenset({
+    "bert", "bert-generation", "big_bird", "camembert", "data2vec-text", "electra", "ernie", "megatron-bert",
+    "rembert", "roberta", "roberta-prelayernorm", "roc_bert", "roformer", "xlm-roberta", "xlm-roberta-xl", "xmod",
+})
+
+
 def _check_causal(name: str, config) -> None:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -168,6 +177,9 @@ def _check_causal(name: str, config) -> None:
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and "AutoModelForCausalLM" not in auto_map:
         raise FreezeTuiError(f"model {name!r} ({config.model_type}) is not a causal language model; "
                              "freeze-tui needs one that AutoModelForCausalLM loads (gpt2, pythia, llama ...)")
+    if config.model_type in _ENCODERS and not getattr(config, "is_decoder", False):
+        raise FreezeTuiError(f"model {name!r} ({config.model_type}) is a bidirectional encoder, not a causal language "
+                             "model (its config has no is_decoder=true); pass a causal LM (gpt2, pythia, llama ...)")
 
 
 def _load_tokenizer(source: _Source):
