@@ -21,9 +21,18 @@ class LogWriter:
             raise FreezeTuiError(
                 f"log {self.path} already exists; choose another --log or pass --overwrite to replace it"
             )
+        blocker = next((a for a in self.path.parents if a.exists() and not a.is_dir()), None)
+        if blocker is not None:
+            raise FreezeTuiError(f"cannot write log {self.path}: {blocker} is a file, not a folder; "
+                                 "choose a writable --log path")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+            # "x": never replace a log that appeared since the check above (another run's)
+            self._file = open(self.path, "wb" if overwrite else "xb")  # noqa: SIM115 - closed by close()
+        except FileExistsError:
+            raise FreezeTuiError(
+                f"log {self.path} already exists; choose another --log or pass --overwrite to replace it"
+            ) from None
         except OSError as exc:
             raise FreezeTuiError(f"cannot write log {self.path}: {exc.strerror}; choose a writable --log path") from None
 
