@@ -111,13 +111,26 @@ class RunSession:
             pass
 
     def _log_broken(self, exc: Exception) -> None:
+        """Called under the emit lock: the viewer and the state learn why, the run stops, the file stays
+        as it is (every line written so far is whole, or the reader skips the cut last one)."""
         self.writer = None
         self.log_failure = f"the run log {self.log_path} cannot be written any more ({exc}); the run stops"
         self.control.stop.set()
-        self.channel.put(ev.Error(seq=self._seq, t=time.time(), message=self.log_failure, fatal=True))
+        error = ev.Error(seq=self._seq, t=time.time(), message=self.log_failure, fatal=True)
+        self._seq += 1
+        self.state.apply(error)
+        self.channel.put(error)
 
     # -- the engine thread -----------------------------------------------------------------------
     def _main(self) -> None:
+        try:
+            self._main_body()
+        finally:  # whatever happens, a viewer waiting for the end must not wait forever
+            if self.writer is not None:
+                self.writer.close()
+            self.channel.close()
+
+    def _main_body(self) -> None:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
         self.emit(ev.Header(producer=self.producer, run_id=run_id))
         status, extra = "failed", {}
@@ -132,10 +145,11 @@ class RunSession:
             self.emit(ev.Error(message=message, fatal=True, detail=traceback.format_exc()))
         if self.log_failure:
             status = "failed"
-        self.emit(ev.RunEnd(status=status, summary=summarize(self.state, extra)))
-        if self.writer is not None:
-            self.writer.close()
-        self.channel.close()
+        try:
+            summary = summarize(self.state, extra)
+        except Exception:  # noqa: BLE001 - the log must still end with run_end
+            summary = {}
+        self.emit(ev.RunEnd(status=status, summary=summary))
 
     def _run(self) -> tuple[str, dict]:
         from engine.setup import prepare, run_start_event
