@@ -117,6 +117,19 @@ def _precheck(cfg: RunConfig) -> None:
         read_text_file(path)
     if cfg.model and (Path(cfg.model).is_dir() and not (Path(cfg.model) / "config.json").exists()):
         raise FreezeTuiError(f"model directory {cfg.model} has no config.json; pass a folder saved with save_pretrained")
+    if cfg.save:
+        _check_writable_dir(Path(cfg.save), "--save")
+
+
+def _check_writable_dir(path: Path, flag: str) -> None:
+    """Now, not after hours of training: can `path` be created (or written into)?"""
+    import os
+
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise FreezeTuiError(f"{flag} {path}: {existing} is a file, not a folder; choose another {flag} folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FreezeTuiError(f"{flag} {path}: {existing} is not writable; choose another {flag} folder")
 
 
 def _run_app(session) -> int:
@@ -137,10 +150,12 @@ def _run_app(session) -> int:
 def replay(log: str, speed: str) -> int:
     """Play a saved run log through the app."""
     from engine.sources import ReplaySource
-    from freeze_tui.app import FreezeApp
 
     factor = None if speed == "max" else _speed(speed)
-    FreezeApp(ReplaySource(log, factor)).run()
+    source = ReplaySource(log, factor)  # a bad log fails here, before any app starts
+    from freeze_tui.app import FreezeApp
+
+    FreezeApp(source).run()
     return 0
 
 
@@ -158,11 +173,33 @@ def _speed(text: str) -> float:
 @click.argument("log")
 def watch(log: str) -> int:
     """Follow a log that another process (e.g. a --headless or --detach run) is still writing."""
-    from engine.sources import WatchSource
+    source = _watch_source(log)  # a bad log fails here, before any app starts
     from freeze_tui.app import FreezeApp
 
-    FreezeApp(WatchSource(log)).run()
+    FreezeApp(source).run()
     return 0
+
+
+WATCH_HEADER_WAIT = 2.0  # a run writes its header right after creating the log
+
+
+def _watch_source(log: str):
+    """A WatchSource whose header has arrived: an empty or headless file is not a run to wait for."""
+    from engine.errors import LogError
+    from engine.sources import WatchSource
+
+    deadline = time.monotonic() + WATCH_HEADER_WAIT
+    while True:
+        source = WatchSource(log)
+        if source.started:
+            return source
+        source.close()
+        empty = Path(log).stat().st_size == 0
+        if time.monotonic() >= deadline:
+            what = "is empty" if empty else "has no complete first line"
+            raise LogError(f"log {log} {what} after {WATCH_HEADER_WAIT:.0f} s; a run writes its header first, "
+                           "so this is not a run that has started: check the path")
+        time.sleep(0.1)
 
 
 @cli.command()
