@@ -39,8 +39,10 @@ def run_headless(source, console: Console | None = None) -> int:
     state = RunState()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     interrupted = False
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[losses]}"), console=console, transient=False) as progress:
+    # markup=False: descriptions hold text from the run (arm names, a log's config), shown literally
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[losses]}", markup=False), console=console,
+                  transient=False) as progress:
         printer = _Printer(state, progress, console)
         while not source.done:
             try:
