@@ -66,6 +66,12 @@ def load_model(name_or_path: str | None, *, trust_remote_code: bool = False, dty
         except (OSError, ValueError) as exc:
             raise FreezeTuiError(f"cannot load the weights of model {source.name!r}: {_first_line(exc).rstrip('.')}; "
                                  "pass a model saved with save_pretrained (config, weights and tokenizer)") from None
+        except Exception as exc:
+            if type(exc).__name__ != "UnpicklingError":
+                raise
+            raise FreezeTuiError(f"model {source.name!r}: its weights file holds more than tensors and was not "
+                                 "loaded (only safetensors or torch.load(weights_only=True) are used); "
+                                 "convert it to model.safetensors where you trust it") from None
     tokenizer = _load_tokenizer(source)
     layout = build_layout(model)
     return LoadedModel(model, tokenizer, source.name, source.path, source.config.model_type,
@@ -157,7 +163,7 @@ def _load_config(name: str, path: str, kwargs: dict):
 
 def _config_problem(name: str, exc: Exception, trust_remote_code: bool) -> str:
     text = _first_line(exc)
-    if "trust_remote_code" in text and not trust_remote_code:
+    if "trust_remote_code" in str(exc) and not trust_remote_code:  # said on the message's last line
         return f"model {name!r} needs its own Python code; allow it with --trust-remote-code if you trust it"
     return f"cannot read the config of model {name!r}: {text}"
 
