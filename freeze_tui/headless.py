@@ -100,7 +100,7 @@ class _Printer:
             return
         if s.epoch != self.task_epoch:
             per_epoch = s.data.get("n_train_batches") or None
-            self.task = self.progress.add_task(f"epoch {s.epoch + 1}/{s.config.get('epochs', '?')}",
+            self.task = self.progress.add_task(safe_line(f"epoch {s.epoch + 1}/{s.config.get('epochs', '?')}"),
                                                total=per_epoch, losses="")
             self.task_epoch = s.epoch
         start = s.epoch_starts[-1] if s.epoch_starts else 0
