@@ -5,6 +5,8 @@ Arms then differ only by their weights: sample i of every arm draws from the sam
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 TOP_K = 40
@@ -20,10 +22,11 @@ def sample_tokens(model, prompt_ids: list[int], *, n: int, max_new: int, seed: i
         gens = [torch.Generator().manual_seed(seed * 7919 + i) for i in range(n)]
         ids = torch.tensor([prompt_ids] * n, dtype=torch.long, device=device)
         out: list[list[int]] = [[] for _ in range(n)]
+        cache_arg = _cache_argument(model)
         past = None
         for _ in range(max_new):
-            result = model(input_ids=ids, past_key_values=past, use_cache=True)
-            past = result.past_key_values
+            result = model(input_ids=ids, use_cache=True, **({cache_arg: past} if past is not None else {}))
+            past = getattr(result, cache_arg)
             logits = result.logits[:, -1, :].float().cpu()
             nxt = [_draw(logits[i], gens[i]) for i in range(n)]
             for i, tok in enumerate(nxt):
@@ -32,6 +35,11 @@ def sample_tokens(model, prompt_ids: list[int], *, n: int, max_new: int, seed: i
         return [_cut_at_eos(seq, eos_id) for seq in out]
     finally:
         model.train(was_training)
+
+
+def _cache_argument(model) -> str:
+    """transformers 5 renamed `past_key_values` to `cache` (in forward and in the output)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _draw(logits: torch.Tensor, gen: torch.Generator) -> int:
