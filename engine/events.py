@@ -94,7 +94,7 @@ class Sample(Event):
     prompt: str = ""
     text: str = ""
     tokens: list = field(default_factory=list)
-    p: float = 0.0
+    p: float | None = 0.0  # None: no tokens generated (NaN is written as null)
     index: int = 0
     epoch: int = -1
 
