@@ -219,7 +219,10 @@ class RunState:
 
     def _run_end(self, e: ev.RunEnd) -> None:
         self.status = str(e.status)
-        self.summary = dict(e.summary)
+        summary = dict(e.summary)
+        arms = summary.get("arms")  # views read summary["arms"][arm] as dicts: keep only those
+        summary["arms"] = {k: v for k, v in arms.items() if isinstance(v, dict)} if isinstance(arms, dict) else {}
+        self.summary = summary
 
     def _message(self, level: str, text: str, e: ev.Event, fatal: bool = False) -> None:
         arm = getattr(e, "arm", None)
@@ -283,7 +286,7 @@ class RunState:
         return saving(self.arm_time(base), self.arm_time(name))
 
     def tokens_per_s(self, name: str) -> float:
-        tokens = self.config.get("batch_size", 0) * self.config.get("block_size", 0)
+        tokens = _num(self.config.get("batch_size")) * _num(self.config.get("block_size"))
         dt = self.arms[name].dt_ema
         return tokens / dt if tokens and dt and not math.isnan(dt) and dt > 0 else math.nan
 
