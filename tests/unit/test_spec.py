@@ -145,3 +145,59 @@ def test_any_string_parses_or_raises_spec_error(text):
     for n_blocks in (1, 12):
         for rule in spec.expand(n_blocks):
             assert rule.sign in "+-" and (rule.role is None) != (rule.regex is None)
+
+
+# -- structured, near-valid specs (issue 6): only SpecError escapes, from parsing or resolving -------------
+_SIGN = st.sampled_from(["+", "-", "", " +", "*", "++"])
+_ROLE = st.sampled_from(["all", "embed", "pos", "head", "final_norm", "block", "attn", "attn.qkv", "attn.q",
+                         "attn.k", "attn.v", "attn.o", "mlp", "norm", "atn", "", "attn.", "re:", "Attn"])
+_NUM = st.one_of(st.integers(-15, 15), st.integers(-(10**12), 10**12)).map(str)
+_SLICE = st.one_of(
+    st.tuples(st.one_of(_NUM, st.just("")), st.one_of(_NUM, st.just(""))).map(":".join),
+    st.tuples(_NUM, _NUM, st.one_of(_NUM, st.just(""))).map(":".join),
+    st.lists(_NUM, min_size=1, max_size=4).map(",".join),
+    st.text(alphabet="0123456789:,-+ x[]", max_size=8),
+)
+_BLOCKS = st.one_of(st.just(""), _SLICE.map(lambda s: f"[{s}]"), _SLICE.map(lambda s: f"[{s}"))
+_REGEX = st.one_of(st.sampled_from([r"h\.1\.", "attn", "c_attn", "mlp", "wte|lm_head", "(", "[", "x{2,1}", "a**",
+                                    r"\@", "(?P<a>x)(?P<a>x)", "ln_f", "."]), st.text(max_size=10))
+_SCHEDULE = st.one_of(st.just(""), st.tuples(st.sampled_from(["step", "epoch", "week", "", "Step"]),
+                                             st.one_of(_NUM, st.just(""), st.just("x")),
+                                             st.sampled_from(["", " "]))
+                      .map(lambda t: f"@{t[0]}{t[2]}{t[1]}"))
+_RULE = st.one_of(
+    st.tuples(_SIGN, _ROLE, _BLOCKS, _SCHEDULE).map("".join),
+    st.tuples(_SIGN, _REGEX, _SCHEDULE).map(lambda t: f"{t[0]}re:{t[1]}{t[2]}"),
+    st.sampled_from(["full", "targeted", "reverse", "attn-top:2", "attn-top:0", "attn-top:99", "attn-top", "Full"]),
+)
+_SPEC = st.lists(_RULE, min_size=1, max_size=5).map(",".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_SPEC)
+def test_near_valid_specs_parse_and_resolve_or_raise_spec_error(text):
+    from engine.freeze import resolve_plan
+
+    try:
+        parse_spec(text)
+    except SpecError as exc:
+        assert str(exc).startswith("bad spec ") and "\n" not in str(exc)
+        return
+    layout = _LAYOUT
+    try:
+        plan = resolve_plan("arm", text, layout)
+    except SpecError as exc:
+        assert "\n" not in str(exc)
+        return
+    names = {p.name for p in layout.params}
+    assert plan.initial <= names and plan.ever_trainable <= names and plan.ever_trainable
+    assert 0 <= plan.n_trainable <= plan.n_total
+
+
+def _small_gpt2():
+    from tests.layouts import gpt2_layout
+
+    return gpt2_layout(n_layer=4, d=8, vocab=16, n_head=2)
+
+
+_LAYOUT = _small_gpt2()
