@@ -124,8 +124,9 @@ def markdown_report(state: RunState, source: str = "") -> str:
     errors = [f"- {m.level}: {m.message}" for m in state.messages if m.level == "error"]
     if notes or errors:
         lines += ["", *notes, *errors]
-    lines += ["", f"r = (T_{state.baseline} − T_arm) / T_{state.baseline}; p = share of generated tokens "
-              f"among the {len(state.common_tokens)} most common training tokens."]
+    if state.arms:  # a run that failed before it started has no arms to explain
+        lines += ["", f"r = (T_{state.baseline} − T_arm) / T_{state.baseline}; p = share of generated tokens "
+                  f"among the {len(state.common_tokens)} most common training tokens."]
     return "\n".join(lines) + "\n"
 
 
