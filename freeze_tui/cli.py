@@ -91,7 +91,7 @@ def run(**opts) -> int:
         code = run_headless(session.start())
     else:
         code = _run_app(session)
-    session.join(timeout=30)
+    session.join(timeout=30 if session.done else 1)  # not done: interrupted twice, quit now
     if session.failure is not None:
         raise session.failure
     return code

@@ -48,8 +48,11 @@ def run_headless(source, console: Console | None = None) -> int:
             try:
                 printer.fold(source.get_batch(0.2))
             except (KeyboardInterrupt, _Interrupted):
-                if not interrupted:
-                    console.print("stopping at the next step boundary (the log stays complete)…")
+                if interrupted:  # a second time: the user will not wait (a step or a model load can take long)
+                    console.print("interrupted again: quitting now; the log keeps every line written so far")
+                    break
+                console.print("stopping at the next step boundary (the log stays complete); "
+                              "interrupt again to quit at once…")
                 interrupted = True
                 source.stop()
         printer.fold(source.get_batch(0))
