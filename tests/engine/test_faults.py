@@ -189,6 +189,34 @@ def test_interrupt_stops_at_a_step_boundary_with_a_complete_log(signalled, name)
     assert steps == list(range(len(steps))) and len(steps) >= 3
 
 
+class StuckSource:
+    """An engine that does not get to its next step boundary (a long model load, a slow step)."""
+
+    mode = "live"
+    failure = None
+
+    def __init__(self) -> None:
+        self.done, self.stops, self.calls = False, 0, 0
+
+    def get_batch(self, timeout: float) -> list:  # noqa: ARG002
+        self.calls += 1
+        if self.calls in (2, 3):  # the user presses Ctrl-C, waits a moment, presses it again
+            raise KeyboardInterrupt
+        time.sleep(0.01)
+        return []
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+def test_a_second_interrupt_quits_without_waiting():
+    out, source = io.StringIO(), StuckSource()
+    code = run_headless(source, Console(file=out, width=200, color_system=None))
+    assert code == 130 and source.stops == 1 and not source.done
+    text = out.getvalue()
+    assert "interrupt again to quit at once" in text and "quitting now" in text and "Traceback" not in text
+
+
 # A writer process that appends a run's events through the run's own LogWriter, slowly, without
 # loading torch (a third `freeze-tui run` would cost ~15 s of start-up for the same file state).
 WRITER = """
