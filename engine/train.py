@@ -43,6 +43,7 @@ class Experiment:
         self.pending: list = []  # (step, epoch, {arm: (loss, mark, lr)}) not yet read off the device
         self.pending_dw: list = []
         self.flush_every = 1 if self.device.type == "cpu" else 20
+        self.nan_stop = False  # --on-nan stop-run fired
 
     def _make_arm(self, name: str, plan) -> Arm:
         model = copy.deepcopy(self.s.model)
@@ -55,13 +56,14 @@ class Experiment:
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> str:
-        """Train; returns the run status (finished | stopped)."""
+        """Train; returns the run status: finished, stopped (asked to), or failed (non-finite losses
+        stopped every arm, or the run under --on-nan stop-run)."""
         total = self._total_steps()
         for epoch in range(self.cfg.epochs):
             for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
                 if self.control.stop.is_set() or not any(a.active for a in self.arms):
                     self.flush()
-                    return "stopped"
+                    return "failed" if self.nan_stop or not any(a.active for a in self.arms) else "stopped"
                 self.control.wait_while_paused()
                 self._one_step(self.s.data.train[batch_ids], epoch, total)
                 if self.step >= total:
@@ -152,6 +154,7 @@ class Experiment:
         self.emit(ev.Error(message=message + f"; arm stopped (--on-nan {policy})", arm=name, fatal=False))
         arm.stopped = "non-finite loss"
         if policy == "stop-run":
+            self.nan_stop = True
             self.control.stop.set()
 
     def _emit_dw(self, step: int, per_arm: dict) -> None:
