@@ -104,6 +104,26 @@ def test_cuda_out_of_memory_says_what_to_do(tiny, tmp_path, monkeypatch):
     assert events[-1].status == "failed"
 
 
+# -- non-finite losses that end the run (one arm's NaN under the default is in test_run.py) -------------------
+@pytest.mark.parametrize("on_nan,poisoned", [("stop-run", ("full",)), ("stop-arm", ("full", "targeted"))])
+def test_a_run_ended_by_non_finite_losses_failed(tiny, tmp_path, monkeypatch, on_nan, poisoned):
+    """Not 'stopped' (exit 130 says the user interrupted it): the run failed, exit 1."""
+    import engine.train
+
+    real_step = engine.train.train_step
+
+    def step(arm, batch, **kw):
+        loss, mark = real_step(arm, batch, **kw)
+        return (loss * float("inf") if arm.name in poisoned and kw["rng_seed"] > 2 else loss), mark
+
+    monkeypatch.setattr(engine.train, "train_step", step)
+    log = tmp_path / "run.jsonl"
+    code, out = headless(RunSession(config(tiny, on_nan=on_nan, max_steps=8), log, producer="test"))
+    assert code == 1 and "The run failed after" in out and "loss is inf at step 2" in out
+    events = list(read_events(log))
+    assert events[-1].status == "failed" and max(e.step for e in events if e.kind == "step") == 2
+
+
 # -- the log cannot be written any more (disk full) ---------------------------------------------------------
 def test_log_unwritable_mid_run_stops_the_run_cleanly(tiny, tmp_path, monkeypatch):
     written = {"n": 0}
