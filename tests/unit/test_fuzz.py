@@ -113,7 +113,7 @@ def assemble(lines: list[bytes], cut: int | None, header: bytes = HEADER) -> byt
 
 
 # -- properties -----------------------------------------------------------------------------------------------
-@settings(max_examples=examples(800), **SETTINGS)
+@settings(max_examples=examples(600), **SETTINGS)
 @given(st.one_of(st.binary(max_size=400), st.binary(max_size=400).map(lambda b: HEADER + b)))
 def test_random_bytes_only_raise_log_error(workdir, data):
     path = workdir / "bytes.jsonl"
@@ -121,7 +121,7 @@ def test_random_bytes_only_raise_log_error(workdir, data):
     fold_and_render(read_all(path))
 
 
-@settings(max_examples=examples(600), **SETTINGS)
+@settings(max_examples=examples(500), **SETTINGS)
 @given(log_body, st.one_of(st.none(), st.integers(0, 4000)))
 def test_mutated_logs_only_raise_log_error_and_always_fold(workdir, lines, cut):
     path = workdir / "mutated.jsonl"
@@ -140,7 +140,7 @@ def test_valid_json_lines_of_any_content_fold(workdir, lines):
     fold_and_render(read_all(path))
 
 
-@settings(max_examples=examples(500), **SETTINGS)
+@settings(max_examples=examples(300), **SETTINGS)
 @given(log_body, st.lists(st.integers(1, 300), min_size=1, max_size=12))
 def test_follower_poll_only_raises_log_error(workdir, lines, chunks):
     """A writer appends in arbitrary pieces (mid-line too); poll returns whole events or raises LogError."""

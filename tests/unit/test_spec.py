@@ -173,7 +173,7 @@ _RULE = st.one_of(
 _SPEC = st.lists(_RULE, min_size=1, max_size=5).map(",".join)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(_SPEC)
 def test_near_valid_specs_parse_and_resolve_or_raise_spec_error(text):
     from engine.freeze import resolve_plan
