@@ -174,3 +174,32 @@ def test_bad_model_dir_fails_cleanly(tmp_path):
     session, events = run_session(cfg, tmp_path / "bad.jsonl")
     assert session.failure is not None and "config" in str(session.failure)
     assert events[-1].kind == "run_end" and events[-1].status == "failed"
+
+
+def test_scheduled_rule_unfreezes_at_its_step(tiny, tmp_path):
+    """Gradual unfreezing: `+mlp[3:]@step 4` joins the optimizer at step 4, with a plan_change."""
+    cfg = config(tiny, max_steps=7, samples=0, arms=(("late", "+attn.qkv[3:],+mlp[3:]@step 4"),))
+    _, events = run_session(cfg, tmp_path / "late.jsonl")
+    changes = by_kind(events, "plan_change")
+    assert [(c.step, c.arm) for c in changes] == [(4, "late")]
+    start = by_kind(events, "run_start")[0].arms[0]["trainable"]
+    assert changes[0].trainable > start and "mlp" in changes[0].rule
+    step_events = {e.step: e for e in by_kind(events, "step")}
+    assert changes[0].seq < step_events[4].seq  # announced before the step it changes
+
+
+def test_bf16_autocast_and_pause(tiny, tmp_path):
+    cfg = config(tiny, max_steps=10, samples=0, dtype="bf16", arms=(("full", "full"),))
+    session = RunSession(cfg.validate(), tmp_path / "bf16.jsonl", producer="test")
+    session.pause()
+    session.start()
+    paused_events = []
+    for _ in range(6):
+        paused_events += session.get_batch(0.2)
+    assert not any(e.kind == "step" for e in paused_events)  # paused before the first step
+    session.resume()
+    while not session.done:
+        session.get_batch(0.5)
+    events = list(read_events(tmp_path / "bf16.jsonl"))
+    assert events[-1].status == "finished" and len(by_kind(events, "step")) == 10
+    assert all(math.isfinite(e.arms["full"]["loss"]) for e in by_kind(events, "step"))
