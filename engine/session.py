@@ -113,7 +113,9 @@ class RunSession:
     def _log_broken(self, exc: Exception) -> None:
         """Called under the emit lock: the viewer and the state learn why, the run stops, the file stays
         as it is (every line written so far is whole, or the reader skips the cut last one)."""
-        self.writer = None
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.close()  # quietly: its file may refuse even that
         self.log_failure = f"the run log {self.log_path} cannot be written any more ({exc}); the run stops"
         self.control.stop.set()
         error = ev.Error(seq=self._seq, t=time.time(), message=self.log_failure, fatal=True)
