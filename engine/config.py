@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ class RunConfig:
         _non_negative("--samples", self.samples)
         _positive("--sample-tokens", self.sample_tokens)
         _positive("--common-k", self.common_k)
-        if self.lr is not None and not self.lr > 0:
+        if self.lr is not None and not 0 < self.lr < math.inf:
             raise FreezeTuiError(f"--lr must be a positive number, got {self.lr}")
         if not 0 <= self.val_fraction < 1:
             raise FreezeTuiError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")

@@ -15,6 +15,7 @@ from engine.errors import FreezeTuiError
     ({"block_size": 0}, "--block-size"),
     ({"lr": -1.0}, "--lr must be a positive"),
     ({"lr": 0.0}, "--lr must be a positive"),
+    ({"lr": float("inf")}, "--lr must be a positive"),
     ({"device": "gpu"}, "--device 'gpu'"),
     ({"dtype": "fp8"}, "--dtype"),
     ({"val_fraction": 1.5}, "--val-fraction"),
