@@ -14,43 +14,17 @@ import time
 
 from bench.result import Result
 from engine import events as ev
-from engine.channel import Channel
-from engine.control import Control
+from engine.channel import ChannelSource
 
 
-class FloodSource:
-    """A live-like source: the same Channel the engine uses, filled by a producer thread."""
-
-    mode = "live"
+class FloodSource(ChannelSource):
+    """A live-like source: the same channel the engine fills, filled here by a producer thread."""
 
     def __init__(self, rate: int, seconds: float) -> None:
-        self.channel, self.control = Channel(), Control()
+        super().__init__()
         self.rate, self.seconds = rate, seconds
         self.last_step = -1
         self.finished_at = float("nan")
-
-    @property
-    def done(self) -> bool:
-        return self.channel.drained
-
-    @property
-    def paused(self) -> bool:
-        return self.control.pause.is_set()
-
-    def get_batch(self, timeout: float) -> list[ev.Event]:
-        return self.channel.get_batch(timeout)
-
-    def pause(self) -> None:
-        self.control.pause.set()
-
-    def resume(self) -> None:
-        self.control.pause.clear()
-
-    def stop(self) -> None:
-        self.control.stop.set()
-
-    def idle_seconds(self) -> float:
-        return self.channel.idle_seconds()
 
     def produce(self) -> None:
         put, seq, start = self.channel.put, 0, time.time()

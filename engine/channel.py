@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 
+from engine.control import Control
 from engine.events import Event, RunEnd
 
 DEFAULT_CAPACITY = 50_000
@@ -74,3 +75,37 @@ class Channel:
 
     def idle_seconds(self) -> float:
         return time.monotonic() - self._last_put
+
+
+class ChannelSource:
+    """The viewers' event-source protocol (mode 'live') over a Channel and the loop's Control flags:
+    whoever fills the channel (the engine thread, a benchmark's producer) gets pause/resume/stop."""
+
+    mode = "live"
+
+    def __init__(self) -> None:
+        self.channel = Channel()
+        self.control = Control()
+
+    def get_batch(self, timeout: float) -> list[Event]:
+        return self.channel.get_batch(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self.channel.drained
+
+    @property
+    def paused(self) -> bool:
+        return self.control.pause.is_set()
+
+    def pause(self) -> None:
+        self.control.pause.set()
+
+    def resume(self) -> None:
+        self.control.pause.clear()
+
+    def stop(self) -> None:
+        self.control.stop.set()
+
+    def idle_seconds(self) -> float:
+        return self.channel.idle_seconds()

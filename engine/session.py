@@ -11,9 +11,8 @@ import traceback
 import warnings
 
 from engine import events as ev
-from engine.channel import Channel
+from engine.channel import ChannelSource
 from engine.config import RunConfig
-from engine.control import Control
 from engine.errors import FreezeTuiError
 from engine.runlog import LogWriter
 from engine.state import RunState
@@ -23,17 +22,14 @@ OOM_HINT = ("out of memory: try a smaller --batch-size or --block-size, --dtype 
             "or fewer arms (each arm holds its own copy of the model)")
 
 
-class RunSession:
-    """Implements the event-source protocol of the viewers (mode 'live')."""
-
-    mode = "live"
+class RunSession(ChannelSource):
+    """A live run, readable by every viewer through the event-source protocol (mode 'live')."""
 
     def __init__(self, cfg: RunConfig, log_path, *, producer: str) -> None:
+        super().__init__()
         self.cfg = cfg
         self.log_path = log_path
         self.writer: LogWriter | None = LogWriter(log_path, overwrite=cfg.overwrite)
-        self.channel = Channel()
-        self.control = Control()
         self.state = RunState()
         self.producer = producer
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
@@ -42,33 +38,9 @@ class RunSession:
         self._emit_lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
 
-    # -- event-source protocol ------------------------------------------------------------------
     def start(self) -> RunSession:
         self._thread.start()
         return self
-
-    def get_batch(self, timeout: float) -> list[ev.Event]:
-        return self.channel.get_batch(timeout)
-
-    @property
-    def done(self) -> bool:
-        return self.channel.drained
-
-    @property
-    def paused(self) -> bool:
-        return self.control.pause.is_set()
-
-    def pause(self) -> None:
-        self.control.pause.set()
-
-    def resume(self) -> None:
-        self.control.pause.clear()
-
-    def stop(self) -> None:
-        self.control.stop.set()
-
-    def idle_seconds(self) -> float:
-        return self.channel.idle_seconds()
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
