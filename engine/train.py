@@ -103,7 +103,7 @@ class Experiment:
             self.pending_dw.append((self.step, {a.name: a.tracker.measure() for a in self.arms
                                                 if a.active and a.tracker is not None}))
         self.step += 1
-        if measure or len(self.pending) >= self.flush_every:
+        if len(self.pending) >= self.flush_every:  # norms wait on the device like the losses do
             self.flush()
 
     def _apply_schedule(self, epoch: int) -> None:
