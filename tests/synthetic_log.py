@@ -26,6 +26,11 @@ WORDS = ("the of and to a in that is was he for it with as his on be at by i had
 COMMON = set(WORDS[:30])
 
 
+def _sig6(values: dict) -> dict:
+    """Norms as the engine logs them: 6 significant digits (engine/metrics.py)."""
+    return {name: float(f"{v:.6g}") for name, v in values.items()}
+
+
 def _trains(arm: str, block: int, role: str, n_blocks: int) -> bool:
     """What each preset trains (see DESIGN.md, "Freeze spec")."""
     upper = block >= n_blocks // 2
@@ -139,8 +144,8 @@ class _Run:
             acc = self.drift[arm]
             for name, value in mine.items():
                 acc[name] = acc.get(name, 0.0) + value * root
-            norms[arm], drift[arm] = mine, dict(acc)
-            rel[arm] = {name: value / 11.3 for name, value in mine.items()}
+            norms[arm], drift[arm] = _sig6(mine), _sig6(acc)
+            rel[arm] = _sig6({name: value / 11.3 for name, value in mine.items()})
         return ev.DW(step=step, arms=norms, drift=drift, rel=rel)
 
 
