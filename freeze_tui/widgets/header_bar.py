@@ -47,8 +47,10 @@ def status_label(state: RunState, src: SourceView) -> str:
         return "waiting for data" if src.mode == "watch" else "loading"
     if src.done:
         return "log ended (no run_end)"
-    if src.mode != "replay" and src.idle >= IDLE_AFTER_S:
+    if src.mode == "watch" and src.idle >= IDLE_AFTER_S:  # a live engine that is quiet is busy, not gone
         return f"no new events for {int(src.idle)} s"
+    if state.status == "running" and state.step < 0:
+        return "sampling before training"
     return state.status
 
 
@@ -94,7 +96,9 @@ def progress_line(state: RunState, src: SourceView, width: int = 160) -> Text:
             line += f" {bar(done / total, 16)} {100 * done / total:.0f} %"
         parts.append(Text(line))
     if state.n_events:
-        parts.append(Text(f"elapsed {fmt.duration(state.elapsed)}"))  # log time: replays show the run's own
+        # log time, so replays show the run's own; live and watch keep ticking between events
+        ticking = src.idle if src.mode != "replay" and not state.finished and not src.done else 0.0
+        parts.append(Text(f"elapsed {fmt.duration(state.elapsed + ticking)}"))
     if state.config.get("trust_remote_code"):
         parts.append(Text("⚠ trust_remote_code on", style="bold red"))
     return _join(parts)

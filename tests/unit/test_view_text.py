@@ -87,6 +87,9 @@ def test_status_labels(state):
     assert status_label(running, SourceView(mode="replay", idle=12.4)) == "running"
     assert status_label(running, SourceView(done=True)) == "log ended (no run_end)"
     assert status_label(running, SourceView(mode="live", stopping=True)) == "stopping…"
+    assert status_label(running, SourceView(mode="live", idle=30.0)) == "running"  # busy (validating), not gone
+    started = RunState().apply_all(e for e in synthetic_events(steps=20, finished=False) if e.kind != "step")
+    assert status_label(started, SourceView(mode="live")) == "sampling before training"
 
 
 def test_header_lines(state):
