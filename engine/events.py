@@ -136,23 +136,39 @@ class RunEnd(Event):
     summary: dict = field(default_factory=dict)
 
 
+class _LazyLine:
+    """One JSON line, decoded on first use (shared by the maps of a dw event)."""
+
+    __slots__ = ("line", "_value")
+
+    def __init__(self, line: bytes) -> None:
+        self.line = line
+        self._value: dict | None = None
+
+    def get(self) -> dict:
+        if self._value is None:
+            try:
+                value = _decoder.decode(self.line)
+            except msgspec.DecodeError:
+                value = None
+            self._value = value if isinstance(value, dict) else {}
+        return self._value
+
+
 class LazyMap(Mapping):
-    """A JSON object decoded on first access. dw events carry hundreds of norms per line and
-    most readers (report, replay at max speed) only ever look at the last few, so decoding
-    them all would dominate reading a log. Malformed content reads as an empty mapping."""
+    """A field of a dw line, decoded on first access. dw events carry hundreds of norms per line
+    and most readers (report, replay at max speed) only look at the last few, so decoding them
+    all would dominate reading a log. Malformed content reads as an empty mapping."""
 
-    __slots__ = ("raw", "_value")
+    __slots__ = ("_line", "_key", "_value")
 
-    def __init__(self, raw: msgspec.Raw) -> None:
-        self.raw = raw
+    def __init__(self, line: _LazyLine, key: str) -> None:
+        self._line, self._key = line, key
         self._value: dict | None = None
 
     def _get(self) -> dict:
         if self._value is None:
-            try:
-                value = _decoder.decode(self.raw)
-            except msgspec.DecodeError:
-                value = None
+            value = self._line.get().get(self._key)
             self._value = value if isinstance(value, dict) else {}
         return self._value
 
@@ -169,15 +185,12 @@ class LazyMap(Mapping):
         return repr(self._get())
 
 
-class _DWLine(msgspec.Struct):
-    """How a dw line is read (codec-internal): its big maps stay raw until used."""
+class _DWHead(msgspec.Struct):
+    """The small head of a dw line (codec-internal); the maps after it stay undecoded."""
 
     seq: int = 0
     t: float = 0.0
     step: int = 0
-    arms: msgspec.Raw = msgspec.Raw(b"{}")
-    drift: msgspec.Raw = msgspec.Raw(b"{}")
-    rel: msgspec.Raw = msgspec.Raw(b"{}")
 
 
 class _StepLine(msgspec.Struct):
@@ -205,7 +218,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, LazyMap):
-        return obj.raw
+        return obj._get()
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
@@ -258,29 +271,47 @@ def _step_from(raw: _StepLine) -> Event:
     return _built(Step, seq=raw.seq, t=raw.t, step=raw.step, epoch=raw.epoch, arms=raw.arms)
 
 
-def _dw_from(raw: _DWLine) -> Event:
-    return _built(DW, seq=raw.seq, t=raw.t, step=raw.step, arms=LazyMap(raw.arms), drift=LazyMap(raw.drift),
-                  rel=LazyMap(raw.rel))
+def _decode_dw(line: bytes) -> Event | None:
+    """A dw line as our writer writes it: decode the head up to `"arms":`, keep the rest lazy."""
+    cut = line.find(b',"arms":')
+    if cut < 0:
+        return None
+    try:
+        head = _dw_head_decoder.decode(line[:cut] + b"}")
+    except msgspec.ValidationError as exc:
+        raise LogError(f"bad dw event: {exc}") from None
+    except msgspec.DecodeError:
+        return None
+    lazy = _LazyLine(line)
+    return _built(DW, seq=head.seq, t=head.t, step=head.step, arms=LazyMap(lazy, "arms"),
+                  drift=LazyMap(lazy, "drift"), rel=LazyMap(lazy, "rel"))
 
 
+def _decode_step(line: bytes) -> Event | None:
+    try:
+        raw = _step_decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        raise LogError(f"bad step event: {exc}") from None
+    except msgspec.DecodeError:
+        return None
+    return _built(Step, seq=raw.seq, t=raw.t, step=raw.step, epoch=raw.epoch, arms=raw.arms)
+
+
+_dw_head_decoder = msgspec.json.Decoder(_DWHead)
+_step_decoder = msgspec.json.Decoder(_StepLine)
 # The two kinds that make up nearly all of a long log, recognised by how our writer starts their lines.
-_FAST_PATHS = {
-    b'{"kind":"step",': (msgspec.json.Decoder(_StepLine), _step_from),
-    b'{"kind":"dw",': (msgspec.json.Decoder(_DWLine), _dw_from),
-}
+_FAST_PATHS = {b'{"kind":"step",': _decode_step, b'{"kind":"dw",': _decode_dw}
 
 
 def decode(line: bytes | str) -> Event:
     """Parse one JSON line into its event; raises LogError on anything malformed."""
     if isinstance(line, bytes):
-        for prefix, (decoder, build) in _FAST_PATHS.items():
+        for prefix, fast in _FAST_PATHS.items():
             if line.startswith(prefix):
-                try:
-                    return build(decoder.decode(line))
-                except msgspec.ValidationError as exc:
-                    raise LogError(f"bad {prefix[9:-2].decode()} event: {exc}") from None
-                except msgspec.DecodeError:
-                    break  # not JSON: the generic path below words the error
+                event = fast(line)
+                if event is not None:
+                    return event
+                break  # not in our writer's shape: the generic path reads or words the error
     try:
         obj = _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:

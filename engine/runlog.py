@@ -82,17 +82,17 @@ def _decode_line(raw: bytes, lineno: int, path: Path) -> Event:
 CHUNK = 1 << 22
 
 
-def _lines(f) -> Iterator[bytes]:
-    """Lines of a binary file, each with its newline except perhaps the last; read in large chunks
-    (line-by-line reads of multi-kB dw lines cost more than decoding them)."""
+def _lines(f) -> Iterator[tuple[bytes, bool]]:
+    """(line without its newline, whether it had one) for each line of a binary file, read in
+    large chunks: line-by-line reads of multi-kB dw lines cost more than decoding them."""
     rest = b""
     while chunk := f.read(CHUNK):
         parts = (rest + chunk).split(b"\n")
         rest = parts.pop()
         for part in parts:
-            yield part + b"\n"
+            yield part, True
     if rest:
-        yield rest
+        yield rest, False
 
 
 def read_events(path: str | Path) -> Iterator[Event]:
@@ -100,9 +100,9 @@ def read_events(path: str | Path) -> Iterator[Event]:
     p = Path(path)
     with _open(p) as f:
         lineno = 0
-        for raw in _lines(f):
+        for raw, complete in _lines(f):
             lineno += 1
-            if not raw.endswith(b"\n"):  # the last line, cut off mid-write: everything before it stands
+            if not complete:  # the last line, cut off mid-write: everything before it stands
                 try:
                     event = decode(raw)
                 except LogError:

@@ -123,7 +123,7 @@ class RunState:
     def apply(self, event: ev.Event) -> None:
         handler = self._HANDLERS.get(event.kind)
         self.n_events += 1
-        if math.isnan(self.t_start):
+        if self.n_events == 1:
             self.t_start = event.t
         self.t_last = event.t
         if handler is None:
@@ -136,8 +136,9 @@ class RunState:
             self._message("warning", f"skipped a malformed {event.kind} event (seq {event.seq})", event)
 
     def apply_all(self, events) -> RunState:
+        apply = self.apply
         for event in events:
-            self.apply(event)
+            apply(event)
         return self
 
     def _header(self, e: ev.Header) -> None:
@@ -159,23 +160,26 @@ class RunState:
             )
 
     def _step(self, e: ev.Step) -> None:
+        # the hottest path of reading a log: plain floats skip the _num conversion
         if e.epoch != self.epoch:
             self.epoch_starts.append(e.step)
         self.step, self.epoch = e.step, e.epoch
         self.steps.append(e.step)
+        records = e.arms
         for name, arm in self.arms.items():
-            rec = e.arms.get(name)
+            rec = records.get(name)
             if rec is None:
                 arm.losses.append(math.nan)
                 continue
-            arm.loss_last = _num(rec.get("loss"))
-            arm.losses.append(arm.loss_last)
-            dt = _num(rec.get("dt"))
-            arm.dt_last = dt
-            if not math.isnan(dt):
+            loss, dt, lr = rec.get("loss"), rec.get("dt"), rec.get("lr")
+            loss = loss if type(loss) is float else _num(loss)
+            dt = dt if type(dt) is float else _num(dt)
+            arm.loss_last, arm.dt_last = loss, dt
+            arm.lr_last = lr if type(lr) is float else _num(lr)
+            arm.losses.append(loss)
+            if dt == dt:  # not nan
                 arm.time_total += dt
-                arm.dt_ema = dt if math.isnan(arm.dt_ema) else 0.9 * arm.dt_ema + 0.1 * dt
-            arm.lr_last = _num(rec.get("lr"))
+                arm.dt_ema = dt if arm.dt_ema != arm.dt_ema else 0.9 * arm.dt_ema + 0.1 * dt
 
     def _dw(self, e: ev.DW) -> None:
         # Keep references only: a dw event holds hundreds of norms and views read just the latest.
