@@ -33,6 +33,20 @@ def weights_checksum(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def token_texts(tokenizer, seq: list[int]) -> list[str]:
+    """The text each token adds. A byte-level token that ends inside a multi-byte character adds
+    nothing; the token that completes it carries the whole character (no stray U+FFFD)."""
+    texts, shown = [], ""
+    for i in range(len(seq)):
+        text = tokenizer.decode(seq[: i + 1])
+        if text.endswith("\ufffd") and i < len(seq) - 1:
+            texts.append("")
+            continue
+        texts.append(text[len(shown):] if text.startswith(shown) else text)
+        shown = text
+    return texts
+
+
 class Experiment:
     def __init__(self, cfg: RunConfig, setup: Setup, emit, control: Control) -> None:
         self.cfg, self.s, self.emit, self.control = cfg, setup, emit, control
@@ -196,11 +210,10 @@ class Experiment:
                 self.emit(self._sample_event(phase, name, epoch, i, seq))
 
     def _sample_event(self, phase: str, arm: str, epoch: int, index: int, seq: list[int]) -> ev.Sample:
-        tok = self.s.tokenizer
         common = self.s.common_set
-        pieces = [[tok.decode([t]), t in common] for t in seq]
-        return ev.Sample(phase=phase, arm=arm, prompt=self.s.prompt_text, text=tok.decode(seq), tokens=pieces,
-                         p=common_share([flag for _, flag in pieces]), index=index, epoch=epoch)
+        pieces = [[text, t in common] for text, t in zip(token_texts(self.s.tokenizer, seq), seq)]
+        return ev.Sample(phase=phase, arm=arm, prompt=self.s.prompt_text, text=self.s.tokenizer.decode(seq),
+                         tokens=pieces, p=common_share([flag for _, flag in pieces]), index=index, epoch=epoch)
 
     def arm_memory(self) -> dict:
         return {a.name: state_bytes(a) for a in self.arms}

@@ -203,3 +203,18 @@ def test_bf16_autocast_and_pause(tiny, tmp_path):
     events = list(read_events(tmp_path / "bf16.jsonl"))
     assert events[-1].status == "finished" and len(by_kind(events, "step")) == 10
     assert all(math.isfinite(e.arms["full"]["loss"]) for e in by_kind(events, "step"))
+
+
+def test_token_texts_keep_multibyte_characters_whole():
+    """Byte-level BPE splits ’ or é over several tokens: the sample view must not show U+FFFD."""
+    from transformers import AutoTokenizer
+
+    from engine.demo import DEMO_MODEL_DIR
+    from engine.train import token_texts
+
+    tok = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
+    text = "it’s a café — naïve"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    pieces = token_texts(tok, ids)
+    assert len(pieces) == len(ids) and "".join(pieces) == text
+    assert not any("\ufffd" in p for p in pieces)
