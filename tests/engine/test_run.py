@@ -218,3 +218,31 @@ def test_token_texts_keep_multibyte_characters_whole():
     pieces = token_texts(tok, ids)
     assert len(pieces) == len(ids) and "".join(pieces) == text
     assert not any("\ufffd" in p for p in pieces)
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")  # block 2's input needs no grad: the point
+def test_backward_stops_at_the_lowest_trainable_block(tiny):
+    """targeted on 4 blocks trains Q/K/V of blocks 2-3: autograd must not run blocks 0-1 backward
+    (nothing there needs a gradient), and frozen tensors end with no .grad and no optimizer state."""
+    import copy
+
+    from engine.arm import Arm, StepTimer, build_optimizer, train_step
+    from engine.freeze import apply_trainable, resolve_plan
+    from engine.models import load_model
+
+    loaded = load_model(str(tiny[0]))
+    model = copy.deepcopy(loaded.model)
+    plan = resolve_plan("targeted", "targeted", loaded.layout)
+    apply_trainable(model, plan.initial)
+    arm = Arm("targeted", plan, model, build_optimizer(model, plan.initial, 1e-3, 0.0), None,
+              StepTimer(torch.device("cpu")), trainable=plan.initial)
+    reached = []
+    for i, block in enumerate(model.transformer.h):
+        block.register_full_backward_hook(lambda mod, gin, gout, i=i: reached.append(i))
+    x = torch.randint(0, model.config.vocab_size, (2, 16))
+    train_step(arm, x, lr=1e-3, rng_seed=1, grad_clip=1.0, autocast_dtype=None, measure=False)
+    assert sorted(set(reached)) == [2, 3]
+    frozen = [p for n, p in model.named_parameters() if n not in plan.initial]
+    assert all(p.grad is None for p in frozen)
+    params_with_state = {id(p) for p in arm.optimizer.state}
+    assert params_with_state == {id(p) for n, p in model.named_parameters() if n in plan.initial}
