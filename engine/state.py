@@ -56,10 +56,6 @@ class ArmState:
         return 100.0 * self.trainable / self.total if self.total else math.nan
 
     @property
-    def loss_series(self) -> array:
-        return self.losses
-
-    @property
     def dw(self) -> dict:
         """Latest ||W_t - W_{t-1}||_F per matrix."""
         return _arm_map(self.dw_event, "arms", self.name)
