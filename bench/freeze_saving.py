@@ -33,24 +33,25 @@ def demo_model():
     return load_model(None).model
 
 
-def _arm(model, layout, name: str, spec: str) -> Arm:
+def _arm(model, layout, name: str, spec: str, device: torch.device) -> Arm:
     plan = resolve_plan(name, spec, layout)
-    copy_ = copy.deepcopy(model)
+    copy_ = copy.deepcopy(model).to(device)
     names = plan.trainable_at(0, 0)
     apply_trainable(copy_, names)
     copy_.train()
-    return Arm(name, plan, copy_, build_optimizer(copy_, names, 1e-4, 0.0), None, StepTimer(torch.device("cpu")),
+    return Arm(name, plan, copy_, build_optimizer(copy_, names, 1e-4, 0.0), None, StepTimer(device),
                trainable=names)
 
 
-def measure(model, label: str, *, steps: int, batch: int, block: int) -> list[Result]:
+def measure(model, label: str, *, steps: int, batch: int, block: int, device: str = "cpu") -> list[Result]:
     layout = build_layout(model)
-    arms = [_arm(model, layout, "full", "full"), _arm(model, layout, "targeted", "targeted")]
+    dev = torch.device(device)
+    arms = [_arm(model, layout, "full", "full", dev), _arm(model, layout, "targeted", "targeted", dev)]
     vocab = model.config.vocab_size
     gen = torch.Generator().manual_seed(0)
     totals = {a.name: 0.0 for a in arms}
     for step in range(steps + 1):  # step 0 warms up (allocations, first-touch) and is not counted
-        x = torch.randint(0, vocab, (batch, block), generator=gen)
+        x = torch.randint(0, vocab, (batch, block), generator=gen).to(dev)
         for arm in arms:
             _, mark = train_step(arm, x, lr=1e-4, rng_seed=step, grad_clip=1.0, autocast_dtype=None, measure=False)
             if step:
@@ -75,11 +76,14 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--demo-steps", type=int, default=10)
     parser.add_argument("--skip-gpt2", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (arms timed with CUDA events there)")
     args = parser.parse_args(argv)
-    results = []
+    where, results = args.device.upper(), []
     if not args.skip_gpt2:
-        results += measure(gpt2_small(), "GPT-2-small shape, CPU, 4x128", steps=args.steps, batch=4, block=128)
-    results += measure(demo_model(), "embedded demo, CPU, 8x128", steps=args.demo_steps, batch=8, block=128)
+        results += measure(gpt2_small(), f"GPT-2-small shape, {where}, 4x128", steps=args.steps, batch=4, block=128,
+                           device=args.device)
+    results += measure(demo_model(), f"embedded demo, {where}, 8x128", steps=args.demo_steps, batch=8, block=128,
+                       device=args.device)
     return results
 
 
