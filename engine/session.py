@@ -97,9 +97,11 @@ class RunSession(ChannelSource):
 
     # -- the engine thread -----------------------------------------------------------------------
     def _main(self) -> None:
+        previous_showwarning = warnings.showwarning
         try:
             self._main_body()
         finally:  # whatever happens, a viewer waiting for the end must not wait forever
+            warnings.showwarning = previous_showwarning  # later warnings are not this run's
             if self.writer is not None:
                 self.writer.close()
             self.channel.close()
