@@ -18,6 +18,16 @@ def _app(path):
     return quiet(FreezeApp(ReplaySource(path, None)))
 
 
+async def _view_text(path, key: str, view: str):
+    """Replay `path` to its end, switch to a view by its key, and return (app, the view's text)."""
+    app = _app(path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        await pilot.press(key)
+        await play_to_end(pilot)
+        return app, shown(app.views[view].query_one(Static))
+
+
 async def test_header_and_arm_columns(log_path):
     app = _app(log_path)
     async with app.run_test(size=(160, 50)) as pilot:
@@ -61,45 +71,26 @@ async def test_dw_view_marks_frozen_matrices(log_path):
 
 
 async def test_samples_view(log_path):
-    app = _app(log_path)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await play_to_end(pilot)
-        await pilot.press("3")
-        await play_to_end(pilot)
-        text = shown(app.views["samples"].query_one(Static))
-        assert "before training" in text and "after epoch 2" in text
-        assert text.count("Δp = ") == 2 and "Call me Ishmael." in text
+    _, text = await _view_text(log_path, "3", "samples")
+    assert "before training" in text and "after epoch 2" in text
+    assert text.count("Δp = ") == 2 and "Call me Ishmael." in text
 
 
 async def test_time_view(log_path):
-    app = _app(log_path)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await play_to_end(pilot)
-        await pilot.press("4")
-        await play_to_end(pilot)
-        text = shown(app.views["time"].query_one(Static))
-        assert "t_1" in text and "t_2" in text and "r measured" in text and "baseline" in text
-        assert f"{100 * app.state.saving('targeted'):.1f} %" in text and "28.0 %" in text
+    app, text = await _view_text(log_path, "4", "time")
+    assert "t_1" in text and "t_2" in text and "r measured" in text and "baseline" in text
+    assert f"{100 * app.state.saving('targeted'):.1f} %" in text and "28.0 %" in text
 
 
 async def test_plan_view(log_path):
-    app = _app(log_path)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await play_to_end(pilot)
-        await pilot.press("5")
-        await play_to_end(pilot)
-        text = shown(app.views["plan"].query_one(Static))
-        assert "spec targeted" in text and "attn.qkv" in text and "···■■■" in text
-        assert "no plan changes" in text
+    _, text = await _view_text(log_path, "5", "plan")
+    assert "spec targeted" in text and "attn.qkv" in text and "···■■■" in text
+    assert "no plan changes" in text
 
 
 async def test_log_view(log_path):
-    app = _app(log_path)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await play_to_end(pilot)
-        await pilot.press("6")
-        await play_to_end(pilot)
-        assert "loss spike in targeted at step 100" in shown(app.views["log"].query_one(Static))
+    _, text = await _view_text(log_path, "6", "log")
+    assert "loss spike in targeted at step 100" in text
 
 
 async def test_small_terminal_every_view_and_four_arms(tmp_path):
