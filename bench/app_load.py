@@ -13,8 +13,8 @@ import threading
 import time
 
 from bench.result import Result
-from engine import events as ev
-from engine.channel import ChannelSource
+from engine.log import events as ev
+from engine.log.channel import ChannelSource
 
 
 class FloodSource(ChannelSource):
@@ -30,22 +30,39 @@ class FloodSource(ChannelSource):
         put, seq, start = self.channel.put, 0, time.time()
         names = [f"h.{b}.attn.{m}" for b in range(12) for m in "qkvo"]
         put(ev.Header(seq=0, t=start, run_id="load"))
-        put(ev.RunStart(seq=1, t=start, config={"epochs": 1, "batch_size": 8, "block_size": 128},
-                        data={"n_train_batches": self.rate * int(self.seconds)},
-                        arms=[{"name": "full", "spec": "full", "trainable": 1, "total": 1},
-                              {"name": "targeted", "spec": "targeted", "trainable": 1, "total": 10}]))
+        put(
+            ev.RunStart(
+                seq=1,
+                t=start,
+                config={"epochs": 1, "batch_size": 8, "block_size": 128},
+                data={"n_train_batches": self.rate * int(self.seconds)},
+                arms=[
+                    {"name": "full", "spec": "full", "trainable": 1, "total": 1},
+                    {"name": "targeted", "spec": "targeted", "trainable": 1, "total": 10},
+                ],
+            )
+        )
         seq, step, n_events = 2, 0, int(self.rate * self.seconds)
         while seq < n_events and not self.control.stop.is_set():
             due = start + seq / self.rate
             if (wait := due - time.time()) > 0:
                 time.sleep(wait)
             loss = 4.0 / (1 + step / 1000)
-            put(ev.Step(seq=seq, t=time.time(), step=step, epoch=0,
-                        arms={"full": {"loss": loss, "dt": 0.01, "lr": 1e-3},
-                              "targeted": {"loss": loss * 1.05, "dt": 0.007, "lr": 1e-3}}))
+            put(
+                ev.Step(
+                    seq=seq,
+                    t=time.time(),
+                    step=step,
+                    epoch=0,
+                    arms={
+                        "full": {"loss": loss, "dt": 0.01, "lr": 1e-3},
+                        "targeted": {"loss": loss * 1.05, "dt": 0.007, "lr": 1e-3},
+                    },
+                )
+            )
             seq += 1
             if step % 10 == 0:
-                norms = {n: 0.01 for n in names}
+                norms = dict.fromkeys(names, 0.01)
                 put(ev.DW(seq=seq, t=time.time(), step=step, arms={"full": norms, "targeted": norms}))
                 seq += 1
             self.last_step = step
@@ -60,7 +77,7 @@ async def drive(rate: int, seconds: float) -> tuple[float, float, float]:
     source = FloodSource(rate, seconds)
     app = FreezeApp(source)
     key_latency = float("nan")
-    async with app.run_test(size=(160, 50)) as pilot:
+    async with app.run_test(size=(160, 50)):
         producer = threading.Thread(target=source.produce, daemon=True)
         producer.start()
         await asyncio.sleep(seconds / 2)
@@ -89,8 +106,10 @@ def main(argv: list[str] | None = None) -> list[Result]:
     args = parser.parse_args(argv)
     lag, key, achieved = asyncio.run(drive(args.rate, args.seconds))
     note = f"{args.rate} events/s for {args.seconds:.0f} s; the app folded {achieved:.0f} events/s"
-    return [Result("app: last step shown after producer ends (s)", lag, 1.0, "s", higher_is_better=False, note=note),
-            Result("app: key press answered during the flood (s)", key, 0.5, "s", higher_is_better=False)]
+    return [
+        Result("app: last step shown after producer ends (s)", lag, 1.0, "s", higher_is_better=False, note=note),
+        Result("app: key press answered during the flood (s)", key, 0.5, "s", higher_is_better=False),
+    ]
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from engine.control import Control
 
 def count_syncs(steps: int) -> tuple[int, int]:
     """(synchronising calls seen by torch, flushes) over `steps` steps of the demo, 2 arms."""
-    from engine.setup import prepare
-    from engine.train import Experiment
+    from engine.train.experiment import Experiment
+    from engine.train.setup import prepare
 
     cfg = RunConfig(device="cuda", max_steps=steps, epochs=1, samples=0, norm_every=1).validate()
     experiment = Experiment(cfg, prepare(cfg), lambda event: None, Control())
@@ -54,9 +54,16 @@ def main(argv: list[str] | None = None) -> list[Result]:
         return []
     syncs, flushes = count_syncs(args.steps)
     per_flush = syncs / max(1, flushes)
-    return [Result("CUDA host syncs per flush (every 20 steps)", per_flush, 3, higher_is_better=False,
-                   note=f"{syncs} syncs over {args.steps} steps, {flushes} flushes; the batched reads of "
-                        "losses and norms are expected at each flush, nothing between")]
+    return [
+        Result(
+            "CUDA host syncs per flush (every 20 steps)",
+            per_flush,
+            3,
+            higher_is_better=False,
+            note=f"{syncs} syncs over {args.steps} steps, {flushes} flushes; the batched reads of "
+            "losses and norms are expected at each flush, nothing between",
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ import time
 import torch
 
 from bench.result import Result
-from engine.arm import Arm, StepTimer, build_optimizer, state_bytes, train_step
-from engine.flops import predicted_saving
-from engine.freeze import apply_trainable, resolve_plan
-from engine.roles import build_layout
+from engine.plans.flops import predicted_saving
+from engine.plans.freeze import apply_trainable, resolve_plan
+from engine.plans.roles import build_layout
+from engine.train.arm import Arm, StepTimer, build_optimizer, state_bytes, train_step
 
 
 def gpt2_small():
@@ -28,7 +28,7 @@ def gpt2_small():
 
 
 def demo_model():
-    from engine.models import load_model
+    from engine.train.models import load_model
 
     return load_model(None).model
 
@@ -39,8 +39,7 @@ def _arm(model, layout, name: str, spec: str, device: torch.device) -> Arm:
     names = plan.trainable_at(0, 0)
     apply_trainable(copy_, names)
     copy_.train()
-    return Arm(name, plan, copy_, build_optimizer(copy_, names, 1e-4, 0.0), None, StepTimer(device),
-               trainable=names)
+    return Arm(name, plan, copy_, build_optimizer(copy_, names, 1e-4, 0.0), None, StepTimer(device), trainable=names)
 
 
 def measure(model, label: str, *, steps: int, batch: int, block: int, device: str = "cpu") -> list[Result]:
@@ -61,13 +60,21 @@ def measure(model, label: str, *, steps: int, batch: int, block: int, device: st
     frozen_with_grad = [n for n, p in arms[1].model.named_parameters() if not p.requires_grad and p.grad is not None]
     mem = {a.name: state_bytes(a) for a in arms}
     return [
-        Result(f"{label}: r measured / r FLOP model", r / r_flop, 0.9,
-               note=f"r = {r:.3f} vs FLOP r = {r_flop:.3f}; T_full {totals['full']:.2f} s, "
-                    f"T_targeted {totals['targeted']:.2f} s over {steps} steps"),
-        Result(f"{label}: targeted grad+optimizer bytes / full", mem["targeted"] / mem["full"],
-               arms[1].plan.n_trainable / arms[1].plan.n_total * 1.01, higher_is_better=False,
-               note=f"{mem['targeted'] / 1e6:.1f} MB vs {mem['full'] / 1e6:.1f} MB; "
-                    f"frozen tensors holding a .grad: {len(frozen_with_grad)}"),
+        Result(
+            f"{label}: r measured / r FLOP model",
+            r / r_flop,
+            0.9,
+            note=f"r = {r:.3f} vs FLOP r = {r_flop:.3f}; T_full {totals['full']:.2f} s, "
+            f"T_targeted {totals['targeted']:.2f} s over {steps} steps",
+        ),
+        Result(
+            f"{label}: targeted grad+optimizer bytes / full",
+            mem["targeted"] / mem["full"],
+            arms[1].plan.n_trainable / arms[1].plan.n_total * 1.01,
+            higher_is_better=False,
+            note=f"{mem['targeted'] / 1e6:.1f} MB vs {mem['full'] / 1e6:.1f} MB; "
+            f"frozen tensors holding a .grad: {len(frozen_with_grad)}",
+        ),
     ]
 
 
@@ -80,10 +87,12 @@ def main(argv: list[str] | None = None) -> list[Result]:
     args = parser.parse_args(argv)
     where, results = args.device.upper(), []
     if not args.skip_gpt2:
-        results += measure(gpt2_small(), f"GPT-2-small shape, {where}, 4x128", steps=args.steps, batch=4, block=128,
-                           device=args.device)
-    results += measure(demo_model(), f"embedded demo, {where}, 8x128", steps=args.demo_steps, batch=8, block=128,
-                       device=args.device)
+        results += measure(
+            gpt2_small(), f"GPT-2-small shape, {where}, 4x128", steps=args.steps, batch=4, block=128, device=args.device
+        )
+    results += measure(
+        demo_model(), f"embedded demo, {where}, 8x128", steps=args.demo_steps, batch=8, block=128, device=args.device
+    )
     return results
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.result import Result  # noqa: E402
-from engine.runlog import LogWriter, read_events  # noqa: E402
-from engine.state import RunState  # noqa: E402
-from tests.synthetic_log import synthetic_events  # noqa: E402
+from bench.result import Result
+from engine.log.runlog import LogWriter, read_events
+from engine.log.state import RunState
+from tests.synthetic_log import synthetic_events
 
 
 def log_throughput(steps: int = 100_000) -> list[Result]:
@@ -32,8 +32,15 @@ def log_throughput(steps: int = 100_000) -> list[Result]:
             state.apply(event)
             n += 1
         seconds = time.perf_counter() - start
-    return [Result("log decode + fold (events/s)", n / seconds, 100_000, "ev/s",
-                   note=f"{n} events, {size_mb:.0f} MB, {seconds:.1f} s")]
+    return [
+        Result(
+            "log decode + fold (events/s)",
+            n / seconds,
+            100_000,
+            "ev/s",
+            note=f"{n} events, {size_mb:.0f} MB, {seconds:.1f} s",
+        )
+    ]
 
 
 def state_memory(steps: int = 1_000_000) -> list[Result]:
@@ -44,8 +51,16 @@ def state_memory(steps: int = 1_000_000) -> list[Result]:
     _, peak = tracemalloc.get_traced_memory()
     current = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    return [Result("RunState memory, 1M-step paired run (MB)", current / 1e6, 300, "MB", higher_is_better=False,
-                   note=f"peak while folding {peak / 1e6:.0f} MB")]
+    return [
+        Result(
+            "RunState memory, 1M-step paired run (MB)",
+            current / 1e6,
+            300,
+            "MB",
+            higher_is_better=False,
+            note=f"peak while folding {peak / 1e6:.0f} MB",
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from bench.result import Result
 from engine.config import RunConfig
-from engine.runlog import read_events
-from engine.session import RunSession
-from engine.state import RunState
+from engine.log.runlog import read_events
+from engine.log.state import RunState
+from engine.train.session import RunSession
 
 
 def loop_seconds(monitor: bool, steps: int, log: Path) -> float:
@@ -42,8 +42,15 @@ def main(argv: list[str] | None = None) -> list[Result]:
             off.append(loop_seconds(False, args.steps, Path(tmp) / f"off{i}.jsonl"))
             on.append(loop_seconds(True, args.steps, Path(tmp) / f"on{i}.jsonl"))
     ratio = min(on) / min(off)
-    return [Result("monitoring on / off, wall time of the loop", ratio, 1.03, higher_is_better=False,
-                   note=f"best of {args.rounds}: on {min(on):.2f} s, off {min(off):.2f} s, {args.steps} steps, demo")]
+    return [
+        Result(
+            "monitoring on / off, wall time of the loop",
+            ratio,
+            1.03,
+            higher_is_better=False,
+            note=f"best of {args.rounds}: on {min(on):.2f} s, off {min(off):.2f} s, {args.steps} steps, demo",
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -22,5 +22,6 @@ class Result:
         op = "≥" if self.higher_is_better else "≤"
         verdict = "PASS" if self.passed else "FAIL"
         note = f"  ({self.note})" if self.note else ""
-        return (f"{self.figure:<44} {self.measured:>12.4g} {self.unit:<8} target {op} {self.target:<10.4g}"
-                f" {verdict}{note}")
+        return (
+            f"{self.figure:<44} {self.measured:>12.4g} {self.unit:<8} target {op} {self.target:<10.4g} {verdict}{note}"
+        )

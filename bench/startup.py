@@ -26,14 +26,30 @@ def heavy_imports(module: str) -> list[str]:
     return out.split()
 
 
-def main(argv: list[str] | None = None) -> list[Result]:  # noqa: ARG001
-    results = [Result("freeze-tui --help (s, best of 5)", help_seconds(), 0.25, "s", higher_is_better=False,
-                      note="heavy modules after `import freeze_tui.cli`: "
-                           + (", ".join(heavy_imports("freeze_tui.cli")) or "none"))]
-    for module in ("engine.sources", "freeze_tui.app"):
+def main(argv: list[str] | None = None) -> list[Result]:
+    results = [
+        Result(
+            "freeze-tui --help (s, best of 5)",
+            help_seconds(),
+            0.25,
+            "s",
+            higher_is_better=False,
+            note="heavy modules after `import freeze_tui.cli`: "
+            + (", ".join(heavy_imports("freeze_tui.cli")) or "none"),
+        )
+    ]
+    for module in ("engine.log.sources", "freeze_tui.app"):
         loaded = [m for m in heavy_imports(module) if m != "textual"]
-        results.append(Result(f"torch/transformers imported by {module}", len(loaded), 0, "modules",
-                              higher_is_better=False, note=", ".join(loaded) or "none"))
+        results.append(
+            Result(
+                f"torch/transformers imported by {module}",
+                len(loaded),
+                0,
+                "modules",
+                higher_is_better=False,
+                note=", ".join(loaded) or "none",
+            )
+        )
     return results
 
 

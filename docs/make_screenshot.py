@@ -1,5 +1,5 @@
 """Regenerate docs/screenshot.svg (and .png with rsvg-convert) from a recorded sample run:
-    python docs/make_screenshot.py sample_runs/demo-full-vs-targeted.jsonl [VIEW]"""
+python docs/make_screenshot.py sample_runs/demo-full-vs-targeted.jsonl [VIEW]"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.sources import ReplaySource
+from engine.log.sources import ReplaySource
 from freeze_tui.app import FreezeApp
 
 DOCS = Path(__file__).parent

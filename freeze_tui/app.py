@@ -16,9 +16,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from engine.events import Error
-from engine.sources import EventSource
-from engine.state import RunState
+from engine.log.events import Error
+from engine.log.sources import EventSource
+from engine.log.state import RunState
 from freeze_tui import fmt
 from freeze_tui.bridge import EventsArrived, SourceDone, SourceFailed, fold, start_bridge
 from freeze_tui.screens.confirm import ConfirmScreen
@@ -32,8 +32,14 @@ from freeze_tui.widgets.samples_view import SamplesView
 from freeze_tui.widgets.time_view import TimeView
 
 REDRAW_S = 0.1
-VIEWS = {"loss": ("1 Loss", LossView), "dw": ("2 ΔW", DWView), "samples": ("3 Samples", SamplesView),
-         "time": ("4 Time", TimeView), "plan": ("5 Plan", PlanView), "log": ("6 Log", LogView)}
+VIEWS = {
+    "loss": ("1 Loss", LossView),
+    "dw": ("2 ΔW", DWView),
+    "samples": ("3 Samples", SamplesView),
+    "time": ("4 Time", TimeView),
+    "plan": ("5 Plan", PlanView),
+    "log": ("6 Log", LogView),
+}
 
 
 class FreezeApp(App[None]):
@@ -146,8 +152,9 @@ class FreezeApp(App[None]):
         elif self._stopping:
             self.exit()  # asked twice: quit without waiting for the run to end
         else:
-            self.push_screen(ConfirmScreen("A run is going. Stop it and quit once its log is complete?"),
-                             self._quit_confirmed)
+            self.push_screen(
+                ConfirmScreen("A run is going. Stop it and quit once its log is complete?"), self._quit_confirmed
+            )
 
     def _quit_confirmed(self, yes: bool | None) -> None:
         if yes:

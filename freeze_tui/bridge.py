@@ -17,9 +17,9 @@ from textual.message import Message
 from textual.worker import Worker, get_current_worker
 
 from engine.errors import FreezeTuiError
-from engine.events import Event
-from engine.sources import EventSource
-from engine.state import RunState
+from engine.log.events import Event
+from engine.log.sources import EventSource
+from engine.log.state import RunState
 
 POLL_S = 0.1
 FOLD_BUDGET_S, FOLD_CHUNK = 0.03, 250  # keeps keys responsive while a replay runs at max speed
@@ -79,8 +79,7 @@ def _deliver(app: App, worker: Worker, message: EventsArrived) -> bool:
 
 
 def start_bridge(app: App, source: EventSource) -> Worker:
-    return app.run_worker(partial(pump, app, source), name="event-bridge", group="bridge", thread=True,
-                          exclusive=True)
+    return app.run_worker(partial(pump, app, source), name="event-bridge", group="bridge", thread=True, exclusive=True)
 
 
 def fold(state: RunState, message: EventsArrived, budget: float = FOLD_BUDGET_S) -> EventsArrived | None:
@@ -88,9 +87,8 @@ def fold(state: RunState, message: EventsArrived, budget: float = FOLD_BUDGET_S)
     rest as a new message to queue, or None once the whole batch is in (the bridge may go on)."""
     events, deadline = message.events, time.perf_counter() + budget
     for start in range(0, len(events), FOLD_CHUNK):
-        state.apply_all(events[start:start + FOLD_CHUNK])
+        state.apply_all(events[start : start + FOLD_CHUNK])
         if time.perf_counter() > deadline and start + FOLD_CHUNK < len(events):
-            return message.rest(events[start + FOLD_CHUNK:])
+            return message.rest(events[start + FOLD_CHUNK :])
     message.done()
     return None
-

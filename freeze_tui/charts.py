@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui.colors import arm_rgb
 from freeze_tui.safe_text import clean
 from freeze_tui.series import MAX_POINTS, bucket_centers, bucket_means, finite_pairs, smooth

@@ -22,9 +22,16 @@ PRODUCER = f"freeze-tui {__version__}"
 def _run_options(f):
     options = [
         click.option("--model", default=None, help="Hugging Face name or local dir (default: the embedded demo)."),
-        click.option("--data", multiple=True, help="Text file or folder (*.txt, *.md); repeatable. Default: demo corpus."),
-        click.option("--arm", "arms", multiple=True, metavar="NAME=SPEC",
-                     help="An arm and its freeze spec; repeatable. Default: full=full, targeted=targeted."),
+        click.option(
+            "--data", multiple=True, help="Text file or folder (*.txt, *.md); repeatable. Default: demo corpus."
+        ),
+        click.option(
+            "--arm",
+            "arms",
+            multiple=True,
+            metavar="NAME=SPEC",
+            help="An arm and its freeze spec; repeatable. Default: full=full, targeted=targeted.",
+        ),
         click.option("--epochs", type=int, default=3, show_default=True),
         click.option("--max-steps", type=int, default=0, help="Stop after N steps (0 = no limit)."),
         click.option("--batch-size", type=int, default=8, show_default=True),
@@ -81,7 +88,7 @@ def run(**opts) -> int:
         from freeze_tui.detach import detach_run
 
         return detach_run(cfg, log_path)
-    from engine.session import RunSession
+    from engine.train.session import RunSession
 
     session = RunSession(cfg, log_path, producer=PRODUCER)
     if headless:
@@ -105,8 +112,8 @@ def _config(opts: dict) -> RunConfig:
 
 def _precheck(cfg: RunConfig) -> None:
     """Cheap checks before anything heavy loads: spec syntax, data files, model dir."""
-    from engine.data import find_text_files, read_text_file
-    from engine.spec import parse_spec
+    from engine.plans.spec import parse_spec
+    from engine.textfiles import find_text_files, read_text_file
 
     for name, spec in cfg.arms:
         try:
@@ -116,7 +123,9 @@ def _precheck(cfg: RunConfig) -> None:
     for path in find_text_files(cfg.data):
         read_text_file(path)
     if cfg.model and (Path(cfg.model).is_dir() and not (Path(cfg.model) / "config.json").exists()):
-        raise FreezeTuiError(f"model directory {cfg.model} has no config.json; pass a folder saved with save_pretrained")
+        raise FreezeTuiError(
+            f"model directory {cfg.model} has no config.json; pass a folder saved with save_pretrained"
+        )
     if cfg.save:
         _check_writable_dir(Path(cfg.save), "--save")
 
@@ -149,7 +158,7 @@ def _run_app(session) -> int:
 @click.option("--speed", default="max", show_default=True, help="Time factor N (1 = real time) or max.")
 def replay(log: str, speed: str) -> int:
     """Play a saved run log through the app."""
-    from engine.sources import ReplaySource
+    from engine.log.sources import ReplaySource
 
     factor = None if speed == "max" else _speed(speed)
     source = ReplaySource(log, factor)  # a bad log fails here, before any app starts
@@ -186,7 +195,7 @@ WATCH_HEADER_WAIT = 2.0  # a run writes its header right after creating the log
 def _watch_source(log: str):
     """A WatchSource whose header has arrived: an empty or headless file is not a run to wait for."""
     from engine.errors import LogError
-    from engine.sources import WatchSource
+    from engine.log.sources import WatchSource
 
     deadline = time.monotonic() + WATCH_HEADER_WAIT
     while True:
@@ -197,8 +206,10 @@ def _watch_source(log: str):
         empty = Path(log).stat().st_size == 0
         if time.monotonic() >= deadline:
             what = "is empty" if empty else "has no complete first line"
-            raise LogError(f"log {log} {what} after {WATCH_HEADER_WAIT:.0f} s; a run writes its header first, "
-                           "so this is not a run that has started: check the path")
+            raise LogError(
+                f"log {log} {what} after {WATCH_HEADER_WAIT:.0f} s; a run writes its header first, "
+                "so this is not a run that has started: check the path"
+            )
         time.sleep(0.1)
 
 
@@ -206,9 +217,9 @@ def _watch_source(log: str):
 @click.argument("log")
 def report(log: str) -> int:
     """The study's table for a run log, as Markdown (also for stopped or failed runs)."""
-    from engine.runlog import read_events
-    from engine.state import RunState
-    from engine.summary import markdown_report
+    from engine.log.runlog import read_events
+    from engine.log.state import RunState
+    from engine.log.summary import markdown_report
     from freeze_tui.safe_text import clean
 
     state = RunState().apply_all(read_events(log))
@@ -225,7 +236,8 @@ def plan(model: str | None, arms: tuple[str, ...], trust_remote_code: bool, as_j
     """Show what each plan trains: block x role grid, parameter counts, FLOP-model cost vs full."""
     import json
 
-    from engine.plan_view import describe_plans, render_plans
+    from engine.train.models import describe_plans
+    from freeze_tui.plan_grid import render_plans
 
     pairs = [parse_arm(a) for a in arms] or list(RunConfig.arms)
     RunConfig(arms=tuple(pairs)).validate()
@@ -246,8 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.UsageError as exc:
-        hint = f" (see 'freeze-tui {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else \
-            " (see 'freeze-tui --help')"
+        hint = (
+            f" (see 'freeze-tui {exc.ctx.info_name} --help')"
+            if exc.ctx and exc.ctx.parent
+            else " (see 'freeze-tui --help')"
+        )
         _fail(exc.format_message() + hint)
     except FreezeTuiError as exc:
         _fail(str(exc))

@@ -25,7 +25,7 @@ def child_argv(argv: list[str], log_path: Path) -> list[str]:
 
 
 def open_watch_app(log_path: Path) -> None:
-    from engine.sources import WatchSource
+    from engine.log.sources import WatchSource
     from freeze_tui.app import FreezeApp
 
     FreezeApp(WatchSource(log_path)).run()
@@ -38,9 +38,14 @@ def detach_run(cfg: RunConfig, log_path: Path, argv: list[str] | None = None, vi
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out_path = log_path.with_suffix(".out")
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen(child_argv(argv if argv is not None else sys.argv[1:], log_path),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "TERM": "dumb"})
+        proc = subprocess.Popen(
+            child_argv(argv if argv is not None else sys.argv[1:], log_path),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "TERM": "dumb"},
+        )
     click.echo(f"starting a background run; log {log_path} …")
     _wait_for_start(proc, log_path, out_path)
     click.echo(f"training in background process {proc.pid}; its output: {out_path}")

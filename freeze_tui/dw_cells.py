@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui import fmt
 from freeze_tui.colors import FROZEN_STYLE, heat_style
 from freeze_tui.safe_text import clean
@@ -82,6 +82,7 @@ def _history(per_event: list[dict], matrix: str) -> list[float]:
 
 def _matrices(state: RunState) -> list[str]:
     names = {m for arm in state.arms.values() for m in arm.dw}
+
     def order(m: str) -> tuple:
         block, role = parse_matrix(m)
         return block, ROLE_ORDER.get(role, len(ROLE_ORDER)), m
@@ -106,8 +107,11 @@ def arm_cells(state: RunState, arm: str, matrix: str, scale: tuple[float, float]
         return [Text("frozen", style=FROZEN_STYLE), Text("0", style="dim"), Text("·" * TREND_WIDTH, style="dim")]
     style = heat_style(value, *scale) if isinstance(value, (int, float)) else ""
     drift = a.drift.get(matrix)
-    return [Text(fmt.norm(value), style=style), Text(fmt.norm(drift), style="dim" if drift is None else ""),
-            Text(sparkline(history, TREND_WIDTH), style=style)]
+    return [
+        Text(fmt.norm(value), style=style),
+        Text(fmt.norm(drift), style="dim" if drift is None else ""),
+        Text(sparkline(history, TREND_WIDTH), style=style),
+    ]
 
 
 def dw_table(state: RunState) -> DWTable:

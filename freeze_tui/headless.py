@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from engine.state import RunState
-from engine.summary import COMPACT_HEADERS, arm_rows, status_line, table_cells
+from engine.log.state import RunState
+from engine.log.summary import COMPACT_HEADERS, arm_rows, status_line, table_cells
 from freeze_tui.safe_text import clean
 
 EXIT = {"finished": 0, "failed": 1, "stopped": 130}
@@ -29,7 +29,7 @@ class _Interrupted(Exception):
     pass
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
+def _on_sigterm(signum, frame):
     raise _Interrupted
 
 
@@ -40,9 +40,15 @@ def run_headless(source, console: Console | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     interrupted = False
     # markup=False: descriptions hold text from the run (arm names, a log's config), shown literally
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.fields[losses]}", markup=False), console=console,
-                  transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[losses]}", markup=False),
+        console=console,
+        transient=False,
+    ) as progress:
         printer = _Printer(state, progress, console)
         while not source.done:
             try:
@@ -51,8 +57,9 @@ def run_headless(source, console: Console | None = None) -> int:
                 if interrupted:  # a second time: the user will not wait (a step or a model load can take long)
                     console.print("interrupted again: quitting now; the log keeps every line written so far")
                     break
-                console.print("stopping at the next step boundary (the log stays complete); "
-                              "interrupt again to quit at once…")
+                console.print(
+                    "stopping at the next step boundary (the log stays complete); interrupt again to quit at once…"
+                )
                 interrupted = True
                 source.stop()
         printer.fold(source.get_batch(0))
@@ -90,12 +97,18 @@ class _Printer:
     def _describe_start(self) -> None:
         s = self.state
         trust = " · trust_remote_code ON" if s.config.get("trust_remote_code") else ""
-        self.console.print(Text(safe_line(
-            f"model {s.model.get('name')} ({s.model.get('n_params', 0) / 1e6:.1f} M params) · data "
-            f"{s.data.get('source')} ({s.data.get('n_tokens')} tokens) · device {s.config.get('device')}{trust}")))
+        self.console.print(
+            Text(
+                safe_line(
+                    f"model {s.model.get('name')} ({s.model.get('n_params', 0) / 1e6:.1f} M params) · data "
+                    f"{s.data.get('source')} ({s.data.get('n_tokens')} tokens) · device {s.config.get('device')}{trust}"
+                )
+            )
+        )
         for arm in s.arms.values():
-            self.console.print(Text(safe_line(
-                f"  arm {arm.name} = {arm.spec}: trains {arm.trainable_pct:.2f} % of the weights")))
+            self.console.print(
+                Text(safe_line(f"  arm {arm.name} = {arm.spec}: trains {arm.trainable_pct:.2f} % of the weights"))
+            )
 
     def _update_progress(self) -> None:
         s = self.state
@@ -103,8 +116,9 @@ class _Printer:
             return
         if s.epoch != self.task_epoch:
             per_epoch = s.data.get("n_train_batches") or None
-            self.task = self.progress.add_task(safe_line(f"epoch {s.epoch + 1}/{s.config.get('epochs', '?')}"),
-                                               total=per_epoch, losses="")
+            self.task = self.progress.add_task(
+                safe_line(f"epoch {s.epoch + 1}/{s.config.get('epochs', '?')}"), total=per_epoch, losses=""
+            )
             self.task_epoch = s.epoch
         start = s.epoch_starts[-1] if s.epoch_starts else 0
         losses = "  ".join(f"{a.name} {a.loss_last:.3f}" for a in s.arms.values() if not math.isnan(a.loss_last))
@@ -112,8 +126,12 @@ class _Printer:
 
 
 def summary_table(state: RunState) -> Table:
-    table = Table(title="paired fine-tuning: what freezing bought and cost", title_justify="left",
-                  padding=(0, 1), collapse_padding=True)
+    table = Table(
+        title="paired fine-tuning: what freezing bought and cost",
+        title_justify="left",
+        padding=(0, 1),
+        collapse_padding=True,
+    )
     for header in COMPACT_HEADERS:
         table.add_column(header, overflow="fold")
     for row in arm_rows(state):

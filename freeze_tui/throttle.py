@@ -14,8 +14,15 @@ class ThrottledRedraw:
     UI thread and keys stay responsive however fast events come).
     """
 
-    def __init__(self, widget, redraw: Callable, *, min_interval: float = 0.0, cost_factor: float = 0.0,
-                 cost: Callable[[], float] = lambda: 0.0) -> None:
+    def __init__(
+        self,
+        widget,
+        redraw: Callable,
+        *,
+        min_interval: float = 0.0,
+        cost_factor: float = 0.0,
+        cost: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.widget, self.redraw = widget, redraw
         self.min_interval, self.cost_factor, self.cost = min_interval, cost_factor, cost
         self.last = -1e9

@@ -13,16 +13,60 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine import events as ev
-from engine.runlog import LogWriter
+from engine.log import events as ev
+from engine.log.runlog import LogWriter
 
 T0 = 1_700_000_000.0  # fixed clock: snapshots must not depend on the wall clock
 ROLES = ["attn.qkv", "attn.o", "mlp", "norm"]  # GPT-2: q, k, v fused in one matrix (engine/plan_view.py)
 MATRICES = ["q", "k", "v", "o"]
 MATRIX_ROLE = {"q": "attn.qkv", "k": "attn.qkv", "v": "attn.qkv", "o": "attn.o"}
 D_MODEL, VOCAB = 128, 8000
-WORDS = ("the of and to a in that is was he for it with as his on be at by i had not are but from or have an "
-         "whale ship sea captain ahab white water boat men old like upon into one all there").split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "that",
+    "is",
+    "was",
+    "he",
+    "for",
+    "it",
+    "with",
+    "as",
+    "his",
+    "on",
+    "be",
+    "at",
+    "by",
+    "i",
+    "had",
+    "not",
+    "are",
+    "but",
+    "from",
+    "or",
+    "have",
+    "an",
+    "whale",
+    "ship",
+    "sea",
+    "captain",
+    "ahab",
+    "white",
+    "water",
+    "boat",
+    "men",
+    "old",
+    "like",
+    "upon",
+    "into",
+    "one",
+    "all",
+    "there",
+]
 COMMON = set(WORDS[:30])
 
 
@@ -75,21 +119,40 @@ def _arm_info(arm: str, n_blocks: int) -> dict:
     trainable, total = _params(arm, n_blocks)
     flop = 1.0 if arm == "full" or arm not in _SPEED else _SPEED[arm] - 0.02
     spec = {"targeted": "targeted", "reverse": "reverse"}.get(arm, "full")
-    return {"name": arm, "spec": spec, "trainable": trainable, "total": total, "flop_ratio": flop,
-            "r_pred": 1.0 - flop, "grid": _grid(arm, n_blocks)}
+    return {
+        "name": arm,
+        "spec": spec,
+        "trainable": trainable,
+        "total": total,
+        "flop_ratio": flop,
+        "r_pred": 1.0 - flop,
+        "grid": _grid(arm, n_blocks),
+    }
 
 
 def _run_start(arms, n_blocks, epochs, per_epoch, seed) -> ev.RunStart:
-    config = {"name": "synthetic", "model": "demo", "epochs": epochs, "batch_size": 8, "block_size": 128,
-              "lr": 3e-4, "seed": seed, "device": "cpu", "dtype": "float32", "norm_every": 10,
-              "samples": 3, "sample_tokens": 16, "common_k": 100, "trust_remote_code": False}
-    model = {"name": "demo-gpt2-tiny", "n_params": _params("full", n_blocks)[1], "n_blocks": n_blocks,
-             "arch": "gpt2"}
-    data = {"n_tokens": per_epoch * 8 * 128, "n_unique": 5210, "n_train_batches": per_epoch,
-            "n_val_batches": 4}
+    config = {
+        "name": "synthetic",
+        "model": "demo",
+        "epochs": epochs,
+        "batch_size": 8,
+        "block_size": 128,
+        "lr": 3e-4,
+        "seed": seed,
+        "device": "cpu",
+        "dtype": "float32",
+        "norm_every": 10,
+        "samples": 3,
+        "sample_tokens": 16,
+        "common_k": 100,
+        "trust_remote_code": False,
+    }
+    model = {"name": "demo-gpt2-tiny", "n_params": _params("full", n_blocks)[1], "n_blocks": n_blocks, "arch": "gpt2"}
+    data = {"n_tokens": per_epoch * 8 * 128, "n_unique": 5210, "n_train_batches": per_epoch, "n_val_batches": 4}
     common = [[i, w] for i, w in enumerate(WORDS[:30])]
-    return ev.RunStart(config=config, model=model, data=data, common_tokens=common,
-                       arms=[_arm_info(a, n_blocks) for a in arms])
+    return ev.RunStart(
+        config=config, model=model, data=data, common_tokens=common, arms=[_arm_info(a, n_blocks) for a in arms]
+    )
 
 
 def _sample(rng: random.Random, phase: str, arm: str, index: int, epoch: int, bias: float) -> ev.Sample:
@@ -97,8 +160,16 @@ def _sample(rng: random.Random, phase: str, arm: str, index: int, epoch: int, bi
     tokens = [[" " + w, w in COMMON] for w in words]
     prompt = ["Call me Ishmael.", "The sea was", "Captain Ahab said"][index % 3]
     p = sum(1 for _, s in tokens if s) / len(tokens)
-    return ev.Sample(phase=phase, arm=arm, prompt=prompt, text="".join(t for t, _ in tokens), tokens=tokens,
-                     p=p, index=index, epoch=epoch)
+    return ev.Sample(
+        phase=phase,
+        arm=arm,
+        prompt=prompt,
+        text="".join(t for t, _ in tokens),
+        tokens=tokens,
+        p=p,
+        index=index,
+        epoch=epoch,
+    )
 
 
 class _Run:
@@ -110,11 +181,15 @@ class _Run:
         self.drift: dict[str, dict[str, float]] = {a: {} for a in arms}
         self.names = [f"h.{b}.attn.{m}" for b in range(n_blocks) for m in MATRICES]
         self.trained = {  # (matrix, typical norm) of what each arm trains
-            a: [(f"h.{b}.attn.{m}", 0.02 + 0.004 * b) for b in range(n_blocks) for m in MATRICES
-                if _trains(a, b, MATRIX_ROLE[m], n_blocks)]
+            a: [
+                (f"h.{b}.attn.{m}", 0.02 + 0.004 * b)
+                for b in range(n_blocks)
+                for m in MATRICES
+                if _trains(a, b, MATRIX_ROLE[m], n_blocks)
+            ]
             for a in arms
         }
-        self.t_total = {a: 0.0 for a in arms}
+        self.t_total = dict.fromkeys(arms, 0.0)
         self.epochs: dict[str, list[dict]] = {a: [] for a in arms}
         self.p: dict[str, list[float]] = {"*": [], **{a: [] for a in arms}}  # the latest sample set's p
 
@@ -138,7 +213,7 @@ class _Run:
         decay = math.exp(-step / self.steps)
         rand, root = self.rng.random, math.sqrt(every)
         for arm in self.arms:
-            mine = {name: 0.0 for name in self.names}  # frozen matrices: exactly 0
+            mine = dict.fromkeys(self.names, 0.0)  # frozen matrices: exactly 0
             for name, base in self.trained[arm]:
                 mine[name] = base * decay * (1 + 0.2 * rand())
             acc = self.drift[arm]
@@ -149,16 +224,21 @@ class _Run:
         return ev.DW(step=step, arms=norms, drift=drift, rel=rel)
 
 
-def synthetic_events(*, steps: int = 200, arms=("full", "targeted"), n_blocks: int = 6, epochs: int = 2,
-                     seed: int = 0, finished: bool = True, norm_every: int = 10) -> Iterator[ev.Event]:
+def synthetic_events(
+    *,
+    steps: int = 200,
+    arms=("full", "targeted"),
+    n_blocks: int = 6,
+    epochs: int = 2,
+    seed: int = 0,
+    finished: bool = True,
+    norm_every: int = 10,
+) -> Iterator[ev.Event]:
     """The events of a run, seq and t filled in, lazily."""
     t = T0
-    seq = 0
-
-    for e, dt in _all_events(steps, tuple(arms), n_blocks, epochs, seed, finished, norm_every):
+    for seq, (e, dt) in enumerate(_all_events(steps, tuple(arms), n_blocks, epochs, seed, finished, norm_every)):
         t += dt
         yield dataclasses.replace(e, seq=seq, t=round(t, 6))
-        seq += 1
 
 
 def _all_events(steps, arms, n_blocks, epochs, seed, finished, norm_every):
@@ -193,8 +273,13 @@ def _epoch_end(run: _Run, epoch: int, epoch_losses: dict, step: int):
         mean = sum(losses) / len(losses)
         var = sum((x - mean) ** 2 for x in losses) / len(losses)
         t_epoch = run.t_total[a] - sum(r["t_epoch"] for r in run.epochs[a])
-        recs[a] = {"loss_mean": mean, "loss_var": var, "val_loss": mean + 0.05, "t_epoch": t_epoch,
-                   "t_total": run.t_total[a]}
+        recs[a] = {
+            "loss_mean": mean,
+            "loss_var": var,
+            "val_loss": mean + 0.05,
+            "t_epoch": t_epoch,
+            "t_total": run.t_total[a],
+        }
         run.epochs[a].append(recs[a])
         losses.clear()
     yield ev.EpochEnd(epoch=epoch, arms=recs), 0.3
@@ -206,19 +291,37 @@ def _epoch_end(run: _Run, epoch: int, epoch_losses: dict, step: int):
 def _run_end(run: _Run, arms) -> ev.RunEnd:
     base = run.t_total[arms[0]]
     p_pre = sum(run.p["*"]) / len(run.p["*"])
-    summary = {"arms": {a: {"T": run.t_total[a], "loss_final": run.epochs[a][-1]["loss_mean"], "p_pre": p_pre,
-                            "p_post": sum(run.p[a]) / len(run.p[a])} for a in arms},
-               "r": {a: (base - run.t_total[a]) / base for a in arms}}
+    summary = {
+        "arms": {
+            a: {
+                "T": run.t_total[a],
+                "loss_final": run.epochs[a][-1]["loss_mean"],
+                "p_pre": p_pre,
+                "p_post": sum(run.p[a]) / len(run.p[a]),
+            }
+            for a in arms
+        },
+        "r": {a: (base - run.t_total[a]) / base for a in arms},
+    }
     return ev.RunEnd(status="finished", summary=summary)
 
 
-def write_synthetic_log(path: str | Path, *, steps: int = 200, arms=("full", "targeted"), n_blocks: int = 6,
-                        epochs: int = 2, seed: int = 0, finished: bool = True) -> Path:
+def write_synthetic_log(
+    path: str | Path,
+    *,
+    steps: int = 200,
+    arms=("full", "targeted"),
+    n_blocks: int = 6,
+    epochs: int = 2,
+    seed: int = 0,
+    finished: bool = True,
+) -> Path:
     """Write the whole synthetic log to `path` through LogWriter (streaming, constant memory)."""
     writer = LogWriter(path, overwrite=True)
     try:
-        for e in synthetic_events(steps=steps, arms=arms, n_blocks=n_blocks, epochs=epochs, seed=seed,
-                                  finished=finished):
+        for e in synthetic_events(
+            steps=steps, arms=arms, n_blocks=n_blocks, epochs=epochs, seed=seed, finished=finished
+        ):
             writer.write(e)
     finally:
         writer.close()

@@ -19,11 +19,61 @@ VOCAB = 256
 TOKENIZER_SIZE = 240
 EOS = "<eos>"
 # WORDS[2:] are plain words for test corpora; WORDS[:2] stay special for old callers.
-WORDS = ["<unk>", EOS] + (
-    "the of and to in is that it for as with was on be by this are from or at an which not have but "
-    "can one all has their more will other been when there also would into its only some time these "
-    "may first such than two new over most out"
-).split()
+WORDS = ["<unk>", EOS] + [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "it",
+    "for",
+    "as",
+    "with",
+    "was",
+    "on",
+    "be",
+    "by",
+    "this",
+    "are",
+    "from",
+    "or",
+    "at",
+    "an",
+    "which",
+    "not",
+    "have",
+    "but",
+    "can",
+    "one",
+    "all",
+    "has",
+    "their",
+    "more",
+    "will",
+    "other",
+    "been",
+    "when",
+    "there",
+    "also",
+    "would",
+    "into",
+    "its",
+    "only",
+    "some",
+    "time",
+    "these",
+    "may",
+    "first",
+    "such",
+    "than",
+    "two",
+    "new",
+    "over",
+    "most",
+    "out",
+]
 _TRAIN_TEXT = " ".join(w for i, w in enumerate(WORDS[2:]) for _ in range(60 - i)) + " " + string.printable
 _COMMON = dict(vocab_size=VOCAB, bos_token_id=0, eos_token_id=0, pad_token_id=None)
 
@@ -31,21 +81,74 @@ _COMMON = dict(vocab_size=VOCAB, bos_token_id=0, eos_token_id=0, pad_token_id=No
 # family -> (config class name, config kwargs). 4 blocks, width 32, 4 heads.
 FAMILIES = {
     "gpt2": ("GPT2Config", dict(n_layer=4, n_embd=32, n_head=4, n_positions=64)),
-    "gpt_neo": ("GPTNeoConfig", dict(num_layers=4, hidden_size=32, num_heads=4, max_position_embeddings=64,
-                                     attention_types=[[["global", "local"], 2]], window_size=16)),
-    "gpt_neox": ("GPTNeoXConfig", dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4,
-                                       intermediate_size=64, max_position_embeddings=64)),
-    "opt": ("OPTConfig", dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4, ffn_dim=64,
-                              word_embed_proj_dim=32, max_position_embeddings=64)),
-    "llama": ("LlamaConfig", dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4,
-                                  num_key_value_heads=4, intermediate_size=64, max_position_embeddings=64)),
-    "mistral": ("MistralConfig", dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4,
-                                      num_key_value_heads=1, intermediate_size=64, max_position_embeddings=64)),
-    "qwen2": ("Qwen2Config", dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4,
-                                  num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64)),
+    "gpt_neo": (
+        "GPTNeoConfig",
+        dict(
+            num_layers=4,
+            hidden_size=32,
+            num_heads=4,
+            max_position_embeddings=64,
+            attention_types=[[["global", "local"], 2]],
+            window_size=16,
+        ),
+    ),
+    "gpt_neox": (
+        "GPTNeoXConfig",
+        dict(
+            num_hidden_layers=4, hidden_size=32, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64
+        ),
+    ),
+    "opt": (
+        "OPTConfig",
+        dict(
+            num_hidden_layers=4,
+            hidden_size=32,
+            num_attention_heads=4,
+            ffn_dim=64,
+            word_embed_proj_dim=32,
+            max_position_embeddings=64,
+        ),
+    ),
+    "llama": (
+        "LlamaConfig",
+        dict(
+            num_hidden_layers=4,
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        ),
+    ),
+    "mistral": (
+        "MistralConfig",
+        dict(
+            num_hidden_layers=4,
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        ),
+    ),
+    "qwen2": (
+        "Qwen2Config",
+        dict(
+            num_hidden_layers=4,
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        ),
+    ),
     "gptj": ("GPTJConfig", dict(n_layer=4, n_embd=32, n_head=4, rotary_dim=4, n_positions=64)),
-    "phi": ("PhiConfig", dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4,
-                              intermediate_size=64, max_position_embeddings=64)),
+    "phi": (
+        "PhiConfig",
+        dict(
+            num_hidden_layers=4, hidden_size=32, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64
+        ),
+    ),
     "falcon": ("FalconConfig", dict(num_hidden_layers=4, hidden_size=32, num_attention_heads=4)),
     "bloom": ("BloomConfig", dict(n_layer=4, hidden_size=32, n_head=4)),
 }
@@ -72,8 +175,7 @@ def make_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS)
 
 
-def make_tiny_model(tmp_path: Path, family: str, *, with_tokenizer: bool = True, seed: int = 0,
-                    **overrides) -> Path:
+def make_tiny_model(tmp_path: Path, family: str, *, with_tokenizer: bool = True, seed: int = 0, **overrides) -> Path:
     """Build a random tiny model of ``family``, save it (and a tokenizer) to tmp_path/family."""
     import torch
     from transformers import AutoModelForCausalLM

@@ -22,18 +22,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import argparse  # noqa: E402
-import inspect  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import inspect
+import json
+import math
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
 
-from engine.demo import DEMO_MODEL_DIR, DEMO_NAME  # noqa: E402
-from engine.demo import corpus  # noqa: E402
+from engine.demo import (
+    DEMO_MODEL_DIR,
+    DEMO_NAME,
+    corpus,
+)
 
 EOT = "<|endoftext|>"
 
@@ -138,7 +141,11 @@ def sample(model, tokenizer, prompt: str, greedy: bool, seed: int, max_new_token
 
     torch.manual_seed(seed)
     x = tokenizer(prompt, return_tensors="pt")
-    kwargs = {"do_sample": False, "repetition_penalty": 1.3} if greedy else {"do_sample": True, "top_k": 40, "temperature": 0.8}
+    kwargs = (
+        {"do_sample": False, "repetition_penalty": 1.3}
+        if greedy
+        else {"do_sample": True, "top_k": 40, "temperature": 0.8}
+    )
     model.eval()
     with torch.no_grad():
         out = model.generate(
@@ -156,8 +163,8 @@ def dir_size(path: Path) -> int:
 
 
 def build(out_dir: Path, recipe: dict) -> dict:
-    import torch
     import tokenizers
+    import torch
     import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
@@ -252,7 +259,10 @@ def build(out_dir: Path, recipe: dict) -> dict:
     val_loss = eval_loss(model, val_ids, block, 16)
     ft_loss = eval_loss(model, ft_ids, block, 16)
     ft_loss_128 = eval_loss(model, ft_ids, 128, 16, max_blocks=64)
-    log(f"  held-out pretrain loss {val_loss:.3f}; finetune-text loss {ft_loss:.3f} (ln V = {math.log(config.vocab_size):.3f})")
+    log(
+        f"  held-out pretrain loss {val_loss:.3f}; finetune-text loss {ft_loss:.3f} "
+        f"(ln V = {math.log(config.vocab_size):.3f})"
+    )
     samples = []
     for i, prompt in enumerate(PROMPTS):
         for greedy in (True, False):
@@ -290,7 +300,19 @@ def build(out_dir: Path, recipe: dict) -> dict:
         "tokenizer": f"byte-level BPE (tokenizers {tokenizers.__version__}), special token {EOT} = bos/eos, no pad",
         "vocab_size": config.vocab_size,
         "n_params": n_params,
-        "config": {k: config.to_dict()[k] for k in ("model_type", "vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "activation_function", "tie_word_embeddings")},
+        "config": {
+            k: config.to_dict()[k]
+            for k in (
+                "model_type",
+                "vocab_size",
+                "n_positions",
+                "n_embd",
+                "n_layer",
+                "n_head",
+                "activation_function",
+                "tie_word_embeddings",
+            )
+        },
         "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in r.items()},
         "steps": r["steps"],
         "batch_size": r["batch_size"],

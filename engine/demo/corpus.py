@@ -123,7 +123,7 @@ def _c_docs(name: str) -> list[str]:
         with warnings.catch_warnings():  # e.g. "'audioop' is deprecated"
             warnings.simplefilter("ignore")
             module = importlib.import_module(name)
-    except Exception:  # noqa: BLE001 - absent or broken extension: just skip it
+    except Exception:
         return []
     out: list[str] = []
 

@@ -7,7 +7,7 @@ import math
 from rich.text import Text
 from textual.widget import Widget
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui import fmt
 from freeze_tui.colors import arm_style
 from freeze_tui.safe_text import safe
@@ -39,8 +39,9 @@ def _epoch_line(state: RunState, name: str) -> Text:
     if not arm.epochs:
         return Text("epoch loss –", style="dim")
     last = arm.epochs[-1]
-    return Text(f"epoch {int(last['epoch']) + 1} L {fmt.num(last.get('loss_mean'))} "
-                f"val {fmt.num(last.get('val_loss'))}")
+    return Text(
+        f"epoch {int(last['epoch']) + 1} L {fmt.num(last.get('loss_mean'))} val {fmt.num(last.get('val_loss'))}"
+    )
 
 
 def arm_card_text(state: RunState, name: str, width: int, compact: bool = False) -> Text:
@@ -52,14 +53,21 @@ def arm_card_text(state: RunState, name: str, width: int, compact: bool = False)
     narrow = width < NARROW  # four arms at 80 columns: abbreviate rather than cut
     share = Text(f"{fmt.pct(arm.trainable_pct / 100, 0 if narrow else 1)}{'' if narrow else ' trained'}")
     rate = state.tokens_per_s(name)
-    speed = Text(f"{fmt.count(rate) + ' tok/s' if narrow and rate == rate else fmt.rate(rate)}"
-                 f"{' ' if narrow else '  '}T {fmt.duration(state.arm_time(name))}")
+    speed = Text(
+        f"{fmt.count(rate) + ' tok/s' if narrow and rate == rate else fmt.rate(rate)}"
+        f"{' ' if narrow else '  '}T {fmt.duration(state.arm_time(name))}"
+    )
     note = stopped_note(state, name)
     if compact:
         lines = [title + share, _loss_line(state, name, width), speed]
     else:
-        lines = [title + spec, share + Text(f"  {fmt.count(arm.trainable)}/{fmt.count(arm.total)}", style="dim"),
-                 _loss_line(state, name, width), _epoch_line(state, name), speed]
+        lines = [
+            title + spec,
+            share + Text(f"  {fmt.count(arm.trainable)}/{fmt.count(arm.total)}", style="dim"),
+            _loss_line(state, name, width),
+            _epoch_line(state, name),
+            speed,
+        ]
     if note:
         lines.append(Text("⚠ stopped: ", style="bold red") + safe(note, "red", max_len=200))
     text = Text("\n").join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.containers import Horizontal
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui.widgets.arm_card import ArmCard
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui.dw_cells import dw_table
 from freeze_tui.throttle import ThrottledRedraw
 

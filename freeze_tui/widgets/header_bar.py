@@ -7,15 +7,23 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui import fmt
 from freeze_tui.safe_text import safe
 
 IDLE_AFTER_S = 5.0  # watch/live: say "no new events" after this long without one
 SEP = " │ "
-STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "finished": "bold #56a0ff",
-                "stopped": "bold yellow", "failed": "bold red", "stopping…": "bold yellow",
-                "log unreadable (see Log)": "bold red", "waiting for data": "dim", "loading": "dim"}
+STATUS_STYLE = {
+    "running": "bold green",
+    "paused": "bold yellow",
+    "finished": "bold #56a0ff",
+    "stopped": "bold yellow",
+    "failed": "bold red",
+    "stopping…": "bold yellow",
+    "log unreadable (see Log)": "bold red",
+    "waiting for data": "dim",
+    "loading": "dim",
+}
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,11 @@ def run_line(state: RunState, title: str) -> Text:
     parts = [Text(title, style="bold"), Text("run ") + run if run.plain else Text("")]
     if model:
         blocks = f", {model['n_blocks']} blocks" if model.get("n_blocks") else ""
-        parts.append(Text("model ") + safe(model.get("name", "?"), "bold", max_len=60)
-                     + Text(f" ({fmt.count(model.get('n_params'))}{blocks})"))
+        parts.append(
+            Text("model ")
+            + safe(model.get("name", "?"), "bold", max_len=60)
+            + Text(f" ({fmt.count(model.get('n_params'))}{blocks})")
+        )
     device = config.get("device") or model.get("device")
     if device:
         parts.append(Text("on ") + safe(device, max_len=20))

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.state import Message, RunState
+from engine.log.state import Message, RunState
 from freeze_tui import fmt
 from freeze_tui.safe_text import safe
 

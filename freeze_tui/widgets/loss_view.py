@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 
-
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual_plotext import PlotextPlot
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui import charts
 from freeze_tui.throttle import ThrottledRedraw
 
@@ -81,8 +80,9 @@ class LossView(Horizontal):
 
     def on_mount(self) -> None:
         self._shown = None
-        self._throttled = ThrottledRedraw(self, self._redraw, cost_factor=4.0,
-                                          cost=lambda: sum(c.cost for c in self.query(StateChart)))
+        self._throttled = ThrottledRedraw(
+            self, self._redraw, cost_factor=4.0, cost=lambda: sum(c.cost for c in self.query(StateChart))
+        )
 
     @property
     def pending(self) -> bool:

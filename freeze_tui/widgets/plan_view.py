@@ -8,22 +8,16 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.state import ArmState, RunState
+from engine.log.state import ArmState, RunState
 from freeze_tui import fmt
 from freeze_tui.colors import arm_style
+from freeze_tui.plan_grid import render_grid
 from freeze_tui.safe_text import safe
-
-try:  # written alongside this app; the view still works (without grids) if it is missing
-    from engine.plan_grid import render_grid
-except ImportError:  # pragma: no cover - depends on the checkout
-    render_grid = None
 
 
 def grid_renderable(grid: dict) -> RenderableType:
     if not grid:
         return Text("  (no plan grid in this log)", style="dim")
-    if render_grid is None:
-        return Text("  (plan grid rendering unavailable: engine.plan_grid missing)", style="dim")
     try:
         return render_grid(grid)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
@@ -44,8 +38,13 @@ def changes_text(state: RunState) -> Text:
     lines = [Text("plan changes", style="bold")]
     for change in reversed(state.plan_changes):
         index = list(state.arms).index(change.arm) if change.arm in state.arms else 0
-        lines.append(Text(f"  step {change.step}  ") + safe(change.arm, arm_style(index), max_len=24)
-                     + Text("  ") + safe(change.rule, max_len=80) + Text(f"  → trains {fmt.count(change.trainable)}"))
+        lines.append(
+            Text(f"  step {change.step}  ")
+            + safe(change.arm, arm_style(index), max_len=24)
+            + Text("  ")
+            + safe(change.rule, max_len=80)
+            + Text(f"  → trains {fmt.count(change.trainable)}")
+        )
     return Text("\n").join(lines)
 
 

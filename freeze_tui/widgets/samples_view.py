@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.state import RunState, SampleSet
+from engine.log.state import RunState, SampleSet
 from freeze_tui import fmt
 from freeze_tui.colors import arm_style
 from freeze_tui.safe_text import safe
@@ -49,9 +49,14 @@ def set_text(title: Text, sample_set: SampleSet | None, extra: str = "") -> Text
 
 def samples_text(state: RunState) -> Text:
     k = len(state.common_tokens) or "k"
-    parts = [Text(f"highlighted: generated tokens in S (the {k} most frequent training tokens); "
-                  "p = share of generated tokens in S, with its 95 % interval", style="dim"),
-             set_text(Text("pre", style="bold"), state.pre_samples)]
+    parts = [
+        Text(
+            f"highlighted: generated tokens in S (the {k} most frequent training tokens); "
+            "p = share of generated tokens in S, with its 95 % interval",
+            style="dim",
+        ),
+        set_text(Text("pre", style="bold"), state.pre_samples),
+    ]
     for index, (name, arm) in enumerate(state.arms.items()):
         delta = f"  Δp = {fmt.signed_pts(state.delta_p(name))}" if arm.samples else ""
         parts.append(set_text(safe(name, f"bold {arm_style(index)}", max_len=24), arm.samples, delta))
@@ -63,9 +68,11 @@ class SamplesView(VerticalScroll):
         yield Static(id="samples-text")
 
     def show(self, state: RunState) -> None:
-        key = (id(state.pre_samples), *(
-            (id(a.samples), len(a.samples.samples)) if a.samples else None for a in state.arms.values()),
-            len(state.pre_samples.samples) if state.pre_samples else 0)
+        key = (
+            id(state.pre_samples),
+            *((id(a.samples), len(a.samples.samples)) if a.samples else None for a in state.arms.values()),
+            len(state.pre_samples.samples) if state.pre_samples else 0,
+        )
         if key != getattr(self, "_drawn", None):
             self._drawn = key
             self.query_one("#samples-text", Static).update(samples_text(state))

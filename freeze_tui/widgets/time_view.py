@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui import fmt
 from freeze_tui.colors import arm_style
 from freeze_tui.safe_text import safe
@@ -44,7 +44,9 @@ def time_table(state: RunState) -> Table:
         t_k = {int(rec["epoch"]): rec.get("t_epoch") for rec in arm.epochs}
         row = [safe(name, f"bold {arm_style(index)}", max_len=16)]
         row += [Text(fmt.duration(t_k.get(k))) for k in epochs]
-        measured = Text("baseline", style="dim") if name == state.baseline else Text(fmt.pct(state.saving(name)), "bold")
+        measured = (
+            Text("baseline", style="dim") if name == state.baseline else Text(fmt.pct(state.saving(name)), "bold")
+        )
         row += [Text(fmt.duration(state.arm_time(name))), measured, Text(fmt.pct(predicted_saving(state, name)), "dim")]
         table.add_row(*row)
     return table

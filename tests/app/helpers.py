@@ -7,7 +7,7 @@ import time
 
 from rich.console import Console
 
-from engine.events import Event
+from engine.log.events import Event
 
 
 def quiet(app):

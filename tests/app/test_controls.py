@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from engine.events import RunEnd
-from engine.sources import ReplaySource
+from engine.log.events import RunEnd
+from engine.log.sources import ReplaySource
 from freeze_tui.app import FreezeApp
 from freeze_tui.screens.confirm import ConfirmScreen
 from tests.app.helpers import FakeLiveSource, play_to_end, quiet, shown
@@ -110,7 +110,7 @@ async def test_quitting_a_live_run_stops_it_and_waits_for_its_end():
 
 async def test_a_corrupt_line_mid_log_is_reported_not_fatal(tmp_path):
     path = tmp_path / "broken.jsonl"
-    lines = (tmp_path / "ok.jsonl")
+    lines = tmp_path / "ok.jsonl"
     from tests.synthetic_log import write_synthetic_log
 
     write_synthetic_log(lines, steps=20)

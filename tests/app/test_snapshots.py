@@ -7,7 +7,7 @@ at the SVGs in __snapshots__ before committing them.
 
 import pytest
 
-from engine.sources import ReplaySource
+from engine.log.sources import ReplaySource
 from freeze_tui.app import FreezeApp
 from tests.app.helpers import play_to_end, quiet
 

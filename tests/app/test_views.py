@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Static
 
-from engine.sources import ReplaySource
+from engine.log.sources import ReplaySource
 from freeze_tui.app import FreezeApp
 from tests.app.helpers import play_to_end, quiet, shown
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import events as ev
-from engine.runlog import LogWriter
-from engine.sources import ReplaySource, WatchSource
+from engine.log import events as ev
+from engine.log.runlog import LogWriter
+from engine.log.sources import ReplaySource, WatchSource
 from freeze_tui.app import FreezeApp
 from tests.app.helpers import play_to_end, quiet, shown
 from tests.synthetic_log import synthetic_events
@@ -77,10 +77,24 @@ def _hostile_log(path):
     model = {**start.model, "name": f"model{MARKUP}{ESCAPE}"}
     hostile = [
         base[0],
-        ev.RunStart(seq=1, t=start.t, config={**start.config, "name": f"[link=x]run[/link]{ESCAPE}"}, model=model,
-                    data=start.data, common_tokens=start.common_tokens, arms=arms),
-        ev.Sample(seq=2, t=start.t, phase="pre", prompt=f"prompt {MARKUP}", text="", p=0.5,
-                  tokens=[[f" tok{ESCAPE}", True], [f" {MARKUP}", False], [" line\nbreak", False]]),
+        ev.RunStart(
+            seq=1,
+            t=start.t,
+            config={**start.config, "name": f"[link=x]run[/link]{ESCAPE}"},
+            model=model,
+            data=start.data,
+            common_tokens=start.common_tokens,
+            arms=arms,
+        ),
+        ev.Sample(
+            seq=2,
+            t=start.t,
+            phase="pre",
+            prompt=f"prompt {MARKUP}",
+            text="",
+            p=0.5,
+            tokens=[[f" tok{ESCAPE}", True], [f" {MARKUP}", False], [" line\nbreak", False]],
+        ),
         ev.Warning(seq=3, t=start.t, message=f"warn {MARKUP} {ESCAPE}", arm="full"),
         ev.RunEnd(seq=4, t=start.t + 1, status="finished", summary={}),
     ]
@@ -103,15 +117,17 @@ async def test_markup_and_escapes_from_a_log_are_shown_literally(tmp_path):
         log = shown(app.views["log"].query_one("#log-text"))
         header = shown(app.header)
         svg = app.export_screenshot()
-    assert f"prompt {MARKUP}" in samples and f"tok␛[2J␛]0;pwned␇" in samples and "line⏎break" in samples
+    assert f"prompt {MARKUP}" in samples and "tok␛[2J␛]0;pwned␇" in samples and "line⏎break" in samples
     assert f"warn {MARKUP} ␛[2J" in log
     assert f"model{MARKUP}␛[2J" in header and "[link=x]run[/link]" in header
     assert "\x1b" not in samples + log + header and "\x1b" not in svg and "\x07" not in svg
 
 
 def test_importing_the_app_does_not_import_torch():
-    code = ("import sys, freeze_tui.app, freeze_tui.bridge, engine.sources; "
-            "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, freeze_tui.app, freeze_tui.bridge, engine.log.sources; "
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

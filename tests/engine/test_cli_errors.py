@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.runlog import read_events
+from engine.log.runlog import read_events
 from tests.synthetic_log import write_synthetic_log
 from tests.tiny_models import WORDS, make_tiny_model
 
@@ -31,11 +31,25 @@ PREFIX = "freeze-tui: error: "
 # -- helpers ------------------------------------------------------------------------------------------
 def cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """`freeze-tui ARGS` in a subprocess; a run that outlives `timeout` (an app that started) fails the test."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-                "TERM": "dumb", **(env or {})}
+    full_env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TERM": "dumb",
+        **(env or {}),
+    }
     try:
-        return subprocess.run([sys.executable, "-m", "freeze_tui", *args], cwd=cwd, env=full_env, timeout=timeout,
-                              capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "freeze_tui", *args],
+            cwd=cwd,
+            env=full_env,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"freeze-tui {' '.join(args)} was still running after {timeout} s (did an app start?)")
 
@@ -86,8 +100,9 @@ def files(tmp_path_factory) -> Path:
         shutil.copy(model / name, no_tok / name)
     from transformers import BertConfig, DistilBertConfig
 
-    BertConfig(vocab_size=256, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-               intermediate_size=32).save_pretrained(root / "bert")
+    BertConfig(
+        vocab_size=256, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    ).save_pretrained(root / "bert")
     DistilBertConfig(vocab_size=256, dim=32, n_layers=1, n_heads=2, hidden_dim=32).save_pretrained(root / "distilbert")
     (root / "a-file").write_text("not a folder")
     write_synthetic_log(root / "good.jsonl", steps=40)
@@ -201,8 +216,9 @@ def bad_logs(files) -> Path:
     lines = good.split(b"\n")
     (files / "empty.jsonl").write_bytes(b"")
     (files / "not-json.jsonl").write_bytes(b"hello, world\nsecond line\n")
-    (files / "future.jsonl").write_bytes(lines[0].replace(b'"schema":1', b'"schema":99') + b"\n"
-                                         + b"\n".join(lines[1:]))
+    (files / "future.jsonl").write_bytes(
+        lines[0].replace(b'"schema":1', b'"schema":99') + b"\n" + b"\n".join(lines[1:])
+    )
     (files / "binary.jsonl").write_bytes(bytes(random.Random(1).randrange(256) for _ in range(2000)) + b"\n")
     cut = len(good) * 2 // 3
     (files / "truncated.jsonl").write_bytes(good[: good.rindex(b"\n", 0, cut) + 25])  # mid-line
@@ -240,21 +256,33 @@ def test_replay_speed_must_be_positive(bad_logs):
 
 # -- after the engine thread started: in-process through the same entry point ---------------------------
 POST_START = {
-    "hub name offline": (dict(model="no-such-org/no-such-model"), "could not be found locally",
-                         "pass a local model directory"),
+    "hub name offline": (
+        dict(model="no-such-org/no-such-model"),
+        "could not be found locally",
+        "pass a local model directory",
+    ),
     "bert config": (dict(model="bert"), "(bert) is a bidirectional encoder", "pass a causal LM"),
     "encoder": (dict(model="distilbert"), "(distilbert) is not a causal language model", "AutoModelForCausalLM"),
     "no tokenizer": (dict(model="no-tokenizer"), "has no usable tokenizer", "tokenizer.save_pretrained"),
-    "corpus shorter than a batch": (dict(data="short.txt"), "fewer than one batch of 2",
-                                    "lower --batch-size/--block-size"),
-    "spec matches nothing": (dict(extra=("--arm", "a=+re:nothing_like_this")), "matches no parameter name",
-                             "names look like"),
+    "corpus shorter than a batch": (
+        dict(data="short.txt"),
+        "fewer than one batch of 2",
+        "lower --batch-size/--block-size",
+    ),
+    "spec matches nothing": (
+        dict(extra=("--arm", "a=+re:nothing_like_this")),
+        "matches no parameter name",
+        "names look like",
+    ),
     "plan trains nothing": (dict(extra=("--arm", "a=-all")), "it trains nothing", "start with +"),
     "fused attn.q": (dict(extra=("--arm", "a=+attn.q")), "one fused tensor", "use attn.qkv"),
     "tied weights": (dict(extra=("--arm", "a=+head,-embed")), "one tied tensor", "+embed,+head"),
     "block out of range": (dict(extra=("--arm", "a=+attn[5]")), "block index out of range", "0..1"),
-    "block size above context": (dict(extra=("--block-size", "100")), "above the model's context of 64",
-                                 "--block-size 64 or less"),
+    "block size above context": (
+        dict(extra=("--block-size", "100")),
+        "above the model's context of 64",
+        "--block-size 64 or less",
+    ),
     "cuda without cuda": (dict(extra=("--device", "cuda")), "--device cuda", "use --device cpu or auto"),
 }
 
@@ -278,8 +306,9 @@ def test_errors_found_after_the_run_started(files, case, capsys, monkeypatch, tm
             pytest.skip("this machine has CUDA")
     monkeypatch.chdir(files)
     log = tmp_path / "run.jsonl"
-    argv = run_args(*kw.get("extra", ()), model=kw.get("model", "gpt2"), data=kw.get("data", "corpus.txt"),
-                    log=str(log))
+    argv = run_args(
+        *kw.get("extra", ()), model=kw.get("model", "gpt2"), data=kw.get("data", "corpus.txt"), log=str(log)
+    )
     code, out, err = run_main(argv, capsys)
     line = one_error_line(err, out, code, *needles)
     assert out.splitlines()[0] == f"log: {log}"

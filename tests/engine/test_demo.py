@@ -96,7 +96,7 @@ def test_is_pretrained_on_english(demo):
 
 def test_generates_english_words(demo):
     model, tokenizer = demo
-    known = set(w.lower() for w in WORD.findall(corpus.pretrain_text()))
+    known = {w.lower() for w in WORD.findall(corpus.pretrain_text())}
     torch.manual_seed(0)
     x = tokenizer("The function returns", return_tensors="pt")
     with torch.no_grad():

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import time
 
 from engine.config import RunConfig
-from engine.sources import WatchSource
+from engine.log.sources import WatchSource
 from freeze_tui.detach import child_argv, detach_run
 from tests.tiny_models import WORDS, make_tiny_model
 
@@ -25,8 +23,24 @@ def test_detached_run_keeps_going_after_the_viewer_quits(tmp_path, monkeypatch):
     corpus.write_text(" ".join(random.Random(0).choice(WORDS[2:40]) for _ in range(1500)))
     log = tmp_path / "runs" / "detached.jsonl"
     monkeypatch.chdir(tmp_path)
-    args = ["run", "--model", str(model), "--data", str(corpus), "--epochs", "2", "--block-size", "16",
-            "--batch-size", "4", "--samples", "1", "--sample-tokens", "4", "--detach"]
+    args = [
+        "run",
+        "--model",
+        str(model),
+        "--data",
+        str(corpus),
+        "--epochs",
+        "2",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--samples",
+        "1",
+        "--sample-tokens",
+        "4",
+        "--detach",
+    ]
     seen_by_viewer = []
 
     def viewer(path):  # the first viewer sees the run start, then "quits" (terminal gone)
@@ -54,7 +68,7 @@ def test_background_run_that_cannot_start_reports_why(tmp_path, monkeypatch):
     cfg = RunConfig(model=str(tmp_path / "nope"))
     try:
         detach_run(cfg, log, ["run", "--model", str(tmp_path / "nope"), "--detach"], viewer=lambda p: None)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         assert "nope" in str(exc)
     else:
         raise AssertionError("a background run without a model should not look started")

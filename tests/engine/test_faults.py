@@ -22,10 +22,10 @@ import pytest
 from rich.console import Console
 
 from engine.config import RunConfig
-from engine.runlog import LogWriter, read_events
-from engine.session import OOM_HINT, RunSession
-from engine.sources import WatchSource
-from engine.state import RunState
+from engine.log.runlog import LogWriter, read_events
+from engine.log.sources import WatchSource
+from engine.log.state import RunState
+from engine.train.session import OOM_HINT, RunSession
 from freeze_tui.headless import run_headless
 from tests.synthetic_log import synthetic_events
 from tests.tiny_models import WORDS, make_tiny_model
@@ -43,8 +43,16 @@ def tiny(tmp_path_factory) -> tuple[Path, Path]:
 
 def config(tiny, **kw) -> RunConfig:
     model, corpus = tiny
-    base = dict(model=str(model), data=(str(corpus),), epochs=1, batch_size=2, block_size=16, samples=0,
-                max_steps=6, norm_every=1)
+    base = dict(
+        model=str(model),
+        data=(str(corpus),),
+        epochs=1,
+        batch_size=2,
+        block_size=16,
+        samples=0,
+        max_steps=6,
+        norm_every=1,
+    )
     return RunConfig(**{**base, **kw}).validate()
 
 
@@ -57,7 +65,7 @@ def headless(session: RunSession) -> tuple[int, str]:
 
 
 def fail_at_step(monkeypatch, step: int, exc: Exception) -> None:
-    from engine.train import Experiment
+    from engine.train.experiment import Experiment
 
     original = Experiment._one_step
 
@@ -90,8 +98,14 @@ def test_exception_in_the_engine_thread(tiny, tmp_path, monkeypatch):
 
 
 def test_cuda_out_of_memory_says_what_to_do(tiny, tmp_path, monkeypatch):
-    fail_at_step(monkeypatch, 1, RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.15 GiB "
-                                              "total capacity; 70.01 GiB already allocated)"))
+    fail_at_step(
+        monkeypatch,
+        1,
+        RuntimeError(
+            "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.15 GiB "
+            "total capacity; 70.01 GiB already allocated)"
+        ),
+    )
     log = tmp_path / "run.jsonl"
     code, out = headless(RunSession(config(tiny), log, producer="test"))
     assert code == 1 and "Traceback" not in out
@@ -108,15 +122,15 @@ def test_cuda_out_of_memory_says_what_to_do(tiny, tmp_path, monkeypatch):
 @pytest.mark.parametrize("on_nan,poisoned", [("stop-run", ("full",)), ("stop-arm", ("full", "targeted"))])
 def test_a_run_ended_by_non_finite_losses_failed(tiny, tmp_path, monkeypatch, on_nan, poisoned):
     """Not 'stopped' (exit 130 says the user interrupted it): the run failed, exit 1."""
-    import engine.train
+    import engine.train.experiment
 
-    real_step = engine.train.train_step
+    real_step = engine.train.experiment.train_step
 
     def step(arm, batch, **kw):
         loss, mark = real_step(arm, batch, **kw)
         return (loss * float("inf") if arm.name in poisoned and kw["rng_seed"] > 2 else loss), mark
 
-    monkeypatch.setattr(engine.train, "train_step", step)
+    monkeypatch.setattr(engine.train.experiment, "train_step", step)
     log = tmp_path / "run.jsonl"
     code, out = headless(RunSession(config(tiny, on_nan=on_nan, max_steps=8), log, producer="test"))
     assert code == 1 and "The run failed after" in out and "loss is inf at step 2" in out
@@ -154,11 +168,37 @@ def test_log_unwritable_mid_run_stops_the_run_cleanly(tiny, tmp_path, monkeypatc
 # -- signals to a real headless process --------------------------------------------------------------------
 def start_run(tiny, log: Path) -> subprocess.Popen:
     model, corpus = tiny
-    argv = [sys.executable, "-m", "freeze_tui", "run", "--headless", "--model", str(model), "--data", str(corpus),
-            "--log", str(log), "--epochs", "500", "--batch-size", "2", "--block-size", "16", "--samples", "0"]
+    argv = [
+        sys.executable,
+        "-m",
+        "freeze_tui",
+        "run",
+        "--headless",
+        "--model",
+        str(model),
+        "--data",
+        str(corpus),
+        "--log",
+        str(log),
+        "--epochs",
+        "500",
+        "--batch-size",
+        "2",
+        "--block-size",
+        "16",
+        "--samples",
+        "0",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
-    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, errors="replace")
+    return subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
 
 
 def wait_for_steps(proc: subprocess.Popen, log: Path, n: int = 3, timeout: float = 150) -> None:
@@ -218,7 +258,7 @@ class StuckSource:
     def __init__(self) -> None:
         self.done, self.stops, self.calls = False, 0, 0
 
-    def get_batch(self, timeout: float) -> list:  # noqa: ARG002
+    def get_batch(self, timeout: float) -> list:
         self.calls += 1
         if self.calls in (2, 3):  # the user presses Ctrl-C, waits a moment, presses it again
             raise KeyboardInterrupt
@@ -241,7 +281,7 @@ def test_a_second_interrupt_quits_without_waiting():
 # loading torch (a third `freeze-tui run` would cost ~15 s of start-up for the same file state).
 WRITER = """
 import sys, time
-from engine.runlog import LogWriter
+from engine.log.runlog import LogWriter
 from tests.synthetic_log import synthetic_events
 writer = LogWriter(sys.argv[1])
 for i, event in enumerate(synthetic_events(steps=100_000)):
@@ -271,8 +311,9 @@ def test_sigkill_leaves_a_readable_log_and_report_says_it_did_not_finish(tmp_pat
     cut.write_bytes(data + b'{"kind":"step","seq":99999,"t":1.0,"step":9999,"epoch":0,"arms":{"full":{"lo')
     assert len(list(read_events(cut))) == len(events)
     for path in (log, cut):
-        result = subprocess.run([sys.executable, "-m", "freeze_tui", "report", str(path)], capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "freeze_tui", "report", str(path)], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0 and result.stderr == ""
         assert "did not finish" in result.stdout and "| full |" in result.stdout
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from engine.errors import FreezeTuiError, SpecError
-from engine.freeze import apply_trainable, resolve_plan
-from engine.models import load_layout, load_model
-from engine.plan_view import arm_record, describe_plans
-from engine.roles import attention_splits
+from engine.plans.describe import arm_record
+from engine.plans.freeze import apply_trainable, resolve_plan
+from engine.plans.roles import attention_splits
+from engine.train.models import describe_plans, load_layout, load_model
 from tests.tiny_models import make_tiny_model
 
 # family -> (regex of q/k/v weight+bias names, regex of the output projection)
@@ -81,8 +81,10 @@ def test_schedule(models, family):
     assert mlp0 and all(".0." in n and loaded.layout.param(n).role == "mlp" for n in mlp0)
     assert plan.trainable_at(4, 0) == top and plan.trainable_at(5, 1) == frozenset(mlp0)
     assert plan.trainable_at(4, 1) == frozenset()
-    assert [(c.at, c.n, c.rule) for c in plan.changes] == [("step", 5, "+mlp[0]@step 5"),
-                                                          ("epoch", 1, "-attn.qkv[-1:]@epoch 1")]
+    assert [(c.at, c.n, c.rule) for c in plan.changes] == [
+        ("step", 5, "+mlp[0]@step 5"),
+        ("epoch", 1, "-attn.qkv[-1:]@epoch 1"),
+    ]
     assert plan.changes[0].trainable == top | mlp0 and plan.changes[1].trainable == frozenset(mlp0)
 
 
@@ -99,10 +101,19 @@ def test_roles_of_a_gpt2(models):
     assert "lm_head.weight" not in roles and layout.param("transformer.wte.weight").aliases == ("lm_head.weight",)
 
 
-@pytest.mark.parametrize("family,fused,tied", [
-    ("gpt2", True, True), ("gpt_neo", False, True), ("gpt_neox", True, False), ("opt", False, True),
-    ("llama", False, False), ("qwen2", False, False), ("falcon", True, True), ("bloom", True, True),
-])
+@pytest.mark.parametrize(
+    "family,fused,tied",
+    [
+        ("gpt2", True, True),
+        ("gpt_neo", False, True),
+        ("gpt_neox", True, False),
+        ("opt", False, True),
+        ("llama", False, False),
+        ("qwen2", False, False),
+        ("falcon", True, True),
+        ("bloom", True, True),
+    ],
+)
 def test_fused_and_tied_detection(models, family, fused, tied):
     layout = models[family].layout
     assert layout.fused_qkv is fused
@@ -139,7 +150,7 @@ def test_gpt2_split_is_conv1d_columns(models):
     w = loaded.model.transformer.h[1].attn.c_attn.weight.detach()
     split = splits_of(loaded)["transformer.h.1.attn.c_attn.weight"]
     assert split.dim == 1 and split.names == ("h.1.attn.q", "h.1.attn.k", "h.1.attn.v")
-    check_split(split, w, {"h.1.attn.q": w[:, :d], "h.1.attn.k": w[:, d:2 * d], "h.1.attn.v": w[:, 2 * d:]})
+    check_split(split, w, {"h.1.attn.q": w[:, :d], "h.1.attn.k": w[:, d : 2 * d], "h.1.attn.v": w[:, 2 * d :]})
 
 
 def test_neox_split_is_interleaved_per_head(models):
@@ -154,12 +165,18 @@ def test_neox_split_is_interleaved_per_head(models):
 def test_bloom_and_falcon_splits(models):
     bloom = models["bloom"]
     w = bloom.model.transformer.h[0].self_attention.query_key_value.weight.detach()
-    check_split(splits_of(bloom)["transformer.h.0.self_attention.query_key_value.weight"], w,
-                {f"h.0.attn.{x}": w.view(4, 3, 8, -1)[:, i] for i, x in enumerate("qkv")})
+    check_split(
+        splits_of(bloom)["transformer.h.0.self_attention.query_key_value.weight"],
+        w,
+        {f"h.0.attn.{x}": w.view(4, 3, 8, -1)[:, i] for i, x in enumerate("qkv")},
+    )
     falcon = models["falcon"]  # multi-query: 4 query heads, then one k head, one v head
     w = falcon.model.transformer.h[0].self_attention.query_key_value.weight.detach()
-    check_split(splits_of(falcon)["transformer.h.0.self_attention.query_key_value.weight"], w,
-                {"h.0.attn.q": w[:32], "h.0.attn.k": w[32:40], "h.0.attn.v": w[40:]})
+    check_split(
+        splits_of(falcon)["transformer.h.0.self_attention.query_key_value.weight"],
+        w,
+        {"h.0.attn.q": w[:32], "h.0.attn.k": w[32:40], "h.0.attn.v": w[40:]},
+    )
 
 
 def test_qwen2_gqa_splits_are_one_matrix_each(models):
@@ -178,20 +195,23 @@ def test_qwen2_gqa_splits_are_one_matrix_each(models):
 # -- errors -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family,spec,message", [
-    ("gpt2", "+attn.q[2:]", "q, k and v are one fused tensor (transformer.h.0.attn.c_attn.weight)"),
-    ("gpt_neox", "+attn.qkv,-attn.v", "use attn.qkv"),
-    ("gpt2", "+embed", "leaves embed trainable and head frozen, but in this model they are one tied tensor"),
-    ("gpt2", "-head", "(transformer.wte.weight = lm_head.weight)"),
-    ("opt", "+attn,+head", "one tied tensor"),
-    ("gpt2", "+attn[4]", "block index out of range: the model has 4 blocks: 0..3"),
-    ("llama", "attn-top:5", "rule '+attn[-5:]' at 0 (from preset 'attn-top:5'): block index out of range"),
-    ("llama", "+mlp,+pos", "rule '+pos' at 5: matches no parameter: this model has no pos parameters"),
-    ("llama", "+attn,+embed[1:]", "embed is not inside the blocks"),
-    ("gpt2", "+re:nothing_here", "the regex matches no parameter name"),
-    ("gpt2", "-all", "it trains nothing, now or later"),
-    ("gpt2", "+mlp,-mlp", "it trains nothing"),
-])
+@pytest.mark.parametrize(
+    "family,spec,message",
+    [
+        ("gpt2", "+attn.q[2:]", "q, k and v are one fused tensor (transformer.h.0.attn.c_attn.weight)"),
+        ("gpt_neox", "+attn.qkv,-attn.v", "use attn.qkv"),
+        ("gpt2", "+embed", "leaves embed trainable and head frozen, but in this model they are one tied tensor"),
+        ("gpt2", "-head", "(transformer.wte.weight = lm_head.weight)"),
+        ("opt", "+attn,+head", "one tied tensor"),
+        ("gpt2", "+attn[4]", "block index out of range: the model has 4 blocks: 0..3"),
+        ("llama", "attn-top:5", "rule '+attn[-5:]' at 0 (from preset 'attn-top:5'): block index out of range"),
+        ("llama", "+mlp,+pos", "rule '+pos' at 5: matches no parameter: this model has no pos parameters"),
+        ("llama", "+attn,+embed[1:]", "embed is not inside the blocks"),
+        ("gpt2", "+re:nothing_here", "the regex matches no parameter name"),
+        ("gpt2", "-all", "it trains nothing, now or later"),
+        ("gpt2", "+mlp,-mlp", "it trains nothing"),
+    ],
+)
 def test_plan_errors_name_the_rule(models, family, spec, message):
     with pytest.raises(SpecError) as err:
         resolve_plan("arm1", spec, models[family].layout)
@@ -209,12 +229,14 @@ def test_tied_weights_train_when_both_sides_agree(models):
 def test_unknown_architecture_allows_only_regex_rules():
     from transformers import AutoModelForCausalLM, MambaConfig
 
-    from engine.roles import build_layout
+    from engine.plans.roles import build_layout
 
     config = MambaConfig(num_hidden_layers=2, hidden_size=16, vocab_size=64, state_size=4)
     with torch.device("meta"):
         layout = build_layout(AutoModelForCausalLM.from_config(config))
-    with pytest.raises(FreezeTuiError, match=r"cannot find the transformer blocks .* backbone\.embeddings\.weight.*use re: rules"):
+    with pytest.raises(
+        FreezeTuiError, match=r"cannot find the transformer blocks .* backbone\.embeddings\.weight.*use re: rules"
+    ):
         resolve_plan("a", "targeted", layout)
     assert resolve_plan("a", r"+re:layers\.1\.", layout).initial
     assert attention_splits(layout) == []
@@ -266,11 +288,18 @@ def test_model_errors(tmp_path):
 
 def test_describe_plans_is_json_and_has_a_grid(models):
     path = models["gpt2"].path
-    desc = describe_plans(path, [("full", "full"), ("targeted", "targeted"),
-                                 ("slow", r"+re:h\.0\.attn\.c_attn\.weight,+mlp[1]@epoch 1")])
+    desc = describe_plans(
+        path, [("full", "full"), ("targeted", "targeted"), ("slow", r"+re:h\.0\.attn\.c_attn\.weight,+mlp[1]@epoch 1")]
+    )
     json.dumps(desc)
-    assert desc["model"] == {"name": path, "arch": "gpt2", "n_params": models["gpt2"].n_params,
-                             "n_blocks": 4, "fused_qkv": True, "tied": True}
+    assert desc["model"] == {
+        "name": path,
+        "arch": "gpt2",
+        "n_params": models["gpt2"].n_params,
+        "n_blocks": 4,
+        "fused_qkv": True,
+        "tied": True,
+    }
     full, targeted, slow = desc["arms"]
     assert full["pct"] == 100.0 and full["flop_ratio"] == 1.0 and full["r_pred"] == 0.0
     grid = targeted["grid"]
@@ -279,8 +308,9 @@ def test_describe_plans_is_json_and_has_a_grid(models):
     assert grid["other"] == {"embed": "frozen", "pos": "frozen", "head": "frozen", "final_norm": "frozen"}
     assert grid["tied"] == ["embed", "head"]
     assert slow["grid"]["cells"][0][0] == "partial" and slow["grid"]["cells"][1][2] == "later"
-    assert slow["schedule"] == [{"at": "epoch", "n": 1, "rule": "+mlp[1]@epoch 1",
-                                 "trainable": 32 * 96 + (32 * 128 + 128) + (128 * 32 + 32)}]
+    assert slow["schedule"] == [
+        {"at": "epoch", "n": 1, "rule": "+mlp[1]@epoch 1", "trainable": 32 * 96 + (32 * 128 + 128) + (128 * 32 + 32)}
+    ]
     assert slow["trainable"] == 32 * 96
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.runlog import read_events
-from engine.session import RunSession
+from engine.log.runlog import read_events
+from engine.train.session import RunSession
 from tests.tiny_models import WORDS, make_tiny_model
 
 
@@ -36,8 +36,17 @@ def run_session(cfg: RunConfig, log) -> tuple[RunSession, list]:
 
 def config(tiny, **kw) -> RunConfig:
     model, corpus = tiny
-    base = dict(model=str(model), data=(str(corpus),), epochs=1, batch_size=4, block_size=16, lr=1e-2,
-                samples=2, sample_tokens=6, arms=(("full", "full"), ("targeted", "targeted"), ("reverse", "reverse")))
+    base = dict(
+        model=str(model),
+        data=(str(corpus),),
+        epochs=1,
+        batch_size=4,
+        block_size=16,
+        lr=1e-2,
+        samples=2,
+        sample_tokens=6,
+        arms=(("full", "full"), ("targeted", "targeted"), ("reverse", "reverse")),
+    )
     return RunConfig(**{**base, **kw})
 
 
@@ -112,9 +121,9 @@ def test_summary_has_the_study_numbers(finished):
 
 def test_dw_matches_a_direct_computation(tiny):
     """DWTracker on a fused-QKV model equals slicing the matrices by hand."""
-    from engine.metrics import DWTracker
-    from engine.models import load_model
-    from engine.roles import attention_splits
+    from engine.plans.roles import attention_splits
+    from engine.train.metrics import DWTracker
+    from engine.train.models import load_model
 
     loaded = load_model(str(tiny[0]))
     model = loaded.model
@@ -127,10 +136,10 @@ def test_dw_matches_a_direct_computation(tiny):
     w_new = model.transformer.h[1].attn.c_attn.weight.detach()
     d = 32
     for i, m in enumerate("qkv"):
-        direct = (w_new[:, i * d:(i + 1) * d] - w_old[:, i * d:(i + 1) * d]).norm().item()
+        direct = (w_new[:, i * d : (i + 1) * d] - w_old[:, i * d : (i + 1) * d]).norm().item()
         assert dw[f"h.1.attn.{m}"] == pytest.approx(direct, rel=1e-5)
         assert drift[f"h.1.attn.{m}"] == pytest.approx(direct, rel=1e-5)
-        assert rel[f"h.1.attn.{m}"] == pytest.approx(direct / w_new[:, i * d:(i + 1) * d].norm().item(), rel=1e-5)
+        assert rel[f"h.1.attn.{m}"] == pytest.approx(direct / w_new[:, i * d : (i + 1) * d].norm().item(), rel=1e-5)
     assert dw["h.0.attn.q"] == 0.0
 
 
@@ -150,15 +159,15 @@ def test_stop_flag_ends_with_stopped_and_a_valid_log(tiny, tmp_path):
 
 def test_nan_loss_stops_only_that_arm(tiny, tmp_path, monkeypatch):
     """--on-nan stop-arm (the default): the arm with a NaN loss stops, the others go on."""
-    import engine.train
+    import engine.train.experiment
 
-    real_step = engine.train.train_step
+    real_step = engine.train.experiment.train_step
 
     def poisoned(arm, batch, **kw):
         loss, mark = real_step(arm, batch, **kw)
         return (loss * math.nan if arm.name == "full" and kw["rng_seed"] > 3 else loss), mark
 
-    monkeypatch.setattr(engine.train, "train_step", poisoned)
+    monkeypatch.setattr(engine.train.experiment, "train_step", poisoned)
     cfg = config(tiny, max_steps=8, arms=(("full", "full"), ("head", "+attn.qkv[3:]")))
     _, events = run_session(cfg, tmp_path / "nan.jsonl")
     errors = [e for e in by_kind(events, "error") if e.arm == "full"]
@@ -210,7 +219,7 @@ def test_token_texts_keep_multibyte_characters_whole():
     from transformers import AutoTokenizer
 
     from engine.demo import DEMO_MODEL_DIR
-    from engine.train import token_texts
+    from engine.train.experiment import token_texts
 
     tok = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
     text = "it’s a café — naïve"
@@ -226,16 +235,23 @@ def test_backward_stops_at_the_lowest_trainable_block(tiny):
     (nothing there needs a gradient), and frozen tensors end with no .grad and no optimizer state."""
     import copy
 
-    from engine.arm import Arm, StepTimer, build_optimizer, train_step
-    from engine.freeze import apply_trainable, resolve_plan
-    from engine.models import load_model
+    from engine.plans.freeze import apply_trainable, resolve_plan
+    from engine.train.arm import Arm, StepTimer, build_optimizer, train_step
+    from engine.train.models import load_model
 
     loaded = load_model(str(tiny[0]))
     model = copy.deepcopy(loaded.model)
     plan = resolve_plan("targeted", "targeted", loaded.layout)
     apply_trainable(model, plan.initial)
-    arm = Arm("targeted", plan, model, build_optimizer(model, plan.initial, 1e-3, 0.0), None,
-              StepTimer(torch.device("cpu")), trainable=plan.initial)
+    arm = Arm(
+        "targeted",
+        plan,
+        model,
+        build_optimizer(model, plan.initial, 1e-3, 0.0),
+        None,
+        StepTimer(torch.device("cpu")),
+        trainable=plan.initial,
+    )
     reached = []
     for i, block in enumerate(model.transformer.h):
         block.register_full_backward_hook(lambda mod, gin, gout, i=i: reached.append(i))

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine import events as ev
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from engine.runlog import LogWriter, read_events
-from engine.state import RunState
-from engine.summary import markdown_report
+from engine.log import events as ev
+from engine.log.runlog import LogWriter, read_events
+from engine.log.state import RunState
+from engine.log.summary import markdown_report
 from freeze_tui.headless import print_summary, run_headless
 from freeze_tui.safe_text import clean
 
@@ -32,30 +32,36 @@ ROOT = Path(__file__).resolve().parents[2]
 MARKUP = "[bold red]x[/]"
 EVIL = f"{MARKUP} \x1b[2J\x1b]0;title\x07 nul\x00 bs\x08 cr\r del\x7f csi\x9b31m bidi\u202e tab\t end"
 HUGE = "A" * 50_000 + "\x1b[31m" + MARKUP + "B" * 50_000  # one 100 kB line
-ARMS = ("full", f"[/]{MARKUP}", f"arm\x1b[2J")
+ARMS = ("full", f"[/]{MARKUP}", "arm\x1b[2J")
 
 
 def hostile_events(finished: bool = True) -> list[ev.Event]:
-    arm_info = [{"name": a, "spec": f"+attn {EVIL}", "trainable": 10, "total": 100, "flop_ratio": 0.5}
-                for a in ARMS]
+    arm_info = [{"name": a, "spec": f"+attn {EVIL}", "trainable": 10, "total": 100, "flop_ratio": 0.5} for a in ARMS]
     events = [
         ev.Header(producer=f"freeze-tui {EVIL}", run_id=EVIL),
-        ev.RunStart(config={"device": EVIL, "epochs": EVIL, "prompt": EVIL, "trust_remote_code": False,
-                            "name": EVIL},
-                    model={"name": EVIL, "n_params": 1234, "n_blocks": 2, "arch": EVIL},
-                    data={"source": EVIL, "n_tokens": 100, "n_unique": 10, "n_train_batches": 3},
-                    common_tokens=[[1, EVIL], [2, HUGE]], arms=arm_info),
+        ev.RunStart(
+            config={"device": EVIL, "epochs": EVIL, "prompt": EVIL, "trust_remote_code": False, "name": EVIL},
+            model={"name": EVIL, "n_params": 1234, "n_blocks": 2, "arch": EVIL},
+            data={"source": EVIL, "n_tokens": 100, "n_unique": 10, "n_train_batches": 3},
+            common_tokens=[[1, EVIL], [2, HUGE]],
+            arms=arm_info,
+        ),
         ev.Sample(phase="pre", arm="*", prompt=EVIL, text=HUGE, tokens=[[EVIL, True], [HUGE, False]], p=0.5),
     ]
     for step in range(3):
-        events.append(ev.Step(step=step, epoch=0, arms={a: {"loss": 3.0 - step / 10, "dt": 0.1, "lr": 1e-3}
-                                                        for a in ARMS}))
+        events.append(
+            ev.Step(step=step, epoch=0, arms={a: {"loss": 3.0 - step / 10, "dt": 0.1, "lr": 1e-3} for a in ARMS})
+        )
     events += [
         ev.Warning(message=EVIL, arm=ARMS[1]),
         ev.Warning(message=HUGE),
         ev.Error(message=EVIL, arm=ARMS[2], fatal=False),
-        ev.EpochEnd(epoch=0, arms={a: {"loss_mean": 2.9, "loss_var": 0.01, "val_loss": 3.0, "t_epoch": 0.3,
-                                       "t_total": 0.3} for a in ARMS}),
+        ev.EpochEnd(
+            epoch=0,
+            arms={
+                a: {"loss_mean": 2.9, "loss_var": 0.01, "val_loss": 3.0, "t_epoch": 0.3, "t_total": 0.3} for a in ARMS
+            },
+        ),
         ev.Sample(phase="epoch", arm=ARMS[1], prompt=EVIL, text=EVIL, tokens=[[EVIL, True]], p=1.0, epoch=0),
         ev.Error(message=HUGE, fatal=True),
     ]
@@ -76,8 +82,14 @@ def hostile_log(tmp_path) -> Path:
 
 def control_chars(text: str) -> set[str]:
     """Every character a terminal could act on: C0 (but newline), DEL, C1, bidi overrides."""
-    return {ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F
-            or 0x202A <= ord(ch) <= 0x202E or 0x2066 <= ord(ch) <= 0x2069}
+    return {
+        ch
+        for ch in text
+        if (ord(ch) < 0x20 and ch != "\n")
+        or 0x7F <= ord(ch) <= 0x9F
+        or 0x202A <= ord(ch) <= 0x202E
+        or 0x2066 <= ord(ch) <= 0x2069
+    }
 
 
 def test_the_hostile_log_round_trips_unchanged(hostile_log):
@@ -90,8 +102,9 @@ def test_report_shows_hostile_text_literally(hostile_log):
     text = clean(markdown_report(RunState().apply_all(read_events(hostile_log)), "hostile.jsonl"))
     assert not control_chars(text)
     assert MARKUP in text and "␛[2J" in text and "␛]0;title␇" in text
-    result = subprocess.run([sys.executable, "-m", "freeze_tui", "report", str(hostile_log)], capture_output=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "freeze_tui", "report", str(hostile_log)], capture_output=True, timeout=60
+    )
     assert result.returncode == 0 and result.stderr == b""
     out = result.stdout.decode("utf-8")  # strictly UTF-8
     assert not control_chars(out), sorted(control_chars(out))
@@ -108,7 +121,7 @@ class ListSource:
         self.batches = [events[:3], events[3:8], events[8:]]
         self.done = False
 
-    def get_batch(self, timeout: float) -> list[ev.Event]:  # noqa: ARG002
+    def get_batch(self, timeout: float) -> list[ev.Event]:
         if self.batches:
             return self.batches.pop(0)
         self.done = True
@@ -167,7 +180,7 @@ def calls(source: str, name: str) -> list[str]:
         while depth and i < len(source):
             depth += {"(": 1, ")": -1}.get(source[i], 0)
             i += 1
-        out.append(source[m.end(): i - 1])
+        out.append(source[m.end() : i - 1])
     return out
 
 
@@ -183,8 +196,11 @@ def test_torch_load_only_with_weights_only():
 
 
 def test_no_pickle_anywhere():
-    banned = re.compile(r"^\s*(import|from)\s+(c?pickle|_pickle|dill|cloudpickle|joblib|marshal|shelve)\b|"
-                        r"__import__\(\s*['\"](c?pickle|marshal)", re.M)
+    banned = re.compile(
+        r"^\s*(import|from)\s+(c?pickle|_pickle|dill|cloudpickle|joblib|marshal|shelve)\b|"
+        r"__import__\(\s*['\"](c?pickle|marshal)",
+        re.M,
+    )
     for path in code_files():
         assert not banned.search(path.read_text()), f"{path} imports a pickle-like module"
 
@@ -199,20 +215,24 @@ def test_nothing_is_evaluated():
 
 
 def test_weights_are_written_and_shipped_as_safetensors():
-    from engine.train import Experiment
+    from engine.train.experiment import Experiment
 
     assert "safe_serialization=True" in inspect.getsource(Experiment.save)
-    pickled = [p for d in ("engine", "freeze_tui") for p in (ROOT / d).rglob("*")
-               if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")]
+    pickled = [
+        p
+        for d in ("engine", "freeze_tui")
+        for p in (ROOT / d).rglob("*")
+        if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+    ]
     assert not pickled
 
 
 def test_trust_remote_code_is_off_unless_asked():
-    from engine import models, plan_view
+    from engine.train import models
     from freeze_tui.cli import plan, run
 
     assert RunConfig().trust_remote_code is False
-    for fn in (models.load_model, models.load_layout, models.resolve_source, plan_view.describe_plans):
+    for fn in (models.load_model, models.load_layout, models.resolve_source, models.describe_plans):
         assert inspect.signature(fn).parameters["trust_remote_code"].default is False, fn.__name__
     for command in (run, plan):  # what the command line gives when the flag is not passed
         assert command.make_context(command.name, []).params["trust_remote_code"] is False
@@ -241,7 +261,7 @@ def test_a_pickled_weights_file_is_never_unpickled(tiny_gpt2, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from engine.models import load_model
+    from engine.train.models import load_model
 
     model = tmp_path / "bomb"
     model.mkdir()
@@ -260,14 +280,19 @@ def test_a_pickled_weights_file_is_never_unpickled(tiny_gpt2, tmp_path):
 def test_model_code_runs_only_when_asked(tiny_gpt2, tmp_path):
     import json
 
-    from engine.models import load_model
+    from engine.train.models import load_model
 
     model = tmp_path / "remote"
     model.mkdir()
     marker = tmp_path / "EXECUTED"
     config = json.loads((tiny_gpt2 / "config.json").read_text())
-    config.update(model_type="remote_test", auto_map={"AutoConfig": "configuration_remote.RemoteConfig",
-                                                      "AutoModelForCausalLM": "modeling_remote.RemoteModel"})
+    config.update(
+        model_type="remote_test",
+        auto_map={
+            "AutoConfig": "configuration_remote.RemoteConfig",
+            "AutoModelForCausalLM": "modeling_remote.RemoteModel",
+        },
+    )
     (model / "config.json").write_text(json.dumps(config))
     code = f"open({str(marker)!r}, 'w').write('ran')\n"
     (model / "configuration_remote.py").write_text(code)

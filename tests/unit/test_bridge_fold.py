@@ -1,6 +1,6 @@
 """Folding a batch into the state in time-boxed slices (the UI side of the bridge)."""
 
-from engine.state import RunState
+from engine.log.state import RunState
 from freeze_tui.bridge import FOLD_CHUNK, EventsArrived, fold
 from tests.synthetic_log import synthetic_events
 

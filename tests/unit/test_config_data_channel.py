@@ -2,27 +2,31 @@
 
 import pytest
 
-from engine import events as ev
-from engine.channel import Channel
 from engine.config import RunConfig, parse_arm
-from engine.data import batch_order, common_token_ids, find_text_files, read_corpus, read_text_file
 from engine.errors import FreezeTuiError
+from engine.log import events as ev
+from engine.log.channel import Channel
+from engine.textfiles import find_text_files, read_corpus, read_text_file
+from engine.train.data import batch_order, common_token_ids
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"epochs": 0}, "--epochs must be at least 1"),
-    ({"batch_size": -1}, "--batch-size must be at least 1"),
-    ({"block_size": 0}, "--block-size"),
-    ({"lr": -1.0}, "--lr must be a positive"),
-    ({"lr": 0.0}, "--lr must be a positive"),
-    ({"lr": float("inf")}, "--lr must be a positive"),
-    ({"device": "gpu"}, "--device 'gpu'"),
-    ({"dtype": "fp8"}, "--dtype"),
-    ({"val_fraction": 1.5}, "--val-fraction"),
-    ({"arms": (("a", "full"), ("a", "targeted"))}, "two arms are named 'a'"),
-    ({"arms": ()}, "no arms"),
-    ({"on_nan": "explode"}, "--on-nan"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"epochs": 0}, "--epochs must be at least 1"),
+        ({"batch_size": -1}, "--batch-size must be at least 1"),
+        ({"block_size": 0}, "--block-size"),
+        ({"lr": -1.0}, "--lr must be a positive"),
+        ({"lr": 0.0}, "--lr must be a positive"),
+        ({"lr": float("inf")}, "--lr must be a positive"),
+        ({"device": "gpu"}, "--device 'gpu'"),
+        ({"dtype": "fp8"}, "--dtype"),
+        ({"val_fraction": 1.5}, "--val-fraction"),
+        ({"arms": (("a", "full"), ("a", "targeted"))}, "two arms are named 'a'"),
+        ({"arms": ()}, "no arms"),
+        ({"on_nan": "explode"}, "--on-nan"),
+    ],
+)
 def test_bad_config_values(kw, message):
     with pytest.raises(FreezeTuiError, match=message):
         RunConfig(**kw).validate()

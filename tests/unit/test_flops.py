@@ -2,9 +2,10 @@
 
 import pytest
 
-from engine.flops import flop_ratio, predicted_saving, step_flops
-from engine.freeze import resolve_plan
+from engine.plans.flops import flop_ratio, predicted_saving, step_flops
+from engine.plans.freeze import resolve_plan
 from tests.layouts import D, L, V, gpt2_layout
+
 
 @pytest.fixture(scope="module")
 def layout():

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import FreezeTuiError, LogError
-from engine.events import EVENT_TYPES, encode, to_dict
-from engine.runlog import LogFollower, read_events
-from engine.state import RunState
-from engine.summary import arm_rows, markdown_report, summarize
+from engine.log.events import EVENT_TYPES, encode, to_dict
+from engine.log.runlog import LogFollower, read_events
+from engine.log.state import RunState
+from engine.log.summary import arm_rows, markdown_report, summarize
 from tests.synthetic_log import synthetic_events
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,10 +32,10 @@ SCALE = float(os.environ.get("FREEZE_TUI_FUZZ_SCALE", "1"))  # e.g. 20 for a lon
 def examples(n: int) -> int:
     return max(1, int(n * SCALE))
 
+
 HEADER = b'{"kind":"header","seq":0,"t":1.0,"schema":1,"producer":"freeze-tui 0.1.0","run_id":"x"}\n'
 # A small real run, as dicts: the base that mutations start from (so they reach the reducer's corners).
-BASE = [to_dict(e) for e in synthetic_events(steps=6, arms=("full", "targeted"), n_blocks=2, epochs=2,
-                                              norm_every=2)]
+BASE = [to_dict(e) for e in synthetic_events(steps=6, arms=("full", "targeted"), n_blocks=2, epochs=2, norm_every=2)]
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +60,24 @@ def fold_and_render(events: list) -> None:
     arm_rows(state)
     summarize(state)
     markdown_report(state, "fuzz.jsonl")
-    state.total_steps, state.elapsed, state.p_pre()  # noqa: B018 - derived reads must not raise either
+    state.total_steps, state.elapsed, state.p_pre()
     for name in state.arms:
-        state.arm_time(name), state.saving(name), state.p_post(name), state.tokens_per_s(name)  # noqa: B018
+        state.arm_time(name), state.saving(name), state.p_post(name), state.tokens_per_s(name)
 
 
 # -- strategies ---------------------------------------------------------------------------------------------
-json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
-json_value = st.recursive(json_scalar, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def dumps(obj) -> bytes:
@@ -102,8 +110,9 @@ def mutated_event(draw) -> bytes:
     return dumps(base)
 
 
-garbage_line = st.one_of(st.binary(max_size=60), st.text(max_size=40).map(lambda s: s.encode("utf-8", "replace")),
-                         json_value.map(dumps))
+garbage_line = st.one_of(
+    st.binary(max_size=60), st.text(max_size=40).map(lambda s: s.encode("utf-8", "replace")), json_value.map(dumps)
+)
 log_body = st.lists(st.one_of(mutated_event(), mutated_event(), garbage_line), max_size=25)
 
 
@@ -152,7 +161,7 @@ def test_follower_poll_only_raises_log_error(workdir, lines, chunks):
     try:
         with open(path, "ab") as f:
             for size in [*chunks, len(data)]:
-                f.write(data[pos: pos + size])
+                f.write(data[pos : pos + size])
                 f.flush()
                 pos += size
                 try:
@@ -177,21 +186,27 @@ def test_the_base_log_is_what_the_writer_writes():
     """The mutations start from lines byte-identical to our writer's, so the fast paths are exercised."""
     for event in synthetic_events(steps=2, n_blocks=2, epochs=1):
         assert dumps(to_dict(event)) == encode(event) or any(
-            isinstance(v, float) and (math.isnan(v) or math.isinf(v)) for v in to_dict(event).values())
+            isinstance(v, float) and (math.isnan(v) or math.isinf(v)) for v in to_dict(event).values()
+        )
     assert dataclasses.is_dataclass(EVENT_TYPES["step"])
 
 
 def test_non_finite_numbers_the_writer_writes_read_back(workdir):
     """NaN/inf are written as null; every field that can hold one must read null back (a sample with no
     generated token has p = NaN: its log used to be unreadable from that line on)."""
-    from engine import events as ev
-    from engine.runlog import LogWriter
+    from engine.log import events as ev
+    from engine.log.runlog import LogWriter
 
     nan, inf = math.nan, math.inf
-    events = [ev.Header(), ev.RunStart(arms=[{"name": "a", "flop_ratio": inf, "r_pred": nan}]),
-              ev.Sample(p=nan), ev.Step(arms={"a": {"loss": nan, "dt": inf, "lr": 1e-3}}),
-              ev.DW(arms={"a": {"h.0.attn.q": nan}}), ev.EpochEnd(arms={"a": {"loss_mean": nan, "val_loss": -inf}}),
-              ev.RunEnd(summary={"arms": {"a": {"T": nan}}, "r": {"a": nan}})]
+    events = [
+        ev.Header(),
+        ev.RunStart(arms=[{"name": "a", "flop_ratio": inf, "r_pred": nan}]),
+        ev.Sample(p=nan),
+        ev.Step(arms={"a": {"loss": nan, "dt": inf, "lr": 1e-3}}),
+        ev.DW(arms={"a": {"h.0.attn.q": nan}}),
+        ev.EpochEnd(arms={"a": {"loss_mean": nan, "val_loss": -inf}}),
+        ev.RunEnd(summary={"arms": {"a": {"T": nan}}, "r": {"a": nan}}),
+    ]
     path = workdir / "nonfinite.jsonl"
     path.unlink(missing_ok=True)
     writer = LogWriter(path)

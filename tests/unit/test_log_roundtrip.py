@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from engine import events as ev
 from engine.errors import FreezeTuiError, LogError
-from engine.runlog import LogFollower, LogWriter, read_events
+from engine.log import events as ev
+from engine.log.runlog import LogFollower, LogWriter, read_events
 
 
 def _events():

@@ -5,9 +5,9 @@ import sys
 
 from rich.console import Console
 
-from engine.freeze import resolve_plan
-from engine.plan_grid import render_grid, render_plans
-from engine.plan_view import describe_layout, plan_grid
+from engine.plans.describe import describe_layout, plan_grid
+from engine.plans.freeze import resolve_plan
+from freeze_tui.plan_grid import render_grid, render_plans
 from tests.layouts import gpt2_layout
 
 
@@ -32,8 +32,12 @@ def test_grid_of_targeted_on_gpt2_small():
 
 
 def test_small_grids_number_every_block_and_skip_absent_roles():
-    grid = {"blocks": 3, "roles": ["attn.q", "mlp"], "cells": [["train", "absent"]] * 3,
-            "other": {"embed": "train", "pos": "absent", "head": "frozen", "final_norm": "frozen"}}
+    grid = {
+        "blocks": 3,
+        "roles": ["attn.q", "mlp"],
+        "cells": [["train", "absent"]] * 3,
+        "other": {"embed": "train", "pos": "absent", "head": "frozen", "final_norm": "frozen"},
+    }
     lines = plain(render_grid(grid)).splitlines()
     assert lines[0].strip() == "012" and lines[1] == "attn.q  ■■■" and lines[2].rstrip() == "mlp"
     assert lines[3] == "embed ■  head ·  final_norm ·"
@@ -52,7 +56,10 @@ def test_render_plans_table():
 
 
 def test_plan_modules_do_not_import_torch():
-    code = ("import sys, engine.spec, engine.roles, engine.freeze, engine.flops, engine.plan_grid, "
-            "engine.plan_view, engine.models; assert 'torch' not in sys.modules "
-            "and 'transformers' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, engine.plans.spec, engine.plans.roles, engine.plans.freeze, engine.plans.flops, "
+        "freeze_tui.plan_grid, "
+        "engine.plans.describe, engine.train.models; assert 'torch' not in sys.modules "
+        "and 'transformers' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

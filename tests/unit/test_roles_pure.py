@@ -5,18 +5,20 @@ from types import SimpleNamespace as Config
 import pytest
 
 from engine.errors import FreezeTuiError
-from engine.freeze import resolve_plan
-from engine.roles import RawParam, arch_info, attention_splits, classify
+from engine.plans.freeze import resolve_plan
+from engine.plans.roles import RawParam, arch_info, attention_splits, classify
 
 
 def fused_layout(model_type: str, rows: int, **config):
-    raw = [RawParam("model.embed_tokens.weight", (64, 32), "Embedding"),
-           RawParam("model.layers.0.self_attn.qkv_proj.weight", (rows, 32), "Linear"),
-           RawParam("model.layers.0.self_attn.o_proj.weight", (32, 32), "Linear"),
-           RawParam("model.layers.0.mlp.experts.3.w1.weight", (64, 32), "Linear"),
-           RawParam("model.layers.0.ln.weight", (32,), "RMSNorm"),
-           RawParam("model.norm.weight", (32,), "RMSNorm"),
-           RawParam("lm_head.weight", (64, 32), "Linear")]
+    raw = [
+        RawParam("model.embed_tokens.weight", (64, 32), "Embedding"),
+        RawParam("model.layers.0.self_attn.qkv_proj.weight", (rows, 32), "Linear"),
+        RawParam("model.layers.0.self_attn.o_proj.weight", (32, 32), "Linear"),
+        RawParam("model.layers.0.mlp.experts.3.w1.weight", (64, 32), "Linear"),
+        RawParam("model.layers.0.ln.weight", (32,), "RMSNorm"),
+        RawParam("model.norm.weight", (32,), "RMSNorm"),
+        RawParam("lm_head.weight", (64, 32), "Linear"),
+    ]
     info = arch_info(Config(model_type=model_type, num_hidden_layers=1, hidden_size=32, **config))
     return classify(raw, info, frozenset({"model.embed_tokens.weight"}), frozenset({"lm_head.weight"}))
 
@@ -56,9 +58,11 @@ def test_roles_ignore_nested_numbers_and_find_norms_by_type():
 
 
 def test_no_attention_means_unknown_architecture():
-    raw = [RawParam("backbone.embeddings.weight", (64, 16), "Embedding"),
-           RawParam("backbone.layers.0.mixer.in_proj.weight", (64, 16), "Linear"),
-           RawParam("backbone.layers.1.mixer.in_proj.weight", (64, 16), "Linear")]
+    raw = [
+        RawParam("backbone.embeddings.weight", (64, 16), "Embedding"),
+        RawParam("backbone.layers.0.mixer.in_proj.weight", (64, 16), "Linear"),
+        RawParam("backbone.layers.1.mixer.in_proj.weight", (64, 16), "Linear"),
+    ]
     layout = classify(raw, arch_info(Config(model_type="mamba", num_hidden_layers=2)))
     assert layout.problem and "backbone.embeddings.weight" in layout.problem
     with pytest.raises(FreezeTuiError, match=r"use re: rules .* e\.g\. \+re:backbone\\\.layers"):

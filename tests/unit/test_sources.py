@@ -6,9 +6,9 @@ import time
 import pytest
 
 from engine.errors import LogError
-from engine.events import Header, RunEnd, Step
-from engine.runlog import LogWriter
-from engine.sources import EventSource, ReplaySource, WatchSource
+from engine.log.events import Header, RunEnd, Step
+from engine.log.runlog import LogWriter
+from engine.log.sources import EventSource, ReplaySource, WatchSource
 from tests.synthetic_log import synthetic_events, write_synthetic_log
 
 

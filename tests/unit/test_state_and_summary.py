@@ -4,30 +4,59 @@ import math
 
 import pytest
 
-from engine import events as ev
-from engine.state import RunState
-from engine.summary import arm_rows, markdown_report, summarize
+from engine.log import events as ev
+from engine.log.state import RunState
+from engine.log.summary import arm_rows, markdown_report, summarize
 
 
 def _run(status="finished"):
     evs = [
         ev.Header(seq=0, t=100.0, run_id="r"),
-        ev.RunStart(seq=1, t=100.0, config={"epochs": 2, "batch_size": 4, "block_size": 8},
-                    data={"n_train_batches": 2, "n_tokens": 100, "source": "x"},
-                    arms=[{"name": "full", "spec": "full", "trainable": 100, "total": 100, "r_pred": 0.0},
-                          {"name": "targeted", "spec": "targeted", "trainable": 10, "total": 100, "r_pred": 0.5}]),
+        ev.RunStart(
+            seq=1,
+            t=100.0,
+            config={"epochs": 2, "batch_size": 4, "block_size": 8},
+            data={"n_train_batches": 2, "n_tokens": 100, "source": "x"},
+            arms=[
+                {"name": "full", "spec": "full", "trainable": 100, "total": 100, "r_pred": 0.0},
+                {"name": "targeted", "spec": "targeted", "trainable": 10, "total": 100, "r_pred": 0.5},
+            ],
+        ),
     ]
     seq = 2
     for step, (lf, lt) in enumerate([(4.0, 4.0), (3.0, 3.5), (2.0, 3.0), (1.0, 2.5)]):
-        evs.append(ev.Step(seq=seq, t=100.0 + step, step=step, epoch=step // 2,
-                           arms={"full": {"loss": lf, "dt": 1.0, "lr": 0.1}, "targeted": {"loss": lt, "dt": 0.75, "lr": 0.1}}))
+        evs.append(
+            ev.Step(
+                seq=seq,
+                t=100.0 + step,
+                step=step,
+                epoch=step // 2,
+                arms={"full": {"loss": lf, "dt": 1.0, "lr": 0.1}, "targeted": {"loss": lt, "dt": 0.75, "lr": 0.1}},
+            )
+        )
         seq += 1
-    evs.append(ev.EpochEnd(seq=seq, t=104.0, epoch=0, arms={
-        "full": {"loss_mean": 3.5, "loss_var": 0.25, "val_loss": 3.0, "t_epoch": 2.0, "t_total": 2.0},
-        "targeted": {"loss_mean": 3.75, "loss_var": 0.0625, "val_loss": 3.4, "t_epoch": 1.5, "t_total": 1.5}}))
-    evs.append(ev.EpochEnd(seq=seq + 1, t=105.0, epoch=1, arms={
-        "full": {"loss_mean": 1.5, "loss_var": 0.25, "val_loss": 2.0, "t_epoch": 2.0, "t_total": 4.0},
-        "targeted": {"loss_mean": 2.75, "loss_var": 0.0625, "val_loss": 3.0, "t_epoch": 1.5, "t_total": 3.0}}))
+    evs.append(
+        ev.EpochEnd(
+            seq=seq,
+            t=104.0,
+            epoch=0,
+            arms={
+                "full": {"loss_mean": 3.5, "loss_var": 0.25, "val_loss": 3.0, "t_epoch": 2.0, "t_total": 2.0},
+                "targeted": {"loss_mean": 3.75, "loss_var": 0.0625, "val_loss": 3.4, "t_epoch": 1.5, "t_total": 1.5},
+            },
+        )
+    )
+    evs.append(
+        ev.EpochEnd(
+            seq=seq + 1,
+            t=105.0,
+            epoch=1,
+            arms={
+                "full": {"loss_mean": 1.5, "loss_var": 0.25, "val_loss": 2.0, "t_epoch": 2.0, "t_total": 4.0},
+                "targeted": {"loss_mean": 2.75, "loss_var": 0.0625, "val_loss": 3.0, "t_epoch": 1.5, "t_total": 3.0},
+            },
+        )
+    )
     for i, p in enumerate([0.4, 0.5]):
         evs.append(ev.Sample(seq=seq + 2 + i, t=105.0, phase="pre", arm="*", p=p, index=i))
     for i, p in enumerate([0.6, 0.7]):

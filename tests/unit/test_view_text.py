@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from engine import events as ev
-from engine.state import RunState
+from engine.log import events as ev
+from engine.log.state import RunState
 from freeze_tui import charts
 from freeze_tui.dw_cells import dw_table, grid_trains, is_frozen, parse_matrix
 from freeze_tui.widgets.arm_card import arm_card_text

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import SpecError
-from engine.roles import ATTN_ROLES, ModelLayout, ParamInfo
-from engine.spec import Rule, parse_spec
+from engine.plans.roles import ATTN_ROLES, ModelLayout, ParamInfo
+from engine.plans.spec import Rule, parse_spec
 
 __all__ = ["ScheduledChange", "Plan", "resolve_plan", "apply_trainable", "matches_role"]
 
@@ -71,17 +71,22 @@ def resolve_plan(arm: str, spec_text: str, layout: ModelLayout) -> Plan:
     """Resolve ``spec_text`` for arm ``arm``; SpecError names the failing rule."""
     rules = parse_spec(spec_text).expand(layout.n_blocks)
     matched = [(rule, _match(rule, layout, spec_text, arm)) for rule in rules]
-    state = {u: rules[0].sign == "-" for u in _units(layout)}
+    state = dict.fromkeys(_units(layout), rules[0].sign == "-")
     last: dict[str, Rule] = {}
     for rule, units in matched:
         if rule.schedule is None:
             _apply(state, units, rule, last)
     initial = _trainable(state, layout, spec_text, arm, last)
-    changes = tuple(_change(state, rule, units, layout, spec_text, arm, last)
-                    for rule, units in matched if rule.schedule is not None)
+    changes = tuple(
+        _change(state, rule, units, layout, spec_text, arm, last)
+        for rule, units in matched
+        if rule.schedule is not None
+    )
     if not initial and not any(c.trainable for c in changes):
-        raise SpecError(f"bad spec {spec_text!r} for arm {arm!r}: it trains nothing, now or later "
-                        "(a plan needs at least one trainable parameter; start with + to pick what trains)")
+        raise SpecError(
+            f"bad spec {spec_text!r} for arm {arm!r}: it trains nothing, now or later "
+            "(a plan needs at least one trainable parameter; start with + to pick what trains)"
+        )
     return Plan(arm, spec_text, initial, changes, layout.numel(initial), layout.n_total)
 
 
@@ -121,7 +126,8 @@ def _tie_error(p: ParamInfo, state, spec_text: str, arm: str, rule: Rule) -> Spe
     return SpecError(
         f"bad spec {spec_text!r} for arm {arm!r}: {rule.describe()} leaves {'/'.join(on)} trainable and "
         f"{'/'.join(off)} frozen, but in this model they are one tied tensor ({p.name} = {alias}); "
-        f"train or freeze both, e.g. +embed,+head or -embed,-head")
+        f"train or freeze both, e.g. +embed,+head or -embed,-head"
+    )
 
 
 def _match(rule: Rule, layout: ModelLayout, spec_text: str, arm: str) -> list[Unit]:
@@ -131,18 +137,24 @@ def _match(rule: Rule, layout: ModelLayout, spec_text: str, arm: str) -> list[Un
         pattern = re.compile(rule.regex)
         hits = [p for p in layout.params if any(pattern.search(n) for n in (p.name, *p.aliases))]
         return [(p.name, r) for p in hits for r in sorted(p.roles)] or fail(
-            f"the regex matches no parameter name (names look like {layout.params[len(layout.params) // 2].name})")
+            f"the regex matches no parameter name (names look like {layout.params[len(layout.params) // 2].name})"
+        )
     if layout.problem:
         fail(layout.problem)
     blocks = _blocks(rule, layout, fail)
-    units = [(p.name, r) for p in layout.params for r in sorted(p.roles)
-             if matches_role(rule.role, r, p) and (blocks is None or p.block in blocks)]
+    units = [
+        (p.name, r)
+        for p in layout.params
+        for r in sorted(p.roles)
+        if matches_role(rule.role, r, p) and (blocks is None or p.block in blocks)
+    ]
     return units or fail(_nothing_message(rule, layout))
 
 
 def _failer(rule: Rule, spec_text: str, arm: str):
     def fail(what: str):
         raise SpecError(f"bad spec {spec_text!r} for arm {arm!r}: {rule.describe()}: {what}")
+
     return fail
 
 
@@ -173,8 +185,10 @@ def matches_role(wanted: str, role: str, p: ParamInfo) -> bool:
 def _nothing_message(rule: Rule, layout: ModelLayout) -> str:
     if rule.role in ("attn.q", "attn.k", "attn.v") and layout.fused_qkv:
         fused = next(p.name for p in layout.params if "attn.qkv" in p.roles)
-        return (f"in this model q, k and v are one fused tensor ({fused}), so {rule.role} alone "
-                "cannot be frozen or trained; use attn.qkv")
+        return (
+            f"in this model q, k and v are one fused tensor ({fused}), so {rule.role} alone "
+            "cannot be frozen or trained; use attn.qkv"
+        )
     where = f" in blocks [{rule.blocks.text}]" if rule.blocks else ""
     return f"matches no parameter: this model has no {rule.role} parameters{where}"
 

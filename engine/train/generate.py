@@ -13,8 +13,9 @@ TOP_K = 40
 
 
 @torch.no_grad()
-def sample_tokens(model, prompt_ids: list[int], *, n: int, max_new: int, seed: int,
-                  device: torch.device, eos_id: int | None = None) -> list[list[int]]:
+def sample_tokens(
+    model, prompt_ids: list[int], *, n: int, max_new: int, seed: int, device: torch.device, eos_id: int | None = None
+) -> list[list[int]]:
     """n continuations of prompt_ids (top-k sampling, KV cache), as generated token ids."""
     was_training = model.training
     model.eval()

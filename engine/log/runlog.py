@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.events import SCHEMA, Event, Header, decode
 from engine.errors import FreezeTuiError, LogError
+from engine.log.events import SCHEMA, Event, Header, decode
 
 
 class LogWriter:
@@ -24,8 +25,9 @@ class LogWriter:
             )
         blocker = next((a for a in self.path.parents if a.exists() and not a.is_dir()), None)
         if blocker is not None:
-            raise FreezeTuiError(f"cannot write log {self.path}: {blocker} is a file, not a folder; "
-                                 "choose a writable --log path")
+            raise FreezeTuiError(
+                f"cannot write log {self.path}: {blocker} is a file, not a folder; choose a writable --log path"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # "x": never replace a log that appeared since the check above (another run's)
@@ -35,20 +37,20 @@ class LogWriter:
                 f"log {self.path} already exists; choose another --log or pass --overwrite to replace it"
             ) from None
         except OSError as exc:
-            raise FreezeTuiError(f"cannot write log {self.path}: {exc.strerror}; choose a writable --log path") from None
+            raise FreezeTuiError(
+                f"cannot write log {self.path}: {exc.strerror}; choose a writable --log path"
+            ) from None
 
     def write(self, event: Event) -> None:
         """One whole line per call; raises OSError when the disk or file fails (the engine stops the run)."""
-        from engine.events import encode
+        from engine.log.events import encode
 
         self._file.write(encode(event) + b"\n")
         self._file.flush()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._file.close()
-        except OSError:
-            pass
 
 
 def _open(path: str | Path):
@@ -58,7 +60,7 @@ def _open(path: str | Path):
     if p.is_dir():
         raise LogError(f"{p} is a directory; pass the path of a .jsonl run log inside it")
     try:
-        return open(p, "rb")  # noqa: SIM115
+        return open(p, "rb")
     except OSError as exc:
         raise LogError(f"cannot read log {p}: {exc.strerror}") from None
 
@@ -111,7 +113,9 @@ def read_events(path: str | Path) -> Iterator[Event]:
                     event = decode(raw)
                 except LogError:
                     if lineno == 1:
-                        raise LogError(f"log {p} holds no complete line; its writer was killed while starting") from None
+                        raise LogError(
+                            f"log {p} holds no complete line; its writer was killed while starting"
+                        ) from None
                     return
             else:
                 event = _decode_line(raw, lineno, p)

@@ -11,7 +11,7 @@ from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
-from engine import events as ev
+from engine.log import events as ev
 from engine.stats import mean_ci95, saving
 
 DW_HISTORY = 48  # dw events kept per run for trend sparklines

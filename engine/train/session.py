@@ -10,16 +10,18 @@ import time
 import traceback
 import warnings
 
-from engine import events as ev
-from engine.channel import ChannelSource
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from engine.runlog import LogWriter
-from engine.state import RunState
-from engine.summary import summarize
+from engine.log import events as ev
+from engine.log.channel import ChannelSource
+from engine.log.runlog import LogWriter
+from engine.log.state import RunState
+from engine.log.summary import summarize
 
-OOM_HINT = ("out of memory: try a smaller --batch-size or --block-size, --dtype bf16, "
-            "or fewer arms (each arm holds its own copy of the model)")
+OOM_HINT = (
+    "out of memory: try a smaller --batch-size or --block-size, --dtype bf16, "
+    "or fewer arms (each arm holds its own copy of the model)"
+)
 
 
 class RunSession(ChannelSource):
@@ -65,7 +67,7 @@ class RunSession(ChannelSource):
         (once each), transformers' logging and progress bars are silenced."""
         seen: set[str] = set()
 
-        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+        def show(message, category, filename, lineno, file=None, line=None):
             text = f"{category.__name__}: {message}"
             if text not in seen:
                 seen.add(text)
@@ -116,20 +118,20 @@ class RunSession(ChannelSource):
         except FreezeTuiError as exc:
             self.failure = exc
             self.emit(ev.Error(message=str(exc), fatal=True))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an event, never a traceback
+        except Exception as exc:
             message = OOM_HINT if "out of memory" in str(exc).lower() else f"{type(exc).__name__}: {exc}"
             self.emit(ev.Error(message=message, fatal=True, detail=traceback.format_exc()))
         if self.log_failure:
             status = "failed"
         try:
             summary = summarize(self.state, extra)
-        except Exception:  # noqa: BLE001 - the log must still end with run_end
+        except Exception:
             summary = {}
         self.emit(ev.RunEnd(status=status, summary=summary))
 
     def _run(self) -> tuple[str, dict]:
-        from engine.setup import prepare, run_start_event
-        from engine.train import Experiment, weights_checksum
+        from engine.train.experiment import Experiment, weights_checksum
+        from engine.train.setup import prepare, run_start_event
 
         setup = prepare(self.cfg)
         experiment = Experiment(self.cfg, setup, self.emit, self.control)

@@ -24,13 +24,33 @@ from dataclasses import dataclass
 from engine.errors import SpecError
 
 __all__ = [
-    "ROLES", "PRESETS", "DEFAULT_ARMS", "Blocks", "Schedule", "Rule", "Preset", "Spec",
-    "parse_spec", "spec_error",
+    "ROLES",
+    "PRESETS",
+    "DEFAULT_ARMS",
+    "Blocks",
+    "Schedule",
+    "Rule",
+    "Preset",
+    "Spec",
+    "parse_spec",
+    "spec_error",
 ]
 
 ROLES = (
-    "all", "embed", "pos", "head", "final_norm", "block", "attn", "attn.qkv",
-    "attn.q", "attn.k", "attn.v", "attn.o", "mlp", "norm",
+    "all",
+    "embed",
+    "pos",
+    "head",
+    "final_norm",
+    "block",
+    "attn",
+    "attn.qkv",
+    "attn.q",
+    "attn.k",
+    "attn.v",
+    "attn.o",
+    "mlp",
+    "norm",
 )
 PRESETS = ("full", "targeted", "reverse", "attn-top:N")
 DEFAULT_ARMS = (("full", "full"), ("targeted", "targeted"))
@@ -64,7 +84,7 @@ class Blocks:
         every = range(n_blocks)
         if self.indices is not None:
             return tuple(sorted({every[i] for i in self.indices}))
-        return tuple(sorted(every[self.start:self.stop:self.step]))
+        return tuple(sorted(every[self.start : self.stop : self.step]))
 
 
 @dataclass(frozen=True)
@@ -151,8 +171,9 @@ def spec_error(text: str, pos: int, what: str) -> SpecError:
 def parse_spec(text: str) -> Spec:
     """Parse a spec string; raise SpecError (never anything else) on bad input."""
     if not text.strip():
-        raise spec_error(text, 0, "empty spec (expected a preset: full, targeted, reverse, "
-                         "attn-top:N, or rules like +attn.qkv[6:])")
+        raise spec_error(
+            text, 0, "empty spec (expected a preset: full, targeted, reverse, attn-top:N, or rules like +attn.qkv[6:])"
+        )
     return Spec(text, tuple(_parse_item(item, pos, text) for item, pos in _split(text)))
 
 
@@ -186,8 +207,12 @@ def _parse_item(item: str, pos: int, text: str) -> Rule | Preset:
     if item.startswith("re:") or _role_part(item) in ROLES:
         raise _rule_error(text, pos, item, "missing sign: start the rule with + (train) or - (freeze)")
     what = f"unknown preset {item!r}" if _WORD.fullmatch(item) else "cannot read this"
-    raise _rule_error(text, pos, item, f"{what} (expected one of: full, targeted, reverse, "
-                      "attn-top:N, or a rule starting with + or -)")
+    raise _rule_error(
+        text,
+        pos,
+        item,
+        f"{what} (expected one of: full, targeted, reverse, attn-top:N, or a rule starting with + or -)",
+    )
 
 
 def _parse_preset(item: str, pos: int, text: str) -> Preset | None:
@@ -195,7 +220,7 @@ def _parse_preset(item: str, pos: int, text: str) -> Preset | None:
         return Preset(item, None, item, pos)
     if not item.startswith("attn-top"):
         return None
-    n = item[len("attn-top:"):] if item.startswith("attn-top:") else ""
+    n = item[len("attn-top:") :] if item.startswith("attn-top:") else ""
     if not _COUNT.fullmatch(n) or int(n) < 1:
         raise _rule_error(text, pos, item, "attn-top needs a block count >= 1 (expected attn-top:N, e.g. attn-top:2)")
     return Preset("attn-top", int(n), item, pos)
@@ -218,7 +243,7 @@ def _split_schedule(body: str, pos: int, text: str, item: str) -> tuple[str, Sch
     at = _last_unescaped_at(body)
     if at < 0:
         return body.strip(), None
-    return body[:at].strip(), _parse_schedule(body[at + 1:].strip(), pos, text, item)
+    return body[:at].strip(), _parse_schedule(body[at + 1 :].strip(), pos, text, item)
 
 
 def _last_unescaped_at(body: str) -> int:
@@ -230,7 +255,7 @@ def _last_unescaped_at(body: str) -> int:
 
 def _parse_schedule(rest: str, pos: int, text: str, item: str) -> Schedule:
     unit = re.match(r"[A-Za-z]*", rest).group(0)
-    number = rest[len(unit):].strip()
+    number = rest[len(unit) :].strip()
     if unit not in UNITS:
         what = f"unknown schedule unit {unit!r}" if unit else "missing schedule unit after '@'"
         raise _rule_error(text, pos, item, f"{what} (expected @step N or @epoch N)")
@@ -277,16 +302,25 @@ def _parse_blocks(inner: str, pos: int, text: str, item: str) -> Blocks:
         return _parse_slice(spec, pos, text, item)
     parts = [p.strip() for p in spec.split(",")]
     if not all(_INT.fullmatch(p) for p in parts):
-        raise _rule_error(text, pos, item, f"bad block list [{inner}] (expected a slice like 6: or -2: "
-                          "or 4:8 or ::2, or indices like 0,3,5)")
+        raise _rule_error(
+            text,
+            pos,
+            item,
+            f"bad block list [{inner}] (expected a slice like 6: or -2: or 4:8 or ::2, or indices like 0,3,5)",
+        )
     return Blocks(spec, indices=tuple(int(p) for p in parts))
 
 
 def _parse_slice(spec: str, pos: int, text: str, item: str) -> Blocks:
     parts = [p.strip() for p in spec.split(":")]
     if len(parts) > 3 or not all(p == "" or _INT.fullmatch(p) for p in parts):
-        raise _rule_error(text, pos, item, f"bad slice [{spec}] (expected start:stop or start:stop:step "
-                          "with whole numbers, e.g. 6: or -2: or 4:8 or ::2)")
+        raise _rule_error(
+            text,
+            pos,
+            item,
+            f"bad slice [{spec}] (expected start:stop or start:stop:step "
+            "with whole numbers, e.g. 6: or -2: or 4:8 or ::2)",
+        )
     start, stop, step = (int(p) if p else None for p in parts + [""] * (3 - len(parts)))
     if step == 0:
         raise _rule_error(text, pos, item, f"bad slice [{spec}]: step cannot be 0")

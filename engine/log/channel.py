@@ -12,7 +12,7 @@ import time
 from collections import deque
 
 from engine.control import Control
-from engine.events import Event, RunEnd
+from engine.log.events import Event, RunEnd
 
 DEFAULT_CAPACITY = 50_000
 

@@ -1,4 +1,4 @@
-"""Draw a plan grid (see ``engine.plan_view.plan_grid``) and a plan description. No torch.
+"""Draw a plan grid (see ``engine.plans.describe.plan_grid``) and a plan description. No torch.
 
 The grid is drawn transposed: one line per role, one character per block, so a
 deep model stays one screen high. The app's Plan view draws grids stored in run
@@ -49,7 +49,7 @@ def _ruler(n: int) -> str:
     ruler = [" "] * n
     for b in range(0, n, step):
         label = str(b)
-        ruler[b:b + len(label)] = label
+        ruler[b : b + len(label)] = label
     return "".join(ruler).rstrip()
 
 
@@ -80,8 +80,10 @@ def _legend() -> Text:
 def render_plans(desc: dict) -> RenderableType:
     """The ``freeze-tui plan`` output: model line, one table row per arm, then each grid."""
     model = desc["model"]
-    head = Text(f"model {model['name']} ({model['arch']}): {model['n_params']:,} parameters, "
-                f"{model['n_blocks']} blocks", style="bold")
+    head = Text(
+        f"model {model['name']} ({model['arch']}): {model['n_params']:,} parameters, {model['n_blocks']} blocks",
+        style="bold",
+    )
     parts: list[RenderableType] = [head, _arms_table(desc["arms"])]
     for arm in desc["arms"]:
         parts += [Text(f"{arm['name']}  {arm['spec']}", style="bold"), render_grid(arm["grid"]), Text("")]
@@ -94,6 +96,12 @@ def _arms_table(arms: list[dict]) -> Table:
         table.add_column(title, justify="right" if title in ("trains", "FLOP ratio", "r_pred") else "left")
     for arm in arms:
         schedule = "; ".join(f"{c['rule']} → {c['trainable']:,}" for c in arm.get("schedule", ())) or "-"
-        table.add_row(Text(arm["name"]), Text(arm["spec"]), f"{arm['trainable']:,} ({arm['pct']:.1f}%)",
-                      f"{arm['flop_ratio']:.2f}", f"{arm['r_pred']:.0%}", Text(schedule))
+        table.add_row(
+            Text(arm["name"]),
+            Text(arm["spec"]),
+            f"{arm['trainable']:,} ({arm['pct']:.1f}%)",
+            f"{arm['flop_ratio']:.2f}",
+            f"{arm['r_pred']:.0%}",
+            Text(schedule),
+        )
     return table

@@ -16,12 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import FreezeTuiError
-from engine.roles import ModelLayout, build_layout
+from engine.plans.roles import ModelLayout, build_layout
 
-__all__ = ["LoadedModel", "load_model", "load_layout", "resolve_source"]
+__all__ = ["LoadedModel", "load_model", "load_layout", "describe_plans", "resolve_source"]
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model",
-                    "spiece.model", "vocab.txt")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "vocab.txt",
+)
 _DTYPES = ("float32", "float16", "bfloat16", "auto")
 
 
@@ -61,21 +67,27 @@ def load_model(name_or_path: str | None, *, trust_remote_code: bool = False, dty
     source = resolve_source(name_or_path, trust_remote_code=trust_remote_code)
     with _quiet():
         try:
-            model = AutoModelForCausalLM.from_pretrained(source.path, config=source.config,
-                                                         dtype=_dtype(dtype), **source.kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                source.path, config=source.config, dtype=_dtype(dtype), **source.kwargs
+            )
         except (OSError, ValueError) as exc:
-            raise FreezeTuiError(f"cannot load the weights of model {source.name!r}: {_first_line(exc).rstrip('.')}; "
-                                 "pass a model saved with save_pretrained (config, weights and tokenizer)") from None
+            raise FreezeTuiError(
+                f"cannot load the weights of model {source.name!r}: {_first_line(exc).rstrip('.')}; "
+                "pass a model saved with save_pretrained (config, weights and tokenizer)"
+            ) from None
         except Exception as exc:
             if type(exc).__name__ != "UnpicklingError":
                 raise
-            raise FreezeTuiError(f"model {source.name!r}: its weights file holds more than tensors and was not "
-                                 "loaded (only safetensors or torch.load(weights_only=True) are used); "
-                                 "convert it to model.safetensors where you trust it") from None
+            raise FreezeTuiError(
+                f"model {source.name!r}: its weights file holds more than tensors and was not "
+                "loaded (only safetensors or torch.load(weights_only=True) are used); "
+                "convert it to model.safetensors where you trust it"
+            ) from None
     tokenizer = _load_tokenizer(source)
     layout = build_layout(model)
-    return LoadedModel(model, tokenizer, source.name, source.path, source.config.model_type,
-                       layout.n_total, layout.n_blocks, layout)
+    return LoadedModel(
+        model, tokenizer, source.name, source.path, source.config.model_type, layout.n_total, layout.n_blocks, layout
+    )
 
 
 def load_layout(name_or_path: str | None, *, trust_remote_code: bool = False) -> tuple[str, str, ModelLayout]:
@@ -105,18 +117,23 @@ def _demo_dir() -> Path:
     from engine.demo import DEMO_MODEL_DIR
 
     if not (Path(DEMO_MODEL_DIR) / "config.json").is_file():
-        raise FreezeTuiError(f"the embedded demo model is missing ({DEMO_MODEL_DIR}); "
-                             "reinstall freeze-tui or pass --model NAME|PATH")
+        raise FreezeTuiError(
+            f"the embedded demo model is missing ({DEMO_MODEL_DIR}); reinstall freeze-tui or pass --model NAME|PATH"
+        )
     return Path(DEMO_MODEL_DIR)
 
 
 def _source_from_dir(name: str, path: Path, trust_remote_code: bool) -> _Source:
     if not path.is_dir():
-        raise FreezeTuiError(f"model path {str(path)!r} is not a directory; pass a Hugging Face model "
-                             "directory (with config.json) or a model name")
+        raise FreezeTuiError(
+            f"model path {str(path)!r} is not a directory; pass a Hugging Face model "
+            "directory (with config.json) or a model name"
+        )
     if not (path / "config.json").is_file():
-        raise FreezeTuiError(f"model directory {str(path)!r} has no config.json; it is not a saved "
-                             "Hugging Face model (save one with model.save_pretrained(DIR))")
+        raise FreezeTuiError(
+            f"model directory {str(path)!r} has no config.json; it is not a saved "
+            "Hugging Face model (save one with model.save_pretrained(DIR))"
+        )
     kwargs = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     return _Source(name, str(path), True, _load_config(name, str(path), kwargs), kwargs)
 
@@ -144,8 +161,10 @@ def _offline() -> bool:
 
 
 def _not_found(name: str) -> FreezeTuiError:
-    return FreezeTuiError(f"model {name!r} could not be found locally (not a directory, not in the Hugging Face "
-                          "cache); downloading it needs network access, or pass a local model directory")
+    return FreezeTuiError(
+        f"model {name!r} could not be found locally (not a directory, not in the Hugging Face "
+        "cache); downloading it needs network access, or pass a local model directory"
+    )
 
 
 def _load_config(name: str, path: str, kwargs: dict):
@@ -170,10 +189,26 @@ def _config_problem(name: str, exc: Exception, trust_remote_code: bool) -> str:
 
 # Bidirectional encoders that AutoModelForCausalLM loads anyway: unless their config says is_decoder,
 # they attend to later tokens too, so training them on next-token loss is silently meaningless.
-_ENCODERS = frozenset({
-    "bert", "bert-generation", "big_bird", "camembert", "data2vec-text", "electra", "ernie", "megatron-bert",
-    "rembert", "roberta", "roberta-prelayernorm", "roc_bert", "roformer", "xlm-roberta", "xlm-roberta-xl", "xmod",
-})
+_ENCODERS = frozenset(
+    {
+        "bert",
+        "bert-generation",
+        "big_bird",
+        "camembert",
+        "data2vec-text",
+        "electra",
+        "ernie",
+        "megatron-bert",
+        "rembert",
+        "roberta",
+        "roberta-prelayernorm",
+        "roc_bert",
+        "roformer",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "xmod",
+    }
+)
 
 
 def _check_causal(name: str, config) -> None:
@@ -181,11 +216,15 @@ def _check_causal(name: str, config) -> None:
 
     auto_map = getattr(config, "auto_map", None) or {}
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and "AutoModelForCausalLM" not in auto_map:
-        raise FreezeTuiError(f"model {name!r} ({config.model_type}) is not a causal language model; "
-                             "freeze-tui needs one that AutoModelForCausalLM loads (gpt2, pythia, llama ...)")
+        raise FreezeTuiError(
+            f"model {name!r} ({config.model_type}) is not a causal language model; "
+            "freeze-tui needs one that AutoModelForCausalLM loads (gpt2, pythia, llama ...)"
+        )
     if config.model_type in _ENCODERS and not getattr(config, "is_decoder", False):
-        raise FreezeTuiError(f"model {name!r} ({config.model_type}) is a bidirectional encoder, not a causal language "
-                             "model (its config has no is_decoder=true); pass a causal LM (gpt2, pythia, llama ...)")
+        raise FreezeTuiError(
+            f"model {name!r} ({config.model_type}) is a bidirectional encoder, not a causal language "
+            "model (its config has no is_decoder=true); pass a causal LM (gpt2, pythia, llama ...)"
+        )
 
 
 def _load_tokenizer(source: _Source):
@@ -206,8 +245,10 @@ def _load_tokenizer(source: _Source):
 
 
 def _no_tokenizer(name: str, why: str) -> FreezeTuiError:
-    return FreezeTuiError(f"model {name!r} has no usable tokenizer ({why}); save one next to the "
-                          "weights with tokenizer.save_pretrained(DIR)")
+    return FreezeTuiError(
+        f"model {name!r} has no usable tokenizer ({why}); save one next to the "
+        "weights with tokenizer.save_pretrained(DIR)"
+    )
 
 
 def _dtype(dtype):
@@ -246,3 +287,12 @@ class _quiet:
         logging.set_verbosity(self._level)
         if self._bars:
             logging.enable_progress_bar()
+
+
+def describe_plans(model_name: str | None, arms, *, trust_remote_code: bool = False) -> dict:
+    """What ``freeze-tui plan`` shows: model info plus, per arm, name, spec, trainable, total, pct,
+    flop_ratio, r_pred, schedule and grid. ``model_name`` None is the embedded demo. Raises FreezeTuiError."""
+    from engine.plans.describe import describe_layout
+
+    name, arch, layout = load_layout(model_name, trust_remote_code=trust_remote_code)
+    return describe_layout(name, arch, layout, arms)

@@ -109,7 +109,7 @@ class PlanChange(Event):
 
 
 @dataclass(frozen=True)
-class Warning(Event):  # noqa: A001 - the schema's own name
+class Warning(Event):
     kind: ClassVar[str] = "warning"
     message: str = ""
     arm: str | None = None
@@ -212,9 +212,9 @@ def _built(cls: type[Event], **fields) -> Event:
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls
-    for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, PlanChange, Warning, Error, RunEnd)
+    cls.kind: cls for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, PlanChange, Warning, Error, RunEnd)
 }
+
 
 def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, LazyMap):
@@ -283,8 +283,15 @@ def _decode_dw(line: bytes) -> Event | None:
     except msgspec.DecodeError:
         return None
     lazy = _LazyLine(line)
-    return _built(DW, seq=head.seq, t=head.t, step=head.step, arms=LazyMap(lazy, "arms"),
-                  drift=LazyMap(lazy, "drift"), rel=LazyMap(lazy, "rel"))
+    return _built(
+        DW,
+        seq=head.seq,
+        t=head.t,
+        step=head.step,
+        arms=LazyMap(lazy, "arms"),
+        drift=LazyMap(lazy, "drift"),
+        rel=LazyMap(lazy, "rel"),
+    )
 
 
 def _decode_step(line: bytes) -> Event | None:

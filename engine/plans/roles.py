@@ -25,8 +25,16 @@ from dataclasses import dataclass
 from functools import cached_property
 
 __all__ = [
-    "RawParam", "ArchInfo", "ParamInfo", "ModelLayout", "ParamSplit",
-    "classify", "arch_info", "build_layout", "attention_splits", "raw_params",
+    "RawParam",
+    "ArchInfo",
+    "ParamInfo",
+    "ModelLayout",
+    "ParamSplit",
+    "classify",
+    "arch_info",
+    "build_layout",
+    "attention_splits",
+    "raw_params",
 ]
 
 ATTN_ROLES = ("attn.q", "attn.k", "attn.v", "attn.o", "attn.qkv")
@@ -176,8 +184,14 @@ def _find_blocks(raw: list[RawParam], n_layers: int | None) -> tuple[str | None,
 def _classify_one(p: RawParam, prefix: str | None, embed_names, head_names) -> ParamInfo:
     m = _BLOCK.match(p.name)
     if prefix is not None and m and m.group(1) == prefix:
-        return ParamInfo(p.name, p.shape, frozenset({_block_role(m.group(3), p.module_type)}),
-                         int(m.group(2)), p.module_type, p.aliases)
+        return ParamInfo(
+            p.name,
+            p.shape,
+            frozenset({_block_role(m.group(3), p.module_type)}),
+            int(m.group(2)),
+            p.module_type,
+            p.aliases,
+        )
     names = {p.name, *p.aliases}
     roles = {"embed"} if names & embed_names else set()
     roles |= {"head"} if names & head_names else set()
@@ -212,8 +226,10 @@ def _is_norm(leaf: str, module_type: str) -> bool:
 def _unknown_message(arch: ArchInfo, raw: list[RawParam]) -> str:
     shown = ", ".join(p.name for p in raw[:6]) + (", ..." if len(raw) > 6 else "")
     example = raw[len(raw) // 2].name.rsplit(".", 1)[0] if raw else "layers"
-    return (f"cannot find the transformer blocks and attention of this {arch.model_type or 'unknown'} model "
-            f"(parameters: {shown}); use re: rules on parameter names instead, e.g. +re:{re.escape(example)}")
+    return (
+        f"cannot find the transformer blocks and attention of this {arch.model_type or 'unknown'} model "
+        f"(parameters: {shown}); use re: rules on parameter names instead, e.g. +re:{re.escape(example)}"
+    )
 
 
 def arch_info(config) -> ArchInfo:
@@ -246,8 +262,9 @@ def _fused_pattern(config, model_type: str, n_heads, n_kv) -> tuple[int, tuple[i
     """Row order of a fused QKV weight, as (groups, per-group labels in head_dim units)."""
     if not n_heads or not n_kv:
         return 1, ()
-    if model_type in _INTERLEAVED or (model_type == "falcon" and n_kv == n_heads
-                                      and not getattr(config, "new_decoder_architecture", False)):
+    if model_type in _INTERLEAVED or (
+        model_type == "falcon" and n_kv == n_heads and not getattr(config, "new_decoder_architecture", False)
+    ):
         return n_heads, (0, 1, 2)
     if model_type == "falcon" and getattr(config, "new_decoder_architecture", False):
         return n_kv, (0,) * (n_heads // n_kv) + (1, 2)
@@ -298,8 +315,10 @@ def raw_params(model) -> tuple[list[RawParam], frozenset[str], frozenset[str]]:
     for name, t in model.named_parameters(remove_duplicate=False):
         groups.setdefault(id(t), []).append(name)
         tensors[id(t)] = t
-    raw = [RawParam(names[0], tuple(tensors[k].shape), _module_type(model, names[0]), tuple(names[1:]))
-           for k, names in groups.items()]
+    raw = [
+        RawParam(names[0], tuple(tensors[k].shape), _module_type(model, names[0]), tuple(names[1:]))
+        for k, names in groups.items()
+    ]
     return raw, _module_param_names(model, "get_input_embeddings"), _module_param_names(model, "get_output_embeddings")
 
 

@@ -2,7 +2,7 @@
 
 For every attention weight matrix W: ||W_t - W_{t-1}||_F, drift ||W_t - W_0||_F and
 ||W_t - W_{t-1}||_F / ||W_t||_F. A fused QKV tensor is split by the segment table from
-`engine.roles.attention_splits`, so grouped/multi-query and interleaved layouts are exact.
+`engine.plans.roles.attention_splits`, so grouped/multi-query and interleaved layouts are exact.
 Nothing is read back here: `measure()` returns one device tensor, read once at log time.
 """
 
@@ -20,8 +20,7 @@ class DWTracker:
         self._w0 = {k: p.detach().clone() for k, p in self._params.items()}
         self._before = {k: torch.empty_like(p) for k, p in self._params.items()}
         self._segments = {
-            s.param: torch.tensor(s.segment, dtype=torch.long, device=self._params[s.param].device)
-            for s in self.splits
+            s.param: torch.tensor(s.segment, dtype=torch.long, device=self._params[s.param].device) for s in self.splits
         }
         self._ever_trained: set[str] = set()
 
@@ -46,8 +45,9 @@ class DWTracker:
             other = 1 - s.dim
             w = p.float()
             dw = (w - self._before[s.param].float()) if param.requires_grad else torch.zeros_like(w)
-            stacked = torch.stack([dw.pow(2).sum(other), (w - self._w0[s.param].float()).pow(2).sum(other),
-                                   w.pow(2).sum(other)])
+            stacked = torch.stack(
+                [dw.pow(2).sum(other), (w - self._w0[s.param].float()).pow(2).sum(other), w.pow(2).sum(other)]
+            )
             sums = torch.zeros(3, n, device=p.device).index_add_(1, self._segments[s.param], stacked)
             rows.append(sums)
         if not rows:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
-from engine import events as ev
 from engine.config import RunConfig
-from engine.data import Corpus, TokenData, read_corpus, tokenize_corpus
 from engine.errors import FreezeTuiError
+from engine.log import events as ev
+from engine.textfiles import Corpus, read_corpus
+from engine.train.data import TokenData, tokenize_corpus
 
 PROMPT_TOKENS = 16
 
@@ -17,13 +18,13 @@ PROMPT_TOKENS = 16
 @dataclass
 class Setup:
     cfg: RunConfig
-    loaded: object  # engine.models.LoadedModel
+    loaded: object  # engine.train.models.LoadedModel
     device: torch.device
     corpus: Corpus
     data: TokenData
-    layout: object  # engine.roles.ModelLayout
-    plans: list  # [(arm name, engine.freeze.Plan)]
-    splits: list  # engine.roles.ParamSplit
+    layout: object  # engine.plans.roles.ModelLayout
+    plans: list  # [(arm name, engine.plans.freeze.Plan)]
+    splits: list  # engine.plans.roles.ParamSplit
     lr: float
     prompt_ids: list
     prompt_text: str
@@ -46,7 +47,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise FreezeTuiError(f"--device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu or auto")
+            raise FreezeTuiError(
+                f"--device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu or auto"
+            )
         index = int(name.split(":")[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise FreezeTuiError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
@@ -65,26 +68,49 @@ def context_length(config) -> int | None:
 
 def prepare(cfg: RunConfig) -> Setup:
     """Load and check everything; raises FreezeTuiError with one clear line for bad input."""
-    from engine.freeze import resolve_plan
-    from engine.models import load_model
-    from engine.roles import attention_splits
+    from engine.plans.freeze import resolve_plan
+    from engine.plans.roles import attention_splits
+    from engine.train.models import load_model
 
     device = resolve_device(cfg.device)
     corpus = read_corpus(cfg.data)
     loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     ctx = context_length(loaded.model.config)
     if ctx and cfg.block_size > ctx:
-        raise FreezeTuiError(f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens; use --block-size {ctx} or less")
+        raise FreezeTuiError(
+            f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens; "
+            f"use --block-size {ctx} or less"
+        )
     layout = loaded.layout
     plans = [(name, resolve_plan(name, spec, layout)) for name, spec in cfg.arms]
-    data = tokenize_corpus(corpus, loaded.tokenizer, block_size=cfg.block_size, batch_size=cfg.batch_size,
-                           val_fraction=cfg.val_fraction, seed=cfg.seed, common_k=cfg.common_k)
+    data = tokenize_corpus(
+        corpus,
+        loaded.tokenizer,
+        block_size=cfg.block_size,
+        batch_size=cfg.batch_size,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        common_k=cfg.common_k,
+    )
     loaded.model.to(device)
     prompt_ids, prompt_text = _prompt(cfg, loaded.tokenizer, data)
     sample_tokens = min(cfg.sample_tokens, max(1, (ctx or 10**9) - len(prompt_ids)))
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.model is None else 5e-5)
-    return Setup(cfg, loaded, device, corpus, data, layout, plans, attention_splits(layout), lr,
-                 prompt_ids, prompt_text, sample_tokens, frozenset(data.common))
+    return Setup(
+        cfg,
+        loaded,
+        device,
+        corpus,
+        data,
+        layout,
+        plans,
+        attention_splits(layout),
+        lr,
+        prompt_ids,
+        prompt_text,
+        sample_tokens,
+        frozenset(data.common),
+    )
 
 
 def _prompt(cfg: RunConfig, tokenizer, data: TokenData) -> tuple[list[int], str]:
@@ -100,16 +126,32 @@ def _prompt(cfg: RunConfig, tokenizer, data: TokenData) -> tuple[list[int], str]
 
 def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     """checksums: each arm's initial weights, as copied (they must all be equal)."""
-    from engine.plan_view import arm_record
+    from engine.plans.describe import arm_record
+
     cfg = s.cfg
-    config = {**cfg.to_dict(), "device": str(s.device), "lr": s.lr,
-              "model": cfg.model or "demo", "data_source": s.corpus.source}
-    model = {"name": s.loaded.name, "n_params": s.loaded.n_params, "n_blocks": s.loaded.n_blocks,
-             "arch": s.loaded.arch, "path": str(s.loaded.path)}
-    data = {"n_tokens": s.data.n_tokens, "n_unique": s.data.n_unique, "source": s.corpus.source,
-            "n_train_batches": s.data.n_train_batches(cfg.batch_size),
-            "n_val_batches": s.data.n_val_batches(cfg.batch_size)}
+    config = {
+        **cfg.to_dict(),
+        "device": str(s.device),
+        "lr": s.lr,
+        "model": cfg.model or "demo",
+        "data_source": s.corpus.source,
+    }
+    model = {
+        "name": s.loaded.name,
+        "n_params": s.loaded.n_params,
+        "n_blocks": s.loaded.n_blocks,
+        "arch": s.loaded.arch,
+        "path": str(s.loaded.path),
+    }
+    data = {
+        "n_tokens": s.data.n_tokens,
+        "n_unique": s.data.n_unique,
+        "source": s.corpus.source,
+        "n_train_batches": s.data.n_train_batches(cfg.batch_size),
+        "n_val_batches": s.data.n_val_batches(cfg.batch_size),
+    }
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
-    arms = [{**arm_record(plan, s.layout), "name": name, "init_checksum": checksums.get(name, "")}
-            for name, plan in s.plans]
+    arms = [
+        {**arm_record(plan, s.layout), "name": name, "init_checksum": checksums.get(name, "")} for name, plan in s.plans
+    ]
     return ev.RunStart(config=config, model=model, data=data, common_tokens=common, arms=arms)

@@ -12,17 +12,16 @@ import math
 
 import torch
 
-from engine import events as ev
-from engine.arm import (Arm, StepTimer, build_optimizer, change_trainable, state_bytes, train_step,
-                        validation_loss)
 from engine.config import RunConfig
 from engine.control import Control
-from engine.data import batch_order
 from engine.errors import FreezeTuiError
-from engine.freeze import apply_trainable
-from engine.metrics import DWTracker
-from engine.setup import Setup
+from engine.log import events as ev
+from engine.plans.freeze import apply_trainable
 from engine.stats import common_share, mean_var
+from engine.train.arm import Arm, StepTimer, build_optimizer, change_trainable, state_bytes, train_step, validation_loss
+from engine.train.data import batch_order
+from engine.train.metrics import DWTracker
+from engine.train.setup import Setup
 
 
 def weights_checksum(model: torch.nn.Module) -> str:
@@ -42,7 +41,7 @@ def token_texts(tokenizer, seq: list[int]) -> list[str]:
         if text.endswith("\ufffd") and i < len(seq) - 1:
             texts.append("")
             continue
-        texts.append(text[len(shown):] if text.startswith(shown) else text)
+        texts.append(text[len(shown) :] if text.startswith(shown) else text)
         shown = text
     return texts
 
@@ -108,14 +107,21 @@ class Experiment:
         record = {}
         for arm in self.arms:
             if arm.active:
-                loss, mark = train_step(arm, batch, lr=lr, rng_seed=self.cfg.seed * 1_000_003 + self.step + 1,
-                                        grad_clip=self.cfg.grad_clip, autocast_dtype=self.autocast,
-                                        measure=measure)
+                loss, mark = train_step(
+                    arm,
+                    batch,
+                    lr=lr,
+                    rng_seed=self.cfg.seed * 1_000_003 + self.step + 1,
+                    grad_clip=self.cfg.grad_clip,
+                    autocast_dtype=self.autocast,
+                    measure=measure,
+                )
                 record[arm.name] = (loss, mark, lr)
         self.pending.append((self.step, epoch, record))
         if measure:
-            self.pending_dw.append((self.step, {a.name: a.tracker.measure() for a in self.arms
-                                                if a.active and a.tracker is not None}))
+            self.pending_dw.append(
+                (self.step, {a.name: a.tracker.measure() for a in self.arms if a.active and a.tracker is not None})
+            )
         self.step += 1
         if len(self.pending) >= self.flush_every:  # norms wait on the device like the losses do
             self.flush()
@@ -124,7 +130,8 @@ class Experiment:
         for arm in self.arms:
             for change in arm.plan.changes:
                 fires = (change.at == "step" and change.n == self.step) or (
-                    change.at == "epoch" and change.n == epoch and self.step == self._epoch_first_step(epoch))
+                    change.at == "epoch" and change.n == epoch and self.step == self._epoch_first_step(epoch)
+                )
                 if fires and arm.active:
                     change_trainable(arm, change.trainable, self.cfg.weight_decay)
                     n = sum(p.numel() for p in arm.model.parameters() if p.requires_grad)
@@ -144,8 +151,10 @@ class Experiment:
         dw_values = iter(torch.stack(dw_tensors).tolist()) if dw_tensors else iter(())
         dw_by_step = {step: {name: next(dw_values) for name in per_arm} for step, per_arm in self.pending_dw}
         for step, epoch, rec in self.pending:
-            arms = {name: {"loss": next(values), "dt": StepTimer.seconds(mark), "lr": lr}
-                    for name, (_, mark, lr) in rec.items()}
+            arms = {
+                name: {"loss": next(values), "dt": StepTimer.seconds(mark), "lr": lr}
+                for name, (_, mark, lr) in rec.items()
+            }
             self.emit(ev.Step(step=step, epoch=epoch, arms=arms))
             for name, values_of_arm in arms.items():
                 self._account(name, values_of_arm["loss"], values_of_arm["dt"], step)
@@ -187,11 +196,19 @@ class Experiment:
         arms = {}
         for arm in self.arms:
             mean, var = mean_var(arm.epoch_losses)
-            val = validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, self.device, self.autocast) \
-                if arm.active else math.nan
+            val = (
+                validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, self.device, self.autocast)
+                if arm.active
+                else math.nan
+            )
             t_epoch, arm.t_epoch_start = arm.t_total - arm.t_epoch_start, arm.t_total
-            arms[arm.name] = {"loss_mean": mean, "loss_var": var, "val_loss": val,
-                              "t_epoch": t_epoch, "t_total": arm.t_total}
+            arms[arm.name] = {
+                "loss_mean": mean,
+                "loss_var": var,
+                "val_loss": val,
+                "t_epoch": t_epoch,
+                "t_total": arm.t_total,
+            }
             arm.epoch_losses = []
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
@@ -200,20 +217,35 @@ class Experiment:
         """One set of samples per arm (or one `*` set before training, when all arms are equal)."""
         if not self.cfg.monitor or not self.cfg.samples:
             return
-        from engine.generate import sample_tokens
+        from engine.train.generate import sample_tokens
 
         targets = [("*", self.s.model)] if phase == "pre" else [(a.name, a.model) for a in self.arms if a.active]
         for name, model in targets:
-            seqs = sample_tokens(model, self.s.prompt_ids, n=self.cfg.samples, max_new=self.s.sample_tokens,
-                                 seed=self.cfg.seed, device=self.device, eos_id=self.s.tokenizer.eos_token_id)
+            seqs = sample_tokens(
+                model,
+                self.s.prompt_ids,
+                n=self.cfg.samples,
+                max_new=self.s.sample_tokens,
+                seed=self.cfg.seed,
+                device=self.device,
+                eos_id=self.s.tokenizer.eos_token_id,
+            )
             for i, seq in enumerate(seqs):
                 self.emit(self._sample_event(phase, name, epoch, i, seq))
 
     def _sample_event(self, phase: str, arm: str, epoch: int, index: int, seq: list[int]) -> ev.Sample:
         common = self.s.common_set
         pieces = [[text, t in common] for text, t in zip(token_texts(self.s.tokenizer, seq), seq)]
-        return ev.Sample(phase=phase, arm=arm, prompt=self.s.prompt_text, text=self.s.tokenizer.decode(seq),
-                         tokens=pieces, p=common_share([flag for _, flag in pieces]), index=index, epoch=epoch)
+        return ev.Sample(
+            phase=phase,
+            arm=arm,
+            prompt=self.s.prompt_text,
+            text=self.s.tokenizer.decode(seq),
+            tokens=pieces,
+            p=common_share([flag for _, flag in pieces]),
+            index=index,
+            epoch=epoch,
+        )
 
     def arm_memory(self) -> dict:
         return {a.name: state_bytes(a) for a in self.arms}

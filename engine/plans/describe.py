@@ -1,6 +1,6 @@
 """Plans as JSON-able data: per-arm counts, FLOP-model cost and a block x role grid.
 
-``describe_plans`` is what ``freeze-tui plan`` prints (via ``engine.plan_grid``);
+``describe_plans`` is what ``freeze-tui plan`` prints (via ``freeze_tui.plan_grid``);
 ``arm_record`` is what the trainer writes into ``run_start.arms``. No torch at
 import: the model is only read (as a config, on the meta device) inside
 ``describe_plans``.
@@ -21,14 +21,12 @@ parameters in this model).
 from __future__ import annotations
 
 from engine.errors import FreezeTuiError
-from engine.flops import flop_ratio
-from engine.freeze import Plan, resolve_plan
-from engine.plan_grid import render_grid, render_plans  # re-exported for the CLI and the app
-from engine.roles import ModelLayout, ParamInfo
-from engine.spec import DEFAULT_ARMS
+from engine.plans.flops import flop_ratio
+from engine.plans.freeze import Plan, resolve_plan
+from engine.plans.roles import ModelLayout, ParamInfo
+from engine.plans.spec import DEFAULT_ARMS
 
-__all__ = ["plan_grid", "arm_record", "describe_layout", "describe_plans", "grid_columns",
-           "render_grid", "render_plans"]
+__all__ = ["plan_grid", "arm_record", "describe_layout", "grid_columns"]
 
 OUTER_ROLES = ("embed", "pos", "head", "final_norm")
 
@@ -77,32 +75,35 @@ def _cell_state(names, initial: frozenset[str], ever: frozenset[str]) -> str:
 def arm_record(plan: Plan, layout: ModelLayout) -> dict:
     """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid."""
     ratio = flop_ratio(layout, plan.initial)
-    return {"name": plan.arm, "spec": plan.spec, "trainable": plan.n_trainable, "total": plan.n_total,
-            "flop_ratio": round(ratio, 4), "r_pred": round(1.0 - ratio, 4), "grid": plan_grid(plan, layout)}
+    return {
+        "name": plan.arm,
+        "spec": plan.spec,
+        "trainable": plan.n_trainable,
+        "total": plan.n_total,
+        "flop_ratio": round(ratio, 4),
+        "r_pred": round(1.0 - ratio, 4),
+        "grid": plan_grid(plan, layout),
+    }
 
 
 def describe_layout(name: str, arch: str, layout: ModelLayout, arms) -> dict:
-    """describe_plans for a layout already in hand (pure)."""
+    """Model info and, per arm, its record, share and schedule, for a layout already in hand (pure)."""
     arms = list(arms) or list(DEFAULT_ARMS)
     names = [arm for arm, _ in arms]
     if len(set(names)) != len(names):
         raise FreezeTuiError(f"arm names must be unique, got: {', '.join(names)}")
-    model = {"name": name, "arch": arch, "n_params": layout.n_total, "n_blocks": layout.n_blocks,
-             "fused_qkv": layout.fused_qkv, "tied": any(p.tied for p in layout.params)}
+    model = {
+        "name": name,
+        "arch": arch,
+        "n_params": layout.n_total,
+        "n_blocks": layout.n_blocks,
+        "fused_qkv": layout.fused_qkv,
+        "tied": any(p.tied for p in layout.params),
+    }
     return {"model": model, "arms": [_describe_arm(resolve_plan(arm, spec, layout), layout) for arm, spec in arms]}
 
 
 def _describe_arm(plan: Plan, layout: ModelLayout) -> dict:
     record = arm_record(plan, layout)
-    schedule = [{"at": c.at, "n": c.n, "rule": c.rule, "trainable": layout.numel(c.trainable)}
-                for c in plan.changes]
+    schedule = [{"at": c.at, "n": c.n, "rule": c.rule, "trainable": layout.numel(c.trainable)} for c in plan.changes]
     return {**record, "pct": round(plan.pct, 2), "schedule": schedule}
-
-
-def describe_plans(model_name: str | None, arms, *, trust_remote_code: bool = False) -> dict:
-    """Model info plus, per arm: name, spec, trainable, total, pct, flop_ratio, r_pred,
-    schedule and grid. ``model_name`` None is the embedded demo. Raises FreezeTuiError."""
-    from engine.models import load_layout
-
-    name, arch, layout = load_layout(model_name, trust_remote_code=trust_remote_code)
-    return describe_layout(name, arch, layout, arms)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from engine.events import Event, RunEnd
-from engine.runlog import LogFollower, read_events
+from engine.log.events import Event, RunEnd
+from engine.log.runlog import LogFollower, read_events
 
 BATCH_CAP = 5000  # events per batch: bounds the UI thread's work per message
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.freeze import apply_trainable
-from engine.metrics import DWTracker
+from engine.plans.freeze import apply_trainable
+from engine.train.metrics import DWTracker
 
 
 class StepTimer:
@@ -46,7 +46,7 @@ class StepTimer:
 @dataclass
 class Arm:
     name: str
-    plan: object  # engine.freeze.Plan
+    plan: object  # engine.plans.freeze.Plan
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     tracker: DWTracker | None
@@ -67,8 +67,11 @@ def build_optimizer(model: torch.nn.Module, names: frozenset, lr: float, weight_
     params = dict(model.named_parameters())
     decay = [params[n] for n in sorted(names) if params[n].ndim >= 2]
     rest = [params[n] for n in sorted(names) if params[n].ndim < 2]
-    groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
-                          {"params": rest, "weight_decay": 0.0}) if g["params"]]
+    groups = [
+        g
+        for g in ({"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0})
+        if g["params"]
+    ]
     return torch.optim.AdamW(groups, lr=lr)
 
 
@@ -87,8 +90,9 @@ def change_trainable(arm: Arm, names: frozenset, weight_decay: float) -> None:
     arm.trainable = names
 
 
-def train_step(arm: Arm, batch: torch.Tensor, *, lr: float, rng_seed: int, grad_clip: float,
-               autocast_dtype, measure: bool):
+def train_step(
+    arm: Arm, batch: torch.Tensor, *, lr: float, rng_seed: int, grad_clip: float, autocast_dtype, measure: bool
+):
     """One optimizer step of one arm on `batch`; returns (loss tensor on device, timer mark)."""
     for group in arm.optimizer.param_groups:
         group["lr"] = lr
@@ -127,9 +131,6 @@ def state_bytes(arm: Arm) -> int:
     """Bytes of this arm's gradients and optimizer state (the memory a plan costs beyond weights)."""
     grads = sum(p.numel() * p.element_size() for p in arm.model.parameters() if p.requires_grad)
     state = sum(
-        t.numel() * t.element_size()
-        for s in arm.optimizer.state.values()
-        for t in s.values()
-        if torch.is_tensor(t)
+        t.numel() * t.element_size() for s in arm.optimizer.state.values() for t in s.values() if torch.is_tensor(t)
     )
     return grads + state

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.roles import ModelLayout, ParamInfo
+from engine.plans.roles import ModelLayout, ParamInfo
 
 __all__ = ["StepFlops", "step_flops", "flop_ratio", "predicted_saving"]
 

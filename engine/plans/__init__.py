@@ -1,0 +1,1 @@
+"""Freeze plans: the spec language, model roles, plan resolution, the FLOP model. No torch."""

@@ -1,0 +1,1 @@
+"""Training: models, data, the paired experiment and the live session (torch, imported lazily)."""
