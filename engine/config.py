@@ -9,56 +9,62 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import FreezeTuiError
+from engine.plans.spec import DEFAULT_ARMS
 
-DEFAULT_ARMS = (("full", "full"), ("targeted", "targeted"))
 DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("fp32", "bf16", "fp16")
 ON_NAN = ("stop-arm", "stop-run", "continue")
+DROPOUT = ("same", "off")
+
+
+def setting(default, help: str, *, flag: str | None = None, metavar: str | None = None, cli: bool = True):
+    """A RunConfig field and its command-line option in one place: `freeze_tui.run_options` builds
+    each option of `freeze-tui run` from the field's name, type, default and this help text."""
+    return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar, "cli": cli})
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a run needs; written whole into the `run_start` event."""
+    """Everything a run needs; written whole into the `run_start` event. Each field is also an option
+    of `freeze-tui run` (`--max-steps` for max_steps) with the help text given here."""
 
-    model: str | None = None
-    """Hugging Face name or local directory; None = the embedded demo."""
-    data: tuple[str, ...] = ()
-    """Text files or folders (*.txt, *.md, recursive); empty = the demo corpus."""
-    arms: tuple[tuple[str, str], ...] = DEFAULT_ARMS
-    """(name, freeze spec) per arm; every arm starts from the same weights and sees the same batches."""
-    epochs: int = 3
-    max_steps: int = 0
-    """Stop after this many optimizer steps (0 = no limit)."""
-    batch_size: int = 8
-    block_size: int = 128
-    lr: float | None = None
-    """Peak learning rate; None = 1e-3 for the demo model, 5e-5 otherwise."""
-    weight_decay: float = 0.0
-    warmup: int = 0
-    """Linear warm-up steps, then linear decay to 0 at the last step."""
-    grad_clip: float = 1.0
-    """Max gradient norm per arm (0 = off)."""
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "fp32"
-    val_fraction: float = 0.1
-    samples: int = 4
-    sample_tokens: int = 32
-    prompt: str | None = None
-    """Generation prompt; None = the start of the first validation block."""
-    common_k: int = 100
-    norm_every: int = 1
-    """Compute ||W_t - W_{t-1}||_F every this many steps (0 = never)."""
-    dropout: str = "same"
-    """'same': every arm gets the same dropout masks per step; 'off': eval-mode dropout."""
-    on_nan: str = "stop-arm"
-    trust_remote_code: bool = False
-    log: str | None = None
-    overwrite: bool = False
-    save: str | None = None
-    monitor: bool = True
-    """False = bare loop without ΔW norms or samples (benchmarks only)."""
-    extra: dict = field(default_factory=dict)
+    model: str | None = setting(
+        None, "Hugging Face name or local dir (default: the embedded demo).", metavar="NAME|PATH"
+    )
+    data: tuple[str, ...] = setting(
+        (), "Text file or folder (*.txt, *.md, recursive); repeatable. Default: the demo corpus.", metavar="PATH"
+    )
+    arms: tuple[tuple[str, str], ...] = setting(
+        DEFAULT_ARMS,
+        "An arm and its freeze spec; repeatable. Every arm starts from the same weights and sees "
+        "the same batches. Default: full=full, targeted=targeted.",
+        flag="--arm",
+        metavar="NAME=SPEC",
+    )
+    epochs: int = setting(3, "Passes over the training blocks.")
+    max_steps: int = setting(0, "Stop after this many optimizer steps (0 = no limit).")
+    batch_size: int = setting(8, "Blocks per optimizer step (the same batch for every arm).")
+    block_size: int = setting(128, "Tokens per block (at most the model's context).")
+    lr: float | None = setting(None, "Peak learning rate (default: 1e-3 for the demo model, 5e-5 otherwise).")
+    weight_decay: float = setting(0.0, "AdamW weight decay of matrices (biases and norms never decay).")
+    warmup: int = setting(0, "Linear warm-up steps, then linear decay to 0 at the last step.")
+    grad_clip: float = setting(1.0, "Max gradient norm per arm (0 = off).")
+    seed: int = setting(0, "Seed of the data split, batch order, dropout masks and samples.")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps.")
+    dtype: str = setting("fp32", "fp32, bf16 or fp16 (autocast; weights stay fp32).")
+    val_fraction: float = setting(0.1, "Share of the blocks held out for the validation loss.")
+    samples: int = setting(4, "Generated samples per arm before training and after each epoch (0 = none).")
+    sample_tokens: int = setting(32, "Tokens generated per sample.")
+    prompt: str | None = setting(None, "Generation prompt (default: the start of the first validation block).")
+    common_k: int = setting(100, "Size of the common-token set S (the most frequent training tokens).")
+    norm_every: int = setting(1, "Compute ||W_t - W_{t-1}||_F every N steps (0 = never).", metavar="N")
+    dropout: str = setting("same", "same (every arm gets the same dropout masks per step) or off (eval mode).")
+    on_nan: str = setting("stop-arm", "What a non-finite loss does: stop-arm, stop-run or continue.")
+    trust_remote_code: bool = setting(False, "Allow the model's own Python code (off by default).")
+    log: str | None = setting(None, "Run log path (default: runs/<time>-<name>.jsonl).", metavar="PATH")
+    overwrite: bool = setting(False, "Replace an existing --log file.")
+    save: str | None = setting(None, "Save every arm's final weights (safetensors) under DIR/<arm>.", metavar="DIR")
+    monitor: bool = setting(True, "False: bare loop without ΔW norms or samples (benchmarks only).", cli=False)
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
@@ -81,7 +87,7 @@ class RunConfig:
             raise FreezeTuiError(f"--device {self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
         _choice("--dtype", self.dtype, DTYPES)
         _choice("--on-nan", self.on_nan, ON_NAN)
-        _choice("--dropout", self.dropout, ("same", "off"))
+        _choice("--dropout", self.dropout, DROPOUT)
         self._validate_arms()
         return self
 

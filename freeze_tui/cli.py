@@ -12,55 +12,12 @@ from pathlib import Path
 
 import click
 
-from engine.config import RunConfig, parse_arm
+from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from freeze_tui import __version__
+from freeze_tui.run_options import config_from, config_options
 
 PRODUCER = f"freeze-tui {__version__}"
-
-
-def _run_options(f):
-    options = [
-        click.option("--model", default=None, help="Hugging Face name or local dir (default: the embedded demo)."),
-        click.option(
-            "--data", multiple=True, help="Text file or folder (*.txt, *.md); repeatable. Default: demo corpus."
-        ),
-        click.option(
-            "--arm",
-            "arms",
-            multiple=True,
-            metavar="NAME=SPEC",
-            help="An arm and its freeze spec; repeatable. Default: full=full, targeted=targeted.",
-        ),
-        click.option("--epochs", type=int, default=3, show_default=True),
-        click.option("--max-steps", type=int, default=0, help="Stop after N steps (0 = no limit)."),
-        click.option("--batch-size", type=int, default=8, show_default=True),
-        click.option("--block-size", type=int, default=128, show_default=True),
-        click.option("--lr", type=float, default=None, help="Peak learning rate (default 1e-3 demo, 5e-5 else)."),
-        click.option("--weight-decay", type=float, default=0.0, show_default=True),
-        click.option("--warmup", type=int, default=0, help="Linear warm-up steps, then linear decay."),
-        click.option("--grad-clip", type=float, default=1.0, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
-        click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16 (autocast)."),
-        click.option("--val-fraction", type=float, default=0.1, show_default=True),
-        click.option("--samples", type=int, default=4, show_default=True, help="Samples per arm and phase."),
-        click.option("--sample-tokens", type=int, default=32, show_default=True),
-        click.option("--prompt", default=None, help="Generation prompt (default: start of a validation block)."),
-        click.option("--common-k", type=int, default=100, show_default=True, help="Size of the common-token set S."),
-        click.option("--norm-every", type=int, default=1, show_default=True, help="ΔW norms every N steps (0 = off)."),
-        click.option("--dropout", default="same", show_default=True, help="same (same masks in every arm) or off."),
-        click.option("--on-nan", default="stop-arm", show_default=True, help="stop-arm, stop-run or continue."),
-        click.option("--trust-remote-code", is_flag=True, help="Allow the model's own Python code (off by default)."),
-        click.option("--log", default=None, help="Run log path (default: runs/<time>-<name>.jsonl)."),
-        click.option("--overwrite", is_flag=True, help="Replace an existing --log file."),
-        click.option("--save", default=None, help="Save every arm's final weights (safetensors) under DIR/<arm>."),
-        click.option("--headless", is_flag=True, help="No app: print progress and the summary table."),
-        click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,11 +34,13 @@ def cli(ctx: click.Context) -> int | None:
 
 
 @cli.command()
-@_run_options
+@config_options()
+@click.option("--headless", is_flag=True, help="No app: print progress and the summary table.")
+@click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it.")
 def run(**opts) -> int:
     """Run a paired experiment: the live app, or --headless."""
     headless, detach = opts.pop("headless"), opts.pop("detach")
-    cfg = _config(opts)
+    cfg = config_from(opts)
     _precheck(cfg)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
     if detach:
@@ -102,12 +61,6 @@ def run(**opts) -> int:
     if session.failure is not None:
         raise session.failure
     return code
-
-
-def _config(opts: dict) -> RunConfig:
-    arms = tuple(parse_arm(a) for a in opts.pop("arms")) or RunConfig.arms
-    data = tuple(opts.pop("data"))
-    return RunConfig(arms=arms, data=data, **opts).validate()
 
 
 def _precheck(cfg: RunConfig) -> None:
@@ -228,20 +181,17 @@ def report(log: str) -> int:
 
 
 @cli.command()
-@click.option("--model", default=None, help="Hugging Face name or local dir (default: the embedded demo).")
-@click.option("--arm", "arms", multiple=True, metavar="NAME=SPEC", help="Repeatable. Default: full, targeted.")
-@click.option("--trust-remote-code", is_flag=True)
+@config_options(["model", "arms", "trust_remote_code"])
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def plan(model: str | None, arms: tuple[str, ...], trust_remote_code: bool, as_json: bool) -> int:
+def plan(as_json: bool, **opts) -> int:
     """Show what each plan trains: block x role grid, parameter counts, FLOP-model cost vs full."""
     import json
 
     from engine.train.models import describe_plans
     from freeze_tui.plan_grid import render_plans
 
-    pairs = [parse_arm(a) for a in arms] or list(RunConfig.arms)
-    RunConfig(arms=tuple(pairs)).validate()
-    desc = describe_plans(model, pairs, trust_remote_code=trust_remote_code)
+    cfg = config_from(opts)
+    desc = describe_plans(cfg.model, cfg.arms, trust_remote_code=cfg.trust_remote_code)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:

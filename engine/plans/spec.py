@@ -25,7 +25,6 @@ from engine.errors import SpecError
 
 __all__ = [
     "ROLES",
-    "PRESETS",
     "DEFAULT_ARMS",
     "Blocks",
     "Schedule",
@@ -52,7 +51,6 @@ ROLES = (
     "mlp",
     "norm",
 )
-PRESETS = ("full", "targeted", "reverse", "attn-top:N")
 DEFAULT_ARMS = (("full", "full"), ("targeted", "targeted"))
 UNITS = ("step", "epoch")
 

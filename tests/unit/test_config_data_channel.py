@@ -92,3 +92,30 @@ def test_channel_coalesces_dw_first_and_counts_drops():
     assert [e.step for e in got if e.kind == "step"] == list(range(6))  # steps kept while dw can go
     ch.put(ev.RunEnd())
     assert ch.get_batch(0)[-1].kind == "run_end" and ch.drained
+
+
+def test_every_run_setting_is_documented_and_is_an_option():
+    """RunConfig is the one source of run settings: each field has help text and (unless internal)
+    an option of `freeze-tui run` with the same default."""
+    import dataclasses
+
+    from freeze_tui.cli import run
+    from freeze_tui.run_options import FIELDS, flag_of
+
+    params = {p.name: p for p in run.params}
+    for f in dataclasses.fields(RunConfig):
+        assert f.metadata.get("help"), f"RunConfig.{f.name} has no help text"
+        if f.name not in FIELDS:
+            assert f.metadata.get("cli") is False, f.name
+            continue
+        assert flag_of(f.name) in params[f.name].opts
+        if not params[f.name].multiple:
+            assert params[f.name].default == f.default, f.name
+
+
+def test_options_build_the_same_config_as_the_dataclass():
+    from freeze_tui.run_options import config_from
+
+    cfg = config_from({"max_steps": 5, "arms": ("full", "t=+attn.qkv[3:]"), "data": (), "headless": True})
+    assert cfg == RunConfig(max_steps=5, arms=(("full", "full"), ("t", "+attn.qkv[3:]")))
+    assert config_from({"arms": ()}).arms == RunConfig().arms
