@@ -10,12 +10,14 @@ instead of silently doing one of the two. Pure: no torch except ``apply_trainabl
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from engine.errors import SpecError
 from engine.plans.roles import ATTN_ROLES, ModelLayout, ParamInfo
-from engine.plans.spec import Rule, parse_spec
+from engine.plans.spec import Rule, Schedule, parse_spec
 
 __all__ = ["ScheduledChange", "Plan", "resolve_plan", "apply_trainable", "matches_role"]
 
@@ -27,35 +29,57 @@ class ScheduledChange:
     """A delayed rule; ``trainable`` is the whole trainable set once it (and the
     delayed rules written before it) have fired."""
 
-    at: str
-    n: int
+    schedule: Schedule
     rule: str
     sign: str
     touched: frozenset[str]
     trainable: frozenset[str]
 
+    @property
+    def at(self) -> str:
+        return self.schedule.at
+
+    @property
+    def n(self) -> int:
+        return self.schedule.n
+
 
 @dataclass(frozen=True)
 class Plan:
-    """What an arm trains: ``initial`` at step 0 and the scheduled ``changes``.
+    """What an arm trains: ``base`` (the rules without a schedule), then the scheduled ``changes``.
 
-    ``n_trainable``/``n_total`` count scalar parameters at step 0.
+    ``Schedule.reached`` is the one rule of when a change applies: the plan at a step, the plan
+    ``run_start`` and ``freeze-tui plan`` report (step 0, so ``@step 0`` counts from the start) and
+    the changes the training loop applies all derive from it. ``initial``, ``n_trainable`` and
+    ``n_total`` describe step 0.
     """
 
     arm: str
     spec: str
-    initial: frozenset[str]
+    base: frozenset[str]
     changes: tuple[ScheduledChange, ...]
-    n_trainable: int
     n_total: int
+    n_trainable: int = 0  # set from ``initial`` by resolve_plan
 
     def trainable_at(self, step: int, epoch: int = 0) -> frozenset[str]:
-        """The trainable set at a (0-based) step and epoch: initial plus the fired changes."""
-        names = set(self.initial)
+        """The trainable set at a (0-based) step and epoch: the base plus the changes reached by then."""
+        names = set(self.base)
         for change in self.changes:
-            if (step if change.at == "step" else epoch) >= change.n:
+            if change.schedule.reached(step, epoch):
                 names = names | change.touched if change.sign == "+" else names - change.touched
         return frozenset(names)
+
+    @cached_property
+    def initial(self) -> frozenset[str]:
+        """What trains at step 0 (``@step 0`` and ``@epoch 0`` rules included)."""
+        return self.trainable_at(0, 0)
+
+    def fired(self, before: tuple[int, int] | None, now: tuple[int, int]) -> list[ScheduledChange]:
+        """The changes reached at (step, epoch) ``now`` but not at ``before`` (None: the start, where
+        ``initial`` already holds everything reached at step 0)."""
+        if before is None:
+            return []
+        return [c for c in self.changes if c.schedule.reached(*now) and not c.schedule.reached(*before)]
 
     @property
     def pct(self) -> float:
@@ -64,7 +88,7 @@ class Plan:
     @property
     def ever_trainable(self) -> frozenset[str]:
         """Everything trainable at some point (for "later" cells of the plan grid)."""
-        return self.initial.union(*(c.trainable for c in self.changes))
+        return self.initial.union(*(c.trainable for c in self.changes if c.n > 0))
 
 
 def resolve_plan(arm: str, spec_text: str, layout: ModelLayout) -> Plan:
@@ -76,18 +100,19 @@ def resolve_plan(arm: str, spec_text: str, layout: ModelLayout) -> Plan:
     for rule, units in matched:
         if rule.schedule is None:
             _apply(state, units, rule, last)
-    initial = _trainable(state, layout, spec_text, arm, last)
+    base = _trainable(state, layout, spec_text, arm, last)
     changes = tuple(
         _change(state, rule, units, layout, spec_text, arm, last)
         for rule, units in matched
         if rule.schedule is not None
     )
-    if not initial and not any(c.trainable for c in changes):
+    plan = Plan(arm, spec_text, base, changes, layout.n_total)
+    if not plan.ever_trainable:
         raise SpecError(
             f"bad spec {spec_text!r} for arm {arm!r}: it trains nothing, now or later "
             "(a plan needs at least one trainable parameter; start with + to pick what trains)"
         )
-    return Plan(arm, spec_text, initial, changes, layout.numel(initial), layout.n_total)
+    return dataclasses.replace(plan, n_trainable=layout.numel(plan.initial))
 
 
 def _units(layout: ModelLayout) -> list[Unit]:
@@ -104,7 +129,7 @@ def _change(state, rule: Rule, units: list[Unit], layout, spec_text: str, arm: s
     _apply(state, units, rule, last)
     trainable = _trainable(state, layout, spec_text, arm, last)
     touched = frozenset(name for name, _ in units)
-    return ScheduledChange(rule.schedule.at, rule.schedule.n, rule.text, rule.sign, touched, trainable)
+    return ScheduledChange(rule.schedule, rule.text, rule.sign, touched, trainable)
 
 
 def _trainable(state: dict[Unit, bool], layout: ModelLayout, spec_text: str, arm: str, last) -> frozenset[str]:

@@ -53,6 +53,7 @@ class Experiment:
         self.autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
         self.arms = [self._make_arm(name, plan) for name, plan in setup.plans]
         self.step = 0
+        self._last_point: tuple[int, int] | None = None  # (step, epoch) of the previous step
         self.pending: list = []  # (step, epoch, {arm: (loss, mark, lr)}) not yet read off the device
         self.pending_dw: list = []
         self.flush_every = 1 if self.device.type == "cpu" else 20
@@ -127,18 +128,16 @@ class Experiment:
             self.flush()
 
     def _apply_schedule(self, epoch: int) -> None:
+        """Apply the scheduled rules reached at this step (Plan.fired: the one schedule rule)."""
+        now = (self.step, epoch)
         for arm in self.arms:
-            for change in arm.plan.changes:
-                fires = (change.at == "step" and change.n == self.step) or (
-                    change.at == "epoch" and change.n == epoch and self.step == self._epoch_first_step(epoch)
-                )
-                if fires and arm.active:
-                    change_trainable(arm, change.trainable, self.cfg.weight_decay)
-                    n = sum(p.numel() for p in arm.model.parameters() if p.requires_grad)
+            fired = arm.plan.fired(self._last_point, now) if arm.active else []
+            if fired:
+                change_trainable(arm, arm.plan.trainable_at(*now), self.cfg.weight_decay)
+                n = sum(p.numel() for p in arm.model.parameters() if p.requires_grad)
+                for change in fired:
                     self.emit(ev.PlanChange(step=self.step, arm=arm.name, trainable=n, rule=change.rule))
-
-    def _epoch_first_step(self, epoch: int) -> int:
-        return epoch * self.s.data.n_train_batches(self.cfg.batch_size)
+        self._last_point = now
 
     # -- reading values off the device ---------------------------------------------------------
     def flush(self) -> None:

@@ -262,3 +262,27 @@ def test_backward_stops_at_the_lowest_trainable_block(tiny):
     assert all(p.grad is None for p in frozen)
     params_with_state = {id(p) for p in arm.optimizer.state}
     assert params_with_state == {id(p) for n, p in model.named_parameters() if n in plan.initial}
+
+
+def test_step_zero_rule_counts_from_the_start_everywhere(tiny, tmp_path, monkeypatch):
+    """`@step 0` is one rule for plan, run_start and the loop: the plan's count is what the arm trains
+    from its first step, and nothing 'fires' later."""
+    from engine.train import experiment
+    from engine.train.models import describe_plans
+
+    spec = "+attn.qkv[3:],+mlp[3:]@step 0"
+    seen = []
+    real_step = experiment.train_step
+
+    def counting(arm, batch, **kw):
+        seen.append(sum(p.numel() for p in arm.model.parameters() if p.requires_grad))
+        return real_step(arm, batch, **kw)
+
+    monkeypatch.setattr(experiment, "train_step", counting)
+    cfg = config(tiny, max_steps=3, samples=0, arms=(("late", spec),))
+    _, events = run_session(cfg, tmp_path / "zero.jsonl")
+    planned = describe_plans(cfg.model, [("late", spec)])["arms"][0]["trainable"]
+    assert by_kind(events, "run_start")[0].arms[0]["trainable"] == planned == seen[0] == seen[-1]
+    assert not by_kind(events, "plan_change")
+    qkv_only = describe_plans(cfg.model, [("q", "+attn.qkv[3:]")])["arms"][0]["trainable"]
+    assert planned > qkv_only

@@ -68,3 +68,26 @@ def test_no_attention_means_unknown_architecture():
     with pytest.raises(FreezeTuiError, match=r"use re: rules .* e\.g\. \+re:backbone\\\.layers"):
         resolve_plan("a", "full", layout)
     assert resolve_plan("a", "+re:in_proj", layout).n_trainable == 2 * 64 * 16
+
+
+def test_one_schedule_rule_for_plan_and_loop():
+    """Plan.initial (what plan/run_start report) includes @step 0 / @epoch 0 rules; Plan.fired gives the
+    loop exactly the rules reached between two steps, each once."""
+    from engine.plans.freeze import resolve_plan
+    from tests.layouts import gpt2_layout
+
+    layout = gpt2_layout(n_layer=4)
+    plan = resolve_plan("a", "+attn.qkv[2:],+mlp[2:]@step 0,+mlp[:2]@step 3,-attn.qkv[2:]@epoch 1", layout)
+    assert plan.initial == plan.trainable_at(0, 0) and plan.n_trainable == layout.numel(plan.initial)
+    assert any(".mlp." in n for n in plan.initial)
+    points = [(0, 0), (1, 0), (2, 0), (3, 0), (4, 1), (5, 1)]
+    fired = {now: [c.rule for c in plan.fired(before, now)] for before, now in zip([None, *points], points)}
+    assert fired == {
+        (0, 0): [],
+        (1, 0): [],
+        (2, 0): [],
+        (3, 0): ["+mlp[:2]@step 3"],
+        (4, 1): ["-attn.qkv[2:]@epoch 1"],
+        (5, 1): [],
+    }
+    assert not any("attn.c_attn" in n for n in plan.trainable_at(4, 1))
