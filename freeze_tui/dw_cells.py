@@ -21,10 +21,9 @@ from freeze_tui.series import sparkline
 TREND_WIDTH = 10
 ROLE_ORDER = {"q": 0, "k": 1, "v": 2, "o": 3}
 _BLOCK = re.compile(r"\.(\d+)\.")
-# Grid cells (engine/plan_view.py): "train", "frozen", "partial", "later", "absent". Only the first
-# two say for sure whether a matrix moves now; the others fall back to the dw history.
-_TRUE = {"train", "trainable", True}
-_FALSE = {"frozen", False}
+# Grid cells (engine/plans/describe.py): "train", "frozen", "partial", "later", "absent". Only the
+# first two say for sure whether a matrix moves now; the others fall back to the dw history.
+_SURE = {"train": True, "frozen": False}
 
 
 def parse_matrix(name: str) -> tuple[int, str]:
@@ -34,11 +33,7 @@ def parse_matrix(name: str) -> tuple[int, str]:
 
 
 def _cell_trains(cell) -> bool | None:
-    if isinstance(cell, dict):
-        cell = cell.get("state")
-    if isinstance(cell, (str, bool)):
-        return True if cell in _TRUE else False if cell in _FALSE else None
-    return None
+    return _SURE.get(cell) if isinstance(cell, str) else None
 
 
 def grid_trains(grid: dict, block: int, role: str) -> bool | None:

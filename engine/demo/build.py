@@ -352,7 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.demo.build", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEMO_MODEL_DIR, help="output folder (default: %(default)s)")
     ap.add_argument("--steps", type=int, default=None, help="override the recipe's step count (for trials)")
+    ap.add_argument(
+        "--write-finetune-text",
+        action="store_true",
+        help="only (re)write engine/demo/finetune.txt from this Python's pydoc_data (use Python 3.11)",
+    )
     args = ap.parse_args(argv)
+    if args.write_finetune_text:
+        corpus.FINETUNE_FILE.write_text(corpus.topics_text(), encoding="utf-8", newline="")
+        return 0
     recipe = dict(RECIPE)
     if args.steps is not None:
         recipe["steps"] = args.steps

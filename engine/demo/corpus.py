@@ -198,12 +198,21 @@ def _topics() -> dict[str, str]:
     return topics
 
 
-def finetune_text() -> str:
-    """The Language Reference topics of ``pydoc_data.topics``, sorted by key."""
+FINETUNE_FILE = Path(__file__).with_name("finetune.txt")
+
+
+def topics_text() -> str:
+    """The running Python's Language Reference topics (``pydoc_data.topics``), sorted by key: how
+    ``finetune.txt`` was made (``python -m engine.demo.build --write-finetune-text``)."""
     topics = _topics()
     return "\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n"
 
 
+def finetune_text() -> str:
+    """The demo fine-tuning text: Python 3.11's Language Reference topics, shipped in the package so
+    the demo and its recorded runs are the same on every Python (each version's pydoc_data differs)."""
+    return FINETUNE_FILE.read_text(encoding="utf-8")
+
+
 def finetune_source() -> str:
-    v = sys.version_info
-    return f"Python {v.major}.{v.minor} Language Reference (pydoc_data.topics, {len(_topics())} topics)"
+    return "Python 3.11 Language Reference (pydoc_data.topics, 79 topics; shipped as engine/demo/finetune.txt)"

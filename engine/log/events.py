@@ -267,10 +267,6 @@ def from_dict(obj: Any) -> Event:
         raise LogError(f"bad {kind} event: {exc}") from None
 
 
-def _step_from(raw: _StepLine) -> Event:
-    return _built(Step, seq=raw.seq, t=raw.t, step=raw.step, epoch=raw.epoch, arms=raw.arms)
-
-
 def _decode_dw(line: bytes) -> Event | None:
     """A dw line as our writer writes it: decode the head up to `"arms":`, keep the rest lazy."""
     cut = line.find(b',"arms":')

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,12 +151,6 @@ class LogFollower:
                 _check_header(event, self.path)
             out.append(event)
         return out
-
-    def size(self) -> int:
-        try:
-            return os.fstat(self._file.fileno()).st_size
-        except OSError:
-            return 0
 
     def close(self) -> None:
         self._file.close()

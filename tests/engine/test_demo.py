@@ -135,3 +135,15 @@ def test_build_record(build_info):
     assert info["finetune_text_loss"] < math.log(info["vocab_size"])
     assert info["final_train_loss"] < info["finetune_text_loss"] + 1.0
     assert "pydoc_data" in info["finetune_corpus"]
+
+
+def test_finetune_text_ships_with_the_package_and_does_not_depend_on_this_python(monkeypatch):
+    """The demo text is read from the shipped file, not from the running Python's pydoc_data (which
+    differs between versions), so the demo and the recorded runs repeat on every Python."""
+    import hashlib
+
+    shipped = corpus.finetune_text()
+    monkeypatch.setattr(corpus, "_topics", lambda: {"x": "another Python's topics"})
+    assert corpus.finetune_text() == shipped
+    assert hashlib.sha256(shipped.encode()).hexdigest().startswith("2a95af4ac93f5b71")
+    assert "\r" not in shipped and len(shipped) == 465_048

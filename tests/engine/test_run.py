@@ -286,3 +286,15 @@ def test_step_zero_rule_counts_from_the_start_everywhere(tiny, tmp_path, monkeyp
     assert not by_kind(events, "plan_change")
     qkv_only = describe_plans(cfg.model, [("q", "+attn.qkv[3:]")])["arms"][0]["trainable"]
     assert planned > qkv_only
+
+
+def test_reducer_skipped_nothing_of_a_real_run(finished):
+    """RunState.apply turns a handler failure into a 'skipped' warning (for hand-edited logs); on a real
+    run's events, live and read back from its log, it must skip nothing."""
+    from engine.log.state import RunState
+
+    session, events, _ = finished
+    assert session.state.n_skipped == 0
+    replayed = RunState().apply_all(events)
+    assert replayed.n_skipped == 0 and replayed.n_events == len(events)
+    assert not [m for m in replayed.messages if "skipped" in m.message]

@@ -1,6 +1,7 @@
 """RunState folding, derived values (r, p, tokens/s) and the report built from it."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,12 @@ def test_nan_losses_fold_as_nan():
     s = RunState().apply_all(_run()[:2])
     s.apply(ev.Step(seq=2, t=1.0, step=0, epoch=0, arms={"full": {"loss": None, "dt": 0.1, "lr": 0.1}}))
     assert math.isnan(s.arms["full"].losses[0]) and math.isnan(s.arms["targeted"].losses[0])
+
+
+@pytest.mark.parametrize("log", sorted((Path(__file__).parents[2] / "sample_runs").glob("*.jsonl")), ids=str)
+def test_reducer_skips_nothing_of_the_sample_runs(log):
+    from engine.log.runlog import read_events
+
+    state = RunState().apply_all(read_events(log))
+    assert state.n_skipped == 0 and state.finished and state.status == "finished"
+    assert not [m for m in state.messages if "skipped" in m.message]
