@@ -11,6 +11,7 @@ import asyncio
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -53,7 +54,7 @@ class FreezeApp(App[None]):
         Binding("p", "pause", "pause/resume"),
         Binding("s", "stop", "stop run"),
         Binding("m", "smooth", "smoothing"),
-        Binding("ctrl+s,S", "screenshot", "screenshot", key_display="^s"),
+        Binding("ctrl+s,S", "save_svg", "screenshot", key_display="^s"),
         Binding("q", "quit", "quit"),
     ]
 
@@ -78,7 +79,7 @@ class FreezeApp(App[None]):
         # Kept, not queried per tick: App.query_one searches the active screen, a dialog while one is open.
         self.header, self.arms = self.query_one(HeaderBar), self.query_one(ArmsPanel)
         self.tabs = self.query_one(TabbedContent)
-        self.views = {key: self.query_one(f"#view-{key}") for key in VIEWS}
+        self.views: dict[str, Any] = {key: self.query_one(f"#view-{key}") for key in VIEWS}
         start_bridge(self, self.source)
         self.set_interval(REDRAW_S, self.redraw)
 
@@ -126,7 +127,7 @@ class FreezeApp(App[None]):
         self._dirty = True
         self.notify(f"loss smoothing {'on' if view.smoothed else 'off'}", timeout=2)
 
-    def action_screenshot(self) -> None:
+    def action_save_svg(self) -> None:
         path = self.save_screenshot(fmt.screenshot_name(self.state.run_id, time.localtime()), str(self.screenshot_dir))
         self.notify(f"screenshot saved to {Path(path).resolve()}", markup=False, timeout=6)
 

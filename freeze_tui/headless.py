@@ -10,7 +10,7 @@ import signal
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -79,7 +79,7 @@ def _main_thread() -> bool:
 class _Printer:
     def __init__(self, state: RunState, progress: Progress, console: Console) -> None:
         self.state, self.progress, self.console = state, progress, console
-        self.task = None
+        self.task: TaskID | None = None
         self.task_epoch = -1
 
     def fold(self, events) -> None:
@@ -114,7 +114,7 @@ class _Printer:
         s = self.state
         if s.epoch < 0:
             return
-        if s.epoch != self.task_epoch:
+        if s.epoch != self.task_epoch or self.task is None:
             per_epoch = s.data.get("n_train_batches") or None
             self.task = self.progress.add_task(
                 safe_line(f"epoch {s.epoch + 1}/{s.config.get('epochs', '?')}"), total=per_epoch, losses=""

@@ -275,7 +275,7 @@ def build(out_dir: Path, recipe: dict) -> dict:
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     model.generation_config.pad_token_id = None
-    save_kwargs = {}
+    save_kwargs: dict = {}
     if "safe_serialization" in inspect.signature(model.save_pretrained).parameters:
         save_kwargs["safe_serialization"] = True
     model.save_pretrained(out_dir, **save_kwargs)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.log import events as ev
 from engine.stats import mean_ci95, saving
@@ -228,7 +230,7 @@ class RunState:
         arm = getattr(e, "arm", None)
         self.messages.append(Message(e.seq, e.t, level, str(text), arm if isinstance(arm, str) else None, fatal))
 
-    _HANDLERS = {
+    _HANDLERS: dict[str, Callable[[RunState, Any], None]] = {
         "header": _header,
         "run_start": _run_start,
         "step": _step,

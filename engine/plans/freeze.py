@@ -129,6 +129,7 @@ def _change(state, rule: Rule, units: list[Unit], layout, spec_text: str, arm: s
     _apply(state, units, rule, last)
     trainable = _trainable(state, layout, spec_text, arm, last)
     touched = frozenset(name for name, _ in units)
+    assert rule.schedule is not None  # only scheduled rules become changes
     return ScheduledChange(rule.schedule, rule.text, rule.sign, touched, trainable)
 
 
@@ -171,7 +172,7 @@ def _match(rule: Rule, layout: ModelLayout, spec_text: str, arm: str) -> list[Un
         (p.name, r)
         for p in layout.params
         for r in sorted(p.roles)
-        if matches_role(rule.role, r, p) and (blocks is None or p.block in blocks)
+        if matches_role(rule.role or "", r, p) and (blocks is None or p.block in blocks)
     ]
     return units or fail(_nothing_message(rule, layout))
 

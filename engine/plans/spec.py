@@ -19,6 +19,7 @@ Errors are ``SpecError``: ``bad spec '<text>' at <pos>: rule '<rule>': <what>``.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 
 from engine.errors import SpecError
@@ -56,6 +57,7 @@ UNITS = ("step", "epoch")
 
 _INT = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)
 _COUNT = re.compile(r"[0-9]{1,9}", re.ASCII)
+_LETTERS = string.ascii_letters
 _TARGET = re.compile(r"([A-Za-z_.]*)(\[.*)?", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]*", re.ASCII)
 _OPEN, _CLOSE = "([{", ")]}"
@@ -252,7 +254,7 @@ def _last_unescaped_at(body: str) -> int:
 
 
 def _parse_schedule(rest: str, pos: int, text: str, item: str) -> Schedule:
-    unit = re.match(r"[A-Za-z]*", rest).group(0)
+    unit = rest[: len(rest) - len(rest.lstrip(_LETTERS))]
     number = rest[len(unit) :].strip()
     if unit not in UNITS:
         what = f"unknown schedule unit {unit!r}" if unit else "missing schedule unit after '@'"

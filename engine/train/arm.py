@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from engine.plans.freeze import apply_trainable
+from engine.plans.freeze import Plan, apply_trainable
 from engine.train.metrics import DWTracker
 
 
@@ -46,8 +47,8 @@ class StepTimer:
 @dataclass
 class Arm:
     name: str
-    plan: object  # engine.plans.freeze.Plan
-    model: torch.nn.Module
+    plan: Plan
+    model: Any  # a transformers PreTrainedModel: save_pretrained etc. are not on torch.nn.Module
     optimizer: torch.optim.Optimizer
     tracker: DWTracker | None
     timer: StepTimer

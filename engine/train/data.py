@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.errors import FreezeTuiError
 from engine.textfiles import Corpus
+
+if TYPE_CHECKING:
+    import torch
 
 
 def common_token_ids(token_ids, k: int) -> list[int]:
@@ -20,8 +24,8 @@ def common_token_ids(token_ids, k: int) -> list[int]:
 
 @dataclass
 class TokenData:
-    train: object  # LongTensor [n_train_blocks, block_size]
-    val: object  # LongTensor [n_val_blocks, block_size]
+    train: torch.Tensor  # long [n_train_blocks, block_size]
+    val: torch.Tensor  # long [n_val_blocks, block_size]
     n_tokens: int
     n_unique: int
     common: list[int]

@@ -241,7 +241,7 @@ class Experiment:
             prompt=self.s.prompt_text,
             text=self.s.tokenizer.decode(seq),
             tokens=pieces,
-            p=common_share([flag for _, flag in pieces]),
+            p=common_share([bool(flag) for _, flag in pieces]),
             index=index,
             epoch=epoch,
         )

@@ -111,7 +111,7 @@ class RunSession(ChannelSource):
     def _main_body(self) -> None:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
         self.emit(ev.Header(producer=self.producer, run_id=run_id))
-        status, extra = "failed", {}
+        status, extra = "failed", dict[str, dict]()
         try:
             self._route_library_output()
             status, extra = self._run()

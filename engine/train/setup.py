@@ -9,8 +9,11 @@ import torch
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
+from engine.plans.freeze import Plan
+from engine.plans.roles import ModelLayout, ParamSplit
 from engine.textfiles import Corpus, read_corpus
 from engine.train.data import TokenData, tokenize_corpus
+from engine.train.models import LoadedModel
 
 PROMPT_TOKENS = 16
 
@@ -18,18 +21,18 @@ PROMPT_TOKENS = 16
 @dataclass
 class Setup:
     cfg: RunConfig
-    loaded: object  # engine.train.models.LoadedModel
+    loaded: LoadedModel
     device: torch.device
     corpus: Corpus
     data: TokenData
-    layout: object  # engine.plans.roles.ModelLayout
-    plans: list  # [(arm name, engine.plans.freeze.Plan)]
-    splits: list  # engine.plans.roles.ParamSplit
+    layout: ModelLayout
+    plans: list[tuple[str, Plan]]  # (arm name, plan)
+    splits: list[ParamSplit]
     lr: float
     prompt_ids: list
     prompt_text: str
     sample_tokens: int
-    common_set: frozenset
+    common_set: frozenset[int]
 
     @property
     def model(self):

@@ -16,7 +16,7 @@ class DWView(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self._drawn = None
+        self._drawn: tuple | None = None
         self._throttled = ThrottledRedraw(self, self._rebuild, min_interval=1.0)
 
     @property

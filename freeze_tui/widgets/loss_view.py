@@ -53,7 +53,8 @@ class StateChart(PlotextPlot):
 
     def __init__(self, draw, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.draw, self.state, self.smoothed = draw, None, False
+        self.draw, self.smoothed = draw, False
+        self.state: RunState | None = None
         self.cost = 0.0  # seconds the last draw took
         self._drawn = None
 
@@ -79,7 +80,7 @@ class LossView(Horizontal):
         yield StateChart(draw_scatter, id="scatter-chart")
 
     def on_mount(self) -> None:
-        self._shown = None
+        self._shown: tuple | None = None
         self._throttled = ThrottledRedraw(
             self, self._redraw, cost_factor=4.0, cost=lambda: sum(c.cost for c in self.query(StateChart))
         )
