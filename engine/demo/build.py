@@ -355,11 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--write-finetune-text",
         action="store_true",
-        help="only (re)write engine/demo/finetune.txt from this Python's pydoc_data (use Python 3.11)",
+        help="only (re)write engine/demo/finetune.txt.gz from this Python's pydoc_data (use Python 3.11)",
     )
     args = ap.parse_args(argv)
     if args.write_finetune_text:
-        corpus.FINETUNE_FILE.write_text(corpus.topics_text(), encoding="utf-8", newline="")
+        corpus.write_finetune_text(corpus.topics_text())
         return 0
     recipe = dict(RECIPE)
     if args.steps is not None:

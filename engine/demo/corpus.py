@@ -15,6 +15,7 @@ Reference) is excluded from the pretraining text. No torch import here.
 from __future__ import annotations
 
 import functools
+import gzip
 import importlib
 import inspect
 import re
@@ -198,12 +199,12 @@ def _topics() -> dict[str, str]:
     return topics
 
 
-FINETUNE_FILE = Path(__file__).with_name("finetune.txt")
+FINETUNE_FILE = Path(__file__).with_name("finetune.txt.gz")
 
 
 def topics_text() -> str:
     """The running Python's Language Reference topics (``pydoc_data.topics``), sorted by key: how
-    ``finetune.txt`` was made (``python -m engine.demo.build --write-finetune-text``)."""
+    ``finetune.txt.gz`` was made (``python -m engine.demo.build --write-finetune-text``)."""
     topics = _topics()
     return "\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n"
 
@@ -211,8 +212,14 @@ def topics_text() -> str:
 def finetune_text() -> str:
     """The demo fine-tuning text: Python 3.11's Language Reference topics, shipped in the package so
     the demo and its recorded runs are the same on every Python (each version's pydoc_data differs)."""
-    return FINETUNE_FILE.read_text(encoding="utf-8")
+    return gzip.decompress(FINETUNE_FILE.read_bytes()).decode("utf-8")
+
+
+def write_finetune_text(text: str) -> None:
+    """Store the text reproducibly (gzip without a time stamp: the same text gives the same bytes)."""
+    with open(FINETUNE_FILE, "wb") as f, gzip.GzipFile("finetune.txt", "wb", 9, f, mtime=0) as g:
+        g.write(text.encode("utf-8"))
 
 
 def finetune_source() -> str:
-    return "Python 3.11 Language Reference (pydoc_data.topics, 79 topics; shipped as engine/demo/finetune.txt)"
+    return "Python 3.11 Language Reference (pydoc_data.topics, 79 topics; shipped as engine/demo/finetune.txt.gz)"
