@@ -72,6 +72,11 @@ def duration(seconds) -> str:
     return f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m"
 
 
+def seconds(x, digits: int = 1) -> str:
+    """A measured total time in the study's unit: 120.3 s."""
+    return DASH if _missing(x) else f"{x:.{digits}f} s"
+
+
 def rate(x) -> str:
     """Tokens per second: 1,234 tok/s."""
     return DASH if _missing(x) else f"{x:,.0f} tok/s"

@@ -11,11 +11,10 @@ import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from engine.log.state import RunState
-from engine.log.summary import COMPACT_HEADERS, arm_rows, status_line, table_cells
+from freeze_tui.report import SummaryTable, status_text
 from freeze_tui.safe_text import clean
 
 EXIT = {"finished": 0, "failed": 1, "stopped": 130}
@@ -125,25 +124,11 @@ class _Printer:
         self.progress.update(self.task, completed=s.step - start + 1, losses=safe_line(losses))
 
 
-def summary_table(state: RunState) -> Table:
-    table = Table(
-        title="paired fine-tuning: what freezing bought and cost",
-        title_justify="left",
-        padding=(0, 1),
-        collapse_padding=True,
-    )
-    for header in COMPACT_HEADERS:
-        table.add_column(header, overflow="fold")
-    for row in arm_rows(state):
-        table.add_row(*(Text(safe_line(cell)) for cell in table_cells(row, intervals=False)))
-    return table
-
-
 def print_summary(state: RunState, console: Console) -> None:
     """The table (when any arm ran), then one line on how the run ended."""
     if state.arms:
-        console.print(summary_table(state))
-    console.print(Text(status_line(state).replace("**", "")))
+        console.print(SummaryTable(state))
+    console.print(status_text(state))
     fatal = [m for m in state.messages if m.level == "error" and m.fatal]
     if fatal:
         console.print(Text(f"error: {safe_line(fatal[-1].message)}", style="bold red"))

@@ -24,8 +24,8 @@ from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.log.runlog import LogWriter, read_events
 from engine.log.state import RunState
-from engine.log.summary import markdown_report
 from freeze_tui.headless import print_summary, run_headless
+from freeze_tui.report import markdown_report
 from freeze_tui.safe_text import clean
 
 ROOT = Path(__file__).resolve().parents[2]

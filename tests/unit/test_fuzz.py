@@ -22,7 +22,8 @@ from engine.errors import FreezeTuiError, LogError
 from engine.log.events import EVENT_TYPES, encode, to_dict
 from engine.log.runlog import LogFollower, read_events
 from engine.log.state import RunState
-from engine.log.summary import arm_rows, markdown_report, summarize
+from engine.log.summary import arm_rows, summarize
+from freeze_tui.report import markdown_report
 from tests.synthetic_log import synthetic_events
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,8 @@ import pytest
 
 from engine.log import events as ev
 from engine.log.state import RunState
-from engine.log.summary import arm_rows, markdown_report, summarize
+from engine.log.summary import arm_rows, summarize
+from freeze_tui.report import markdown_report
 
 
 def _run(status="finished"):
