@@ -107,14 +107,15 @@ def _run_app(session) -> int:
 
 
 @cli.command()
-@click.argument("log")
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True)
 @click.option("--speed", default="max", show_default=True, help="Time factor N (1 = real time) or max.")
-def replay(log: str, speed: str) -> int:
-    """Play a saved run log through the app."""
+def replay(logs: tuple[str, ...], speed: str) -> int:
+    """Play saved run logs through the app (several: their arms side by side, paired by step)."""
     from engine.log.sources import ReplaySource
+    from freeze_tui.logs import source_of
 
     factor = None if speed == "max" else _speed(speed)
-    source = ReplaySource(log, factor)  # a bad log fails here, before any app starts
+    source = source_of(logs, lambda log: ReplaySource(log, factor))  # a bad log fails here, before any app starts
     from freeze_tui.app import FreezeApp
 
     FreezeApp(source).run()
@@ -132,10 +133,12 @@ def _speed(text: str) -> float:
 
 
 @cli.command()
-@click.argument("log")
-def watch(log: str) -> int:
-    """Follow a log that another process (e.g. a --headless or --detach run) is still writing."""
-    source = _watch_source(log)  # a bad log fails here, before any app starts
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True)
+def watch(logs: tuple[str, ...]) -> int:
+    """Follow logs that other processes (e.g. --headless or --detach runs) are still writing."""
+    from freeze_tui.logs import source_of
+
+    source = source_of(logs, _watch_source)  # a bad log fails here, before any app starts
     from freeze_tui.app import FreezeApp
 
     FreezeApp(source).run()
@@ -167,16 +170,20 @@ def _watch_source(log: str):
 
 
 @cli.command()
-@click.argument("log")
-def report(log: str) -> int:
-    """The study's table for a run log, as Markdown (also for stopped or failed runs)."""
-    from engine.log.runlog import read_events
-    from engine.log.state import RunState
-    from engine.log.summary import markdown_report
-    from freeze_tui.safe_text import clean
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["auto", "markdown", "text"]),
+    default="auto",
+    show_default=True,
+    help="auto: text laid out for the terminal's width, Markdown into a file or pipe.",
+)
+def report(logs: tuple[str, ...], form: str) -> int:
+    """The study's table for run logs (also for stopped or failed runs); several logs: one table."""
+    from freeze_tui.commands.report import print_report
 
-    state = RunState().apply_all(read_events(log))
-    click.echo(clean(markdown_report(state, Path(log).name)), nl=False)
+    print_report(logs, form)
     return 0
 
 

@@ -1,0 +1,377 @@
+"""Several run logs read as one run: their arms side by side, paired by step. No torch.
+
+`Merger` takes each run's events in order and gives back one event stream that the one
+reducer (RunState) and every view read unchanged: one header and one run_start with the arms
+of all runs, one `step` (and one `dw`) event per step holding every run's arms, the other
+events in step order, and one run_end once every run ended. When an arm name occurs in more
+than one run, every arm is named `<run>/<arm>`, in every event kind. Times are shifted so that
+each run starts when the first one did: a run recorded yesterday and one recorded today read
+like arms of one run. `merge_events` drives it over finished logs (report, export);
+`engine.log.sources.MergedSource` over live sources (replay, watch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from engine.log import events as ev
+
+STATUS_RANK = {"finished": 0, "stopped": 1, "failed": 2}
+PULL = 256  # events read from one log at a time by merge_events
+Key = tuple[int, int]  # (step, 0 for the step event itself / 1 for what follows it)
+
+
+@dataclass
+class _Run:
+    name: str
+    queue: deque = field(default_factory=deque)  # (key, event) read but not yet merged
+    header: ev.Header | None = None
+    start: ev.RunStart | None = None
+    end: ev.RunEnd | None = None
+    last_step: int = -1
+    last_key: Key = (-1, 1)
+    done: bool = False  # nothing more will be read from this run
+    t0: float | None = None
+    names: dict[str, str] = field(default_factory=dict)  # arm name in the log -> merged name
+    dw: dict = field(default_factory=dict)  # latest {"arms"|"drift"|"rel": {merged arm: maps}}
+
+
+class Merger:
+    """Feed each run's events with `feed(i, events)`, say `finish(i)` when run i has no more,
+    and take the merged events from `ready()`; `blocked()` names the runs it waits for."""
+
+    def __init__(self, names: list[str]) -> None:
+        if len(set(names)) != len(names):
+            raise ValueError(f"run names must differ: {names}")
+        self.runs = [_Run(name) for name in names]
+        self.started = False
+        self.ended = False
+        self.seq = 0
+        self.t0 = 0.0
+        self.pre_owner = -1  # the run whose samples before training stand for all (see DECISIONS.md)
+
+    # -- input ------------------------------------------------------------------------------------
+    def feed(self, i: int, events: Iterable[ev.Event]) -> None:
+        run = self.runs[i]
+        for e in events:
+            if run.t0 is None:
+                run.t0 = e.t
+            if isinstance(e, ev.Header):
+                run.header = e
+            elif isinstance(e, ev.RunStart) and run.start is None:
+                run.start = e
+            elif isinstance(e, ev.RunEnd):
+                run.end, run.done = e, True  # nothing follows run_end
+            else:
+                if isinstance(e, ev.Step):
+                    run.last_step = e.step
+                key = (run.last_step, 0 if isinstance(e, ev.Step) else 1)
+                run.queue.append((key, e))
+                run.last_key = key
+
+    def finish(self, i: int) -> None:
+        self.runs[i].done = True
+
+    def blocked(self) -> list[int]:
+        """Runs whose next events are needed before anything more can be merged."""
+        waiting_for_start = not self.started
+        return [
+            i
+            for i, r in enumerate(self.runs)
+            if not r.done and (not r.queue or (waiting_for_start and r.start is None))
+        ]
+
+    @property
+    def exhausted(self) -> bool:
+        return self.ended
+
+    # -- output -----------------------------------------------------------------------------------
+    def ready(self) -> list[ev.Event]:
+        """Every merged event that is certain now (in order); [] while waiting for a run."""
+        out: list[ev.Event] = []
+        if not self.started:
+            if any(not r.done and r.start is None for r in self.runs):
+                return out  # every run_start must be known before the arms are named
+            out += self._preamble()
+        while True:
+            heads = [(r.queue[0][0], i) for i, r in enumerate(self.runs) if r.queue]
+            if not heads:
+                break
+            key, i = min(heads)
+            if any(not r.done and not r.queue and r.last_key < key for r in self.runs):
+                break  # a run still being read may yet bring an event that goes first
+            out += self._merge_head(key, i)
+        if not self.ended and all(r.done and not r.queue for r in self.runs):
+            self.ended = True
+            out += self._end()
+        return out
+
+    def _out(self, event: ev.Event, **changes) -> ev.Event:
+        changes.setdefault("seq", self.seq)
+        self.seq += 1
+        return _with(event, **changes)
+
+    def _retimed(self, i: int, t: float) -> float:
+        t0 = self.runs[i].t0
+        return t - (t0 if t0 is not None else t) + self.t0
+
+    def _preamble(self) -> list[ev.Event]:
+        self.started = True
+        known = [r for r in self.runs if r.t0 is not None]
+        self.t0 = known[0].t0 if known else 0.0
+        self._name_arms()
+        first = next((r.header for r in self.runs if r.header is not None), ev.Header())
+        run_ids = [str(r.header.run_id) for r in self.runs if r.header is not None]
+        out = [self._out(first, t=self.t0, run_id=" + ".join(run_ids))]
+        starts = [(i, r) for i, r in enumerate(self.runs) if r.start is not None]
+        if starts:
+            self.pre_owner = starts[0][0]
+            out.append(self._out(self._run_start(starts), t=self.t0))
+            out += self._model_warning(starts)
+        return out
+
+    def _name_arms(self) -> None:
+        arm_lists = [
+            [str(a.get("name")) for a in r.start.arms if isinstance(a, dict)] if r.start else [] for r in self.runs
+        ]
+        every = [n for names in arm_lists for n in names]
+        clash = len(every) != len(set(every))
+        for run, names in zip(self.runs, arm_lists, strict=True):
+            run.names = {n: f"{run.name}/{n}" if clash else n for n in names}
+
+    def _run_start(self, starts: list[tuple[int, _Run]]) -> ev.RunStart:
+        first = starts[0][1].start
+        arms = [
+            {**a, "name": run.names.get(str(a.get("name")), a.get("name"))}
+            for _, run in starts
+            for a in run.start.arms
+            if isinstance(a, dict)
+        ]
+        models = list(dict.fromkeys(str(run.start.model.get("name", "?")) for _, run in starts))
+        runs = [
+            {"name": run.name, "run_id": run.header.run_id if run.header else "", "model": run.start.model.get("name")}
+            for _, run in starts
+        ]
+        return _with(
+            first, arms=arms, model={**first.model, "name": " | ".join(models)}, config={**first.config, "runs": runs}
+        )
+
+    def _model_warning(self, starts: list[tuple[int, _Run]]) -> list[ev.Event]:
+        models = {str(run.start.model.get("name")) for _, run in starts}
+        if len(models) < 2:
+            return []
+        owner = self.runs[self.pre_owner].name
+        message = f"the runs use different models; p before training and Δp of every arm compare with {owner}'s samples"
+        return [self._out(ev.Warning(message=message), t=self.t0)]
+
+    def _merge_head(self, key: Key, i: int) -> list[ev.Event]:
+        head = self.runs[i].queue[0][1]
+        if isinstance(head, ev.Step):
+            return [self._merge_steps(key)]
+        if isinstance(head, ev.DW):
+            return [self._merge_dw(key, head.step)]
+        run = self.runs[i]
+        run.queue.popleft()
+        event = self._translate(i, head)
+        return [] if event is None else [event]
+
+    def _take(self, key: Key, kind: type, match=lambda e: True) -> list[tuple[int, ev.Event]]:
+        """Pop the head of every run whose head has `key`, is a `kind` and matches."""
+        taken = []
+        for i, run in enumerate(self.runs):
+            if run.queue and run.queue[0][0] == key and isinstance(run.queue[0][1], kind) and match(run.queue[0][1]):
+                taken.append((i, run.queue.popleft()[1]))
+        return taken
+
+    def _merge_steps(self, key: Key) -> ev.Event:
+        taken = self._take(key, ev.Step)
+        arms = {self._arm(i, name): rec for i, e in taken for name, rec in e.arms.items()}
+        first_i, first = taken[0]
+        t = max(self._retimed(i, e.t) for i, e in taken)
+        return self._out(first, t=t, arms=arms)
+
+    def _merge_dw(self, key: Key, step: int) -> ev.Event:
+        """One dw event with every run's latest norms: a run measured less often keeps its last ones,
+        as one run's arms keep theirs in RunState."""
+        taken = self._take(key, ev.DW, lambda e: e.step == step)
+        for i, e in taken:
+            self.runs[i].dw = {part: getattr(e, part, None) or {} for part in ("arms", "drift", "rel")}
+        merged = {
+            part: _Joined([(r.dw.get(part, {}), r.names) for r in self.runs if r.dw])
+            for part in ("arms", "drift", "rel")
+        }
+        t = max(self._retimed(i, e.t) for i, e in taken)
+        return self._out(taken[0][1], t=t, **merged)
+
+    def _translate(self, i: int, e: ev.Event) -> ev.Event | None:
+        """Any other event: its arm renamed, its time shifted, its message saying which run."""
+        changes: dict = {"t": self._retimed(i, e.t)}
+        if isinstance(e, ev.Sample) and e.phase == "pre" and i != self.pre_owner:
+            return None
+        arm = getattr(e, "arm", None)
+        if isinstance(arm, str) and arm in self.runs[i].names:
+            changes["arm"] = self.runs[i].names[arm]
+        arms = getattr(e, "arms", None)
+        if isinstance(arms, Mapping) and set(arms) <= set(self.runs[i].names):
+            changes["arms"] = {self._arm(i, name): value for name, value in arms.items()}
+        message = getattr(e, "message", None)
+        if isinstance(message, str) and len(self.runs) > 1:
+            changes["message"] = f"{self.runs[i].name}: {message}"
+        return self._out(e, **changes)
+
+    def _arm(self, i: int, name: str) -> str:
+        return self.runs[i].names.get(name, name)
+
+    def _end(self) -> list[ev.Event]:
+        """One run_end when every run ended: the worst status, the summaries side by side."""
+        ends = [(i, r.end) for i, r in enumerate(self.runs) if r.end is not None]
+        if len(ends) < len(self.runs) or not self.started:
+            return []  # a run without run_end: the merged run did not finish either
+        status = max((str(e.status) for _, e in ends), key=lambda s: STATUS_RANK.get(s, 2))
+        summary = {"arms": {}, "r": {}}
+        for i, e in ends:
+            for part in ("arms", "r"):
+                values = e.summary.get(part) if isinstance(e.summary, dict) else None
+                if isinstance(values, dict):
+                    summary[part].update({self._arm(i, k): _renamed_row(v, self._arm(i, k)) for k, v in values.items()})
+        steps = [e.summary.get("steps") for _, e in ends if isinstance(e.summary, dict)]
+        summary["steps"] = max((s for s in steps if isinstance(s, int)), default=0)
+        t = max(self._retimed(i, e.t) for i, e in ends)
+        return [self._out(ends[0][1], t=t, status=status, summary=summary)]
+
+
+def _renamed_row(value, name: str):
+    return {**value, "arm": name} if isinstance(value, dict) and "arm" in value else value
+
+
+class _Joined(Mapping):
+    """Several runs' {arm: norms} maps as one, arms renamed; built only when a view reads it
+    (a log's dw maps stay undecoded until then, see engine.log.events.LazyMap)."""
+
+    def __init__(self, parts: list[tuple[Mapping, dict[str, str]]]) -> None:
+        self._parts = parts
+        self._value: dict | None = None
+
+    def _get(self) -> dict:
+        if self._value is None:
+            self._value = {names.get(k, k): v for part, names in self._parts for k, v in part.items()}
+        return self._value
+
+    def __getitem__(self, key):
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def _with(event: ev.Event, **changes) -> ev.Event:
+    """A copy of `event` with some fields changed (frozen events; skips the dataclass __init__)."""
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    copy = object.__new__(type(event))
+    copy.__dict__.update({**fields, **changes})
+    return copy
+
+
+def merge_events(streams: list[Iterable[ev.Event]], names: list[str]) -> Iterator[ev.Event]:
+    """The merged events of finished logs (each stream a log's events in order)."""
+    iterators = [iter(s) for s in streams]
+    merger = Merger(names)
+    while True:
+        yield from merger.ready()
+        if merger.exhausted:
+            return
+        blocked = merger.blocked()
+        if not blocked:
+            raise RuntimeError("merging logs made no progress")  # an invariant of Merger.ready
+        for i in blocked:
+            chunk = list(itertools.islice(iterators[i], PULL))
+            merger.feed(i, chunk)
+            if len(chunk) < PULL:
+                merger.finish(i)
+
+
+def run_names(paths: list[str]) -> list[str]:
+    """Short, distinct names for runs from their log paths: the file stem, with parent folders
+    added while two are equal, then a number."""
+    from pathlib import Path
+
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{n}#{i + 1}" for i, n in enumerate(names)]
+
+
+class MergedSource:
+    """The event-source protocol (engine.log.sources.EventSource) over several sources of one
+    mode (replay or watch): the merged stream of their runs. Waits for the slowest run, so arms
+    stay paired by step."""
+
+    POLL_S = 0.02
+
+    def __init__(self, sources: list, names: list[str]) -> None:
+        self.sources, self.merger = sources, Merger(names)
+        self.mode = sources[0].mode
+        self.paused = False
+        self._stopped = False
+        self._outbox: deque[ev.Event] = deque()
+
+    @property
+    def done(self) -> bool:
+        return self._stopped or (self.merger.exhausted and not self._outbox)
+
+    @property
+    def started(self) -> bool:
+        return all(getattr(s, "started", True) for s in self.sources)
+
+    def get_batch(self, timeout: float) -> list[ev.Event]:
+        from engine.log.sources import BATCH_CAP
+
+        deadline = time.monotonic() + timeout
+        while not self._outbox and not self.done:
+            for i in self.merger.blocked():
+                source = self.sources[i]
+                self.merger.feed(i, source.get_batch(0))
+                if source.done:
+                    self.merger.finish(i)
+            self._outbox.extend(self.merger.ready())
+            left = deadline - time.monotonic()
+            if self._outbox or left <= 0:
+                break
+            time.sleep(min(self.POLL_S, left))
+        n = min(len(self._outbox), BATCH_CAP)
+        return [self._outbox.popleft() for _ in range(n)]
+
+    def pause(self) -> None:
+        self.paused = True
+        for s in self.sources:
+            s.pause()
+
+    def resume(self) -> None:
+        self.paused = False
+        for s in self.sources:
+            s.resume()
+
+    def stop(self) -> None:
+        self._stopped = True
+        for s in self.sources:
+            s.stop()
+
+    def idle_seconds(self) -> float:
+        """The slowest run's silence: it holds the others back."""
+        live = [s.idle_seconds() for s, r in zip(self.sources, self.merger.runs, strict=True) if not r.done]
+        return max(live, default=0.0)
+
+    def close(self) -> None:
+        for s in self.sources:
+            if hasattr(s, "close"):
+                s.close()
