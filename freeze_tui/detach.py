@@ -46,13 +46,17 @@ def detach_run(cfg: RunConfig, log_path: Path, argv: list[str] | None = None, vi
             start_new_session=True,
             env={**os.environ, "TERM": "dumb"},
         )
-    click.echo(f"starting a background run; log {log_path} …")
+    click.echo("starting a background run …")
     _wait_for_start(proc, log_path, out_path)
-    click.echo(f"training in background process {proc.pid}; its output: {out_path}")
-    click.echo(f"re-attach any time with: freeze-tui watch {log_path}")
+    # one fact per line, the path last: a long path wraps alone on 80 columns, never mid-sentence
+    click.echo(f"training in background process {proc.pid}")
+    click.echo(f"  log:       {log_path}")
+    click.echo(f"  output:    {out_path}")
+    click.echo(f"  re-attach: freeze-tui watch {log_path}")
     viewer(log_path)
     if proc.poll() is None:
-        click.echo(f"the run goes on in process {proc.pid}; re-attach with: freeze-tui watch {log_path}")
+        click.echo(f"the run goes on in process {proc.pid}")
+        click.echo(f"  re-attach: freeze-tui watch {log_path}")
     return 0
 
 

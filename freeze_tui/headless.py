@@ -10,11 +10,21 @@ import signal
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column
 from rich.text import Text
 
 from engine.log.state import RunState
-from freeze_tui.report import SummaryTable, status_text
+from freeze_tui import fmt
+from freeze_tui.report import Packed, SummaryTable, status_text
 from freeze_tui.safe_text import clean
 
 EXIT = {"finished": 0, "failed": 1, "stopped": 130}
@@ -39,12 +49,13 @@ def run_headless(source, console: Console | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     interrupted = False
     # markup=False: descriptions hold text from the run (arm names, a log's config), shown literally
+    # Counts and times never wrap; the losses wrap between arms on a narrow terminal.
     with Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[losses]}", markup=False),
+        TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=10 if console.width < 120 else 40),  # the losses come first on 80 columns
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+        LossColumn(),
         console=console,
         transient=False,
     ) as progress:
@@ -80,6 +91,7 @@ class _Printer:
         self.state, self.progress, self.console = state, progress, console
         self.task: TaskID | None = None
         self.task_epoch = -1
+        self.task_start = 0
 
     def fold(self, events) -> None:
         for event in events:
@@ -95,33 +107,51 @@ class _Printer:
 
     def _describe_start(self) -> None:
         s = self.state
-        trust = " · trust_remote_code ON" if s.config.get("trust_remote_code") else ""
-        self.console.print(
-            Text(
-                safe_line(
-                    f"model {s.model.get('name')} ({s.model.get('n_params', 0) / 1e6:.1f} M params) · data "
-                    f"{s.data.get('source')} ({s.data.get('n_tokens')} tokens) · device {s.config.get('device')}{trust}"
-                )
-            )
-        )
+        fields = [
+            ("model", f"{s.model.get('name')} ({fmt.count(s.model.get('n_params'))} params)"),
+            ("data", str(s.data.get("source"))),
+            ("tokens", fmt.count(s.data.get("n_tokens"))),
+            ("device", str(s.config.get("device"))),
+        ]
+        if s.config.get("trust_remote_code"):
+            fields.append(("trust_remote_code", "ON"))
+        self.console.print(Packed(fields, label_style=""))
         for arm in s.arms.values():
-            self.console.print(
-                Text(safe_line(f"  arm {arm.name} = {arm.spec}: trains {arm.trainable_pct:.2f} % of the weights"))
-            )
+            arm_fields = [("arm", arm.name), ("spec", arm.spec), ("trains", fmt.pct(arm.trainable_pct / 100, 2))]
+            self.console.print(Packed(arm_fields, split=",", label_style=""))
 
     def _update_progress(self) -> None:
         s = self.state
         if s.epoch < 0:
             return
-        if s.epoch != self.task_epoch or self.task is None:
-            per_epoch = s.data.get("n_train_batches") or None
-            self.task = self.progress.add_task(
-                safe_line(f"epoch {s.epoch + 1}/{s.config.get('epochs', '?')}"), total=per_epoch, losses=""
-            )
-            self.task_epoch = s.epoch
         start = s.epoch_starts[-1] if s.epoch_starts else 0
-        losses = "  ".join(f"{a.name} {a.loss_last:.3f}" for a in s.arms.values() if not math.isnan(a.loss_last))
-        self.progress.update(self.task, completed=s.step - start + 1, losses=safe_line(losses))
+        if s.epoch != self.task_epoch or self.task is None:
+            if self.task is not None:  # the last batch may have ended the epoch: show it whole
+                self.progress.update(self.task, completed=start - self.task_start)
+            steps, epochs = epoch_plan(s)
+            self.task = self.progress.add_task(safe_line(f"epoch {s.epoch + 1}/{epochs}"), total=steps, losses=[])
+            self.task_epoch, self.task_start = s.epoch, start
+        losses = [(a.name, fmt.num(a.loss_last)) for a in s.arms.values() if not math.isnan(a.loss_last)]
+        self.progress.update(self.task, completed=s.step - start + 1, losses=losses)
+
+
+class LossColumn(ProgressColumn):
+    """Each arm's latest loss; on a narrow terminal it wraps between arms, never inside one."""
+
+    def render(self, task) -> Packed:
+        return Packed(task.fields.get("losses", []), sep="  ", label_style="")
+
+
+def epoch_plan(state: RunState) -> tuple[int | None, int | str]:
+    """(steps the current epoch will run, epochs the run will run), both honouring --max-steps."""
+    per_epoch, total = state.data.get("n_train_batches"), state.total_steps
+    epochs = state.config.get("epochs", "?")
+    if not isinstance(per_epoch, int) or per_epoch <= 0:
+        return total, epochs
+    if not total:
+        return per_epoch, epochs
+    start = state.epoch_starts[-1] if state.epoch_starts else 0
+    return max(1, min(per_epoch, total - start)), -(-total // per_epoch)
 
 
 def print_summary(state: RunState, console: Console) -> None:

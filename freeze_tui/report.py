@@ -4,6 +4,8 @@ any terminal width (one table when it fits, one block per arm when narrow). Numb
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
@@ -89,11 +91,21 @@ def _meta_line(state: RunState) -> str:
 class Packed:
     """`label value` fields packed into lines as wide as the console (see `pack_fields`)."""
 
-    def __init__(self, fields: list[tuple[str, str]], indent: int = 0) -> None:
-        self.fields, self.indent = fields, indent
+    def __init__(
+        self, fields: list[tuple[str, str]], sep: str = " · ", split: str = "", label_style: str = "dim"
+    ) -> None:
+        self.fields, self.sep, self.split, self.label_style = fields, sep, split, label_style
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield from pack_fields(self.fields, options.max_width, self.indent)
+        yield from pack_fields(
+            self.fields, options.max_width, sep=self.sep, split=self.split, label_style=self.label_style
+        )
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widths = [len(label) + 1 + len(value) for label, value in self.fields] or [0]
+        return Measurement(max(widths), sum(widths) + len(self.sep) * (len(widths) - 1)).clamp(
+            max_width=options.max_width
+        )
 
 
 def _notes(state: RunState, rows: list[dict]) -> list[str]:
@@ -169,21 +181,44 @@ def stacked_block(row: dict, width: int) -> Text:
     return Text("\n").join([Text(_safe(row["arm"]), style="bold"), *pack_fields(fields, width, indent=2)])
 
 
-def pack_fields(fields: list[tuple[str, str]], width: int, indent: int = 0, sep: str = " · ") -> list[Text]:
-    """Greedy line packing: a field (`label value`) is never split unless it alone exceeds `width`."""
+def pack_fields(
+    fields: list[tuple[str, str]],
+    width: int,
+    indent: int = 0,
+    sep: str = " · ",
+    split: str = "",
+    label_style: str = "dim",
+) -> list[Text]:
+    """Greedy line packing of `label value` fields: a field is never split unless it alone is wider
+    than `width`; then it breaks after a `split` character (a spec's `,`), else where it must."""
     lines: list[Text] = []
     line = Text(" " * indent)
     for label, value in fields:
-        piece = Text.assemble((_safe(label), "dim"), " ", _safe(value))
-        if len(line) > indent and len(line) + len(sep) + len(piece) > width:
-            lines.append(line)
+        pieces = _field_pieces(_safe(label), _safe(value), width - indent, split, label_style)
+        if len(pieces) > 1 or (len(line) > indent and len(line) + len(sep) + len(pieces[0]) > width):
+            if len(line) > indent:
+                lines.append(line)
             line = Text(" " * indent)
         if len(line) > indent:
             line.append(sep, style="dim")
-        line.append_text(piece)
+        for piece in pieces[:-1]:
+            lines.append(Text(" " * indent).append_text(piece))
+        line.append_text(pieces[-1])
     if len(line) > indent:
         lines.append(line)
     return lines
+
+
+def _field_pieces(label: str, value: str, room: int, split: str, label_style: str) -> list[Text]:
+    piece = Text.assemble((label, label_style), " ", value)
+    if len(piece) <= room or not split:
+        return [piece]
+    pieces = [Text.assemble((label, label_style), " ")]
+    for part in re.split(f"(?<={re.escape(split)})", value):
+        if len(pieces[-1]) + len(part) > room and pieces[-1].plain.strip() != label:
+            pieces.append(Text("  "))  # a continuation, indented under the value
+        pieces[-1].append(part)
+    return pieces
 
 
 def report_renderable(state: RunState, source: str = "") -> Group:

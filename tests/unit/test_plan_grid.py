@@ -52,7 +52,7 @@ def test_render_plans_table():
     desc = describe_layout("gpt2-small", "gpt2", gpt2_layout(), [("full", "full"), ("t", "targeted")])
     text = plain(render_plans(desc), width=120)
     assert "model gpt2-small (gpt2): 124,439,808 parameters, 12 blocks" in text
-    assert "10,630,656 (8.5%)" in text and "0.58" in text and "42%" in text
+    assert "10,630,656 (8.5 %)" in text and "0.58" in text and "42 %" in text
 
 
 def test_plan_modules_do_not_import_torch():
