@@ -208,6 +208,11 @@ def plan(as_json: bool, **opts) -> int:
     return 0
 
 
+from freeze_tui.commands.export import export  # noqa: E402 - subcommands after the group they join
+
+cli.add_command(export)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line on stderr and exit 2 for bad input, never a traceback."""
     try:

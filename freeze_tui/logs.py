@@ -29,7 +29,7 @@ def events_of(logs) -> Iterator[Event]:
     """All events of one log, or the merged events of several."""
     logs = _distinct(logs)
     if len(logs) == 1:
-        return read_events(logs[0])
+        return _checked(logs[0])
     return merge_events([_checked(p) for p in logs], run_names(logs))
 
 
