@@ -99,6 +99,15 @@ def test_export_and_report_of_several_logs(tmp_path, capsys):
     ]
 
 
+def test_runs_named_on_the_command_line(tmp_path, capsys):
+    a = write_synthetic_log(tmp_path / "20261129-120000-gpt2.jsonl", steps=10, seed=1)
+    b = write_synthetic_log(tmp_path / "20261130-090000-gpt2.jsonl", steps=10, seed=2)
+    code, out, _ = run_cli(capsys, "report", f"yesterday={a}", f"today={b}")
+    assert code == 0 and "| yesterday/full |" in out and "| today/targeted |" in out
+    code, _, err = run_cli(capsys, "report", f"x={a}", f"x={b}")
+    assert code == 2 and "named alike" in err
+
+
 def test_several_logs_fail_on_the_bad_one(tmp_path, capsys):
     a = write_synthetic_log(tmp_path / "a.jsonl", steps=5)
     for command in ("report", "replay", "watch"):
