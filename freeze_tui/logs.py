@@ -73,4 +73,8 @@ def title_of(logs) -> str:
     paths, names = named(logs)
     if len(paths) == 1:
         return Path(paths[0]).name
-    return " + ".join(f"{name}={Path(path).name}" for name, path in zip(names, paths, strict=True))
+    defaults = run_names(paths)
+    return " + ".join(
+        Path(path).name if name == default else f"{name}={Path(path).name}"
+        for name, path, default in zip(names, paths, defaults, strict=True)
+    )
