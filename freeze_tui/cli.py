@@ -15,6 +15,7 @@ import click
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from freeze_tui import __version__
+from freeze_tui.commands.export import export
 from freeze_tui.run_options import config_from, config_options
 
 PRODUCER = f"freeze-tui {__version__}"
@@ -207,8 +208,6 @@ def plan(as_json: bool, **opts) -> int:
         Console().print(render_plans(desc))
     return 0
 
-
-from freeze_tui.commands.export import export  # noqa: E402 - subcommands after the group they join
 
 cli.add_command(export)
 
