@@ -99,6 +99,13 @@ def test_export_and_report_of_several_logs(tmp_path, capsys):
     ]
 
 
+def test_report_as_text_fits_80_columns(log, capsys):
+    code, out, _ = run_cli(capsys, "report", "--format", "text", str(log))
+    lines = out.splitlines()
+    assert code == 0 and all(len(line) <= 80 for line in lines) and "|" not in out
+    assert "reverse" in lines and any(line.startswith("  trains 6.58 %") for line in lines)
+
+
 def test_runs_named_on_the_command_line(tmp_path, capsys):
     a = write_synthetic_log(tmp_path / "20261129-120000-gpt2.jsonl", steps=10, seed=1)
     b = write_synthetic_log(tmp_path / "20261130-090000-gpt2.jsonl", steps=10, seed=2)
