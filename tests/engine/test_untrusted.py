@@ -144,7 +144,7 @@ def test_headless_printer_shows_hostile_text_literally():
     assert codes == [1]
     assert not control_chars(text), sorted(control_chars(text))
     assert "warning: [[/][bold red]x[/]] [bold red]x[/] ␛[2J" in text  # arm name, then the message
-    assert f"model {MARKUP}" in text and f"arm [/]{MARKUP} = +attn {MARKUP}" in text
+    assert f"model {MARKUP}" in text and f"arm [/]{MARKUP} · spec +attn {MARKUP}" in text
     assert "error: " in text and text.count("A") < 1200 and len(text) < 20_000  # 100 kB lines are cut to 500
     assert "trust_remote_code ON" not in text
 
