@@ -111,7 +111,10 @@ def _run_app(session) -> int:
 @click.argument("logs", metavar="LOG...", nargs=-1, required=True)
 @click.option("--speed", default="max", show_default=True, help="Time factor N (1 = real time) or max.")
 def replay(logs: tuple[str, ...], speed: str) -> int:
-    """Play saved run logs through the app (several: their arms side by side, paired by step)."""
+    """Play saved run logs through the app.
+
+    Several logs play as one run: their arms side by side, paired by step. Name a run NAME=LOG.
+    """
     from engine.log.sources import ReplaySource
     from freeze_tui.logs import source_of
 
@@ -136,7 +139,10 @@ def _speed(text: str) -> float:
 @cli.command()
 @click.argument("logs", metavar="LOG...", nargs=-1, required=True)
 def watch(logs: tuple[str, ...]) -> int:
-    """Follow logs that other processes (e.g. --headless or --detach runs) are still writing."""
+    """Follow logs that runs are still writing.
+
+    For a --headless or --detach run, from another terminal. Several logs: one run, paired by step.
+    """
     from freeze_tui.logs import source_of
 
     source = source_of(logs, _watch_source)  # a bad log fails here, before any app starts
@@ -181,7 +187,10 @@ def _watch_source(log: str):
     help="auto: text laid out for the terminal's width, Markdown into a file or pipe.",
 )
 def report(logs: tuple[str, ...], form: str) -> int:
-    """The study's table for run logs (also for stopped or failed runs); several logs: one table."""
+    """The study's table for run logs.
+
+    Also for stopped or failed runs. Several logs: one table, their arms side by side.
+    """
     from freeze_tui.commands.report import print_report
 
     print_report(logs, form)

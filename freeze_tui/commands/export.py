@@ -28,7 +28,10 @@ TABLES = (*EVENT_TABLES, "summary")
 @click.option("--format", "form", type=click.Choice(["csv"]), default="csv", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace tables already in DIR.")
 def export(logs: tuple[str, ...], out_dir: str, form: str, overwrite: bool) -> int:
-    """Write a run's tables (steps, dw, samples, summary) as CSV; several logs: one merged run."""
+    """Write a run's tables as CSV.
+
+    steps.csv, dw.csv, samples.csv and summary.csv under DIR. Several logs: one merged run.
+    """
     from freeze_tui.logs import events_of
 
     out = Path(out_dir)
