@@ -272,11 +272,17 @@ class _Joined(Mapping):
         return len(self._get())
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _with(event: ev.Event, **changes) -> ev.Event:
     """A copy of `event` with some fields changed (frozen events; skips the dataclass __init__)."""
-    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-    copy = object.__new__(type(event))
-    copy.__dict__.update({**fields, **changes})
+    cls = type(event)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    copy = object.__new__(cls)
+    copy.__dict__.update({name: getattr(event, name) for name in names}, **changes)
     return copy
 
 
