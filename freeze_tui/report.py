@@ -233,7 +233,7 @@ def report_renderable(state: RunState, source: str = "") -> Group:
         parts.append(SummaryTable(state, title=None))
     parts += [Text("• " + _safe(n)) for n in _notes(state, rows)]
     if state.arms:
-        parts.append(Text(_legend(state), style="dim"))
+        parts.append(Text(_safe(_legend(state)), style="dim"))
     return Group(*parts)
 
 

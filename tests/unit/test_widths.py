@@ -94,3 +94,11 @@ def test_progress_totals_honour_max_steps():
     assert epoch_plan(state) == (60, 2)
     state.apply_all(e for e in events if e.kind == "step" and 1 <= e.step <= 61)
     assert epoch_plan(state) == (30, 2)  # the second epoch runs 30 steps, not 60
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_report_as_text_shows_hostile_text_literally(width):
+    from tests.engine.test_untrusted import control_chars, hostile_events
+
+    text = "\n".join(render(report_renderable(RunState().apply_all(hostile_events()), "x"), width))
+    assert not control_chars(text) and "[bold red]x[/]" in text

@@ -1,0 +1,31 @@
+"""The app on several logs: one run, their arms side by side (replay through the merging source)."""
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from engine.log.sources import ReplaySource
+from freeze_tui.app import FreezeApp
+from freeze_tui.logs import source_of
+from tests.app.helpers import play_to_end, quiet, shown
+
+pytestmark = pytest.mark.anyio
+
+SAMPLE_RUNS = sorted(Path(__file__).resolve().parents[2].glob("sample_runs/*.jsonl"))
+
+
+async def test_two_recorded_runs_replay_as_one():
+    logs = [f"three={SAMPLE_RUNS[0]}", f"two={SAMPLE_RUNS[1]}"]
+    app = quiet(FreezeApp(source_of(logs, lambda path: ReplaySource(path, None))))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        assert app.state.status == "finished" and app.state.n_skipped == 0
+        cards = [shown(card) for card in app.arms.children]
+        assert len(cards) == 5 and "three/full" in cards[0] and "two/targeted" in cards[4]
+        await pilot.press("2")  # the ΔW view: every run's latest norms in one table
+        await play_to_end(pilot)
+        table = app.views["dw"]
+        assert isinstance(table, DataTable) and table.row_count == 24
+        cells = [str(c) for c in table.get_row_at(20)]  # block 5, q
+        assert len(cells) >= 2 + 5 and not any(c.strip() in ("", "–") for c in cells), cells
