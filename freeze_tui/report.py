@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -224,7 +224,7 @@ def _field_pieces(label: str, value: str, room: int, split: str, label_style: st
 def report_renderable(state: RunState, source: str = "") -> Group:
     """`freeze-tui report` on a terminal: the same content as the Markdown, laid out for the width."""
     rows = arm_rows(state)
-    parts = [
+    parts: list[RenderableType] = [
         Text(_safe(f"freeze-tui report{': ' + source if source else ''}"), style="bold"),
         Packed(_meta_fields(state)),
         status_text(state),

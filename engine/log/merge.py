@@ -18,11 +18,13 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from engine.log import events as ev
 
 STATUS_RANK = {"finished": 0, "stopped": 1, "failed": 2}
 PULL = 256  # events read from one log at a time by merge_events
+E = TypeVar("E", bound=ev.Event)
 Key = tuple[int, int]  # (step, 0 for the step event itself / 1 for what follows it)
 
 
@@ -122,15 +124,14 @@ class Merger:
 
     def _preamble(self) -> list[ev.Event]:
         self.started = True
-        known = [r for r in self.runs if r.t0 is not None]
-        self.t0 = known[0].t0 if known else 0.0
+        self.t0 = next((r.t0 for r in self.runs if r.t0 is not None), 0.0)
         self._name_arms()
         first = next((r.header for r in self.runs if r.header is not None), ev.Header())
         run_ids = [str(r.header.run_id) for r in self.runs if r.header is not None]
         out = [self._out(first, t=self.t0, run_id=" + ".join(run_ids))]
-        starts = [(i, r) for i, r in enumerate(self.runs) if r.start is not None]
+        starts = [(r, r.start) for r in self.runs if r.start is not None]
         if starts:
-            self.pre_owner = starts[0][0]
+            self.pre_owner = next(i for i, r in enumerate(self.runs) if r.start is not None)
             out.append(self._out(self._run_start(starts), t=self.t0))
             out += self._model_warning(starts)
         return out
@@ -144,25 +145,25 @@ class Merger:
         for run, names in zip(self.runs, arm_lists, strict=True):
             run.names = {n: f"{run.name}/{n}" if clash else n for n in names}
 
-    def _run_start(self, starts: list[tuple[int, _Run]]) -> ev.RunStart:
-        first = starts[0][1].start
+    def _run_start(self, starts: list[tuple[_Run, ev.RunStart]]) -> ev.RunStart:
+        first = starts[0][1]
         arms = [
             {**a, "name": run.names.get(str(a.get("name")), a.get("name"))}
-            for _, run in starts
-            for a in run.start.arms
+            for run, start in starts
+            for a in start.arms
             if isinstance(a, dict)
         ]
-        models = list(dict.fromkeys(str(run.start.model.get("name", "?")) for _, run in starts))
+        models = list(dict.fromkeys(str(start.model.get("name", "?")) for _, start in starts))
         runs = [
-            {"name": run.name, "run_id": run.header.run_id if run.header else "", "model": run.start.model.get("name")}
-            for _, run in starts
+            {"name": run.name, "run_id": run.header.run_id if run.header else "", "model": start.model.get("name")}
+            for run, start in starts
         ]
         return _with(
             first, arms=arms, model={**first.model, "name": " | ".join(models)}, config={**first.config, "runs": runs}
         )
 
-    def _model_warning(self, starts: list[tuple[int, _Run]]) -> list[ev.Event]:
-        models = {str(run.start.model.get("name")) for _, run in starts}
+    def _model_warning(self, starts: list[tuple[_Run, ev.RunStart]]) -> list[ev.Event]:
+        models = {str(start.model.get("name")) for _, start in starts}
         if len(models) < 2:
             return []
         owner = self.runs[self.pre_owner].name
@@ -180,9 +181,9 @@ class Merger:
         event = self._translate(i, head)
         return [] if event is None else [event]
 
-    def _take(self, key: Key, kind: type, match=lambda e: True) -> list[tuple[int, ev.Event]]:
+    def _take(self, key: Key, kind: type[E], match=lambda e: True) -> list[tuple[int, E]]:
         """Pop the head of every run whose head has `key`, is a `kind` and matches."""
-        taken = []
+        taken: list[tuple[int, E]] = []
         for i, run in enumerate(self.runs):
             if run.queue and run.queue[0][0] == key and isinstance(run.queue[0][1], kind) and match(run.queue[0][1]):
                 taken.append((i, run.queue.popleft()[1]))
@@ -233,7 +234,7 @@ class Merger:
         if len(ends) < len(self.runs) or not self.started:
             return []  # a run without run_end: the merged run did not finish either
         status = max((str(e.status) for _, e in ends), key=lambda s: STATUS_RANK.get(s, 2))
-        summary = {"arms": {}, "r": {}}
+        summary: dict[str, Any] = {"arms": {}, "r": {}}
         for i, e in ends:
             for part in ("arms", "r"):
                 values = e.summary.get(part) if isinstance(e.summary, dict) else None
@@ -275,7 +276,7 @@ class _Joined(Mapping):
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _with(event: ev.Event, **changes) -> ev.Event:
+def _with(event: E, **changes) -> E:
     """A copy of `event` with some fields changed (frozen events; skips the dataclass __init__)."""
     cls = type(event)
     names = _FIELDS.get(cls)
