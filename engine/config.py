@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import FreezeTuiError
+from engine.plans.memory import parse_size
 from engine.plans.spec import DEFAULT_ARMS
 
 DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -50,7 +51,14 @@ class RunConfig:
     warmup: int = setting(0, "Linear warm-up steps, then linear decay to 0 at the last step.")
     grad_clip: float = setting(1.0, "Max gradient norm per arm (0 = off).")
     seed: int = setting(0, "Seed of the data split, batch order, dropout masks and samples.")
-    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps.")
+    device: str = setting(
+        "auto",
+        "auto (every visible GPU, else cpu), cpu, cuda, cuda:N, mps, or a comma list such as cuda:0,cuda:1 "
+        "(arms are placed round-robin over it).",
+    )
+    memory_limit: str | None = setting(
+        None, "Refuse a plan needing more than SIZE per device (e.g. 24GB; default: its free memory).", metavar="SIZE"
+    )
     dtype: str = setting("fp32", "fp32, bf16 or fp16 (autocast; weights stay fp32).")
     val_fraction: float = setting(0.1, "Share of the blocks held out for the validation loss.")
     samples: int = setting(4, "Generated samples per arm before training and after each epoch (0 = none).")
@@ -83,8 +91,9 @@ class RunConfig:
             raise FreezeTuiError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise FreezeTuiError("--weight-decay and --grad-clip must not be negative")
-        if not DEVICES.match(self.device):
-            raise FreezeTuiError(f"--device {self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        device_list(self.device)
+        if self.memory_limit is not None:
+            parse_size(self.memory_limit)
         _choice("--dtype", self.dtype, DTYPES)
         _choice("--on-nan", self.on_nan, ON_NAN)
         _choice("--dropout", self.dropout, DROPOUT)
@@ -114,6 +123,21 @@ class RunConfig:
         name = Path(self.model).name if self.model else "demo"
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name) or "run"
         return Path("runs") / f"{now}-{name}.jsonl"
+
+
+def device_list(text: str) -> list[str]:
+    """`cuda:0,cuda:1` -> ['cuda:0', 'cuda:1']; `auto` stays alone. One clear line for a bad list."""
+    parts = [p.strip() for p in str(text).split(",")]
+    for part in parts:
+        if not DEVICES.match(part):
+            which = f"--device {text!r}" + (f": {part!r}" if len(parts) > 1 else "")
+            raise FreezeTuiError(
+                f"{which} is not one of auto, cpu, cuda, cuda:N, mps; give one device or a comma list "
+                "such as cuda:0,cuda:1"
+            )
+    if len(parts) > 1 and "auto" in parts:
+        raise FreezeTuiError(f"--device {text!r}: auto already means every visible GPU; list devices or say auto")
+    return parts
 
 
 def parse_arm(text: str) -> tuple[str, str]:

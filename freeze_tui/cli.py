@@ -198,23 +198,29 @@ def report(logs: tuple[str, ...], form: str) -> int:
 
 
 @cli.command()
-@config_options(["model", "arms", "trust_remote_code"])
+@config_options(["model", "arms", "trust_remote_code", "batch_size", "block_size", "device", "dtype", "memory_limit"])
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def plan(as_json: bool, **opts) -> int:
-    """Show what each plan trains: block x role grid, parameter counts, FLOP-model cost vs full."""
+@click.option("--measure", is_flag=True, help="Load the model and time real steps of each arm: measured r vs FLOP r.")
+@click.option("--steps", default=5, show_default=True, help="Timed steps per arm with --measure (after 2 warm-up).")
+def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
+    """Show what each plan trains (block x role grid, parameter counts, FLOP-model cost vs full) and the
+    memory each arm needs on its device, from the config alone; --measure times real steps."""
     import json
 
     from engine.train.models import describe_plans
     from freeze_tui.plan_grid import render_plans
+    from freeze_tui.plan_memory import add_memory, render_memory
 
     cfg = config_from(opts)
     desc = describe_plans(cfg.model, cfg.arms, trust_remote_code=cfg.trust_remote_code)
+    add_memory(desc, cfg, measure=measure, steps=steps)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:
         from rich.console import Console
 
         Console().print(render_plans(desc))
+        Console().print(render_memory(desc))
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from engine.plans.freeze import Plan, apply_trainable
+from engine.train.devices import copy_to
 from engine.train.metrics import DWTracker
 
 
@@ -21,18 +22,19 @@ class StepTimer:
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
+        self.device = device
 
     def start(self):
         if self.cuda:
             ev = torch.cuda.Event(enable_timing=True)
-            ev.record()
+            ev.record(torch.cuda.current_stream(self.device))  # on this arm's own device
             return ev
         return time.perf_counter()
 
     def stop(self, started):
         if self.cuda:
             end = torch.cuda.Event(enable_timing=True)
-            end.record()
+            end.record(torch.cuda.current_stream(self.device))
             return (started, end)
         return time.perf_counter() - started
 
@@ -57,14 +59,18 @@ class Arm:
     epoch_losses: list = field(default_factory=list)
     t_total: float = 0.0
     t_epoch_start: float = 0.0  # t_total when the current epoch began
+    device: torch.device = torch.device("cpu")
+    scaler: object = None  # torch.amp.GradScaler under --dtype fp16
+    skipped: object = None  # after an fp16 step: a device bool, true when the scaler skipped it
 
     @property
     def active(self) -> bool:
         return not self.stopped
 
 
-def build_optimizer(model: torch.nn.Module, names: frozenset, lr: float, weight_decay: float):
-    """AdamW over `names` only; matrices decay, biases and norms do not."""
+def build_optimizer(model: torch.nn.Module, names: frozenset, lr: float, weight_decay: float, *, fused: bool = False):
+    """AdamW over `names` only; matrices decay, biases and norms do not. `fused` (fp16 on CUDA): the
+    GradScaler then hands the skip decision to the kernel instead of reading it on the host each step."""
     params = dict(model.named_parameters())
     decay = [params[n] for n in sorted(names) if params[n].ndim >= 2]
     rest = [params[n] for n in sorted(names) if params[n].ndim < 2]
@@ -73,7 +79,12 @@ def build_optimizer(model: torch.nn.Module, names: frozenset, lr: float, weight_
         for g in ({"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0})
         if g["params"]
     ]
-    return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr, **({"fused": True} if fused else {}))
+
+
+def make_scaler(dtype: str, device: torch.device):
+    """A GradScaler for fp16 autocast (small gradients would underflow to 0 without one); None otherwise."""
+    return torch.amp.GradScaler(device.type) if dtype == "fp16" else None
 
 
 def change_trainable(arm: Arm, names: frozenset, weight_decay: float) -> None:
@@ -101,14 +112,36 @@ def train_step(
     mark = arm.timer.start()
     with torch.autocast(batch.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         loss = arm.model(input_ids=batch, labels=batch).loss
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_([p for g in arm.optimizer.param_groups for p in g["params"]], grad_clip)
+    if arm.scaler is None:
+        loss.backward()
+        _clip(arm, grad_clip)
+    else:  # PyTorch's AMP recipe: scale, backward, unscale, clip, step (skipped on inf/nan), update
+        arm.scaler.scale(loss).backward()
+        arm.scaler.unscale_(arm.optimizer)
+        arm.skipped = ~torch.isfinite(_clip(arm, grad_clip) if grad_clip > 0 else _grad_norm(arm))
     if measure and arm.tracker is not None:
         arm.tracker.snapshot()
-    arm.optimizer.step()
+    if arm.scaler is None:
+        arm.optimizer.step()
+    else:
+        arm.scaler.step(arm.optimizer)
+        arm.scaler.update()
     arm.optimizer.zero_grad(set_to_none=True)
     return loss.detach(), arm.timer.stop(mark)
+
+
+def _trained(arm: Arm) -> list:
+    return [p for g in arm.optimizer.param_groups for p in g["params"] if p.grad is not None]
+
+
+def _clip(arm: Arm, grad_clip: float):
+    if grad_clip > 0:
+        return torch.nn.utils.clip_grad_norm_(_trained(arm), grad_clip)
+    return None
+
+
+def _grad_norm(arm: Arm) -> torch.Tensor:
+    return torch.nn.utils.get_total_norm([p.grad for p in _trained(arm)])
 
 
 @torch.no_grad()
@@ -118,14 +151,13 @@ def validation_loss(model: torch.nn.Module, val: torch.Tensor, batch_size: int, 
         return float("nan")
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
     for i in range(0, len(val), batch_size):
-        batch = val[i : i + batch_size].to(device)
+        batch = copy_to(val[i : i + batch_size], [device])[device]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            total += model(input_ids=batch, labels=batch).loss.item() * len(batch)
-        count += len(batch)
+            total += model(input_ids=batch, labels=batch).loss.to(total.dtype) * len(batch)
     model.train(was_training)
-    return total / count
+    return total.item() / len(val)  # one read per pass, not per batch
 
 
 def state_bytes(arm: Arm) -> int:

@@ -18,10 +18,22 @@ from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.plans.freeze import apply_trainable
 from engine.stats import common_share, mean_var
-from engine.train.arm import Arm, StepTimer, build_optimizer, change_trainable, state_bytes, train_step, validation_loss
+from engine.train.arm import (
+    Arm,
+    StepTimer,
+    build_optimizer,
+    change_trainable,
+    make_scaler,
+    state_bytes,
+    train_step,
+    validation_loss,
+)
 from engine.train.data import batch_order
+from engine.train.devices import copy_to, mixed_devices_warning, on_device, read_floats
 from engine.train.metrics import DWTracker
 from engine.train.setup import Setup
+
+SKIPPED = "fp16 gradients overflowed; the GradScaler skipped this optimizer step and lowered its scale"
 
 
 def weights_checksum(model: torch.nn.Module) -> str:
@@ -56,23 +68,35 @@ class Experiment:
         self._last_point: tuple[int, int] | None = None  # (step, epoch) of the previous step
         self.pending: list = []  # (step, epoch, {arm: (loss, mark, lr)}) not yet read off the device
         self.pending_dw: list = []
-        self.flush_every = 1 if self.device.type == "cpu" else 20
+        self.pending_skips: list = []  # (step, arm, device bool): fp16 steps the GradScaler may have skipped
+        self.flush_every = 1 if all(a.device.type == "cpu" for a in self.arms) else 20
         self.nan_stop = False  # --on-nan stop-run fired
 
     def _make_arm(self, name: str, plan) -> Arm:
-        model = copy.deepcopy(self.s.model)
+        device = self.s.placement.get(name, self.device)
+        model = copy.deepcopy(self.s.model).to(device)
         model.train(self.cfg.dropout == "same")
         names = plan.trainable_at(0, 0)
         apply_trainable(model, names)
-        optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay)
+        fused = self.cfg.dtype == "fp16" and device.type == "cuda"
+        optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
         tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
-        return Arm(name, plan, model, optimizer, tracker, StepTimer(self.device), trainable=names)
+        timer = StepTimer(device)
+        arm = Arm(name, plan, model, optimizer, tracker, timer, trainable=names, device=device)
+        arm.scaler = make_scaler(self.cfg.dtype, device)
+        return arm
+
+    def _warn_placement(self) -> None:
+        message = mixed_devices_warning({a.name: a.device for a in self.arms})
+        if message:
+            self.emit(ev.Warning(message=message))
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> str:
         """Train; returns the run status: finished, stopped (asked to), or failed (non-finite losses
         stopped every arm, or the run under --on-nan stop-run)."""
         total = self._total_steps()
+        self._warn_placement()
         for epoch in range(self.cfg.epochs):
             for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
                 if self.control.stop.is_set() or not any(a.active for a in self.arms):
@@ -100,7 +124,7 @@ class Experiment:
         return self.s.lr * max(0.0, (total - self.step) / max(1, total - warm))
 
     def _one_step(self, batch: torch.Tensor, epoch: int, total: int) -> None:
-        batch = batch.to(self.device)
+        batches = copy_to(batch, [a.device for a in self.arms if a.active])  # once per device, no host sync
         self._apply_schedule(epoch)
         lr = self._lr(total)
         every = self.cfg.norm_every if self.cfg.monitor else 0
@@ -108,16 +132,19 @@ class Experiment:
         record = {}
         for arm in self.arms:
             if arm.active:
-                loss, mark = train_step(
-                    arm,
-                    batch,
-                    lr=lr,
-                    rng_seed=self.cfg.seed * 1_000_003 + self.step + 1,
-                    grad_clip=self.cfg.grad_clip,
-                    autocast_dtype=self.autocast,
-                    measure=measure,
-                )
+                with on_device(arm.device):  # launches only: the devices work at the same time
+                    loss, mark = train_step(
+                        arm,
+                        batches[arm.device],
+                        lr=lr,
+                        rng_seed=self.cfg.seed * 1_000_003 + self.step + 1,
+                        grad_clip=self.cfg.grad_clip,
+                        autocast_dtype=self.autocast,
+                        measure=measure,
+                    )
                 record[arm.name] = (loss, mark, lr)
+                if arm.scaler is not None:
+                    self.pending_skips.append((self.step, arm.name, arm.skipped))
         self.pending.append((self.step, epoch, record))
         if measure:
             self.pending_dw.append(
@@ -145,9 +172,11 @@ class Experiment:
         if not self.pending:
             return
         losses = [loss for _, _, rec in self.pending for loss, _, _ in rec.values()]
-        values = iter(torch.stack(losses).float().tolist()) if losses else iter(())
+        read = read_floats(losses + [flag for _, _, flag in self.pending_skips])  # one read per device
+        values = iter(read[: len(losses)])
+        skipped = {(step, name) for (step, name, _), v in zip(self.pending_skips, read[len(losses) :]) if v}
         dw_tensors = [t for _, per_arm in self.pending_dw for t in per_arm.values()]
-        dw_values = iter(torch.stack(dw_tensors).tolist()) if dw_tensors else iter(())
+        dw_values = iter(read_floats(dw_tensors))
         dw_by_step = {step: {name: next(dw_values) for name in per_arm} for step, per_arm in self.pending_dw}
         for step, epoch, rec in self.pending:
             arms = {
@@ -157,10 +186,13 @@ class Experiment:
             self.emit(ev.Step(step=step, epoch=epoch, arms=arms))
             for name, values_of_arm in arms.items():
                 self._account(name, values_of_arm["loss"], values_of_arm["dt"], step)
+                if (step, name) in skipped:
+                    self.emit(ev.Warning(message=f"arm {name}: {SKIPPED} at step {step}", arm=name))
             if step in dw_by_step:
                 self._emit_dw(step, dw_by_step[step])
         self.pending.clear()
         self.pending_dw.clear()
+        self.pending_skips.clear()
 
     def _account(self, name: str, loss: float, dt: float, step: int) -> None:
         arm = self._arm(name)
@@ -196,7 +228,7 @@ class Experiment:
         for arm in self.arms:
             mean, var = mean_var(arm.epoch_losses)
             val = (
-                validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, self.device, self.autocast)
+                validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, arm.device, self.autocast)
                 if arm.active
                 else math.nan
             )
@@ -218,15 +250,19 @@ class Experiment:
             return
         from engine.train.generate import sample_tokens
 
-        targets = [("*", self.s.model)] if phase == "pre" else [(a.name, a.model) for a in self.arms if a.active]
-        for name, model in targets:
+        active = [a for a in self.arms if a.active]
+        if not active:
+            return
+        # before training every arm holds the same weights: the first one samples for all
+        targets = [("*", active[0])] if phase == "pre" else [(a.name, a) for a in active]
+        for name, arm in targets:
             seqs = sample_tokens(
-                model,
+                arm.model,
                 self.s.prompt_ids,
                 n=self.cfg.samples,
                 max_new=self.s.sample_tokens,
                 seed=self.cfg.seed,
-                device=self.device,
+                device=arm.device,
                 eos_id=self.s.tokenizer.eos_token_id,
             )
             for i, seq in enumerate(seqs):

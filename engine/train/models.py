@@ -60,8 +60,10 @@ class _Source:
     kwargs: dict
 
 
-def load_model(name_or_path: str | None, *, trust_remote_code: bool = False, dtype=None) -> LoadedModel:
-    """Load model + tokenizer; None means the embedded demo model."""
+def load_model(
+    name_or_path: str | None, *, trust_remote_code: bool = False, dtype=None, with_tokenizer: bool = True
+) -> LoadedModel:
+    """Load model + tokenizer (None without `with_tokenizer`); None means the embedded demo model."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_source(name_or_path, trust_remote_code=trust_remote_code)
@@ -83,15 +85,25 @@ def load_model(name_or_path: str | None, *, trust_remote_code: bool = False, dty
                 "loaded (only safetensors or torch.load(weights_only=True) are used); "
                 "convert it to model.safetensors where you trust it"
             ) from None
-    tokenizer = _load_tokenizer(source)
+    tokenizer = _load_tokenizer(source) if with_tokenizer else None
     layout = build_layout(model)
     return LoadedModel(
         model, tokenizer, source.name, source.path, source.config.model_type, layout.n_total, layout.n_blocks, layout
     )
 
 
+_LAYOUTS: dict = {}  # one meta build per model and process (`plan` reads the layout twice)
+
+
 def load_layout(name_or_path: str | None, *, trust_remote_code: bool = False) -> tuple[str, str, ModelLayout]:
     """(name, arch, layout) from the config alone: the model is built on the meta device."""
+    key = (name_or_path, trust_remote_code)
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = _meta_layout(name_or_path, trust_remote_code)
+    return _LAYOUTS[key]
+
+
+def _meta_layout(name_or_path: str | None, trust_remote_code: bool) -> tuple[str, str, ModelLayout]:
     import torch
     from transformers import AutoModelForCausalLM
 

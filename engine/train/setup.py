@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -13,6 +13,8 @@ from engine.plans.freeze import Plan
 from engine.plans.roles import ModelLayout, ParamSplit
 from engine.textfiles import Corpus, read_corpus
 from engine.train.data import TokenData, tokenize_corpus
+from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
+from engine.train.memory_plan import check_memory_plan
 from engine.train.models import LoadedModel
 
 PROMPT_TOKENS = 16
@@ -33,6 +35,8 @@ class Setup:
     prompt_text: str
     sample_tokens: int
     common_set: frozenset[int]
+    placement: dict = field(default_factory=dict)  # {arm: torch.device}
+    memory: dict = field(default_factory=dict)  # {arm: the memory plan's {weights, grads, ...} bytes}
 
     @property
     def model(self):
@@ -41,24 +45,6 @@ class Setup:
     @property
     def tokenizer(self):
         return self.loaded.tokenizer
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise FreezeTuiError(
-                f"--device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu or auto"
-            )
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise FreezeTuiError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise FreezeTuiError("--device mps: this torch build has no Apple GPU support; use --device cpu or auto")
-    return torch.device(name)
 
 
 def context_length(config) -> int | None:
@@ -75,8 +61,9 @@ def prepare(cfg: RunConfig) -> Setup:
     from engine.plans.roles import attention_splits
     from engine.train.models import load_model
 
-    device = resolve_device(cfg.device)
+    devices = resolve_devices(cfg.device)
     corpus = read_corpus(cfg.data)
+    placement, memory = check_memory_plan(cfg, devices)  # before the weights load
     loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     ctx = context_length(loaded.model.config)
     if ctx and cfg.block_size > ctx:
@@ -95,14 +82,14 @@ def prepare(cfg: RunConfig) -> Setup:
         seed=cfg.seed,
         common_k=cfg.common_k,
     )
-    loaded.model.to(device)
+    # the shared initial weights stay on the host; each arm copies them to its own device
     prompt_ids, prompt_text = _prompt(cfg, loaded.tokenizer, data)
     sample_tokens = min(cfg.sample_tokens, max(1, (ctx or 10**9) - len(prompt_ids)))
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.model is None else 5e-5)
     return Setup(
         cfg,
         loaded,
-        device,
+        devices[0],
         corpus,
         data,
         layout,
@@ -113,6 +100,8 @@ def prepare(cfg: RunConfig) -> Setup:
         prompt_text,
         sample_tokens,
         frozenset(data.common),
+        placement,
+        memory,
     )
 
 
@@ -134,7 +123,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     cfg = s.cfg
     config = {
         **cfg.to_dict(),
-        "device": str(s.device),
+        "device": ",".join(dict.fromkeys(str(d) for d in s.placement.values())) or str(s.device),
         "lr": s.lr,
         "model": cfg.model or "demo",
         "data_source": s.corpus.source,
@@ -155,6 +144,17 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     }
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
-        {**arm_record(plan, s.layout), "name": name, "init_checksum": checksums.get(name, "")} for name, plan in s.plans
+        {**arm_record(plan, s.layout), "name": name, "init_checksum": checksums.get(name, ""), **_where(s, name)}
+        for name, plan in s.plans
     ]
     return ev.RunStart(config=config, model=model, data=data, common_tokens=common, arms=arms)
+
+
+def _where(s: Setup, name: str) -> dict:
+    """run_start.arms[] `device` and `memory` (the plan's bytes), when placed."""
+    out: dict = {}
+    if name in s.placement:
+        out["device"] = str(s.placement[name])
+    if name in s.memory:
+        out["memory"] = dict(s.memory[name])
+    return out

@@ -1,0 +1,177 @@
+"""The GPU figures in one script (target: under 8 minutes on one H200). Nothing downloads: models are
+random-weight GPT-2 shapes built here, the run uses the embedded demo's text and tokenizer.
+
+1. engine step vs a plain hand-written loop (the `full` arm), GPT-2 small/medium/large, bf16, 8x1024:
+   ratio of step times, target <= 1.02;
+2. at the same shapes, measured r of `targeted` vs `full` next to the FLOP model's r;
+3. CUDA host syncs per flush (bench.cuda_sync), target <= 3;
+4. a `freeze-tui run` (3 arms, bf16) at 16x512 on a GPT-2-medium-shaped model: step time, TFLOP/s, r.
+
+    python -m bench.gpu                      # skips without CUDA
+    python -m bench.gpu --device cpu --tiny  # tiny shapes on the CPU, seconds: checks the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from bench.result import Result
+from engine.config import RunConfig
+from engine.plans.describe import arm_record
+from engine.plans.freeze import resolve_plan
+from engine.plans.roles import build_layout
+from engine.train.arm import StepTimer
+from engine.train.measure import AUTOCAST, build_arm, time_arms
+
+SHAPES = {"small": (12, 768, 12), "medium": (24, 1024, 16), "large": (36, 1280, 20)}  # layers, width, heads
+TINY = {"tiny": (2, 64, 2)}
+
+
+def gpt2(layers: int, width: int, heads: int, vocab: int = 50257, ctx: int = 1024):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(n_layer=layers, n_embd=width, n_head=heads, vocab_size=vocab, n_positions=ctx))
+
+
+def plain_steps(model, batch: torch.Tensor, *, steps: int, warmup: int, dtype: str, device) -> float:
+    """A hand-written loop, the reference the engine must match: mean seconds per step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    timer, marks = StepTimer(device), []
+    for step in range(warmup + steps):
+        start = timer.start()
+        with torch.autocast(device.type, dtype=AUTOCAST[dtype], enabled=AUTOCAST[dtype] is not None):
+            loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step >= warmup:
+            marks.append(timer.stop(start))
+    return sum(StepTimer.seconds(m) for m in marks) / len(marks)
+
+
+def shape_figures(label: str, dims, *, batch: int, block: int, steps: int, device, dtype: str, vocab: int):
+    """Engine vs plain loop (full arm) and measured vs FLOP r (targeted) at one shape."""
+    model = gpt2(*dims, vocab=vocab, ctx=max(block, 64))
+    layout = build_layout(model)
+    cfg = RunConfig(dtype=dtype, grad_clip=1.0, batch_size=batch, block_size=block)
+    plans = {name: resolve_plan(name, name, layout) for name in ("full", "targeted")}
+    arms = [build_arm(model, name, plan, device, cfg, 1e-5) for name, plan in plans.items()]
+    x = torch.randint(0, vocab, (batch, block), generator=torch.Generator().manual_seed(0)).to(device)
+    times = time_arms(arms, x, steps=steps, warmup=2, cfg=cfg)
+    del arms
+    plain = plain_steps(model.to(device).train(), x, steps=steps, warmup=2, dtype=dtype, device=device)
+    r = (times["full"] - times["targeted"]) / times["full"]
+    r_flop = arm_record(plans["targeted"], layout)["r_pred"]
+    tflops = 6 * layout.n_total * batch * block / times["full"] / 1e12
+    where = f"{label} ({layout.n_total / 1e6:.0f} M), {dtype}, {batch}x{block}"
+    return [
+        Result(
+            f"engine / plain loop step, {where}",
+            times["full"] / plain,
+            1.02,
+            higher_is_better=False,
+            note=f"engine {1000 * times['full']:.1f} ms, plain {1000 * plain:.1f} ms; {tflops:.1f} TFLOP/s (6N)",
+        ),
+        Result(
+            f"r targeted measured / FLOP r, {where}",
+            r / r_flop if r_flop else float("nan"),
+            0.0,
+            note=f"r = {r:.3f} measured vs {r_flop:.3f} FLOP model (reported, not a target)",
+        ),
+    ]
+
+
+def model_dir(root: Path, dims, ctx: int) -> Path:
+    """A random-weight GPT-2-shaped model with the demo's tokenizer, saved like any local model."""
+    from transformers import AutoTokenizer
+
+    from engine.demo import DEMO_MODEL_DIR
+
+    tok = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
+    out = root / "gpt2-shaped"
+    gpt2(*dims, vocab=len(tok), ctx=ctx).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def run_figure(dims, *, batch: int, block: int, steps: int, device: str, dtype: str) -> list[Result]:
+    """A real `freeze-tui run` (the session, headless, 3 arms) and what its log's state says."""
+    from engine.train.session import RunSession
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = model_dir(Path(tmp), dims, ctx=max(block, 64))
+        cfg = RunConfig(
+            model=str(path),
+            arms=(("full", "full"), ("targeted", "targeted"), ("reverse", "reverse")),
+            batch_size=batch,
+            block_size=block,
+            max_steps=steps,
+            epochs=50,
+            samples=0,
+            device=device,
+            dtype=dtype,
+            log=str(Path(tmp) / "run.jsonl"),
+        ).validate()
+        session = RunSession(cfg, cfg.log, producer="bench.gpu").start()
+        session.join()
+        state = session.state
+    if session.failure is not None or state.status != "finished":
+        raise RuntimeError(f"the bench run ended {state.status}: {session.failure}")
+    n = state.model.get("n_params", 0)
+    t_full = state.arm_time("full") / steps
+    notes = ", ".join(f"{a} r {state.saving(a):.3f} (FLOP {state.arms[a].r_pred:.3f})" for a in ("targeted", "reverse"))
+    return [
+        Result(
+            f"freeze-tui run, GPT-2-medium shape ({n / 1e6:.0f} M), {dtype}, {batch}x{block}: full step",
+            1000 * t_full,
+            0.0,
+            unit="ms",
+            higher_is_better=True,
+            note=f"{6 * n * batch * block / t_full / 1e12:.1f} TFLOP/s (6N); {notes}; reported, not a target",
+        )
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--tiny", action="store_true", help="tiny shapes and few steps (CPU check)")
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("gpu: skipped, no CUDA device visible (try --device cpu --tiny)")
+        return []
+    device = torch.device(args.device)
+    shapes, batch, block, steps = (TINY, 2, 32, 2) if args.tiny else (SHAPES, 8, 1024, args.steps)
+    dtype = "bf16"
+    results: list[Result] = []
+    for label, dims in shapes.items():
+        vocab = 1000 if args.tiny else 50257
+        results += shape_figures(
+            label, dims, batch=batch, block=block, steps=steps, device=device, dtype=dtype, vocab=vocab
+        )
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    if device.type == "cuda":
+        from bench.cuda_sync import main as sync_main
+
+        results += sync_main(["--steps", "60"])
+    run_dims, run_batch, run_block = ((2, 64, 2), 2, 32) if args.tiny else (SHAPES["medium"], 16, 512)
+    results += run_figure(
+        run_dims, batch=run_batch, block=run_block, steps=4 if args.tiny else 40, device=args.device, dtype=dtype
+    )
+    return results
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    for result in main():
+        print(result.line(), flush=True)
+    print(f"({time.perf_counter() - start:.0f} s)")

@@ -1,0 +1,127 @@
+"""A memory plan per arm from the model's layout alone (config on the meta device), before anything loads. Pure.
+
+Per arm, in bytes (weights stay fp32 under autocast; AdamW keeps two fp32 moments):
+
+* weights    = 4 * N (every arm holds its own copy)
+* grads      = 4 * T (T = parameters the plan ever trains, over its whole schedule)
+* optimizer  = 8 * T
+* activations = b * s * e * sum over the blocks backward reaches of (sum over the block's matrices of
+  rows + cols, plus 2 * h for its norms), plus b * s * V * (e + 8) for the logits, their fp32 copy and
+  the log-softmax the loss keeps -- where b = batch, s = block, e = 2 bytes under bf16/fp16 autocast and
+  4 in fp32, h = hidden width, V = vocabulary. Every matmul keeps its input for backward and the next
+  op's input is its output, so rows + cols per matrix counts both once; backward reaches the blocks at
+  and above the lowest trainable parameter (all of them when the embedding trains): autograd saves
+  nothing below it. It is an estimate (fused kernels save less, eager attention more: + b * heads * s^2
+  per block), good to about +-30 %.
+
+Sizes accept `24GB`, `512MiB`, `1MB`, `1e9` (bytes).
+"""
+
+from __future__ import annotations
+
+import re
+
+from engine.errors import FreezeTuiError
+from engine.plans.roles import ModelLayout
+
+__all__ = ["arm_memory", "parse_size", "fmt_bytes", "ACT_BYTES"]
+
+ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:e\d+)?)\s*([a-z]*)\s*$")
+
+
+def arm_memory(layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str) -> dict:
+    """{weights, grads, optimizer, activations, total} in bytes for one arm training `trainable` (names)."""
+    n_train = layout.numel(trainable)
+    out = {
+        "weights": 4 * layout.n_total,
+        "grads": 4 * n_train,
+        "optimizer": 8 * n_train,
+        "activations": activation_bytes(layout, trainable, batch=batch, block=block, dtype=dtype),
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+def activation_bytes(layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str) -> int:
+    """The estimate in the module docstring; 0 when nothing trains (no backward at all)."""
+    trainable = set(trainable)
+    if not trainable:
+        return 0
+    e, tokens = ACT_BYTES[dtype], batch * block
+    hidden, vocab = _widths(layout)
+    per_block: dict[int | None, int] = {}
+    for p in layout.params:
+        if len(p.shape) == 2 and (p.block is not None or not p.roles & {"embed", "head", "pos"}):
+            per_block[p.block] = per_block.get(p.block, 0) + sum(p.shape)
+    lowest = _lowest_block(layout, trainable)
+    reached = sum(
+        width + (2 * hidden if b is not None else 0)
+        for b, width in per_block.items()
+        if b is None or lowest is None or b >= lowest
+    )
+    return tokens * e * reached + tokens * vocab * (e + 8)
+
+
+def _widths(layout: ModelLayout) -> tuple[int, int]:
+    """(hidden width, vocabulary) from the embedding / head shapes; 0 where there is none."""
+    embed = next((p for p in layout.params if "embed" in p.roles and len(p.shape) == 2), None)
+    head = next((p for p in layout.params if "head" in p.roles and len(p.shape) == 2), embed)
+    hidden = min(embed.shape) if embed else 0
+    return hidden, max(head.shape) if head else 0
+
+
+def _lowest_block(layout: ModelLayout, trainable: set) -> int | None:
+    """The lowest block holding a trainable parameter; None when something below every block trains
+    (the embedding) or blocks are unknown, so backward runs through every block."""
+    if layout.problem:
+        return None
+    blocks = []
+    for p in layout.params:
+        if p.name in trainable:
+            if p.block is None and p.roles & {"embed", "pos", "other"}:
+                return None
+            blocks.append(p.block if p.block is not None else layout.n_blocks)
+    return min(blocks, default=None)
+
+
+def parse_size(text: str, flag: str = "--memory-limit") -> int:
+    """`24GB` -> 24e9 bytes (GB = 10^9, GiB = 2^30); one clear line for anything else."""
+    match = _SIZE.match(str(text).lower())
+    unit = match.group(2) if match else None
+    if not match or unit not in _UNITS or float(match.group(1)) <= 0:
+        raise FreezeTuiError(f"{flag} {text!r} is not a size; write e.g. 24GB, 512MiB or 1MB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+HINTS = "lower --batch-size or --block-size, drop an arm, or spread arms over more devices (--device cuda:0,cuda:1)"
+
+
+def misfit(memory: dict, placement: dict, budget: dict, *, limited: bool, hints: str = HINTS) -> str | None:
+    """The first arm that does not fit, as one line (None when all fit). memory: {arm: arm_memory(...)},
+    placement: {arm: device name}, budget: {device: bytes available or None (unknown: not checked)};
+    arms fill their device in arm order, so the line names the one that overflows it."""
+    used: dict[str, int] = {}
+    for name, mem in memory.items():
+        device = placement[name]
+        used[device] = used.get(device, 0) + mem["total"]
+        free = budget.get(device)
+        if free is None or used[device] <= free:
+            continue
+        where = "the --memory-limit" if limited else "free memory"
+        shared = " with the arms before it" if used[device] > mem["total"] else ""
+        return (
+            f"arm {name} does not fit on {device}: it needs {fmt_bytes(mem['total'])}{shared} "
+            f"({fmt_bytes(used[device])} in all; activations {fmt_bytes(mem['activations'])}) but {where} there "
+            f"is {fmt_bytes(max(0, free))}; {hints}"
+        )
+    return None

@@ -1,0 +1,95 @@
+"""`plan --measure`: time a few real steps of every arm on the chosen devices, batch, block and dtype, and
+set the measured saving r next to the FLOP model's (torch).
+
+The steps are the engine's own (`train_step`, each arm on its device, timed the same way as in a run);
+the batches are random token ids, since a step's time does not depend on which tokens it sees. The arm
+order rotates every step so no arm always runs first. r is measured against the same baseline as a run's
+Time view and report: the arm named `full`, else the first arm.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from engine.config import RunConfig
+from engine.errors import FreezeTuiError
+from engine.plans.freeze import apply_trainable, resolve_plan
+from engine.train.arm import Arm, StepTimer, build_optimizer, make_scaler, train_step
+from engine.train.devices import copy_to, on_device, place, resolve_devices
+
+GAP_NOTE = (
+    "the FLOP model counts matmul work only; memory-bound work (norms, softmax, GELU, saved activations, "
+    "the optimizer's pass over the weights) and launch overheads cost every arm alike, so the measured r "
+    "on your hardware is what a run will see"
+)
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_arm(model, name: str, plan, device: torch.device, cfg: RunConfig, lr: float) -> Arm:
+    """An arm as a run builds it: its own copy on its device, only its trainable tensors in AdamW."""
+    copy_ = copy.deepcopy(model).to(device)
+    copy_.train(cfg.dropout == "same")
+    names = plan.trainable_at(0, 0)
+    apply_trainable(copy_, names)
+    fused = cfg.dtype == "fp16" and device.type == "cuda"
+    optimizer = build_optimizer(copy_, names, lr, cfg.weight_decay, fused=fused)
+    arm = Arm(name, plan, copy_, optimizer, None, StepTimer(device), trainable=names, device=device)
+    arm.scaler = make_scaler(cfg.dtype, device)
+    return arm
+
+
+def time_arms(arms: list[Arm], batch: torch.Tensor, *, steps: int, warmup: int, cfg: RunConfig) -> dict[str, float]:
+    """Mean seconds per step of each arm over `steps` steps after `warmup` uncounted ones."""
+    marks: dict[str, list] = {a.name: [] for a in arms}
+    batches = copy_to(batch, [a.device for a in arms])
+    for step in range(warmup + steps):
+        k = step % len(arms)
+        for arm in arms[k:] + arms[:k]:
+            with on_device(arm.device):
+                _, mark = train_step(
+                    arm,
+                    batches[arm.device],
+                    lr=1e-5,
+                    rng_seed=step,
+                    grad_clip=cfg.grad_clip,
+                    autocast_dtype=AUTOCAST[cfg.dtype],
+                    measure=False,
+                )
+            if step >= warmup:
+                marks[arm.name].append(mark)
+    return {name: sum(StepTimer.seconds(m) for m in ms) / len(ms) for name, ms in marks.items()}
+
+
+def measure_plan(cfg: RunConfig, *, steps: int, warmup: int = 2) -> dict:
+    """Load the model and time its arms: {steps, warmup, baseline, note, arms: {name: {device, t_step, r, r_flop}}}."""
+    from engine.plans.describe import arm_record
+    from engine.train.models import load_model
+    from engine.train.setup import context_length
+
+    if steps < 1:
+        raise FreezeTuiError(f"--steps must be at least 1, got {steps}")
+    devices = resolve_devices(cfg.device)
+    loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, with_tokenizer=False)
+    ctx = context_length(loaded.model.config)
+    if ctx and cfg.block_size > ctx:
+        raise FreezeTuiError(f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens")
+    plans = [(name, resolve_plan(name, spec, loaded.layout)) for name, spec in cfg.arms]
+    placement = place([name for name, _ in plans], devices)
+    arms = [build_arm(loaded.model, name, plan, placement[name], cfg, 1e-5) for name, plan in plans]
+    vocab = loaded.model.get_input_embeddings().num_embeddings
+    batch = torch.randint(0, vocab, (cfg.batch_size, cfg.block_size), generator=torch.Generator().manual_seed(cfg.seed))
+    times = time_arms(arms, batch, steps=steps, warmup=warmup, cfg=cfg)
+    baseline = "full" if "full" in times else arms[0].name
+    base = times[baseline]
+    out = {
+        name: {
+            "device": str(placement[name]),
+            "t_step": times[name],
+            "r": (base - times[name]) / base if base > 0 else float("nan"),
+            "r_flop": arm_record(plan, loaded.layout)["r_pred"],
+        }
+        for name, plan in plans
+    }
+    return {"steps": steps, "warmup": warmup, "baseline": baseline, "note": GAP_NOTE, "arms": out}

@@ -1,0 +1,81 @@
+"""`plan`'s memory plan and `--measure` timings: added to the plan description, drawn as Rich tables.
+
+The engine computes (engine.train.memory_plan, engine.train.measure, imported when called: torch loads
+only then); this module only merges the results into the JSON and draws them.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from engine.plans.memory import fmt_bytes
+
+PARTS = ("weights", "grads", "optimizer", "activations", "total")
+
+
+def add_memory(desc: dict, cfg, *, measure: bool = False, steps: int = 5) -> dict:
+    """Each arm gains `device` and `memory` (and `measured` with --measure); the plan gains `placement`,
+    `devices` (needed vs budget per device) and `memory_problem` (the line `run` would refuse with)."""
+    from engine.train.memory_plan import plan_report
+
+    report = plan_report(cfg)
+    for arm in desc["arms"]:
+        arm["device"] = report["placement"][arm["name"]]
+        arm["memory"] = report["memory"][arm["name"]]
+    desc["placement"] = report["placement"]
+    desc["devices"] = report["devices"]
+    desc["memory_problem"] = report["problem"]
+    desc["settings"] = {"batch_size": cfg.batch_size, "block_size": cfg.block_size, "dtype": cfg.dtype}
+    if measure:
+        from engine.train.measure import measure_plan
+
+        measured = measure_plan(cfg, steps=steps)
+        for arm in desc["arms"]:
+            arm["measured"] = measured["arms"][arm["name"]]
+        desc["measured"] = {k: v for k, v in measured.items() if k != "arms"}
+    return desc
+
+
+def render_memory(desc: dict) -> Group:
+    """The memory table, one line per device (fits or not), and the measured table when present."""
+    s = desc["settings"]
+    table = Table(
+        title=f"memory plan (batch {s['batch_size']} x {s['block_size']} tokens, {s['dtype']})", title_justify="left"
+    )
+    for col in ("arm", "device", *PARTS):
+        table.add_column(col, justify="left" if col in ("arm", "device") else "right")
+    for arm in desc["arms"]:
+        table.add_row(arm["name"], arm["device"], *(fmt_bytes(arm["memory"][p]) for p in PARTS))
+    parts: list = [table, *device_lines(desc["devices"])]
+    if desc.get("measured"):
+        parts.append(measured_table(desc))
+    return Group(*parts)
+
+
+def device_lines(devices: dict) -> list[Text]:
+    lines = []
+    for name, d in devices.items():
+        if d["budget"] is None:
+            lines.append(Text(f"{name}: needs {fmt_bytes(d['needed'])} (free memory unknown; not checked)"))
+            continue
+        verdict = ("fits", "green") if d["fits"] else ("does NOT fit: run would refuse", "bold red")
+        line = Text(f"{name}: needs {fmt_bytes(d['needed'])} of {fmt_bytes(d['budget'])} available - ")
+        lines.append(line.append(*verdict))
+    return lines
+
+
+def measured_table(desc: dict) -> Group:
+    m = desc["measured"]
+    table = Table(
+        title=f"measured: {m['steps']} steps per arm after {m['warmup']} warm-up, r vs {m['baseline']}",
+        title_justify="left",
+    )
+    for col in ("arm", "device", "step", "r measured", "r FLOP model"):
+        table.add_column(col, justify="left" if col in ("arm", "device") else "right")
+    for arm in desc["arms"]:
+        t = arm["measured"]
+        r = "baseline" if arm["name"] == m["baseline"] else f"{100 * t['r']:.1f} %"
+        table.add_row(arm["name"], t["device"], f"{1000 * t['t_step']:.1f} ms", r, f"{100 * t['r_flop']:.1f} %")
+    return Group(table, Text(f"why they differ: {m['note']}", style="dim"))
