@@ -138,6 +138,8 @@ PRE_START = {
     "negative lr": (["--lr", "-1e-4"], "--lr must be a positive number"),
     "nan lr": (["--lr", "nan"], "--lr must be a positive number"),
     "bad device name": (["--device", "gpu"], "--device 'gpu' is not one of", "cuda"),
+    "bad device list": (["--device", "cuda:0,gpu"], "--device 'cuda:0,gpu': 'gpu' is not one of", "comma list"),
+    "bad memory limit": (["--memory-limit", "lots"], "--memory-limit 'lots' is not a size", "24GB"),
     "bad dtype": (["--dtype", "fp8"], "--dtype 'fp8' is not one of", "bf16"),
     "epochs not a number": (["--epochs", "three"], "'three' is not a valid integer", "--help"),
     "unknown option": (["--epoch", "3"], "No such option '--epoch'", "--epochs", "--help"),

@@ -23,14 +23,16 @@ def test_fp32_adamw_bytes_follow_the_plan():
 
 
 def test_activations_follow_the_stated_formula():
-    layout = gpt2_layout(n_layer=2, d=8, vocab=50)
+    layout = gpt2_layout(n_layer=2, d=8, vocab=50)  # Conv1D (in, out): c_attn 8->24, c_proj 8->8, fc 8->32, proj 32->8
     b, s, h, v = 3, 5, 8, 50
-    per_block = (8 + 24) + (8 + 8) + (8 + 32) + (32 + 8) + 2 * h  # rows + cols of each matrix, 2h for norms
+    outs, ins = 24 + 8 + 32 + 8, 8 + 8 + 8 + 32  # per block: every matrix's output, trained matrices' inputs
+    logits = b * s * v * (4 + 8)
     full = activation_bytes(layout, set(layout.names), batch=b, block=s, dtype="fp32")
-    assert full == b * s * 4 * 2 * per_block + b * s * v * (4 + 8)
-    top = {n for n in layout.names if n.startswith("transformer.h.1.attn")}
-    assert activation_bytes(layout, top, batch=b, block=s, dtype="fp32") == b * s * 4 * per_block + b * s * v * 12
-    assert activation_bytes(layout, top, batch=b, block=s, dtype="bf16") == b * s * 2 * per_block + b * s * v * 10
+    assert full == b * s * 4 * 2 * (outs + ins + 2 * h) + logits
+    top = {n for n in layout.names if n.startswith("transformer.h.1.attn")}  # block 0 is below: nothing kept
+    assert activation_bytes(layout, top, batch=b, block=s, dtype="fp32") == b * s * 4 * (outs + 8 + 8 + 2 * h) + logits
+    bf16 = activation_bytes(layout, top, batch=b, block=s, dtype="bf16")
+    assert bf16 == b * s * 2 * (outs + 8 + 8 + 2 * h) + b * s * v * 10
     assert activation_bytes(layout, set(), batch=b, block=s, dtype="fp32") == 0
 
 
