@@ -25,8 +25,8 @@ from engine.config import RunConfig
 from engine.plans.describe import arm_record
 from engine.plans.freeze import resolve_plan
 from engine.plans.roles import build_layout
-from engine.train.arm import StepTimer
-from engine.train.measure import AUTOCAST, build_arm, time_arms
+from engine.train.arm import StepTimer, train_step
+from engine.train.measure import AUTOCAST, build_arm
 
 SHAPES = {"small": (12, 768, 12), "medium": (24, 1024, 16), "large": (36, 1280, 20)}  # layers, width, heads
 TINY = {"tiny": (2, 64, 2)}
@@ -36,37 +36,62 @@ def gpt2(layers: int, width: int, heads: int, vocab: int = 50257, ctx: int = 102
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(n_layer=layers, n_embd=width, n_head=heads, vocab_size=vocab, n_positions=ctx))
+    eos = vocab - 1
+    config = GPT2Config(
+        n_layer=layers,
+        n_embd=width,
+        n_head=heads,
+        vocab_size=vocab,
+        n_positions=ctx,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
+    return GPT2LMHeadModel(config)
 
 
-def plain_steps(model, batch: torch.Tensor, *, steps: int, warmup: int, dtype: str, device) -> float:
-    """A hand-written loop, the reference the engine must match: mean seconds per step."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    timer, marks = StepTimer(device), []
+def plain_step(model, opt, batch: torch.Tensor, dtype: str, timer: StepTimer):
+    """A hand-written step, the reference the engine must match; returns the timer's mark."""
+    start = timer.start()
+    with torch.autocast(batch.device.type, dtype=AUTOCAST[dtype], enabled=AUTOCAST[dtype] is not None):
+        loss = model(input_ids=batch, labels=batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return timer.stop(start)
+
+
+def interleaved(runners: dict, *, steps: int, warmup: int) -> dict[str, float]:
+    """Mean seconds per step of each runner, taking turns (rotating order) so drift hits all alike."""
+    names, marks = list(runners), {name: [] for name in runners}
     for step in range(warmup + steps):
-        start = timer.start()
-        with torch.autocast(device.type, dtype=AUTOCAST[dtype], enabled=AUTOCAST[dtype] is not None):
-            loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if step >= warmup:
-            marks.append(timer.stop(start))
-    return sum(StepTimer.seconds(m) for m in marks) / len(marks)
+        k = step % len(names)
+        for name in names[k:] + names[:k]:
+            mark = runners[name](step)
+            if step >= warmup:
+                marks[name].append(mark)
+    return {name: sum(StepTimer.seconds(m) for m in ms) / len(ms) for name, ms in marks.items()}
 
 
 def shape_figures(label: str, dims, *, batch: int, block: int, steps: int, device, dtype: str, vocab: int):
-    """Engine vs plain loop (full arm) and measured vs FLOP r (targeted) at one shape."""
+    """Engine vs plain loop (full arm) and measured vs FLOP r (targeted) at one shape, all taking turns."""
     model = gpt2(*dims, vocab=vocab, ctx=max(block, 64))
     layout = build_layout(model)
     cfg = RunConfig(dtype=dtype, grad_clip=1.0, batch_size=batch, block_size=block)
     plans = {name: resolve_plan(name, name, layout) for name in ("full", "targeted")}
-    arms = [build_arm(model, name, plan, device, cfg, 1e-5) for name, plan in plans.items()]
+    arms = {name: build_arm(model, name, plan, device, cfg, 1e-5) for name, plan in plans.items()}
+    plain = model.to(device).train()
+    opt, timer = torch.optim.AdamW(plain.parameters(), lr=1e-5), StepTimer(device)
     x = torch.randint(0, vocab, (batch, block), generator=torch.Generator().manual_seed(0)).to(device)
-    times = time_arms(arms, x, steps=steps, warmup=2, cfg=cfg)
-    del arms
-    plain = plain_steps(model.to(device).train(), x, steps=steps, warmup=2, dtype=dtype, device=device)
+
+    def engine(arm):
+        return lambda step: train_step(
+            arm, x, lr=1e-5, rng_seed=step, grad_clip=1.0, autocast_dtype=AUTOCAST[dtype], measure=False
+        )[1]
+
+    runners = {name: engine(arm) for name, arm in arms.items()}
+    runners["plain"] = lambda step: plain_step(plain, opt, x, dtype, timer)
+    times = interleaved(runners, steps=steps, warmup=2)
     r = (times["full"] - times["targeted"]) / times["full"]
     r_flop = arm_record(plans["targeted"], layout)["r_pred"]
     tflops = 6 * layout.n_total * batch * block / times["full"] / 1e12
@@ -74,10 +99,11 @@ def shape_figures(label: str, dims, *, batch: int, block: int, steps: int, devic
     return [
         Result(
             f"engine / plain loop step, {where}",
-            times["full"] / plain,
+            times["full"] / times["plain"],
             1.02,
             higher_is_better=False,
-            note=f"engine {1000 * times['full']:.1f} ms, plain {1000 * plain:.1f} ms; {tflops:.1f} TFLOP/s (6N)",
+            note=f"engine {1000 * times['full']:.1f} ms, plain {1000 * times['plain']:.1f} ms; "
+            f"{tflops:.1f} TFLOP/s (6N)",
         ),
         Result(
             f"r targeted measured / FLOP r, {where}",
@@ -91,9 +117,11 @@ def shape_figures(label: str, dims, *, batch: int, block: int, steps: int, devic
 def model_dir(root: Path, dims, ctx: int) -> Path:
     """A random-weight GPT-2-shaped model with the demo's tokenizer, saved like any local model."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging
 
     from engine.demo import DEMO_MODEL_DIR
 
+    logging.disable_progress_bar()
     tok = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
     out = root / "gpt2-shaped"
     gpt2(*dims, vocab=len(tok), ctx=ctx).save_pretrained(out)
@@ -126,10 +154,11 @@ def run_figure(dims, *, batch: int, block: int, steps: int, device: str, dtype: 
         raise RuntimeError(f"the bench run ended {state.status}: {session.failure}")
     n = state.model.get("n_params", 0)
     t_full = state.arm_time("full") / steps
+    shape = f"{dims[0]}x{dims[1]}"
     notes = ", ".join(f"{a} r {state.saving(a):.3f} (FLOP {state.arms[a].r_pred:.3f})" for a in ("targeted", "reverse"))
     return [
         Result(
-            f"freeze-tui run, GPT-2-medium shape ({n / 1e6:.0f} M), {dtype}, {batch}x{block}: full step",
+            f"freeze-tui run, GPT-2 shape {shape} ({n / 1e6:.0f} M), {dtype}, {batch}x{block}: full step",
             1000 * t_full,
             0.0,
             unit="ms",
@@ -149,6 +178,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
         print("gpu: skipped, no CUDA device visible (try --device cpu --tiny)")
         return []
     device = torch.device(args.device)
+    if args.tiny:
+        print("gpu: --tiny checks that the script runs; its figures mean nothing (2 steps of a toy model)")
     shapes, batch, block, steps = (TINY, 2, 32, 2) if args.tiny else (SHAPES, 8, 1024, args.steps)
     dtype = "bf16"
     results: list[Result] = []
