@@ -207,13 +207,14 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     memory each arm needs on its device, from the config alone; --measure times real steps."""
     import json
 
+    from engine.train.memory_plan import add_memory_plan
     from engine.train.models import describe_plans
     from freeze_tui.plan_grid import render_plans
-    from freeze_tui.plan_memory import add_memory, render_memory
+    from freeze_tui.plan_memory import render_memory
 
     cfg = config_from(opts)
     desc = describe_plans(cfg.model, cfg.arms, trust_remote_code=cfg.trust_remote_code)
-    add_memory(desc, cfg, measure=measure, steps=steps)
+    add_memory_plan(desc, cfg, measure=measure, steps=steps)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:

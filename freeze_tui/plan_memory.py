@@ -1,8 +1,5 @@
-"""`plan`'s memory plan and `--measure` timings: added to the plan description, drawn as Rich tables.
-
-The engine computes (engine.train.memory_plan, engine.train.measure, imported when called: torch loads
-only then); this module only merges the results into the JSON and draws them.
-"""
+"""`plan`'s memory plan and `--measure` timings, drawn as Rich tables (the engine adds them to the plan
+description: engine.train.memory_plan.add_memory_plan)."""
 
 from __future__ import annotations
 
@@ -13,29 +10,6 @@ from rich.text import Text
 from engine.plans.memory import fmt_bytes
 
 PARTS = ("weights", "grads", "optimizer", "activations", "total")
-
-
-def add_memory(desc: dict, cfg, *, measure: bool = False, steps: int = 5) -> dict:
-    """Each arm gains `device` and `memory` (and `measured` with --measure); the plan gains `placement`,
-    `devices` (needed vs budget per device) and `memory_problem` (the line `run` would refuse with)."""
-    from engine.train.memory_plan import plan_report
-
-    report = plan_report(cfg)
-    for arm in desc["arms"]:
-        arm["device"] = report["placement"][arm["name"]]
-        arm["memory"] = report["memory"][arm["name"]]
-    desc["placement"] = report["placement"]
-    desc["devices"] = report["devices"]
-    desc["memory_problem"] = report["problem"]
-    desc["settings"] = {"batch_size": cfg.batch_size, "block_size": cfg.block_size, "dtype": cfg.dtype}
-    if measure:
-        from engine.train.measure import measure_plan
-
-        measured = measure_plan(cfg, steps=steps)
-        for arm in desc["arms"]:
-            arm["measured"] = measured["arms"][arm["name"]]
-        desc["measured"] = {k: v for k, v in measured.items() if k != "arms"}
-    return desc
 
 
 def render_memory(desc: dict) -> Group:

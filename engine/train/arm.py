@@ -60,8 +60,8 @@ class Arm:
     t_total: float = 0.0
     t_epoch_start: float = 0.0  # t_total when the current epoch began
     device: torch.device = torch.device("cpu")
-    scaler: object = None  # torch.amp.GradScaler under --dtype fp16
-    skipped: object = None  # after an fp16 step: a device bool, true when the scaler skipped it
+    scaler: torch.amp.GradScaler | None = None  # under --dtype fp16
+    skipped: torch.Tensor | None = None  # after an fp16 step: a device bool, true when the scaler skipped it
 
     @property
     def active(self) -> bool:
@@ -79,7 +79,7 @@ def build_optimizer(model: torch.nn.Module, names: frozenset, lr: float, weight_
         for g in ({"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0})
         if g["params"]
     ]
-    return torch.optim.AdamW(groups, lr=lr, **({"fused": True} if fused else {}))
+    return torch.optim.AdamW(groups, lr=lr, fused=True if fused else None)
 
 
 def make_scaler(dtype: str, device: torch.device):

@@ -76,3 +76,24 @@ def plan_report(cfg: RunConfig) -> dict:
         entry["fits"] = entry["budget"] is None or entry["needed"] <= entry["budget"]
     problem = misfit(memory, placement, budget, limited=cfg.memory_limit is not None, hints=hints(cfg))
     return {"placement": placement, "memory": memory, "devices": per_device, "problem": problem}
+
+
+def add_memory_plan(desc: dict, cfg: RunConfig, *, measure: bool = False, steps: int = 5) -> dict:
+    """Each arm gains `device` and `memory` (and `measured` with --measure); the plan gains `placement`,
+    `devices` (needed vs budget per device) and `memory_problem` (the line `run` would refuse with)."""
+    report = plan_report(cfg)
+    for arm in desc["arms"]:
+        arm["device"] = report["placement"][arm["name"]]
+        arm["memory"] = report["memory"][arm["name"]]
+    desc["placement"] = report["placement"]
+    desc["devices"] = report["devices"]
+    desc["memory_problem"] = report["problem"]
+    desc["settings"] = {"batch_size": cfg.batch_size, "block_size": cfg.block_size, "dtype": cfg.dtype}
+    if measure:
+        from engine.train.measure import measure_plan
+
+        measured = measure_plan(cfg, steps=steps)
+        for arm in desc["arms"]:
+            arm["measured"] = measured["arms"][arm["name"]]
+        desc["measured"] = {k: v for k, v in measured.items() if k != "arms"}
+    return desc
