@@ -22,6 +22,7 @@ import torch
 
 from bench.result import Result
 from engine.config import RunConfig
+from engine.log.runlog import read_events
 from engine.plans.describe import arm_record
 from engine.plans.freeze import resolve_plan
 from engine.plans.roles import build_layout
@@ -147,16 +148,20 @@ def run_figure(dims, *, batch: int, block: int, steps: int, device: str, dtype: 
             dtype=dtype,
             log=str(Path(tmp) / "run.jsonl"),
         ).validate()
+        cuda = device.startswith("cuda")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         session = RunSession(cfg, cfg.log, producer="bench.gpu").start()
         session.join()
         state = session.state
+        planned = [a.get("memory", {}) for e in read_events(cfg.log) if e.kind == "run_start" for a in e.arms]
     if session.failure is not None or state.status != "finished":
         raise RuntimeError(f"the bench run ended {state.status}: {session.failure}")
     n = state.model.get("n_params", 0)
     t_full = state.arm_time("full") / steps
     shape = f"{dims[0]}x{dims[1]}"
     notes = ", ".join(f"{a} r {state.saving(a):.3f} (FLOP {state.arms[a].r_pred:.3f})" for a in ("targeted", "reverse"))
-    return [
+    results = [
         Result(
             f"freeze-tui run, GPT-2 shape {shape} ({n / 1e6:.0f} M), {dtype}, {batch}x{block}: full step",
             1000 * t_full,
@@ -166,6 +171,21 @@ def run_figure(dims, *, batch: int, block: int, steps: int, device: str, dtype: 
             note=f"{6 * n * batch * block / t_full / 1e12:.1f} TFLOP/s (6N); {notes}; reported, not a target",
         )
     ]
+    if cuda and planned and all(planned):
+        # arms step one after another: their weights, grads and AdamW state stay, activations come and go
+        static = sum(m["weights"] + m["grads"] + m["optimizer"] for m in planned)
+        expected = static + max(m["activations"] for m in planned)
+        peak = torch.cuda.max_memory_allocated()
+        results.append(
+            Result(
+                "memory plan / measured peak, that run",
+                expected / peak,
+                0.0,
+                note=f"plan {expected / 1e9:.2f} GB (static {static / 1e9:.2f} GB + largest activations), "
+                f"peak allocated {peak / 1e9:.2f} GB; reported, not a target",
+            )
+        )
+    return results
 
 
 def main(argv: list[str] | None = None) -> list[Result]:

@@ -125,10 +125,10 @@ def misfit(memory: dict, placement: dict, budget: dict, *, limited: bool, hints:
         if free is None or used[device] <= free:
             continue
         where = "the --memory-limit" if limited else "free memory"
-        shared = " with the arms before it" if used[device] > mem["total"] else ""
+        shared = f" ({fmt_bytes(used[device])} with the arms before it)" if used[device] > mem["total"] else ""
         return (
-            f"arm {name} does not fit on {device}: it needs {fmt_bytes(mem['total'])}{shared} "
-            f"({fmt_bytes(used[device])} in all; activations {fmt_bytes(mem['activations'])}) but {where} there "
+            f"arm {name} does not fit on {device}: it needs {fmt_bytes(mem['total'])}{shared}, "
+            f"activations {fmt_bytes(mem['activations'])} of it, but {where} there "
             f"is {fmt_bytes(max(0, free))}; {hints}"
         )
     return None
