@@ -169,3 +169,16 @@ def test_fp16_scaler_skips_without_touching_the_weights(tiny):  # noqa: F811
     train_step(arm, batch, lr=1e-2, rng_seed=0, grad_clip=0.0, autocast_dtype=torch.float16, measure=False)
     assert not bool(arm.skipped)
     assert not all(torch.equal(a, b) for a, b in zip(before, arm.model.parameters()))
+
+
+def test_gpu_bench_skips_cleanly_without_cuda_and_rotates_its_runners(capsys):
+    import bench.gpu as gpu
+
+    if not torch.cuda.is_available():
+        assert gpu.main([]) == []
+        assert "skipped, no CUDA device visible" in capsys.readouterr().out
+    order: list[str] = []
+    runners = {name: (lambda step, name=name: order.append(name) or 0.5) for name in ("a", "b", "c")}
+    times = gpu.interleaved(runners, steps=2, warmup=1)
+    assert times == {"a": 0.5, "b": 0.5, "c": 0.5}
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
