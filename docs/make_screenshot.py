@@ -31,4 +31,8 @@ if __name__ == "__main__":
     svg = asyncio.run(shoot(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "1"))
     if shutil.which("rsvg-convert"):
         subprocess.run(["rsvg-convert", str(svg), "-o", str(svg.with_suffix(".png"))], check=True)
+    else:  # pip install cairosvg (a dev tool, not a dependency)
+        import cairosvg
+
+        cairosvg.svg2png(url=str(svg), write_to=str(svg.with_suffix(".png")), output_width=1920)
     print(svg)

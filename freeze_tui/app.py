@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from engine.log.events import Error
 from engine.log.sources import EventSource
 from engine.log.state import RunState
-from freeze_tui import fmt
+from freeze_tui import modes
 from freeze_tui.bridge import EventsArrived, SourceDone, SourceFailed, fold, start_bridge
-from freeze_tui.screens.confirm import ConfirmScreen
+from freeze_tui.charts import ChartOptions
+from freeze_tui.colors import PLAIN
+from freeze_tui.keys import BINDINGS, KeyActions
+from freeze_tui.run_control import RunControl
 from freeze_tui.widgets.arms_panel import ArmsPanel
 from freeze_tui.widgets.dw_view import DWView
 from freeze_tui.widgets.header_bar import HeaderBar, SourceView
 from freeze_tui.widgets.log_view import LogView
 from freeze_tui.widgets.loss_view import LossView
+from freeze_tui.widgets.palette import PaletteHolder
 from freeze_tui.widgets.plan_view import PlanView
+from freeze_tui.widgets.run_view import RunView
 from freeze_tui.widgets.samples_view import SamplesView
 from freeze_tui.widgets.time_view import TimeView
 
@@ -40,33 +43,30 @@ VIEWS = {
     "time": ("4 Time", TimeView),
     "plan": ("5 Plan", PlanView),
     "log": ("6 Log", LogView),
+    "run": ("7 Run", RunView),
 }
 
 
-class FreezeApp(App[None]):
+class FreezeApp(KeyActions, RunControl, App[None]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False  # every action has its own key; the footer needs the room at 80 columns
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
-    BINDINGS = [
-        Binding("1", "view('loss')", "views", key_display="1-6"),
-        *(Binding(str(i + 2), f"view('{key}')", show=False) for i, key in enumerate(list(VIEWS)[1:])),
-        Binding("p", "pause", "pause/resume"),
-        Binding("s", "stop", "stop run"),
-        Binding("m", "smooth", "smoothing"),
-        Binding("ctrl+s,S", "save_svg", "screenshot", key_display="^s"),
-        Binding("q", "quit", "quit"),
-    ]
+    BINDINGS = BINDINGS
 
-    def __init__(self, source: EventSource, *, title: str = "freeze-tui", screenshot_dir: str | Path = ".") -> None:
+    def __init__(self, source: EventSource, *, title: str = "freeze-tui", log_path=None, screenshot_dir=None) -> None:
         super().__init__()
-        self.source, self.state = source, RunState()
-        self.title, self.screenshot_dir = title, Path(screenshot_dir)
-        self.source_error = ""
+        self.source, self.state, self.chart = source, RunState(), ChartOptions()
+        self.title, self.log_path = title, Path(log_path) if log_path else None
+        folder = screenshot_dir or (self.log_path.parent if self.log_path else ".")
+        self.screenshot_dir = Path(folder)  # next to the log unless told: never litter the working directory
+        self.source_error, self.palette = "", PLAIN
         self.source_finished = False  # the bridge has delivered everything it will
         self._dirty, self._stopping, self._quit_when_done = True, False, False
+        self._last_weight, self._offered = 0.9, ("", "")
 
     def compose(self) -> ComposeResult:
+        yield PaletteHolder()
         yield HeaderBar(id="header")
         yield ArmsPanel(id="arms")
         with TabbedContent(id="views"):
@@ -78,7 +78,7 @@ class FreezeApp(App[None]):
     def on_mount(self) -> None:
         # Kept, not queried per tick: App.query_one searches the active screen, a dialog while one is open.
         self.header, self.arms = self.query_one(HeaderBar), self.query_one(ArmsPanel)
-        self.tabs = self.query_one(TabbedContent)
+        self.tabs, self.palette = self.query_one(TabbedContent), self.query_one(PaletteHolder).palette()
         self.views: dict[str, Any] = {key: self.query_one(f"#view-{key}") for key in VIEWS}
         start_bridge(self, self.source)
         self.set_interval(REDRAW_S, self.redraw)
@@ -102,62 +102,24 @@ class FreezeApp(App[None]):
         self.notify(message.error, title="cannot read events", severity="error", markup=False, timeout=10)
         self._dirty = True
 
+    def run_mode(self) -> str:
+        return modes.mode_of(self.source.mode, self.state.finished, self.source_finished)
+
+    def active_view(self) -> str:
+        return self.tabs.active.removeprefix("tab-")
+
     def redraw(self) -> None:
-        self.header.show(self.state, SourceView.of(self.source, self._stopping, self.source_error), self.title)
+        src = SourceView.of(self.source, self._stopping, self.source_error)
+        self.header.show(self.state, src, self.title, self.palette)
+        if (self.run_mode(), self.active_view()) != self._offered:
+            self._offered = (self.run_mode(), self.active_view())
+            self.refresh_bindings()  # the footer offers what works in this mode and view
         if not self._dirty:
             return
         self._dirty = False
         self.arms.show(self.state)
-        active = self.tabs.active.removeprefix("tab-")
-        if active in self.views:
-            self.views[active].show(self.state)  # hidden views catch up when shown
+        if self.active_view() in self.views:
+            self.views[self.active_view()].show(self.state)  # hidden views catch up when shown
 
     def on_tabbed_content_tab_activated(self, _: TabbedContent.TabActivated) -> None:
         self._dirty = True
-
-    def action_view(self, key: str) -> None:
-        self.tabs.active = f"tab-{key}"
-
-    def action_pause(self) -> None:
-        self.source.resume() if self.source.paused else self.source.pause()
-
-    def action_smooth(self) -> None:
-        view = self.views["loss"]
-        view.smoothed = not view.smoothed
-        self._dirty = True
-        self.notify(f"loss smoothing {'on' if view.smoothed else 'off'}", timeout=2)
-
-    def action_save_svg(self) -> None:
-        path = self.save_screenshot(fmt.screenshot_name(self.state.run_id, time.localtime()), str(self.screenshot_dir))
-        self.notify(f"screenshot saved to {Path(path).resolve()}", markup=False, timeout=6)
-
-    def live_running(self) -> bool:
-        return self.source.mode == "live" and not self.source.done and not self.state.finished
-
-    def action_stop(self) -> None:
-        if self.source.mode != "live":
-            self.notify(f"s stops a live run; this is a {self.source.mode}", severity="warning", timeout=3)
-        elif self.live_running() and not self._stopping:
-            self.push_screen(ConfirmScreen("Stop the run at the next step boundary?"), self._stop_confirmed)
-
-    def _stop_confirmed(self, yes: bool | None) -> None:
-        if yes:
-            self._stopping = True
-            self.source.stop()
-            self.notify("stopping at the next step boundary… (q again: quit without waiting)", timeout=4)
-
-    async def action_quit(self) -> None:
-        if not self.live_running():
-            self.source.stop()
-            self.exit()
-        elif self._stopping:
-            self.exit()  # asked twice: quit without waiting for the run to end
-        else:
-            self.push_screen(
-                ConfirmScreen("A run is going. Stop it and quit once its log is complete?"), self._quit_confirmed
-            )
-
-    def _quit_confirmed(self, yes: bool | None) -> None:
-        if yes:
-            self._quit_when_done = True
-            self._stop_confirmed(True)

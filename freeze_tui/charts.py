@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
 from engine.log.state import RunState
-from freeze_tui.colors import arm_rgb
+from freeze_tui.colors import PLAIN
+from freeze_tui.fmt import count, duration
 from freeze_tui.safe_text import clean
-from freeze_tui.series import MAX_POINTS, bucket_centers, bucket_means, finite_pairs, smooth
+from freeze_tui.series import MAX_POINTS, bucket_means, ema_weighted, envelope, finite_pairs
 
 SCATTER_POINTS = 400
-SMOOTH_FRACTION = 1 / 30  # EMA span as a share of the points drawn
+AXES = ("step", "tokens", "time")
+ZOOMS = (0, 1000, 200, 50)  # last N steps; 0 = all
+
+
+@dataclass(frozen=True)
+class ChartOptions:
+    """What the person chose to see: smoothing weight (0 = raw only), hidden arms, x axis, zoom."""
+
+    smoothing: float = 0.9
+    hidden: frozenset[str] = frozenset()
+    axis: str = "step"
+    zoom: int = 0  # show only the last `zoom` steps; 0 = all
+
+    def describe(self) -> str:
+        parts = [f"smoothing {self.smoothing:.2f}" if self.smoothing else "raw"]
+        if self.zoom:
+            parts.append(f"last {self.zoom} steps")
+        if self.hidden:
+            parts.append(f"{len(self.hidden)} hidden")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -32,34 +53,67 @@ def label(name: str) -> str:
     return clean(name, one_line=True, max_len=24)
 
 
-def loss_series(state: RunState, *, smoothed: bool = False, max_points: int = MAX_POINTS) -> list[Series]:
-    """Each arm's loss per step, at most max_points points (bucket means), smoothed on request."""
+def fade(rgb: tuple[int, int, int], background: tuple[int, int, int] = (30, 30, 30)) -> tuple[int, int, int]:
+    """The raw curve under a smoothed one: the arm's colour 60 % of the way to the background."""
+    return tuple(round(0.4 * c + 0.6 * b) for c, b in zip(rgb, background))  # type: ignore[return-value]
+
+
+def window(state: RunState, zoom: int) -> range:
+    """Indices into state.steps that the charts show: all, or the last `zoom` steps."""
     n = len(state.steps)
-    centers = bucket_centers(n, max_points)
-    steps = [float(state.steps[i]) for i in centers]
+    return range(max(0, n - zoom) if zoom else 0, n)
+
+
+def x_of(state: RunState, axis: str, index: int) -> float:
+    """Where step index `index` lies on the chosen x axis: step number, tokens seen, or seconds."""
+    if axis == "tokens":
+        return (state.steps[index] + 1) * state.tokens_per_step
+    if axis == "time" and len(state.step_t) > index:
+        return state.step_t[index] - state.t_start
+    return float(state.steps[index])
+
+
+def _arm_series(state, name, index, rows: range, opts: ChartOptions, max_points: int, rgb) -> list[Series]:
+    raw = state.arms[name].losses[rows.start : rows.stop]
+    shown = [(label(name) if not opts.smoothing else "", raw, fade(rgb) if opts.smoothing else rgb)]
+    if opts.smoothing:
+        shown.append((label(name), ema_weighted(raw, opts.smoothing), rgb))
     out = []
-    for index, (name, arm) in enumerate(state.arms.items()):
-        ys = bucket_means(arm.losses[:n], max_points)
-        if smoothed:
-            ys = smooth(ys, max(1.0, len(ys) * SMOOTH_FRACTION))
-        xs, ys = finite_pairs(steps, ys)
-        out.append(Series(label(name), xs, ys, arm_rgb(index)))
+    for text, values, colour in shown:
+        idx, ys = envelope(values, max_points)
+        xs, ys = finite_pairs([x_of(state, opts.axis, rows.start + i) for i in idx], ys)
+        out.append(Series(text, xs, ys, colour))
     return out
 
 
-def scatter_series(state: RunState, max_points: int = SCATTER_POINTS) -> list[Series]:
-    """(L_full, L_arm) per step for every arm but the baseline, bucket-averaged alike."""
-    base = state.baseline
+def loss_series(state: RunState, opts: ChartOptions = ChartOptions(), max_points: int = MAX_POINTS, palette=None):
+    """Each shown arm's loss as lines: per-column min/max envelope (spikes survive), raw faded
+    under the smoothed curve when smoothing is on. palette(index) -> rgb; default grey."""
+    rgb_of = palette or PLAIN.arm_rgb
+    rows = window(state, opts.zoom)
+    per_arm = [
+        _arm_series(state, name, index, rows, opts, max_points, rgb_of(index))
+        for index, name in enumerate(state.arms)
+        if name not in opts.hidden
+    ]
+    return [layer[0] for layer in per_arm] + [s for layer in per_arm for s in layer[1:]]  # raw under smoothed
+
+
+def scatter_series(
+    state: RunState, max_points: int = SCATTER_POINTS, opts: ChartOptions = ChartOptions(), palette=None
+) -> list[Series]:
+    """(L_full, L_arm) per step for every shown arm but the baseline, bucket-averaged alike."""
+    base, rgb_of = state.baseline, palette or PLAIN.arm_rgb
     if base is None:
         return []
-    n = len(state.steps)
-    xs_all = bucket_means(state.arms[base].losses[:n], max_points)
+    rows = window(state, opts.zoom)
+    xs_all = bucket_means(state.arms[base].losses[rows.start : rows.stop], max_points)
     out = []
     for index, (name, arm) in enumerate(state.arms.items()):
-        if name == base:
+        if name == base or name in opts.hidden:
             continue
-        xs, ys = finite_pairs(xs_all, bucket_means(arm.losses[:n], max_points))
-        out.append(Series(label(name), xs, ys, arm_rgb(index)))
+        xs, ys = finite_pairs(xs_all, bucket_means(arm.losses[rows.start : rows.stop], max_points))
+        out.append(Series(label(name), xs, ys, rgb_of(index)))
     return out
 
 
@@ -72,9 +126,26 @@ def diagonal(series: list[Series]) -> tuple[float, float] | None:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def epoch_marks(state: RunState) -> list[int]:
-    """Steps where an epoch after the first began (vertical markers)."""
-    return [s for s in state.epoch_starts[1:] if not math.isnan(s)]
+def epoch_marks(state: RunState, opts: ChartOptions = ChartOptions()) -> list[float]:
+    """Where an epoch after the first began (vertical markers), on the chosen axis, inside the zoom."""
+    rows = window(state, opts.zoom)
+    if not rows:
+        return []
+    lo, out = state.steps[rows.start], []
+    for step in state.epoch_starts[1:]:
+        index = bisect.bisect_left(state.steps, step)  # steps only grow
+        if step >= lo and index < len(state.steps):
+            out.append(x_of(state, opts.axis, index))
+    return out
+
+
+def axis_label(axis: str, value: float) -> str:
+    """A tick label: steps 950/12k/1.2M, tokens 1.2M, time 4m 05s."""
+    if axis == "tokens":
+        return count(value)
+    if axis == "time":
+        return duration(value)
+    return step_label(int(value))
 
 
 def step_label(step: int) -> str:
@@ -93,11 +164,11 @@ def nice_step(span: float, n: int) -> int:
     return int(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
 
 
-def step_ticks(lo: float, hi: float, width: int) -> tuple[list[int], list[str]]:
-    """Round whole-step ticks for the x axis, about one per 16 columns (plotext's own are fractional)."""
+def step_ticks(lo: float, hi: float, width: int, axis: str = "step") -> tuple[list[int], list[str]]:
+    """Round ticks for the x axis, about one per 16 columns (plotext's own are fractional)."""
     if hi <= lo:
-        return [int(lo)], [step_label(int(lo))]
+        return [int(lo)], [axis_label(axis, int(lo))]
     step = nice_step(hi - lo, max(2, min(6, width // 16)))
     first = math.ceil(lo / step) * step
     ticks = list(range(int(first), int(hi) + 1, step)) or [int(lo)]
-    return ticks, [step_label(t) for t in ticks]
+    return ticks, [axis_label(axis, t) for t in ticks]

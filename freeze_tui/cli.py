@@ -34,13 +34,19 @@ def cli(ctx: click.Context) -> int | None:
     return None
 
 
+SCREENSHOT_DIR = click.option(
+    "--screenshot-dir", default=None, type=click.Path(file_okay=False), help="Where ctrl+s saves (default: by the log)."
+)
+
+
 @cli.command()
 @config_options()
 @click.option("--headless", is_flag=True, help="No app: print progress and the summary table.")
 @click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it.")
+@SCREENSHOT_DIR
 def run(**opts) -> int:
     """Run a paired experiment: the live app, or --headless."""
-    headless, detach = opts.pop("headless"), opts.pop("detach")
+    headless, detach, shots = opts.pop("headless"), opts.pop("detach"), opts.pop("screenshot_dir")
     cfg = config_from(opts)
     _precheck(cfg)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
@@ -57,7 +63,7 @@ def run(**opts) -> int:
         click.echo(f"log: {log_path}")
         code = run_headless(session.start())
     else:
-        code = _run_app(session)
+        code = _run_app(session, shots)
     session.join(timeout=30 if session.done else 1)  # not done: interrupted twice, quit now
     if session.failure is not None:
         raise session.failure
@@ -95,10 +101,10 @@ def _check_writable_dir(path: Path, flag: str) -> None:
         raise FreezeTuiError(f"{flag} {path}: {existing} is not writable; choose another {flag} folder")
 
 
-def _run_app(session) -> int:
+def _run_app(session, screenshot_dir: str | None) -> int:
     from freeze_tui.app import FreezeApp
 
-    app = FreezeApp(session.start())
+    app = FreezeApp(session.start(), log_path=session.log_path, screenshot_dir=screenshot_dir)
     app.run()
     if not session.done:
         session.stop()
@@ -110,7 +116,8 @@ def _run_app(session) -> int:
 @cli.command()
 @click.argument("logs", metavar="LOG...", nargs=-1, required=True)
 @click.option("--speed", default="max", show_default=True, help="Time factor N (1 = real time) or max.")
-def replay(logs: tuple[str, ...], speed: str) -> int:
+@SCREENSHOT_DIR
+def replay(logs: tuple[str, ...], speed: str, screenshot_dir: str | None) -> int:
     """Play saved run logs through the app.
 
     Several logs play as one run: their arms side by side, paired by step. Name a run NAME=LOG.
@@ -122,8 +129,15 @@ def replay(logs: tuple[str, ...], speed: str) -> int:
     source = source_of(logs, lambda log: ReplaySource(log, factor))  # a bad log fails here, before any app starts
     from freeze_tui.app import FreezeApp
 
-    FreezeApp(source).run()
+    FreezeApp(source, log_path=_first(logs), screenshot_dir=screenshot_dir).run()
     return 0
+
+
+def _first(logs: tuple[str, ...]) -> str:
+    """The first log's path (NAME=LOG allowed): screenshots go next to it."""
+    from freeze_tui.logs import named
+
+    return named(logs)[0][0]
 
 
 def _speed(text: str) -> float:
@@ -138,7 +152,8 @@ def _speed(text: str) -> float:
 
 @cli.command()
 @click.argument("logs", metavar="LOG...", nargs=-1, required=True)
-def watch(logs: tuple[str, ...]) -> int:
+@SCREENSHOT_DIR
+def watch(logs: tuple[str, ...], screenshot_dir: str | None) -> int:
     """Follow logs that runs are still writing.
 
     For a --headless or --detach run, from another terminal. Several logs: one run, paired by step.
@@ -148,7 +163,7 @@ def watch(logs: tuple[str, ...]) -> int:
     source = source_of(logs, _watch_source)  # a bad log fails here, before any app starts
     from freeze_tui.app import FreezeApp
 
-    FreezeApp(source).run()
+    FreezeApp(source, log_path=_first(logs), screenshot_dir=screenshot_dir).run()
     return 0
 
 

@@ -28,7 +28,7 @@ def open_watch_app(log_path: Path) -> None:
     from engine.log.sources import WatchSource
     from freeze_tui.app import FreezeApp
 
-    FreezeApp(WatchSource(log_path)).run()
+    FreezeApp(WatchSource(log_path), log_path=log_path).run()
 
 
 def detach_run(cfg: RunConfig, log_path: Path, argv: list[str] | None = None, viewer=open_watch_app) -> int:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from engine.log.state import RunState
 from freeze_tui import fmt
-from freeze_tui.colors import FROZEN_STYLE, heat_style
+from freeze_tui.colors import PLAIN, Palette, heat_style
 from freeze_tui.safe_text import clean
 from freeze_tui.series import sparkline
 
@@ -90,7 +90,9 @@ def _scale(state: RunState) -> tuple[float, float]:
     return (min(values), max(values)) if values else (0.0, 0.0)
 
 
-def arm_cells(state: RunState, arm: str, matrix: str, scale: tuple[float, float], per_event: list[dict]) -> list[Text]:
+def arm_cells(
+    state: RunState, arm: str, matrix: str, scale: tuple[float, float], per_event: list[dict], palette: Palette = PLAIN
+) -> list[Text]:
     """‖ΔW‖, drift and trend cells of one arm for one matrix."""
     a = state.arms[arm]
     value = a.dw.get(matrix)
@@ -99,8 +101,12 @@ def arm_cells(state: RunState, arm: str, matrix: str, scale: tuple[float, float]
     if value is None:
         return [Text(fmt.DASH, style="dim"), Text(""), Text("")]
     if is_frozen(value, history, grid_trains(a.grid, block, role)):
-        return [Text("frozen", style=FROZEN_STYLE), Text("0", style="dim"), Text("·" * TREND_WIDTH, style="dim")]
-    style = heat_style(value, *scale) if isinstance(value, (int, float)) else ""
+        return [
+            Text("frozen", style=palette.style("frozen")),
+            Text("0", style="dim"),
+            Text("·" * TREND_WIDTH, style="dim"),
+        ]
+    style = heat_style(value, *scale, palette) if isinstance(value, (int, float)) else ""
     drift = a.drift.get(matrix)
     return [
         Text(fmt.norm(value), style=style),
@@ -109,18 +115,45 @@ def arm_cells(state: RunState, arm: str, matrix: str, scale: tuple[float, float]
     ]
 
 
-def dw_table(state: RunState) -> DWTable:
-    columns = ["blk", "W"]
-    for name in state.arms:
-        short = clean(name, one_line=True, max_len=12)
-        columns += [f"{short} ‖ΔW‖", "drift", "trend"]
+FIXED = ("blk", "W")
+FIXED_WIDTH = 10  # block and matrix columns with their padding, plus the scrollbar
+
+
+def arm_heading(name: str) -> str:
+    return f"{clean(name, one_line=True, max_len=12)} ΔW"
+
+
+def group_width(name: str) -> int:
+    """Columns one arm's three cells take on screen, padding included (a norm is at most 8 wide)."""
+    return max(len(arm_heading(name)), 8) + 8 + TREND_WIDTH + 6
+
+
+def arms_per_page(width: int, names: list[str]) -> int:
+    """How many arms' column groups fit beside the fixed block/matrix columns."""
+    widest = max((group_width(n) for n in names), default=1)
+    return max(1, min(len(names), (width - FIXED_WIDTH) // widest))
+
+
+def arm_page(arms: list[str], page: int, per_page: int) -> tuple[list[str], int, int]:
+    """The arms on `page` (wrapped into range); returns (arms, page, number of pages)."""
+    pages = max(1, -(-len(arms) // per_page))
+    page %= pages
+    return arms[page * per_page : (page + 1) * per_page], page, pages
+
+
+def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = PLAIN) -> DWTable:
+    """The table for `arms` (default all), so a narrow screen can page through them."""
+    arms = list(state.arms) if arms is None else arms
+    columns = list(FIXED)
+    for name in arms:
+        columns += [arm_heading(name), "drift", "trend"]
     scale = _scale(state)
-    histories = {name: _arm_history(state, name) for name in state.arms}
+    histories = {name: _arm_history(state, name) for name in arms}
     rows = []
     for matrix in _matrices(state):
         block, role = parse_matrix(matrix)
         row = [Text(str(block) if block >= 0 else "", justify="right"), Text(clean(role, one_line=True, max_len=8))]
-        for name in state.arms:
-            row += arm_cells(state, name, matrix, scale, histories[name])
+        for name in arms:
+            row += arm_cells(state, name, matrix, scale, histories[name], palette)
         rows.append(row)
     return DWTable(columns, rows)

@@ -8,6 +8,7 @@ never parse markup) and pass it through `clean` first, so a control character is
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 
 ELLIPSIS = "…"
@@ -57,6 +58,6 @@ def clean(text: object, *, one_line: bool = False, max_len: int | None = None) -
     return result
 
 
-def safe(text: object, style: str = "", *, one_line: bool = True, max_len: int | None = 500) -> Text:
+def safe(text: object, style: str | Style = "", *, one_line: bool = True, max_len: int | None = 500) -> Text:
     """A Rich Text of untrusted `text`: never markup, never a control sequence."""
     return Text(clean(text, one_line=one_line, max_len=max_len), style=style)

@@ -54,6 +54,52 @@ def smooth(values: Sequence[float], span: float) -> list[float]:
     return out
 
 
+def ema_weighted(values: Sequence[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an EMA with `weight` in [0, 1) per point, debiased so that it
+    follows the data from the very first point (no warm-up, no pull towards 0); nan keeps its place."""
+    weight = min(max(weight, 0.0), 0.999)
+    out: list[float] = []
+    level, norm = 0.0, 0.0
+    for v in values:
+        if math.isfinite(v):
+            level = weight * level + (1.0 - weight) * v
+            norm = weight * norm + (1.0 - weight)
+            out.append(level / norm)
+        else:
+            out.append(math.nan)
+    return out
+
+
+def envelope(values: Sequence[float], max_points: int = MAX_POINTS) -> tuple[list[int], list[float]]:
+    """Decimate to at most about 2*max_points points that keep every bucket's min and max, in
+    the order they occur (so a line through them still shows a one-step spike). Returns
+    (indices, values); nan is skipped. A series that fits is returned whole."""
+    n = len(values)
+    if n <= 2 * max_points:
+        keep = [i for i in range(n) if math.isfinite(values[i])]
+        return keep, [values[i] for i in keep]
+    idx: list[int] = []
+    for a, b in bucket_bounds(n, max_points):
+        chunk = values[a:b]
+        if not math.isfinite(sum(chunk)):  # rare: only buckets holding nan/inf take the slow path
+            finite = [(v, i) for i, v in enumerate(chunk) if math.isfinite(v)]
+            if finite:
+                idx += sorted({a + min(finite)[1], a + max(finite)[1]})
+            continue
+        idx += sorted({a + chunk.index(min(chunk)), a + chunk.index(max(chunk))})
+    return idx, [values[i] for i in idx]
+
+
+SMOOTH_WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def next_weight(weight: float, direction: int) -> float:
+    """The smoothing weight one notch up (+1) or down (-1) the TensorBoard-like 0-0.99 scale."""
+    if direction > 0:
+        return next((w for w in SMOOTH_WEIGHTS if w > weight + 1e-9), SMOOTH_WEIGHTS[-1])
+    return next((w for w in reversed(SMOOTH_WEIGHTS) if w < weight - 1e-9), SMOOTH_WEIGHTS[0])
+
+
 def finite_pairs(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
     """Keep the (x, y) pairs where both are finite (plotting libraries choke on nan)."""
     keep = [(x, y) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]

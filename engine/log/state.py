@@ -54,6 +54,13 @@ class ArmState:
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
 
     @property
+    def predicted_saving(self) -> float:
+        """r predicted by the FLOP model: r_pred if logged, else 1 - flop_ratio."""
+        if not math.isnan(self.r_pred):
+            return self.r_pred
+        return 1.0 - self.flop_ratio if not math.isnan(self.flop_ratio) else math.nan
+
+    @property
     def trainable_pct(self) -> float:
         return 100.0 * self.trainable / self.total if self.total else math.nan
 
@@ -103,6 +110,7 @@ class RunState:
         self.common_tokens: list = []
         self.arms: dict[str, ArmState] = {}
         self.steps = array("q")
+        self.step_t = array("d")  # each step event's time (unix s), aligned with steps: a wall-time axis
         self.epoch_starts: list[int] = []  # step index where each epoch began
         self.step = -1
         self.epoch = -1
@@ -163,6 +171,7 @@ class RunState:
             self.epoch_starts.append(e.step)
         self.step, self.epoch = e.step, e.epoch
         self.steps.append(e.step)
+        self.step_t.append(e.t)
         records = e.arms
         for name, arm in self.arms.items():
             rec = records.get(name)
@@ -287,8 +296,13 @@ class RunState:
             return math.nan
         return saving(self.arm_time(base), self.arm_time(name))
 
+    @property
+    def tokens_per_step(self) -> float:
+        """Training tokens one optimizer step sees: batch_size * block_size (nan if not logged)."""
+        return _num(self.config.get("batch_size")) * _num(self.config.get("block_size"))
+
     def tokens_per_s(self, name: str) -> float:
-        tokens = _num(self.config.get("batch_size")) * _num(self.config.get("block_size"))
+        tokens = self.tokens_per_step
         dt = self.arms[name].dt_ema
         return tokens / dt if tokens and dt and not math.isnan(dt) and dt > 0 else math.nan
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
 from engine.log.state import RunState
 from freeze_tui import fmt
-from freeze_tui.colors import arm_style
+from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
 from freeze_tui.series import sparkline
 
@@ -27,11 +28,11 @@ def stopped_note(state: RunState, name: str) -> str:
     return ""
 
 
-def _loss_line(state: RunState, name: str, width: int) -> Text:
+def _loss_line(state: RunState, name: str, width: int, palette: Palette) -> Text:
     arm = state.arms[name]
     head = f"loss {fmt.num(arm.loss_last)} "
     spark = sparkline(arm.losses[-SPARK_STEPS:], max(0, width - len(head)))
-    return Text(head) + Text(spark, style=arm_style(list(state.arms).index(name)))
+    return Text(head) + Text(spark, style=palette.arm(list(state.arms).index(name)))
 
 
 def _epoch_line(state: RunState, name: str) -> Text:
@@ -44,32 +45,35 @@ def _epoch_line(state: RunState, name: str) -> Text:
     )
 
 
-def arm_card_text(state: RunState, name: str, width: int, compact: bool = False) -> Text:
+def arm_card_text(state: RunState, name: str, width: int, compact: bool = False, palette: Palette = PLAIN) -> Text:
     """The card's lines; compact (short terminals) keeps three lines."""
     arm = state.arms[name]
-    style = arm_style(list(state.arms).index(name))
-    title = Text("● ", style=style) + safe(name, f"bold {style}", max_len=24) + Text(" ")
-    spec = safe(arm.spec, "dim", max_len=60)
+    style = palette.arm(list(state.arms).index(name))
+    title = Text.assemble(("● ", style), safe(name, Style(bold=True) + style, max_len=24))
+    spec = Text.assemble(("  spec ", "dim")) + safe(arm.spec, "dim italic", max_len=60)
     narrow = width < NARROW  # four arms at 80 columns: abbreviate rather than cut
-    share = Text(f"{fmt.pct(arm.trainable_pct / 100, 0 if narrow else 1)}{'' if narrow else ' trained'}")
+    pct = fmt.pct(arm.trainable_pct / 100, 0 if narrow else 1)
+    share = Text(f"trains {pct}" if narrow else f"{pct} trained")
     rate = state.tokens_per_s(name)
+    shown_rate = fmt.count(rate) if narrow or rate != rate else fmt.rate(rate).removesuffix(" tok/s")
     speed = Text(
-        f"{fmt.count(rate) + ' tok/s' if narrow and rate == rate else fmt.rate(rate)}"
-        f"{' ' if narrow else '  '}T {fmt.duration(state.arm_time(name))}"
+        f"{'' if narrow else 'speed '}{shown_rate} tok/s{' ' if narrow else '  '}T {fmt.duration(state.arm_time(name))}"
     )
     note = stopped_note(state, name)
     if compact:
-        lines = [title + share, _loss_line(state, name, width), speed]
+        lines = [title + Text(" ") + share, _loss_line(state, name, width, palette), speed]
     else:
         lines = [
             title + spec,
             share + Text(f"  {fmt.count(arm.trainable)}/{fmt.count(arm.total)}", style="dim"),
-            _loss_line(state, name, width),
+            _loss_line(state, name, width, palette),
             _epoch_line(state, name),
             speed,
         ]
     if note:
-        lines.append(Text("⚠ stopped: ", style="bold red") + safe(note, "red", max_len=200))
+        lines.append(
+            Text.assemble(("⚠ stopped: ", palette.style("failed"))) + safe(note, palette.style("failed"), max_len=200)
+        )
     text = Text("\n").join(lines)
     text.no_wrap, text.overflow = True, "ellipsis"
     return text
@@ -84,7 +88,9 @@ class ArmCard(Widget):
 
     def render(self) -> Text:
         compact = self.screen.has_class("-short")  # set by the app's VERTICAL_BREAKPOINTS
-        text = arm_card_text(self.state, self.arm, max(10, self.size.width), compact)
+        text = arm_card_text(
+            self.state, self.arm, max(10, self.size.width), compact, getattr(self.app, "palette", PLAIN)
+        )
         lines = text.plain.count("\n") + 1
         if lines != getattr(self, "_lines", lines):
             self.call_after_refresh(self.refresh, layout=True)  # a note appeared: the card grows

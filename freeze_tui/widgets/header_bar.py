@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
 from engine.log.state import RunState
-from freeze_tui import fmt
+from freeze_tui import fmt, modes
+from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
 
 IDLE_AFTER_S = 5.0  # watch/live: say "no new events" after this long without one
 SEP = " │ "
-STATUS_STYLE = {
-    "running": "bold green",
-    "paused": "bold yellow",
-    "finished": "bold #56a0ff",
-    "stopped": "bold yellow",
-    "failed": "bold red",
-    "stopping…": "bold yellow",
-    "log unreadable (see Log)": "bold red",
-    "waiting for data": "dim",
-    "loading": "dim",
+STATUS_STYLE = {  # palette names (colors.py), coloured in app.tcss
+    "running": "running",
+    "finished": "finished",
+    "failed": "failed",
+    "log unreadable (see Log)": "failed",
+    "waiting for data": "quiet",
+    "loading": "quiet",
 }
 
 
@@ -36,10 +35,12 @@ class SourceView:
     idle: float = 0.0
     stopping: bool = False
     error: str = ""  # the source failed (e.g. a corrupt line mid-log)
+    speed: float | None = None  # replay: the time factor (None: as fast as possible)
 
     @classmethod
     def of(cls, source, stopping: bool = False, error: str = "") -> SourceView:
-        return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error)
+        speed = getattr(source, "speed", None)
+        return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error, speed)
 
 
 def status_label(state: RunState, src: SourceView) -> str:
@@ -50,7 +51,7 @@ def status_label(state: RunState, src: SourceView) -> str:
     if src.stopping:
         return "stopping…"
     if src.paused:
-        return "paused"
+        return modes.paused_label(src.mode)
     if state.n_events == 0:
         return "waiting for data" if src.mode == "watch" else "loading"
     if src.done:
@@ -93,9 +94,11 @@ def run_line(state: RunState, title: str) -> Text:
     return _join(parts)
 
 
-def progress_line(state: RunState, src: SourceView, width: int = 160) -> Text:
+def progress_line(state: RunState, src: SourceView, width: int = 160, palette: Palette = PLAIN) -> Text:
     status = status_label(state, src)
-    parts = [Text("● " + status, style=STATUS_STYLE.get(status, "bold yellow"))]
+    mode = modes.mode_of(src.mode, state.finished, src.done)
+    badge = (f" {modes.mode_label(mode, src.speed)} ", Style(reverse=True, bold=True))
+    parts = [Text.assemble(badge, (" ● " + status, palette.style(STATUS_STYLE.get(status, "paused"))))]
     epochs = state.config.get("epochs")
     if state.epoch >= 0:
         parts.append(Text(f"epoch {state.epoch + 1}/{epochs or '?'}"))
@@ -111,15 +114,16 @@ def progress_line(state: RunState, src: SourceView, width: int = 160) -> Text:
         ticking = src.idle if src.mode != "replay" and not state.finished and not src.done else 0.0
         parts.append(Text(f"elapsed {fmt.duration(state.elapsed + ticking)}"))
     if state.config.get("trust_remote_code"):
-        parts.append(Text("⚠ trust_remote_code on", style="bold red"))
+        parts.append(Text("⚠ trust_remote_code on", style=palette.style("failed")))
     return _join(parts)
 
 
 class HeaderBar(Static):
     """The app's header; updates only when its text changes (the idle counter ticks each second)."""
 
-    def show(self, state: RunState, src: SourceView, title: str) -> None:
-        text = Text("\n").join([run_line(state, title), progress_line(state, src, self.size.width)])
+    def show(self, state: RunState, src: SourceView, title: str, palette: Palette = PLAIN) -> None:
+        lines = [run_line(state, title), progress_line(state, src, self.size.width, palette)]
+        text = Text("\n").join(lines)
         text.no_wrap, text.overflow = True, "ellipsis"
         if text != getattr(self, "_shown", None):
             self._shown = text

@@ -11,26 +11,28 @@ from textual.widgets import Static
 
 from engine.log.state import Message, RunState
 from freeze_tui import fmt
+from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
 
-LEVEL = {"warning": ("W", "bold yellow"), "error": ("E", "bold red")}
+LEVEL = {"warning": ("W", "paused"), "error": ("E", "failed")}  # tag, palette name (app.tcss)
 
 
-def message_line(message: Message, t_start: float) -> Text:
-    tag, style = LEVEL.get(message.level, ("?", "bold"))
+def message_line(message: Message, t_start: float, palette: Palette = PLAIN) -> Text:
+    tag, name = LEVEL.get(message.level, ("?", "paused"))
     if message.fatal:
-        tag, style = "E!", "bold white on red"
+        tag, name = "E!", "fatal"
+    style = palette.style(name)
     since = message.t - t_start if not math.isnan(t_start) else math.nan
-    line = Text(f"{tag:<2} ", style=style) + Text(f"+{fmt.duration(since):>8}  ", style="dim")
+    line = Text.assemble((f"{tag:<2} ", style), (f"+{fmt.duration(since):>8}  ", "dim"))
     if message.arm:
         line += safe(message.arm, "bold", max_len=16) + Text("  ")
     return line + safe(message.message, style if message.level == "error" else "", max_len=1000)
 
 
-def log_text(state: RunState) -> Text:
+def log_text(state: RunState, palette: Palette = PLAIN) -> Text:
     if not state.messages:
         return Text("no warnings or errors", style="dim")
-    return Text("\n").join(message_line(m, state.t_start) for m in reversed(state.messages))
+    return Text("\n").join(message_line(m, state.t_start, palette) for m in reversed(state.messages))
 
 
 class LogView(VerticalScroll):
@@ -41,4 +43,4 @@ class LogView(VerticalScroll):
         key = (len(state.messages), state.messages[-1].seq if state.messages else None)
         if key != getattr(self, "_drawn", None):
             self._drawn = key
-            self.query_one("#log-text", Static).update(log_text(state))
+            self.query_one("#log-text", Static).update(log_text(state, getattr(self.app, "palette", PLAIN)))

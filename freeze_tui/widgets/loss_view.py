@@ -1,5 +1,5 @@
-"""Loss view: all arms' loss per step on one chart (epoch markers, optional smoothing) and the
-(L_full, L_arm) scatter with the line y = x."""
+"""Loss view: all arms' loss per step on one chart as lines (raw and smoothed, epoch markers,
+chosen x axis, zoom, hidden arms: charts.ChartOptions) and the (L_full, L_arm) scatter with y = x."""
 
 from __future__ import annotations
 
@@ -11,35 +11,35 @@ from textual_plotext import PlotextPlot
 
 from engine.log.state import RunState
 from freeze_tui import charts
+from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.throttle import ThrottledRedraw
 
-GRID_RGB = (110, 110, 110)
+DIAGONAL = "y = x (no difference)"
 
 
-def draw_loss(plt, state: RunState, smoothed: bool, width: int) -> None:
+def draw_loss(plt, state: RunState, opts: charts.ChartOptions, width: int, palette: Palette = PLAIN) -> None:
+    """Lines through each arm's min/max envelope (spikes survive decimation), raw faded under smoothed."""
     plt.clear_data()
-    series = charts.loss_series(state, smoothed=smoothed, max_points=charts.points_for(width))
+    series = charts.loss_series(state, opts, max_points=charts.points_for(width) // 2, palette=palette.arm_rgb)
     for s in series:
-        # Dense series as braille dots (2 per column read as a line): plotext's line
-        # interpolation costs ~3x as much and adds nothing at that density.
-        draw = plt.scatter if len(s.xs) > width else plt.plot
         if s.xs:
-            draw(s.xs, s.ys, color=s.rgb, label=s.label, marker="braille")
+            plt.plot(s.xs, s.ys, color=s.rgb, label=s.label or None, marker="braille")
     xs = [x for s in series for x in (s.xs[:1] + s.xs[-1:])]
     if xs:
-        plt.xticks(*charts.step_ticks(min(xs), max(xs), width))
-    for step in charts.epoch_marks(state):
-        plt.vline(step, GRID_RGB)
-    plt.title("loss per step" + (" (smoothed, m)" if smoothed else ""))
-    plt.xlabel("step")
+        plt.xticks(*charts.step_ticks(min(xs), max(xs), width, opts.axis))
+    for x in charts.epoch_marks(state, opts):
+        plt.vline(x, palette.rgb("grid"))
+    plt.title(f"loss per step ({opts.describe()})")
+    plt.xlabel({"step": "step", "tokens": "tokens seen", "time": "wall time"}[opts.axis])
 
 
-def draw_scatter(plt, state: RunState, smoothed: bool, width: int) -> None:
+def draw_scatter(plt, state: RunState, opts: charts.ChartOptions, width: int, palette: Palette = PLAIN) -> None:
     plt.clear_data()
-    series = charts.scatter_series(state, max_points=min(charts.SCATTER_POINTS, charts.points_for(width)))
+    points = min(charts.SCATTER_POINTS, charts.points_for(width))
+    series = charts.scatter_series(state, max_points=points, opts=opts, palette=palette.arm_rgb)
     span = charts.diagonal(series)
     if span:
-        plt.plot(list(span), list(span), color=GRID_RGB, marker="braille")  # y = x: the arms agree
+        plt.plot(list(span), list(span), color=palette.rgb("grid"), marker="braille", label=DIAGONAL)
     for s in series:
         if s.xs:
             plt.scatter(s.xs, s.ys, color=s.rgb, label=s.label, marker="braille")
@@ -53,17 +53,17 @@ class StateChart(PlotextPlot):
 
     def __init__(self, draw, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.draw, self.smoothed = draw, False
+        self.draw, self.opts = draw, charts.ChartOptions()
         self.state: RunState | None = None
         self.cost = 0.0  # seconds the last draw took
         self._drawn = None
 
     def render(self):
         start = time.perf_counter()
-        key = (self.state and (len(self.state.steps), self.state.status), self.smoothed, self.size)
+        key = (self.state and (len(self.state.steps), self.state.status), self.opts, self.size)
         if self.state is not None and key != self._drawn:
             self._drawn = key
-            self.draw(self.plt, self.state, self.smoothed, self.size.width)
+            self.draw(self.plt, self.state, self.opts, self.size.width, getattr(self.app, "palette", PLAIN))
         result = super().render()
         self.cost = time.perf_counter() - start
         return result
@@ -72,8 +72,6 @@ class StateChart(PlotextPlot):
 class LossView(Horizontal):
     """Redraws its charts only when there are new steps, and spends at most about a fifth of the
     UI thread on them: a braille line plot of a noisy curve takes 0.1-0.3 s to build."""
-
-    smoothed = False
 
     def compose(self) -> ComposeResult:
         yield StateChart(draw_loss, id="loss-chart")
@@ -89,12 +87,16 @@ class LossView(Horizontal):
     def pending(self) -> bool:
         return self._throttled.pending
 
+    @property
+    def opts(self) -> charts.ChartOptions:
+        return getattr(self.app, "chart", charts.ChartOptions())
+
     def show(self, state: RunState) -> None:
-        if (len(state.steps), state.status, self.smoothed) != self._shown:
+        if (len(state.steps), state.status, self.opts) != self._shown:
             self._throttled(state)
 
     def _redraw(self, state: RunState) -> None:
-        self._shown = (len(state.steps), state.status, self.smoothed)
+        self._shown = (len(state.steps), state.status, self.opts)
         for chart in self.query(StateChart):
-            chart.state, chart.smoothed = state, self.smoothed
+            chart.state, chart.opts = state, self.opts
             chart.refresh()

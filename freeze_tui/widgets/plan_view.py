@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -10,7 +11,7 @@ from textual.widgets import Static
 
 from engine.log.state import ArmState, RunState
 from freeze_tui import fmt
-from freeze_tui.colors import arm_style
+from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.plan_grid import render_grid
 from freeze_tui.safe_text import safe
 
@@ -24,15 +25,19 @@ def grid_renderable(grid: dict) -> RenderableType:
         return Text("  (this log's plan grid could not be read)", style="dim")
 
 
-def arm_heading(arm: ArmState, index: int) -> Text:
-    head = safe(arm.name, f"bold {arm_style(index)}", max_len=24) + Text("  spec ") + safe(arm.spec, "bold", max_len=80)
+def arm_heading(arm: ArmState, index: int, palette: Palette = PLAIN) -> Text:
+    head = (
+        Text.assemble(safe(arm.name, Style(bold=True) + palette.arm(index), max_len=24))
+        + Text("  spec ")
+        + safe(arm.spec, "bold", max_len=80)
+    )
     head += Text(f"  trains {fmt.count(arm.trainable)} / {fmt.count(arm.total)} ({fmt.pct(arm.trainable_pct / 100)})")
     if arm.flop_ratio == arm.flop_ratio:  # not nan
         head += Text(f"  FLOP ratio {arm.flop_ratio:.2f}", style="dim")
     return head
 
 
-def changes_text(state: RunState) -> Text:
+def changes_text(state: RunState, palette: Palette = PLAIN) -> Text:
     if not state.plan_changes:
         return Text("no plan changes (a rule with @step/@epoch changes a plan during the run)", style="dim")
     lines = [Text("plan changes", style="bold")]
@@ -40,7 +45,7 @@ def changes_text(state: RunState) -> Text:
         index = list(state.arms).index(change.arm) if change.arm in state.arms else 0
         lines.append(
             Text(f"  step {change.step}  ")
-            + safe(change.arm, arm_style(index), max_len=24)
+            + safe(change.arm, palette.arm(index), max_len=24)
             + Text("  ")
             + safe(change.rule, max_len=80)
             + Text(f"  → trains {fmt.count(change.trainable)}")
@@ -48,11 +53,11 @@ def changes_text(state: RunState) -> Text:
     return Text("\n").join(lines)
 
 
-def plan_renderable(state: RunState) -> Group:
+def plan_renderable(state: RunState, palette: Palette = PLAIN) -> Group:
     parts: list[RenderableType] = []
     for index, arm in enumerate(state.arms.values()):
-        parts += [arm_heading(arm, index), grid_renderable(arm.grid), Text("")]
-    parts.append(changes_text(state))
+        parts += [arm_heading(arm, index, palette), grid_renderable(arm.grid), Text("")]
+    parts.append(changes_text(state, palette))
     return Group(*parts)
 
 
@@ -64,4 +69,4 @@ class PlanView(VerticalScroll):
         key = (len(state.arms), len(state.plan_changes))
         if key != getattr(self, "_drawn", None):
             self._drawn = key
-            self.query_one("#plan-text", Static).update(plan_renderable(state))
+            self.query_one("#plan-text", Static).update(plan_renderable(state, getattr(self.app, "palette", PLAIN)))

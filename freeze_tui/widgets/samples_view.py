@@ -3,6 +3,7 @@ p with its 95 % interval and delta_p."""
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -10,10 +11,9 @@ from textual.widgets import Static
 
 from engine.log.state import RunState, SampleSet
 from freeze_tui import fmt
-from freeze_tui.colors import arm_style
+from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
 
-IN_S_STYLE = "bold #1b1b1b on #e8c15a"
 SAMPLE_CHARS = 600  # cap one sample so a runaway generation cannot flood the view
 
 
@@ -25,13 +25,13 @@ def phase_label(sample_set: SampleSet) -> str:
     return sample_set.phase
 
 
-def sample_text(sample) -> Text:
+def sample_text(sample, palette: Palette = PLAIN) -> Text:
     """Prompt (dim) then the generated tokens, those in S highlighted."""
-    out = safe(sample.prompt, "dim italic", max_len=200) + Text(" ▸ ", style="dim")
+    out = Text.assemble(safe(sample.prompt, "dim italic", max_len=200), (" ▸ ", "dim"))
     used = 0
     for item in sample.tokens or [[sample.text, False]]:
         token, in_s = (item[0], bool(item[1])) if isinstance(item, (list, tuple)) and item else (item, False)
-        piece = safe(token, IN_S_STYLE if in_s else "", max_len=SAMPLE_CHARS - used)
+        piece = safe(token, palette.style("in-s") if in_s else "", max_len=SAMPLE_CHARS - used)
         used += len(piece.plain)
         out += piece
         if used >= SAMPLE_CHARS:
@@ -39,15 +39,17 @@ def sample_text(sample) -> Text:
     return out
 
 
-def set_text(title: Text, sample_set: SampleSet | None, extra: str = "") -> Text:
+def set_text(title: Text, sample_set: SampleSet | None, extra: str = "", palette: Palette = PLAIN) -> Text:
     if sample_set is None or not sample_set.samples:
-        return title + Text("  no samples yet", style="dim")
-    head = title + Text(f"  {phase_label(sample_set)}  p = {fmt.ci(*sample_set.p)}{extra}")
-    lines = [head] + [Text(f"  {i + 1} ", style="dim") + sample_text(s) for i, s in enumerate(sample_set.samples)]
+        return Text.assemble(title, ("  no samples yet", "dim"))
+    head = Text.assemble(title, f"  {phase_label(sample_set)}  p = {fmt.ci(*sample_set.p)}{extra}")
+    lines = [head] + [
+        Text.assemble((f"  {i + 1} ", "dim")) + sample_text(s, palette) for i, s in enumerate(sample_set.samples)
+    ]
     return Text("\n").join(lines)
 
 
-def samples_text(state: RunState) -> Text:
+def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
     k = len(state.common_tokens) or "k"
     parts = [
         Text(
@@ -55,11 +57,13 @@ def samples_text(state: RunState) -> Text:
             "p = share of generated tokens in S, with its 95 % interval",
             style="dim",
         ),
-        set_text(Text("pre", style="bold"), state.pre_samples),
+        set_text(Text("pre", style="bold"), state.pre_samples, palette=palette),
     ]
     for index, (name, arm) in enumerate(state.arms.items()):
         delta = f"  Δp = {fmt.signed_pts(state.delta_p(name))}" if arm.samples else ""
-        parts.append(set_text(safe(name, f"bold {arm_style(index)}", max_len=24), arm.samples, delta))
+        parts.append(
+            set_text(safe(name, Style(bold=True) + palette.arm(index), max_len=24), arm.samples, delta, palette)
+        )
     return Text("\n\n").join(parts)
 
 
@@ -75,4 +79,4 @@ class SamplesView(VerticalScroll):
         )
         if key != getattr(self, "_drawn", None):
             self._drawn = key
-            self.query_one("#samples-text", Static).update(samples_text(state))
+            self.query_one("#samples-text", Static).update(samples_text(state, getattr(self.app, "palette", PLAIN)))

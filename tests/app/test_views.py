@@ -37,6 +37,7 @@ async def test_header_and_arm_columns(log_path):
         cards = [shown(card) for card in app.arms.children]
         assert len(cards) == 2
         assert "full" in cards[0] and "targeted" in cards[1] and "6.6 % trained" in cards[1]
+        assert "targeted  spec targeted" in cards[1]
         assert "tok/s" in cards[1] and "epoch 2" in cards[1]
 
 
@@ -47,12 +48,11 @@ async def test_loss_view_and_smoothing(log_path):
         loss = app.views["loss"]
         chart = loss.query_one("#loss-chart").render().plain
         scatter = loss.query_one("#scatter-chart").render().plain
-        assert "loss per step" in chart and "full" in chart and "targeted" in chart
-        assert "L_arm vs L_full" in scatter
+        assert "loss per step (smoothing 0.90)" in chart and "full" in chart and "targeted" in chart
+        assert "L_arm vs L_full" in scatter and "y = x (no difference)" in scatter
         await pilot.press("m")
-        app.redraw()
-        await pilot.pause()
-        assert loss.smoothed and "smoothed" in loss.query_one("#loss-chart").render().plain
+        await play_to_end(pilot)
+        assert app.chart.smoothing == 0 and "loss per step (raw)" in loss.query_one("#loss-chart").render().plain
 
 
 async def test_dw_view_marks_frozen_matrices(log_path):
@@ -61,7 +61,7 @@ async def test_dw_view_marks_frozen_matrices(log_path):
         await play_to_end(pilot)
         await pilot.press("2")
         await play_to_end(pilot)
-        table = app.views["dw"]
+        table = app.views["dw"].table
         assert isinstance(table, DataTable) and table.row_count == 24
         first = [str(c) for c in table.get_row_at(0)]
         assert first[:2] == ["0", "q"] and first[5] == "frozen" and first[2] != "frozen"
@@ -101,7 +101,7 @@ async def test_small_terminal_every_view_and_four_arms(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await play_to_end(pilot)
         assert app.screen.has_class("-short") and app.screen.has_class("-narrow")
-        for key, view in zip("123456", ["loss", "dw", "samples", "time", "plan", "log"]):
+        for key, view in zip("1234567", ["loss", "dw", "samples", "time", "plan", "log", "run"]):
             await pilot.press(key)
             await play_to_end(pilot)
             assert app.tabs.active == f"tab-{view}"
@@ -114,7 +114,7 @@ async def test_recorded_sample_runs_replay(path):
     app = _app(path)
     async with app.run_test(size=(160, 50)) as pilot:
         await play_to_end(pilot, timeout=60)
-        for key in "123456":
+        for key in "1234567":
             await pilot.press(key)
             await play_to_end(pilot)
         assert app.state.n_events > 0

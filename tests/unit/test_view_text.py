@@ -3,16 +3,18 @@
 import math
 
 import pytest
+from rich.style import Style
 
 from engine.log import events as ev
 from engine.log.state import RunState
 from freeze_tui import charts
+from freeze_tui.colors import Palette
 from freeze_tui.dw_cells import dw_table, grid_trains, is_frozen, parse_matrix
 from freeze_tui.widgets.arm_card import arm_card_text
 from freeze_tui.widgets.header_bar import SourceView, progress_line, run_line, status_label
 from freeze_tui.widgets.log_view import log_text
 from freeze_tui.widgets.samples_view import samples_text
-from freeze_tui.widgets.time_view import predicted_saving, time_table
+from freeze_tui.widgets.time_view import time_table
 from tests.synthetic_log import synthetic_events
 
 
@@ -21,13 +23,40 @@ def state():
     return RunState().apply_all(synthetic_events(steps=200, arms=("full", "targeted", "reverse")))
 
 
-def test_loss_series_are_downsampled_and_nan_free(state):
-    series = charts.loss_series(state, max_points=50)
+def test_loss_series_are_decimated_and_nan_free(state):
+    raw = charts.ChartOptions(smoothing=0.0)
+    series = charts.loss_series(state, raw, max_points=50)
     assert [s.label for s in series] == ["full", "targeted", "reverse"]
-    assert all(len(s.xs) == len(s.ys) == 50 for s in series)
-    assert series[0].xs[0] <= 2 and series[0].xs[-1] >= 195
-    smoothed = charts.loss_series(state, smoothed=True, max_points=50)
-    assert smoothed[0].ys != series[0].ys
+    assert all(len(s.xs) == len(s.ys) <= 100 for s in series)  # each bucket's min and max
+    assert series[0].xs[0] <= 3 and series[0].xs[-1] >= 196
+    both = charts.loss_series(state, charts.ChartOptions(smoothing=0.9), max_points=50)
+    assert [s.label for s in both] == ["", "", "", "full", "targeted", "reverse"]  # raw (unlabelled) first
+    assert both[3].ys != series[0].ys and both[0].rgb != both[3].rgb
+
+
+def test_a_spike_survives_decimation():
+    s = RunState().apply_all(synthetic_events(steps=2000, arms=("full", "targeted")))
+    s.arms["targeted"].losses[1234] = 99.0
+    series = charts.loss_series(s, charts.ChartOptions(smoothing=0.0), max_points=100)
+    assert max(series[1].ys) == 99.0 and 1234.0 in series[1].xs
+
+
+def test_hidden_arms_zoom_and_axes(state):
+    opts = charts.ChartOptions(smoothing=0.0, hidden=frozenset({"full"}), zoom=50)
+    series = charts.loss_series(state, opts)
+    assert [s.label for s in series] == ["targeted", "reverse"]
+    assert series[0].xs[0] == 150 and series[0].xs[-1] == 199
+    assert [s.label for s in charts.scatter_series(state, opts=opts)] == ["targeted", "reverse"]
+    assert [s.label for s in charts.scatter_series(state, opts=charts.ChartOptions(hidden=frozenset({"reverse"})))] == [
+        "targeted"
+    ]
+    tokens = charts.loss_series(state, charts.ChartOptions(smoothing=0.0, axis="tokens"))
+    assert tokens[0].xs[0] == state.tokens_per_step and tokens[0].xs[-1] == 200 * state.tokens_per_step
+    times = charts.loss_series(state, charts.ChartOptions(smoothing=0.0, axis="time"))
+    assert times[0].xs[0] >= 0 and times[0].xs == sorted(times[0].xs)
+    assert charts.epoch_marks(state, charts.ChartOptions(zoom=50)) == []  # epoch 2 began at step 100
+    assert charts.epoch_marks(state, charts.ChartOptions(axis="tokens")) == [101 * state.tokens_per_step]
+    assert charts.step_ticks(0, 4000, 80, "time")[1][0] == "0.00s"
 
 
 def test_scatter_pairs_every_arm_with_the_baseline(state):
@@ -38,7 +67,7 @@ def test_scatter_pairs_every_arm_with_the_baseline(state):
 
 
 def test_epoch_marks_and_ticks(state):
-    assert charts.epoch_marks(state) == [100]
+    assert charts.epoch_marks(state) == [100.0]
     ticks, labels = charts.step_ticks(0, 199, 80)
     assert ticks == [0, 50, 100, 150] and labels[0] == "0"
     assert charts.step_ticks(12, 4986, 90)[0] == [1000, 2000, 3000, 4000]
@@ -82,7 +111,9 @@ def test_status_labels(state):
     assert status_label(fresh, SourceView(mode="watch")) == "waiting for data"
     assert status_label(fresh, SourceView(mode="live")) == "loading"
     running = RunState().apply_all(synthetic_events(steps=20, finished=False))
-    assert status_label(running, SourceView(paused=True)) == "paused"
+    assert status_label(running, SourceView(paused=True)) == "replay paused"
+    assert status_label(running, SourceView(mode="watch", paused=True)) == "display paused (training continues)"
+    assert status_label(running, SourceView(mode="live", paused=True)) == "paused"
     assert status_label(running, SourceView(mode="watch", idle=12.4)) == "no new events for 12 s"
     assert status_label(running, SourceView(mode="replay", idle=12.4)) == "running"
     assert status_label(running, SourceView(done=True)) == "log ended (no run_end)"
@@ -109,6 +140,7 @@ def test_trust_remote_code_is_shown():
 def test_arm_card(state):
     text = arm_card_text(state, "targeted", 40).plain
     assert "targeted" in text and "trained" in text and "loss 2." in text and "tok/s" in text
+    assert text.splitlines()[0] == "● targeted  spec targeted" and "speed " in text
     assert len(arm_card_text(state, "targeted", 40, compact=True).plain.splitlines()) == 3
 
 
@@ -119,14 +151,16 @@ def test_arm_card_notes_a_stopped_arm():
 
 
 def test_samples_text(state):
-    text = samples_text(state)
+    palette = Palette(named={"in-s": Style(color="#e8c15a")})
+    text = samples_text(state, palette)
     plain = text.plain
     assert "before training" in plain and "after epoch 2" in plain and "Δp" in plain
     assert any("#e8c15a" in str(span.style) for span in text.spans)  # tokens of S are highlighted
+    assert not text.style and all("dim" not in str(span.style) for span in text.spans if "#e8c15a" in str(span.style))
 
 
 def test_time_table_and_prediction(state):
-    assert predicted_saving(state, "targeted") == pytest.approx(0.28)
+    assert state.arms["targeted"].predicted_saving == pytest.approx(0.28)
     table = time_table(state)
     assert [c.header for c in table.columns] == ["arm", "t_1", "t_2", "T", "r measured", "r FLOP model"]
 

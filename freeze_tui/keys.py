@@ -1,0 +1,153 @@
+"""The app's keys and what they do, kept out of app.py. Which keys the footer offers follows the
+mode (modes.py): check_action hides what does not apply, e.g. `s` outside a live run."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.widgets import TabbedContent
+
+from engine.log.sources import EventSource
+from engine.log.state import RunState
+from freeze_tui import charts, modes
+from freeze_tui.fmt import screenshot_name
+from freeze_tui.screens.arms import ArmsScreen
+from freeze_tui.screens.help import HelpScreen
+from freeze_tui.series import next_weight
+
+VIEW_KEYS = "1234567"
+BINDINGS: list[BindingType] = [
+    Binding("1", "view('loss')", "views", key_display="1-7"),
+    *(
+        Binding(k, f"view('{v}')", show=False)
+        for k, v in zip(VIEW_KEYS[1:], ("dw", "samples", "time", "plan", "log", "run"))
+    ),
+    Binding("question_mark,f1", "help", "help", key_display="?"),
+    Binding("p", "pause('live')", "pause"),
+    Binding("p", "pause('watch')", "pause display"),
+    Binding("p", "pause('replay')", "pause replay"),
+    Binding("s", "stop", "stop run"),
+    Binding("m", "smooth", "smoothing"),
+    Binding("plus,equals_sign", "weight(1)", "smoother", key_display="+", show=False),
+    Binding("minus", "weight(-1)", "rougher", key_display="-", show=False),
+    Binding("x", "axis", "x axis", show=False),
+    Binding("z", "zoom", "zoom", show=False),
+    Binding("a", "arms", "arms", show=False),
+    Binding("left_square_bracket", "arm_page(-1)", "arms", key_display="[", show=False),
+    Binding("right_square_bracket", "arm_page(1)", "arms", key_display="[ ]"),
+    Binding("ctrl+s,S", "save_screenshot", "screenshot", key_display="^s"),
+    Binding("q", "quit", "quit"),
+]
+VIEW_ACTIONS = {"smooth": "loss", "weight": "loss", "axis": "loss", "zoom": "loss", "arms": "loss", "arm_page": "dw"}
+
+
+if TYPE_CHECKING:  # a mixin of FreezeApp: type-check it as the App it is part of
+    _Base = App[None]
+else:
+    _Base = object
+
+
+class KeyActions(_Base):
+    """Mixed into FreezeApp: every action bound above."""
+
+    source: EventSource
+    state: RunState
+    chart: charts.ChartOptions
+    views: dict[str, Any]
+    tabs: TabbedContent
+    screenshot_dir: Path
+    _dirty: bool
+    _last_weight: float
+
+    if TYPE_CHECKING:
+
+        def run_mode(self) -> str: ...
+        def active_view(self) -> str: ...
+        def live_running(self) -> bool: ...
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        mode = self.run_mode()
+        if action == "pause":
+            return parameters[0] == mode and not self.source.done
+        if action == "stop":
+            return self.live_running()
+        if action in VIEW_ACTIONS:
+            return VIEW_ACTIONS[action] == self.active_view()
+        return True
+
+    def action_view(self, key: str) -> None:
+        self.tabs.active = f"tab-{key}"
+        view = self.views[key]
+        target = view.focus_target() if hasattr(view, "focus_target") else view
+        if target.can_focus:
+            target.focus()  # arrows then scroll the view instead of switching tabs
+
+    def action_help(self) -> None:
+        view = self.active_view()
+        title = f"Keys: {modes.mode_label(self.run_mode(), getattr(self.source, 'speed', None))}, {view} view"
+        self.push_screen(HelpScreen(modes.keys_for(self.run_mode(), view), title))
+
+    def action_pause(self, _mode: str) -> None:
+        self.source.resume() if self.source.paused else self.source.pause()
+
+    def set_chart(self, note: str, **changes) -> None:
+        self.chart = dataclasses.replace(self.chart, **changes)
+        self._dirty = True
+        self.notify(f"loss chart: {note}", timeout=2)
+
+    def action_smooth(self) -> None:
+        on = not self.chart.smoothing
+        weight = (self._last_weight if on else 0.0) or 0.9
+        if not on:
+            self._last_weight, weight = self.chart.smoothing, 0.0
+        self.set_chart(f"smoothing {weight:.2f}" if weight else "raw (smoothing off)", smoothing=weight)
+
+    def action_weight(self, direction: int) -> None:
+        weight = next_weight(self.chart.smoothing, direction)
+        self.set_chart(f"smoothing {weight:.2f}" if weight else "raw (smoothing off)", smoothing=weight)
+
+    def action_axis(self) -> None:
+        axes = [a for a in charts.AXES if a != "tokens" or self.state.tokens_per_step == self.state.tokens_per_step]
+        axis = axes[(axes.index(self.chart.axis) + 1) % len(axes)] if self.chart.axis in axes else axes[0]
+        self.set_chart(f"x axis {axis}", axis=axis)
+
+    def action_zoom(self) -> None:
+        n = len(self.state.steps)
+        zooms = [z for z in charts.ZOOMS if z == 0 or z < n]
+        zoom = zooms[(zooms.index(self.chart.zoom) + 1) % len(zooms)] if self.chart.zoom in zooms else 0
+        self.set_chart(f"last {zoom} steps" if zoom else "all steps", zoom=zoom)
+
+    def action_arms(self) -> None:
+        def chosen(hidden: frozenset[str] | None) -> None:
+            if hidden is not None and hidden != self.chart.hidden:
+                self.set_chart(f"{len(hidden)} arm(s) hidden" if hidden else "every arm shown", hidden=hidden)
+
+        self.push_screen(ArmsScreen(list(self.state.arms), self.chart.hidden), chosen)
+
+    def action_arm_page(self, direction: int) -> None:
+        self.views["dw"].turn_page(direction)
+
+    def action_save_screenshot(self) -> None:
+        try:
+            self.screenshot_dir.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(
+                free_name(self.screenshot_dir, self.state.run_id).name, str(self.screenshot_dir)
+            )
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {exc}", severity="error", markup=False, timeout=8)
+            return
+        self.notify(f"screenshot saved to {Path(saved).resolve()}", markup=False, timeout=6)
+
+
+def free_name(folder: Path, run_id: str) -> Path:
+    """A screenshot path in `folder` not taken yet: two in the same second must not overwrite each other."""
+    name = Path(screenshot_name(run_id, time.localtime()))
+    path, n = folder / name, 2
+    while path.exists():
+        path, n = folder / f"{name.stem}-{n}{name.suffix}", n + 1
+    return path
