@@ -39,7 +39,8 @@ class SourceView:
 
     @classmethod
     def of(cls, source, stopping: bool = False, error: str = "") -> SourceView:
-        speed = getattr(source, "speed", None)
+        first = (getattr(source, "sources", None) or [source])[0]  # several logs: each replays at one speed
+        speed = getattr(first, "speed", None)
         return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error, speed)
 
 
