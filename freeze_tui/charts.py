@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.log.state import RunState
 from freeze_tui.colors import PLAIN
 from freeze_tui.fmt import count, duration
 from freeze_tui.safe_text import clean
-from freeze_tui.series import MAX_POINTS, bucket_means, ema_weighted, envelope, finite_pairs
+from freeze_tui.series import MAX_POINTS, bucket_means, envelope, finite_pairs, smoothed_points
 
 SCATTER_POINTS = 400
 AXES = ("step", "tokens", "time")
@@ -73,15 +74,16 @@ def x_of(state: RunState, axis: str, index: int) -> float:
     return float(state.steps[index])
 
 
-def _arm_series(state, name, index, rows: range, opts: ChartOptions, max_points: int, rgb) -> list[Series]:
+def _arm_series(state, name, rows: range, opts: ChartOptions, max_points: int, rgb) -> list[Series]:
     raw = state.arms[name].losses[rows.start : rows.stop]
-    shown = [(label(name) if not opts.smoothing else "", raw, fade(rgb) if opts.smoothing else rgb)]
+    plain = (label(name) if not opts.smoothing else "", range(len(raw)), raw, fade(rgb) if opts.smoothing else rgb)
+    shown: list[tuple[str, Sequence[int], Sequence[float], tuple[int, int, int]]] = [plain]
     if opts.smoothing:
-        shown.append((label(name), ema_weighted(raw, opts.smoothing), rgb))
+        shown.append((label(name), *smoothed_points(raw, opts.smoothing), rgb))
     out = []
-    for text, values, colour in shown:
+    for text, positions, values, colour in shown:
         idx, ys = envelope(values, max_points)
-        xs, ys = finite_pairs([x_of(state, opts.axis, rows.start + i) for i in idx], ys)
+        xs, ys = finite_pairs([x_of(state, opts.axis, rows.start + positions[i]) for i in idx], ys)
         out.append(Series(text, xs, ys, colour))
     return out
 
@@ -92,7 +94,7 @@ def loss_series(state: RunState, opts: ChartOptions = ChartOptions(), max_points
     rgb_of = palette or PLAIN.arm_rgb
     rows = window(state, opts.zoom)
     per_arm = [
-        _arm_series(state, name, index, rows, opts, max_points, rgb_of(index))
+        _arm_series(state, name, rows, opts, max_points, rgb_of(index))
         for index, name in enumerate(state.arms)
         if name not in opts.hidden
     ]

@@ -90,6 +90,21 @@ def envelope(values: Sequence[float], max_points: int = MAX_POINTS) -> tuple[lis
     return idx, [values[i] for i in idx]
 
 
+SMOOTH_POINTS = 20_000
+
+
+def smoothed_points(
+    values: Sequence[float], weight: float, limit: int = SMOOTH_POINTS
+) -> tuple[list[int], list[float]]:
+    """(indices, values) of the smoothed curve. Past `limit` points the EMA runs over bucket means
+    with the weight raised to the bucket size, which keeps its time constant in steps and bounds
+    the cost of a redraw (a million steps: 20k EMA updates, not 1M)."""
+    n = len(values)
+    if n <= limit:
+        return list(range(n)), ema_weighted(values, weight)
+    return bucket_centers(n, limit), ema_weighted(bucket_means(values, limit), weight ** (n / limit))
+
+
 SMOOTH_WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 

@@ -12,7 +12,7 @@ from freeze_tui import modes
 from freeze_tui.colors import PLAIN, Palette, heat_style
 from freeze_tui.dw_cells import arm_page, arms_per_page, dw_table
 from freeze_tui.keys import free_name
-from freeze_tui.series import SMOOTH_WEIGHTS, ema_weighted, envelope, next_weight
+from freeze_tui.series import SMOOTH_WEIGHTS, ema_weighted, envelope, next_weight, smoothed_points
 from freeze_tui.widgets.run_view import run_tables
 from tests.synthetic_log import synthetic_events
 
@@ -115,3 +115,13 @@ def test_readme_key_table_lists_every_key():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().strip("`") for line in readme.splitlines() if line.startswith("| `")}
     assert {k.keys for k in modes.KEYS} <= rows
+
+
+def test_long_series_are_smoothed_over_bucket_means_with_the_same_time_constant():
+    values = [0.0] * 500 + [1.0] * 500
+    full_idx, full = smoothed_points(values, 0.9, limit=10_000)
+    idx, coarse = smoothed_points(values, 0.9, limit=100)  # buckets of 10 steps, weight 0.9 ** 10
+    assert full_idx == list(range(1000)) and len(idx) == len(coarse) == 100
+    for i, v in zip(idx, coarse):
+        assert abs(v - full[i]) < 0.35  # the same curve, seen every 10 steps
+    assert coarse[-1] > 0.99 and coarse[0] == 0.0
