@@ -76,6 +76,8 @@ class KeyActions(_Base):
             return parameters[0] == mode and not self.source.done
         if action == "stop":
             return self.live_running()
+        if action == "arm_page":  # only when some arms are on another page
+            return self.active_view() == "dw" and self.views["dw"].pages > 1
         if action in VIEW_ACTIONS:
             return VIEW_ACTIONS[action] == self.active_view()
         return True

@@ -46,7 +46,7 @@ class DWView(Vertical):
         self.table = self.query_one(DataTable)
         self._drawn: tuple | None = None
         self._state: RunState | None = None
-        self._page = 0
+        self._page, self.pages = 0, 1
         self._throttled = ThrottledRedraw(self, self._rebuild, min_interval=1.0)
 
     def focus_target(self) -> DataTable:
@@ -73,8 +73,9 @@ class DWView(Vertical):
     def _rebuild(self, state: RunState) -> None:
         self._drawn = (state.dw_step, len(state.arms), len(state.dw_history))
         names = list(state.arms)
-        shown, self._page, pages = arm_page(names, self._page, arms_per_page(self.size.width or 80, names))
-        self.query_one("#dw-caption", Static).update(page_caption(self._page, pages, shown, len(names)))
+        shown, self._page, self.pages = arm_page(names, self._page, arms_per_page(self.size.width or 80, names))
+        self.query_one("#dw-caption", Static).update(page_caption(self._page, self.pages, shown, len(names)))
+        self.app.refresh_bindings()  # the footer offers [ ] only when there is another page
         table = dw_table(state, shown, getattr(self.app, "palette", PLAIN))
         cursor, scroll = self.table.cursor_coordinate, self.table.scroll_offset
         self.table.clear(columns=True)  # columns too: DataTable keeps stale widths across clear()
