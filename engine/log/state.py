@@ -52,6 +52,7 @@ class ArmState:
     dw_event: ev.DW | None = None  # the latest dw event that had this arm (decoded only when read)
     samples: SampleSet | None = None  # the latest set
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
+    device: str = ""  # where this arm trains, when run_start says (several devices: placement)
 
     @property
     def predicted_saving(self) -> float:
@@ -163,6 +164,7 @@ class RunState:
                 flop_ratio=_num(arm.get("flop_ratio")),
                 r_pred=_num(arm.get("r_pred")),
                 grid=arm.get("grid") or {},
+                device=str(arm.get("device") or ""),
             )
 
     def _step(self, e: ev.Step) -> None:

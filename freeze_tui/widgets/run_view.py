@@ -78,9 +78,10 @@ def run_tables(state: RunState, log_path: str = "") -> Group:
     for key, value in cfg.items():
         if key not in FIRST and key not in SKIP:
             settings.add_row(key.replace("_", " "), _value(value))
-    arms = _table("Arms (name = spec)")
+    arms = _table("Arms: spec, and where each trains (placement)")
     for name, arm in state.arms.items():
-        arms.add_row(safe(name, max_len=24), safe(arm.spec, max_len=120))
+        where = Text(f"  on {arm.device}", style="dim") if arm.device else Text("")
+        arms.add_row(safe(name, max_len=24), Text.assemble(safe(arm.spec, max_len=120), where))
     if not cfg:
         return Group(run, Text(""), Text("no run_start yet: settings appear once the run has started", style="dim"))
     return Group(run, Text(""), what, Text(""), settings, Text(""), arms)

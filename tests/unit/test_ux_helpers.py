@@ -92,6 +92,8 @@ def test_run_tables_show_every_setting():
         assert key in text
     assert "freeze-tui" in text and "UTC" in text and "demo-gpt2-tiny" in text
     assert "no run_start yet" in plain_text(run_tables(RunState()))
+    state.arms["targeted"].device = "cuda:1"
+    assert "targeted  on cuda:1" in plain_text(run_tables(state))
 
 
 def test_palette_styles_and_plain_fallback():
