@@ -78,7 +78,7 @@ def run_tables(state: RunState, log_path: str = "") -> Group:
     for key, value in cfg.items():
         if key not in FIRST and key not in SKIP:
             settings.add_row(key.replace("_", " "), _value(value))
-    arms = _table("Arms: spec, and where each trains (placement)")
+    arms = _table("Arms (spec, device)")
     for name, arm in state.arms.items():
         where = Text(f"  on {arm.device}", style="dim") if arm.device else Text("")
         arms.add_row(safe(name, max_len=24), Text.assemble(safe(arm.spec, max_len=120), where))
