@@ -128,7 +128,8 @@ class FreezeApp(App[None]):
         self.notify(f"loss smoothing {'on' if view.smoothed else 'off'}", timeout=2)
 
     def action_save_svg(self) -> None:
-        path = self.save_screenshot(fmt.screenshot_name(self.state.run_id, time.localtime()), str(self.screenshot_dir))
+        name = fmt.free_name(self.screenshot_dir, fmt.screenshot_name(self.state.run_id, time.localtime()))
+        path = self.save_screenshot(name, str(self.screenshot_dir))
         self.notify(f"screenshot saved to {Path(path).resolve()}", markup=False, timeout=6)
 
     def live_running(self) -> bool:
@@ -156,6 +157,15 @@ class FreezeApp(App[None]):
             self.push_screen(
                 ConfirmScreen("A run is going. Stop it and quit once its log is complete?"), self._quit_confirmed
             )
+
+    def stop_signal(self, count: int) -> None:
+        """SIGINT/SIGTERM/SIGHUP (freeze_tui.interrupts): the first is q answered yes (stop the run, quit
+        once its log is complete); the second quits now. Quitting through Textual restores the terminal."""
+        if count > 1 or not self.live_running():
+            self.source.stop()
+            self.exit()
+        else:
+            self._quit_confirmed(True)
 
     def _quit_confirmed(self, yes: bool | None) -> None:
         if yes:

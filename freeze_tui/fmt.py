@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from pathlib import Path
 
 DASH = "–"
 
@@ -86,3 +87,14 @@ def screenshot_name(run_id: str, when: time.struct_time) -> str:
     """A file name for an SVG screenshot: safe characters only, sortable by time."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id or "run")[:60]
     return f"freeze-tui-{slug}-{time.strftime('%Y%m%d-%H%M%S', when)}.svg"
+
+
+def free_name(folder: Path, name: str) -> str:
+    """`name`, or name-2, name-3 … when a file of that name is already in `folder` (two screenshots in
+    one second must not overwrite each other)."""
+    stem, dot, suffix = name.rpartition(".")
+    candidate, n = name, 1
+    while (folder / candidate).exists():
+        n += 1
+        candidate = f"{stem}-{n}{dot}{suffix}"
+    return candidate
