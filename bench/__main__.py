@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import app_load, cuda_sync, freeze_saving, log_throughput, monitor_overhead, startup
+from bench import app_load, corpus_tokens, cuda_sync, freeze_saving, log_throughput, monitor_overhead, startup
 
 SUITES = [
     ("start-up", lambda: startup.main([])),
@@ -15,6 +15,7 @@ SUITES = [
     ("monitoring overhead", lambda: monitor_overhead.main([])),
     ("CUDA host syncs", lambda: cuda_sync.main([])),
     ("freeze saving and memory", lambda: freeze_saving.main([])),
+    ("large corpus: token file and cache", lambda: corpus_tokens.main([])),
 ]
 
 

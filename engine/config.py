@@ -16,6 +16,8 @@ DEVICES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("fp32", "bf16", "fp16")
 ON_NAN = ("stop-arm", "stop-run", "continue")
 DROPOUT = ("same", "off")
+MAX_LR = 10.0  # far above any useful AdamW rate; 1e39 is inf in fp32 and fails mid-run
+MAX_SEED = 2**32 - 1  # seeds are multiplied into torch generator seeds, which hold 64 bits
 
 
 def setting(default, help: str, *, flag: str | None = None, metavar: str | None = None, cli: bool = True):
@@ -78,19 +80,23 @@ class RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
         _positive("--epochs", self.epochs)
         _positive("--batch-size", self.batch_size)
-        _positive("--block-size", self.block_size)
+        if self.block_size < 2:  # a block of one token has no next token to predict: every loss is NaN
+            raise FreezeTuiError(f"--block-size must be at least 2, got {self.block_size}")
         _non_negative("--max-steps", self.max_steps)
         _non_negative("--warmup", self.warmup)
         _non_negative("--norm-every", self.norm_every)
         _non_negative("--samples", self.samples)
         _positive("--sample-tokens", self.sample_tokens)
         _positive("--common-k", self.common_k)
-        if self.lr is not None and not 0 < self.lr < math.inf:
-            raise FreezeTuiError(f"--lr must be a positive number, got {self.lr}")
+        if self.lr is not None and not 0 < self.lr <= MAX_LR:
+            raise FreezeTuiError(f"--lr must be a positive number up to {MAX_LR:g}, got {self.lr}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise FreezeTuiError(f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}")
         if not 0 <= self.val_fraction < 1:
             raise FreezeTuiError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise FreezeTuiError("--weight-decay and --grad-clip must not be negative")
+        for flag, value in (("--weight-decay", self.weight_decay), ("--grad-clip", self.grad_clip)):
+            if not 0 <= value < math.inf:  # NaN too: a NaN clip silently turns clipping off
+                raise FreezeTuiError(f"{flag} must be a non-negative number, got {value}")
         device_list(self.device)
         if self.memory_limit is not None:
             parse_size(self.memory_limit)

@@ -44,8 +44,9 @@ def mean_var(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.fsum((v - mean) ** 2 for v in values) / n
 
 
-def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and its 95 % confidence interval (Student t); the interval is the mean itself for n = 1."""
+def mean_ci95(values: Sequence[float], low: float = -math.inf, high: float = math.inf) -> tuple[float, float, float]:
+    """Mean and its 95 % confidence interval (Student t), clipped to [low, high] (a share's interval
+    never leaves [0, 1], however few the samples); the interval is the mean itself for n = 1."""
     n = len(values)
     if n == 0:
         return math.nan, math.nan, math.nan
@@ -54,7 +55,7 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float, float]:
         return mean, mean, mean
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = t95(n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
+    return mean, max(low, mean - half), min(high, mean + half)
 
 
 def saving(t_full: float, t_arm: float) -> float:

@@ -3,35 +3,109 @@ before anything heavy loads."""
 
 from __future__ import annotations
 
+import codecs
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import FreezeTuiError
+from engine.filememo import recall, remember
 
 TEXT_SUFFIXES = (".txt", ".md")
 
 
 @dataclass(frozen=True)
 class Corpus:
-    documents: tuple[str, ...]
+    documents: tuple[str, ...]  # text held in memory (the demo's)
     source: str  # human description: file names or the demo corpus
+    files: tuple[Path, ...] = ()  # checked text files, one document each, read in a stream when tokenized
 
 
 def find_text_files(paths: tuple[str, ...]) -> list[Path]:
-    """Files named directly, plus *.txt / *.md found recursively in folders (sorted, so runs repeat)."""
+    """Files named directly, plus *.txt / *.md found recursively in folders (sorted, so runs repeat).
+    Only regular files are corpora: a device (/dev/zero never ends), a FIFO or a pipe (/dev/stdin: the
+    check would consume it) is refused with its name and why."""
     files: list[Path] = []
     for raw in paths:
         p = Path(raw).expanduser()
         if not p.exists():
             raise FreezeTuiError(f"data path {raw} does not exist; pass text files or folders with --data")
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+            found = sorted(_folder_files(p))
             if not found:
                 raise FreezeTuiError(f"data folder {raw} has no .txt or .md files; put text files in it or pass files")
             files.extend(found)
         else:
-            files.append(p)
+            files.append(_regular(p))
     return files
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    def unreadable(exc: OSError) -> None:
+        raise FreezeTuiError(
+            f"data folder {folder}: cannot read {exc.filename} ({exc.strerror}); fix its permissions or pass "
+            "other --data paths"
+        )
+
+    found = []
+    for parent, _, names in os.walk(folder, onerror=unreadable):
+        found += [_regular(Path(parent) / n) for n in names if Path(n).suffix.lower() in TEXT_SUFFIXES]
+    return found
+
+
+def _regular(path: Path) -> Path:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise FreezeTuiError(f"cannot read data file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        what = "a FIFO or pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) else "a special file"
+        raise FreezeTuiError(f"data file {path} is {what}, not a regular file; save the text to a file and pass that")
+    return path
+
+
+CHECK_CHUNK = 1 << 20
+
+
+def check_text_file(path: Path) -> bool:
+    """Stream through `path` as read_text_file reads it (UTF-8, no NUL bytes) in bounded memory; True
+    when it holds any non-blank text. Raises FreezeTuiError naming the file and the fix. The verdict on
+    an unchanged file is remembered (engine.filememo): a second run does not re-read GBs."""
+    known = recall(path, "text")
+    if known:
+        return known == "text"
+    has_text = _check_text_file(path)
+    remember(path, "text", "text" if has_text else "blank")
+    return has_text
+
+
+def _check_text_file(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset, has_text = 0, False
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHECK_CHUNK):
+                _check_chunk(path, decoder, chunk, offset)
+                has_text = has_text or bool(chunk.strip())
+                offset += len(chunk)
+            _check_chunk(path, decoder, b"", offset, final=True)
+    except OSError as exc:
+        raise FreezeTuiError(f"cannot read data file {path}: {exc.strerror}") from None
+    return has_text
+
+
+def _check_chunk(path: Path, decoder, chunk: bytes, offset: int, final: bool = False) -> None:
+    if b"\x00" in chunk:
+        raise FreezeTuiError(f"data file {path} looks binary (it has NUL bytes); pass UTF-8 text files")
+    try:
+        decoder.decode(chunk, final)
+    except UnicodeDecodeError as exc:
+        where = offset + exc.start
+        raise FreezeTuiError(
+            f"data file {path} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {where}); "
+            "convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
 
 
 def read_text_file(path: Path) -> str:
@@ -51,14 +125,15 @@ def read_text_file(path: Path) -> str:
 
 
 def read_corpus(paths: tuple[str, ...]) -> Corpus:
-    """The user's text, or the demo fine-tuning text when no paths are given."""
+    """The user's text files (checked now, read later in a stream), or the demo fine-tuning text when no
+    paths are given. Blank files are left out, as they add nothing."""
     if not paths:
         from engine.demo.corpus import finetune_source, finetune_text
 
         return Corpus((finetune_text(),), finetune_source())
     files = find_text_files(paths)
-    docs = tuple(d for d in (read_text_file(f) for f in files) if d.strip())
-    if not docs:
+    kept = tuple(f for f in files if check_text_file(f))
+    if not kept:
         raise FreezeTuiError(f"the data ({', '.join(paths)}) holds no text; pass non-empty text files")
     names = ", ".join(f.name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return Corpus(docs, names)
+    return Corpus((), names, kept)

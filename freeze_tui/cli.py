@@ -14,8 +14,9 @@ import click
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from freeze_tui import __version__
+from freeze_tui import __version__, exit_codes
 from freeze_tui.commands.export import export
+from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
 from freeze_tui.run_options import config_from, config_options
 
 PRODUCER = f"freeze-tui {__version__}"
@@ -48,46 +49,70 @@ def run(**opts) -> int:
     """Run a paired experiment: the live app, or --headless."""
     headless, detach, shots = opts.pop("headless"), opts.pop("detach"), opts.pop("screenshot_dir")
     cfg = config_from(opts)
-    _precheck(cfg)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
+    _precheck(cfg, log_path)
     if detach:
         from freeze_tui.detach import detach_run
 
-        return detach_run(cfg, log_path)
+        return detach_run(cfg, log_path, watch=not headless)
     from engine.train.session import RunSession
 
     session = RunSession(cfg, log_path, producer=PRODUCER)
-    if headless:
-        from freeze_tui.headless import run_headless
+    with Interrupts() as interrupts:
+        if headless:
+            from freeze_tui.headless import run_headless
 
-        click.echo(f"log: {log_path}")
-        code = run_headless(session.start())
-    else:
-        code = _run_app(session, shots)
-    session.join(timeout=30 if session.done else 1)  # not done: interrupted twice, quit now
+            click.echo(f"log: {log_path}")
+            code = run_headless(session.start(), interrupts=interrupts)
+        else:
+            code = _run_app(session, interrupts, shots)
+        return _end(session, code, interrupts)
+
+
+def _end(session, code: int, interrupts: Interrupts) -> int:
+    """Wait for the engine thread (it ends right after run_end); one more interrupt, or a session
+    already abandoned, quits at once without tearing the runtime down under the engine thread."""
+    seen, deadline = interrupts.count, time.monotonic() + 30
+    while not session.join(timeout=0.1):
+        if session.abandoned or interrupts.count > seen or time.monotonic() > deadline:
+            session.abandon()
+            exit_now(code)
     if session.failure is not None:
         raise session.failure
     return code
 
 
-def _precheck(cfg: RunConfig) -> None:
-    """Cheap checks before anything heavy loads: spec syntax, data files, model dir."""
+def _precheck(cfg: RunConfig, log_path: Path) -> None:
+    """Cheap checks before anything heavy loads: spec syntax, data files, model dir, --save."""
     from engine.plans.spec import parse_spec
-    from engine.textfiles import find_text_files, read_text_file
+    from engine.textfiles import check_text_file, find_text_files
 
     for name, spec in cfg.arms:
         try:
             parse_spec(spec)
         except FreezeTuiError as exc:
             raise FreezeTuiError(f"arm {name}: {exc}") from None
-    for path in find_text_files(cfg.data):
-        read_text_file(path)
+    files = find_text_files(cfg.data)
+    has_text = [check_text_file(path) for path in files]  # every file is checked, not only up to the first
+    if files and not any(has_text):
+        raise FreezeTuiError(f"the data ({', '.join(cfg.data)}) holds no text; pass non-empty text files")
     if cfg.model and (Path(cfg.model).is_dir() and not (Path(cfg.model) / "config.json").exists()):
         raise FreezeTuiError(
             f"model directory {cfg.model} has no config.json; pass a folder saved with save_pretrained"
         )
     if cfg.save:
-        _check_writable_dir(Path(cfg.save), "--save")
+        _check_save(cfg, Path(cfg.save), log_path)
+
+
+def _check_save(cfg: RunConfig, save: Path, log_path: Path) -> None:
+    """Weights are saved after hours of training: every DIR/<arm> must be a folder we can write."""
+    _check_writable_dir(save, "--save")
+    log = log_path.resolve()
+    for target in (save, *(save / name for name, _ in cfg.arms)):
+        if target.resolve() == log:
+            raise FreezeTuiError(f"--save {save} would write into the run log {log_path}; choose another folder")
+        if target.exists() and not target.is_dir():
+            raise FreezeTuiError(f"--save {save}: {target} is a file, not a folder; remove it or choose another --save")
 
 
 def _check_writable_dir(path: Path, flag: str) -> None:
@@ -101,16 +126,16 @@ def _check_writable_dir(path: Path, flag: str) -> None:
         raise FreezeTuiError(f"{flag} {path}: {existing} is not writable; choose another {flag} folder")
 
 
-def _run_app(session, screenshot_dir: str | None) -> int:
+def _run_app(session, interrupts: Interrupts, screenshot_dir: str | None) -> int:
     from freeze_tui.app import FreezeApp
 
     app = FreezeApp(session.start(), log_path=session.log_path, screenshot_dir=screenshot_dir)
-    app.run()
-    if not session.done:
+    run_app(app, interrupts, ended=lambda: session.join(timeout=0), on_stuck=lambda: _leave_stuck_app(session))
+    if not session.done:  # quit without waiting (q or a signal, twice): the log keeps what it has
         session.stop()
-    session.join(timeout=60)
+        session.abandon()
     click.echo(f"log: {session.log_path}  (replay: freeze-tui replay {session.log_path})", err=True)
-    return {"finished": 0, "stopped": 0}.get(session.state.status, 1)
+    return exit_codes.for_status(session.state.status)
 
 
 @cli.command()
@@ -127,10 +152,7 @@ def replay(logs: tuple[str, ...], speed: str, screenshot_dir: str | None) -> int
 
     factor = None if speed == "max" else _speed(speed)
     source = source_of(logs, lambda log: ReplaySource(log, factor))  # a bad log fails here, before any app starts
-    from freeze_tui.app import FreezeApp
-
-    FreezeApp(source, log_path=_first(logs), screenshot_dir=screenshot_dir).run()
-    return 0
+    return _view(source, _first(logs), screenshot_dir)
 
 
 def _first(logs: tuple[str, ...]) -> str:
@@ -161,10 +183,25 @@ def watch(logs: tuple[str, ...], screenshot_dir: str | None) -> int:
     from freeze_tui.logs import source_of
 
     source = source_of(logs, _watch_source)  # a bad log fails here, before any app starts
+    return _view(source, _first(logs), screenshot_dir)
+
+
+def _leave_stuck_app(session) -> None:
+    """The run has ended (its log is complete) but the app cannot close: its terminal is gone."""
+    session.abandon()
+    exit_now(exit_codes.for_status(session.state.status))
+
+
+def _view(source, log_path: str, screenshot_dir: str | None) -> int:
+    """replay and watch: 0 when the user quits, 130 when a stop signal closed the app."""
     from freeze_tui.app import FreezeApp
 
-    FreezeApp(source, log_path=_first(logs), screenshot_dir=screenshot_dir).run()
-    return 0
+    app = FreezeApp(source, log_path=log_path, screenshot_dir=screenshot_dir)
+    with Interrupts() as interrupts:
+        run_app(app, interrupts, on_stuck=lambda: exit_now(exit_codes.INTERRUPTED))
+    if app.source_error:  # shown in the app; said again where it stays readable
+        raise FreezeTuiError(app.source_error)
+    return exit_codes.INTERRUPTED if interrupts.count else exit_codes.FINISHED
 
 
 WATCH_HEADER_WAIT = 2.0  # a run writes its header right after creating the log
@@ -245,10 +282,22 @@ cli.add_command(export)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line on stderr and exit 2 for bad input, never a traceback."""
+    saved = sys.stdout, sys.stderr
+    # a reader that goes away (| head, an SSH terminal hung up) must neither stop a run nor end in a traceback
+    sys.stdout, sys.stderr = Guarded(sys.stdout), Guarded(sys.stderr)
     try:
-        code = cli.main(args=argv, prog_name="freeze-tui", standalone_mode=False)
+        code = _main(argv)
+        flush_std()
+    finally:
+        sys.stdout, sys.stderr = saved
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _main(argv: list[str] | None) -> object:
+    try:
+        return cli.main(args=argv, prog_name="freeze-tui", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        code = exc.exit_code
+        return exc.exit_code
     except click.UsageError as exc:
         hint = (
             f" (see 'freeze-tui {exc.ctx.info_name} --help')"
@@ -260,12 +309,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
-        code = 130
-    sys.exit(code if isinstance(code, int) else 0)
+    return exit_codes.INTERRUPTED
 
 
 def _fail(message: str) -> None:
     from freeze_tui.safe_text import clean
 
     click.echo(f"freeze-tui: error: {clean(message, one_line=True, max_len=2000)}", err=True)
-    sys.exit(2)
+    flush_std()
+    sys.exit(exit_codes.BAD_INPUT)

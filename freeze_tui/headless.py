@@ -6,8 +6,9 @@ It reads the same events as the app, through the same source protocol, and folds
 from __future__ import annotations
 
 import math
-import signal
 import sys
+import time
+from typing import IO, cast
 
 from rich.console import Console
 from rich.progress import (
@@ -23,67 +24,82 @@ from rich.table import Column
 from rich.text import Text
 
 from engine.log.state import RunState
-from freeze_tui import fmt
+from freeze_tui import exit_codes, fmt
+from freeze_tui.interrupts import Guarded, Interrupts
 from freeze_tui.report import Packed, SummaryTable, status_text
 from freeze_tui.safe_text import clean
-
-EXIT = {"finished": 0, "failed": 1, "stopped": 130}
 
 
 def safe_line(text: object) -> str:
     return clean(text, one_line=True, max_len=500)
 
 
-class _Interrupted(Exception):
-    pass
-
-
-def _on_sigterm(signum, frame):
-    raise _Interrupted
-
-
-def run_headless(source, console: Console | None = None) -> int:
-    """Drain `source` until the run ends; returns the process exit code."""
-    console = console or Console(stderr=False, highlight=False)
+def run_headless(source, console: Console | None = None, interrupts: Interrupts | None = None) -> int:
+    """Drain `source` until the run ends; returns the process exit code (freeze_tui.exit_codes).
+    `interrupts`: the caller's stop-signal counter (by default one installed here)."""
+    console = console or Console(file=cast("IO[str]", Guarded(sys.stdout)), highlight=False)  # a duck-typed stream
+    own = interrupts is None
+    interrupts = Interrupts().install() if interrupts is None else interrupts
     state = RunState()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
-    interrupted = False
-    # markup=False: descriptions hold text from the run (arm names, a log's config), shown literally
-    # Counts and times never wrap; the losses wrap between arms on a narrow terminal.
-    with Progress(
-        TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True)),
-        BarColumn(bar_width=10 if console.width < 120 else 40),  # the losses come first on 80 columns
-        MofNCompleteColumn(table_column=Column(no_wrap=True)),
-        TimeElapsedColumn(table_column=Column(no_wrap=True)),
-        LossColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        printer = _Printer(state, progress, console)
-        while not source.done:
-            try:
-                printer.fold(source.get_batch(0.2))
-            except (KeyboardInterrupt, _Interrupted):
-                if interrupted:  # a second time: the user will not wait (a step or a model load can take long)
-                    console.print("interrupted again: quitting now; the log keeps every line written so far")
-                    break
-                console.print(
-                    "stopping at the next step boundary (the log stays complete); interrupt again to quit at once…"
-                )
-                interrupted = True
-                source.stop()
-        printer.fold(source.get_batch(0))
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+    try:
+        # markup=False: descriptions hold text from the run (arm names, a log's config), shown literally
+        # Counts and times never wrap; the losses wrap between arms on a narrow terminal.
+        with Progress(
+            TextColumn("{task.description}", markup=False, table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=10 if console.width < 120 else 40),  # the losses come first on 80 columns
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            LossColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            printer = _Printer(state, progress, console)
+            _follow(source, printer, interrupts)
+    finally:
+        if own:
+            interrupts.restore()
     if state.arms or getattr(source, "failure", None) is None:  # bad input: the CLI prints its one line
         print_summary(state, console)
-    return 130 if interrupted else EXIT.get(state.status, 1)
+    return exit_codes.for_status(state.status)
 
 
-def _main_thread() -> bool:
-    import threading
+QUIT_GRACE_S = 1.0  # after a second interrupt: time for a run_end being written to arrive
 
-    return threading.current_thread() is threading.main_thread()
+
+def _follow(source, printer: _Printer, interrupts: Interrupts) -> None:
+    """Fold events until the run ends; the first stop request stops the run at a step boundary, the
+    second quits at once (a step or a model load can take long) with the state equal to the log."""
+    handled, activity = 0, ""
+    while not source.done:
+        try:
+            printer.fold(source.get_batch(0.2))
+        except KeyboardInterrupt:  # a caller without signal handlers
+            interrupts.note()
+        if getattr(source, "activity", "") != activity:  # a long set-up step (tokenizing a large corpus)
+            activity = source.activity
+            printer.console.print(Text(safe_line(activity)))
+        if handled == 0 < interrupts.count:  # the first request
+            printer.console.print(
+                "stopping at the next step boundary (the log stays complete); interrupt again to quit at once…"
+            )
+            source.stop()
+        handled = interrupts.count
+        if handled >= 2:
+            printer.console.print("interrupted again: quitting now; the log keeps every line written so far")
+            _quit_now(source, printer)
+            return
+    printer.fold(source.get_batch(0))
+
+
+def _quit_now(source, printer: _Printer) -> None:
+    deadline = time.monotonic() + QUIT_GRACE_S
+    while not source.done and time.monotonic() < deadline:  # the run may be writing its run_end now
+        printer.fold(source.get_batch(0.05))
+    abandon = getattr(source, "abandon", None)
+    if abandon is not None:
+        abandon()  # the log gets nothing more, so what is printed below is what the log says
+    while batch := source.get_batch(0):
+        printer.fold(batch)
 
 
 class _Printer:

@@ -47,6 +47,15 @@ class RunControl(_Base):
                 ConfirmScreen("A run is going. Stop it and quit once its log is complete?"), self._quit_confirmed
             )
 
+    def stop_signal(self, count: int) -> None:
+        """SIGINT/SIGTERM/SIGHUP (freeze_tui.interrupts): the first is q answered yes (stop the run, quit
+        once its log is complete); the second quits now. Quitting through Textual restores the terminal."""
+        if count > 1 or not self.live_running():
+            self.source.stop()
+            self.exit()
+        else:
+            self._quit_confirmed(True)
+
     def _quit_confirmed(self, yes: bool | None) -> None:
         if yes:
             self._quit_when_done = True

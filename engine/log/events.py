@@ -10,13 +10,21 @@ import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
 from engine.errors import LogError
 
 SCHEMA = 1
+
+# A reader trusts nothing: numbers a run cannot write (a step of 2**63, a loss of 1e308 that overflows
+# every sum) and nesting deeper than any event has are refused as "not a run log", never a traceback.
+MAX_INT = 2**53  # what a float holds exactly; seq, step and epoch stay far below
+MAX_ABS = 1e100  # float32 values (losses, norms) end near 3.4e38; sums of 2**53 of them stay finite
+MAX_DEPTH = 32  # events nest 5 levels; configs and summaries a few more
+Int = Annotated[int, msgspec.Meta(ge=-MAX_INT, le=MAX_INT)]
+Float = Annotated[float, msgspec.Meta(ge=-MAX_ABS, le=MAX_ABS)]
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,8 @@ class _LazyLine:
         if self._value is None:
             try:
                 value = _decoder.decode(self.line)
-            except msgspec.DecodeError:
+                check_value(value)
+            except (msgspec.DecodeError, RecursionError, LogError):
                 value = None
             self._value = value if isinstance(value, dict) else {}
         return self._value
@@ -188,19 +197,19 @@ class LazyMap(Mapping):
 class _DWHead(msgspec.Struct):
     """The small head of a dw line (codec-internal); the maps after it stay undecoded."""
 
-    seq: int = 0
-    t: float = 0.0
-    step: int = 0
+    seq: Int = 0
+    t: Float = 0.0
+    step: Int = 0
 
 
 class _StepLine(msgspec.Struct):
     """How a step line is read (codec-internal): typed, so it is validated while parsed."""
 
-    seq: int = 0
-    t: float = 0.0
-    step: int = 0
-    epoch: int = 0
-    arms: dict[str, dict[str, float | None]] = {}
+    seq: Int = 0
+    t: Float = 0.0
+    step: Int = 0
+    epoch: Int = 0
+    arms: dict[str, dict[str, Float | None]] = {}
 
 
 def _built(cls: type[Event], **fields) -> Event:
@@ -251,6 +260,30 @@ def encode(event: Event) -> bytes:
         return _encoder.encode(to_dict(event))
     except (TypeError, ValueError, OverflowError):
         return _encoder.encode(_finite(to_dict(event)))
+
+
+def check_value(obj: Any) -> None:
+    """Raise LogError for nesting deeper than MAX_DEPTH or a number out of range (iterative: a crafted
+    line must not exhaust the stack)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and not abs(value) <= _LIMIT[type(value)]
+            ):
+                raise LogError("a number is out of range")
+            continue
+        if depth > MAX_DEPTH:
+            raise LogError(f"values nested deeper than {MAX_DEPTH} levels")
+        stack.extend((v, depth + 1) for v in value)
+
+
+_LIMIT = {int: MAX_INT, float: MAX_ABS}
 
 
 def from_dict(obj: Any) -> Event:
@@ -319,4 +352,7 @@ def decode(line: bytes | str) -> Event:
         obj = _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise LogError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise LogError(f"values nested deeper than {MAX_DEPTH} levels") from None
+    check_value(obj)
     return from_dict(obj)

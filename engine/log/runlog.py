@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +31,11 @@ class LogWriter:
             )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # "x": never replace a log that appeared since the check above (another run's)
-            self._file = open(self.path, "wb" if overwrite else "xb")  # noqa: SIM115 - closed by close()
+            # "x": never replace a log that appeared since the check above (another run's); --overwrite
+            # truncates only once the lock is ours, so a live run's log is never cut under it
+            self._file = open(self.path, "r+b" if overwrite and self.path.exists() else "xb")  # noqa: SIM115
+            _lock(self._file, self.path)
+            self._file.truncate(0)
         except FileExistsError:
             raise FreezeTuiError(
                 f"log {self.path} already exists; choose another --log or pass --overwrite to replace it"
@@ -52,16 +57,46 @@ class LogWriter:
             self._file.close()
 
 
+def _lock(file, path: Path) -> None:
+    """The one writer of a log holds an exclusive advisory lock on it while the run lasts (released when
+    the process ends, however it ends); readers never lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise FreezeTuiError(
+            f"log {path} is being written by a run that is still going; choose another --log (or stop that run first)"
+        ) from None
+
+
+MAX_LINE = 64 << 20  # bytes; the longest line a run writes (a dw line of a large model) is far shorter
+
+
 def _open(path: str | Path):
+    """A run log is a regular file: a device (/dev/zero) never ends and a FIFO blocks, so both are refused."""
     p = Path(path)
     if not p.exists():
         raise LogError(f"log {p} does not exist; pass the path of a .jsonl file written by `freeze-tui run`")
     if p.is_dir():
         raise LogError(f"{p} is a directory; pass the path of a .jsonl run log inside it")
+    if not p.is_file():
+        raise LogError(f"{p} is not a regular file (a device, FIFO or pipe); pass a .jsonl run log file")
     try:
-        return open(p, "rb")
+        f = open(p, "rb")  # noqa: SIM115 - returned to the caller
     except OSError as exc:
         raise LogError(f"cannot read log {p}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced between the check and the open
+        f.close()
+        raise LogError(f"{p} is not a regular file; pass a .jsonl run log file")
+    return f
+
+
+def _too_long(path: Path, lineno: int) -> LogError:
+    return LogError(f"{path}: line {lineno} is longer than {MAX_LINE >> 20} MB; is this a freeze-tui run log?")
 
 
 def _check_header(event: Event, path: Path) -> None:
@@ -81,7 +116,7 @@ def _decode_line(raw: bytes, lineno: int, path: Path) -> Event:
         raise LogError(f"{path}: line {lineno}: {exc}; is this a freeze-tui run log?") from None
 
 
-def _lines(f) -> Iterator[tuple[bytes, bool]]:
+def _lines(f, path: Path) -> Iterator[tuple[bytes, bool]]:
     """(line without its newline, whether it had one) for each line of a binary file. The file is
     memory-mapped so each line is copied once: splitting multi-kB dw lines out of read chunks
     cost more than decoding them."""
@@ -90,10 +125,13 @@ def _lines(f) -> Iterator[tuple[bytes, bool]]:
     except ValueError:  # an empty file cannot be mapped
         return
     with mapped:
-        start, size, find = 0, len(mapped), mapped.find
+        start, size, find, lineno = 0, len(mapped), mapped.find, 0
         while start < size:
-            end = find(b"\n", start)
+            lineno += 1
+            end = find(b"\n", start, start + MAX_LINE + 1)
             if end < 0:
+                if size - start > MAX_LINE:
+                    raise _too_long(path, lineno)
                 yield mapped[start:size], False
                 return
             yield mapped[start:end], True
@@ -105,7 +143,7 @@ def read_events(path: str | Path) -> Iterator[Event]:
     p = Path(path)
     with _open(p) as f:
         lineno = 0
-        for raw, complete in _lines(f):
+        for raw, complete in _lines(f, p):
             lineno += 1
             if not complete:  # the last line, cut off mid-write: everything before it stands
                 try:
@@ -126,11 +164,13 @@ def read_events(path: str | Path) -> Iterator[Event]:
 
 
 class LogFollower:
-    """Reads the complete lines appended since the last poll; never blocks."""
+    """Reads the complete lines appended since the last poll; never blocks. A log replaced under it
+    (rotated, or truncated and rewritten) is an error that says so, never merged into the old run."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._file = _open(self.path)
+        self._inode = os.fstat(self._file.fileno()).st_ino
         self._partial = b""
         self._lineno = 0
 
@@ -138,19 +178,38 @@ class LogFollower:
         """New events (at most max_lines); [] when the writer has written nothing new."""
         out: list[Event] = []
         while len(out) < max_lines:
-            raw = self._file.readline()
+            raw = self._file.readline(MAX_LINE + 1 - len(self._partial))
             if not raw:
+                if not out:
+                    self._check_replaced()
                 break
             if not raw.endswith(b"\n"):
                 self._partial += raw  # the writer is mid-line: wait for the rest
+                if len(self._partial) > MAX_LINE:
+                    raise _too_long(self.path, self._lineno + 1)
                 break
             raw, self._partial = self._partial + raw, b""
             self._lineno += 1
             event = _decode_line(raw, self._lineno, self.path)
             if self._lineno == 1:
                 _check_header(event, self.path)
+            elif isinstance(event, Header):  # a new run began writing this path
+                raise LogError(f"log {self.path} was rewritten by another run; watch it again to follow that run")
             out.append(event)
         return out
+
+    def _check_replaced(self) -> None:
+        """Nothing new: has the path moved on to another file, or been cut below what we read?"""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return  # moved away and not (yet) replaced: the header says "no new events"
+        if now.st_ino != self._inode:
+            raise LogError(f"log {self.path} was replaced by another file (rotated?); watch it again to follow that")
+        if now.st_size < self._file.tell():
+            raise LogError(
+                f"log {self.path} was truncated and rewritten since it was opened; watch it again to follow the new run"
+            )
 
     def close(self) -> None:
         self._file.close()

@@ -30,7 +30,7 @@ class SampleSet:
 
     @property
     def p(self) -> tuple[float, float, float]:
-        return mean_ci95([s.p for s in self.samples if s.p is not None])
+        return mean_ci95([s.p for s in self.samples if s.p is not None], 0.0, 1.0)  # p is a share
 
 
 @dataclass

@@ -11,7 +11,7 @@ instead of silently doing one of the two. Pure: no torch except ``apply_trainabl
 from __future__ import annotations
 
 import dataclasses
-import re
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -156,12 +156,36 @@ def _tie_error(p: ParamInfo, state, spec_text: str, arm: str, rule: Rule) -> Spe
     )
 
 
+REGEX_BUDGET_S = 2.0  # for all of a rule's names; a sane pattern needs microseconds per name
+
+
+def _regex_hits(rule: Rule, layout: ModelLayout, fail) -> list[ParamInfo]:
+    """Parameters whose name (or alias) the rule's regex finds. Matched with the `regex` module, which
+    releases the GIL (signals reach the main thread meanwhile) and stops at a time budget: a pattern
+    that backtracks catastrophically, e.g. (.*.*)*X, is refused instead of hanging the run for hours."""
+    import regex
+
+    pattern = regex.compile(rule.regex, flags=regex.VERSION0)
+    deadline = time.monotonic() + REGEX_BUDGET_S
+    hits = []
+    try:
+        for p in layout.params:
+            names = (p.name, *p.aliases)
+            if any(pattern.search(n, timeout=max(1e-3, deadline - time.monotonic()), concurrent=True) for n in names):
+                hits.append(p)
+    except TimeoutError:
+        fail(
+            f"the regex takes longer than {REGEX_BUDGET_S:g} s to match {len(layout.params)} parameter names "
+            "(it backtracks catastrophically, e.g. nested repeats like (.*)*); simplify it"
+        )
+    return hits
+
+
 def _match(rule: Rule, layout: ModelLayout, spec_text: str, arm: str) -> list[Unit]:
     """The units a rule touches; a rule that touches nothing is an error."""
     fail = _failer(rule, spec_text, arm)
     if rule.regex is not None:
-        pattern = re.compile(rule.regex)
-        hits = [p for p in layout.params if any(pattern.search(n) for n in (p.name, *p.aliases))]
+        hits = _regex_hits(rule, layout, fail)
         return [(p.name, r) for p in hits for r in sorted(p.roles)] or fail(
             f"the regex matches no parameter name (names look like {layout.params[len(layout.params) // 2].name})"
         )

@@ -1,6 +1,8 @@
-"""Training data: tokenize the corpus once, cut it into blocks, split, order batches (torch).
+"""Training data: the corpus as a memory-mapped token file (engine.train.tokens), cut into blocks,
+split, batches ordered (torch).
 
-Reading the text files is `engine.textfiles` (torch-free).
+Reading the text files is `engine.textfiles` (torch-free). Training blocks stay in the token file
+and are read per batch; the validation blocks (a small share) are held as one tensor.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from engine.errors import FreezeTuiError
 from engine.textfiles import Corpus
+from engine.train.tokens import COUNT_CHUNK, Progress, corpus_tokens, count_ids, token_counts
 
 if TYPE_CHECKING:
     import torch
@@ -22,9 +27,42 @@ def common_token_ids(token_ids, k: int) -> list[int]:
     return [tok for tok, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
 
 
+def top_ids(counts: np.ndarray, k: int) -> list[int]:
+    """common_token_ids from a count per id (ids with count 0 never appear)."""
+    ids = np.flatnonzero(counts)
+    order = np.lexsort((ids, -counts[ids]))  # by count descending, then id ascending
+    return ids[order[:k]].tolist()
+
+
+class Blocks:
+    """Blocks of `block_size` tokens of a token array, in the order `rows`; `blocks[indices]` reads
+    those blocks as a LongTensor [len(indices), block_size]."""
+
+    def __init__(self, tokens: np.ndarray, block_size: int, rows: np.ndarray) -> None:
+        self._grid = tokens[: (len(tokens) // block_size) * block_size].reshape(-1, block_size)
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, indices):
+        import torch
+
+        return torch.from_numpy(self._grid[self._rows[indices]].astype(np.int64))
+
+    def counts(self, size: int) -> np.ndarray:
+        """How often each id 0..size-1 occurs in these blocks (in bounded pieces)."""
+        out = np.zeros(size, dtype=np.int64)
+        step = max(1, COUNT_CHUNK // max(1, self._grid.shape[1]))
+        for start in range(0, len(self._rows), step):
+            rows = np.sort(self._rows[start : start + step])  # sorted: the memory map is read forwards
+            out += np.bincount(self._grid[rows].ravel(), minlength=size)[:size]
+        return out
+
+
 @dataclass
 class TokenData:
-    train: torch.Tensor  # long [n_train_blocks, block_size]
+    train: Blocks
     val: torch.Tensor  # long [n_val_blocks, block_size]
     n_tokens: int
     n_unique: int
@@ -38,12 +76,21 @@ class TokenData:
 
 
 def tokenize_corpus(
-    corpus: Corpus, tokenizer, *, block_size: int, batch_size: int, val_fraction: float, seed: int, common_k: int
+    corpus: Corpus,
+    tokenizer,
+    *,
+    block_size: int,
+    batch_size: int,
+    val_fraction: float,
+    seed: int,
+    common_k: int,
+    progress: Progress | None = None,
 ) -> TokenData:
-    """Tokenize once, cut into blocks, split train/validation with the seed; S from the training blocks."""
+    """Tokenize once (or find the cached token file), cut into blocks, split train/validation with the
+    seed; S from the training blocks."""
     import torch
 
-    ids = _token_ids(corpus, tokenizer)
+    ids = corpus_tokens(corpus, tokenizer, progress)
     n_blocks = len(ids) // block_size
     n_val = max(1, round(n_blocks * val_fraction)) if val_fraction > 0 and n_blocks > 1 else 0
     if n_blocks - n_val < batch_size:
@@ -51,20 +98,13 @@ def tokenize_corpus(
             f"the corpus has {len(ids)} tokens = {n_blocks - n_val} training blocks of {block_size}, "
             f"fewer than one batch of {batch_size}; add text or lower --batch-size/--block-size"
         )
-    blocks = torch.tensor(ids[: n_blocks * block_size], dtype=torch.long).view(n_blocks, block_size)
-    perm = torch.randperm(n_blocks, generator=torch.Generator().manual_seed(seed))
-    val, train = blocks[perm[:n_val]], blocks[perm[n_val:]]
-    return TokenData(train, val, len(ids), len(set(ids)), common_token_ids(train.flatten().tolist(), common_k))
-
-
-def _token_ids(corpus: Corpus, tokenizer) -> list[int]:
-    sep = tokenizer.eos_token_id
-    ids: list[int] = []
-    for doc in corpus.documents:
-        ids.extend(tokenizer(doc, add_special_tokens=False, verbose=False)["input_ids"])
-        if sep is not None:
-            ids.append(sep)
-    return ids
+    perm = torch.randperm(n_blocks, generator=torch.Generator().manual_seed(seed)).numpy()
+    train, val = Blocks(ids, block_size, perm[n_val:]), Blocks(ids, block_size, perm[:n_val])
+    total = token_counts(ids)
+    # the training blocks' counts: everything but the validation blocks and the tail after the last block
+    train_counts = total - val.counts(len(total)) - count_ids(ids[n_blocks * block_size :], len(total))
+    n_unique = int(np.count_nonzero(total))
+    return TokenData(train, val[np.arange(n_val)], len(ids), n_unique, top_ids(train_counts, common_k))
 
 
 def batch_order(n_train: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:

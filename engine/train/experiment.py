@@ -110,7 +110,8 @@ class Experiment:
             self._end_epoch(epoch)
             if self.step >= total:
                 break
-        return "finished"
+        # every arm stopped by a non-finite loss on the last step is a failed run, as it would be a step earlier
+        return "failed" if self.nan_stop or not any(a.active for a in self.arms) else "finished"
 
     def _total_steps(self) -> int:
         per_epoch = self.s.data.n_train_batches(self.cfg.batch_size)
@@ -296,3 +297,5 @@ class Experiment:
                 self.s.tokenizer.save_pretrained(out)
             except OSError as exc:
                 raise FreezeTuiError(f"cannot save arm {arm.name} to {out}: {exc.strerror or exc}") from None
+            if not any(out.glob("*.safetensors")):  # transformers only logs when `out` is not a folder
+                raise FreezeTuiError(f"arm {arm.name}: no weights were written to {out}; is it a folder you can write?")

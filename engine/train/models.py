@@ -109,7 +109,12 @@ def _meta_layout(name_or_path: str | None, trust_remote_code: bool) -> tuple[str
 
     source = resolve_source(name_or_path, trust_remote_code=trust_remote_code)
     with _quiet(), torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(source.config, trust_remote_code=trust_remote_code)
+        try:
+            model = AutoModelForCausalLM.from_config(source.config, trust_remote_code=trust_remote_code)
+        except ValueError as exc:  # a config the model class refuses (n_embd not divisible by n_head …)
+            raise FreezeTuiError(
+                f"model {source.name!r}: its config.json is inconsistent ({_first_line(exc).rstrip('.')}); fix it"
+            ) from None
     return source.name, source.config.model_type, build_layout(model)
 
 

@@ -36,6 +36,8 @@ class RunSession(ChannelSource):
         self.producer = producer
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
         self.log_failure = ""
+        self.abandoned = False  # quit without waiting: nothing more is written or handed on
+        self.activity = ""  # what a long set-up step is doing now (tokenizing a large corpus), for a console
         self._seq = 0
         self._emit_lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
@@ -48,10 +50,26 @@ class RunSession(ChannelSource):
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def abandon(self, timeout: float = 5.0) -> None:
+        """Quit without waiting for the engine (a second interrupt): the log is closed between two lines
+        and gets nothing more, so it holds exactly what the state and the viewer have seen."""
+        locked = self._emit_lock.acquire(timeout=timeout)  # a line being written is finished first
+        try:
+            self.abandoned = True
+            writer, self.writer = self.writer, None
+            if writer is not None:
+                writer.close()
+            self.channel.close()
+        finally:
+            if locked:
+                self._emit_lock.release()
+
     # -- emitting --------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
         """Stamp, fold, log (never dropped), then hand to the viewer (never blocks)."""
         with self._emit_lock:
+            if self.abandoned:
+                return
             event = dataclasses.replace(event, seq=self._seq, t=time.time())
             self._seq += 1
             self.state.apply(event)
@@ -97,6 +115,12 @@ class RunSession(ChannelSource):
         self.state.apply(error)
         self.channel.put(error)
 
+    def _tokenizing(self, done: int, total: int) -> None:
+        tenth = 10 * done // max(1, total)  # a new line every 10 %, not every second
+        text = f"tokenizing the corpus ({total / 1e6:.0f} MB): {10 * tenth} %, cached for later runs"
+        if text != self.activity:
+            self.activity = text
+
     # -- the engine thread -----------------------------------------------------------------------
     def _main(self) -> None:
         previous_showwarning = warnings.showwarning
@@ -133,7 +157,7 @@ class RunSession(ChannelSource):
         from engine.train.experiment import Experiment, weights_checksum
         from engine.train.setup import prepare, run_start_event
 
-        setup = prepare(self.cfg)
+        setup = prepare(self.cfg, progress=self._tokenizing)
         experiment = Experiment(self.cfg, setup, self.emit, self.control)
         checksums = {a.name: weights_checksum(a.model) for a in experiment.arms}
         self.emit(run_start_event(setup, checksums))

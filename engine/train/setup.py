@@ -55,8 +55,9 @@ def context_length(config) -> int | None:
     return None
 
 
-def prepare(cfg: RunConfig) -> Setup:
-    """Load and check everything; raises FreezeTuiError with one clear line for bad input."""
+def prepare(cfg: RunConfig, progress=None) -> Setup:
+    """Load and check everything; raises FreezeTuiError with one clear line for bad input.
+    progress(done, total): bytes of the corpus tokenized so far (not called when the cache has it)."""
     from engine.plans.freeze import resolve_plan
     from engine.plans.roles import attention_splits
     from engine.train.models import load_model
@@ -81,9 +82,11 @@ def prepare(cfg: RunConfig) -> Setup:
         val_fraction=cfg.val_fraction,
         seed=cfg.seed,
         common_k=cfg.common_k,
+        progress=progress,
     )
     # the shared initial weights stay on the host; each arm copies them to its own device
     prompt_ids, prompt_text = _prompt(cfg, loaded.tokenizer, data)
+    _check_prompt(prompt_ids, ctx)
     sample_tokens = min(cfg.sample_tokens, max(1, (ctx or 10**9) - len(prompt_ids)))
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.model is None else 5e-5)
     return Setup(
@@ -111,8 +114,19 @@ def _prompt(cfg: RunConfig, tokenizer, data: TokenData) -> tuple[list[int], str]
         if not ids:
             raise FreezeTuiError("--prompt is empty after tokenization; give some text")
         return ids, cfg.prompt
-    source = data.val if len(data.val) else data.train
-    ids = source[0, :PROMPT_TOKENS].tolist()
+    return _block_prompt(tokenizer, data)
+
+
+def _check_prompt(ids: list, ctx: int | None) -> None:
+    if ctx and len(ids) >= ctx:
+        raise FreezeTuiError(
+            f"--prompt is {len(ids)} tokens, the model's context is {ctx}: leave room for the sample; shorten it"
+        )
+
+
+def _block_prompt(tokenizer, data: TokenData) -> tuple[list[int], str]:
+    first = data.val[:1] if len(data.val) else data.train[[0]]
+    ids = first[0, :PROMPT_TOKENS].tolist()
     return ids, tokenizer.decode(ids)
 
 

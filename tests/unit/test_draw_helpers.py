@@ -96,3 +96,12 @@ def test_screenshot_name_is_a_safe_file_name():
     when = time.strptime("2024-05-06 07:08:09", "%Y-%m-%d %H:%M:%S")
     assert fmt.screenshot_name("run/../x [y]", when) == "freeze-tui-run_.._x_y_-20240506-070809.svg"
     assert fmt.screenshot_name("", when).startswith("freeze-tui-run-")
+
+
+# -- issue 14, case 16 ---------------------------------------------------------------------------------------
+def test_a_share_interval_stays_within_0_and_1():
+    from engine.stats import mean_ci95
+
+    mean, low, high = mean_ci95([0.0, 0.9], 0.0, 1.0)  # two samples: the t interval is far wider than [0, 1]
+    assert mean == 0.45 and (low, high) == (0.0, 1.0)
+    assert mean_ci95([0.0, 0.9])[1] < -0.5  # unclipped, for values that are not shares
