@@ -1,8 +1,9 @@
 """The bounded, coalescing hand-over from the engine thread to a viewer (app or console). No torch.
 
 `put` never blocks the training loop. When the viewer falls behind and the backlog is full,
-older `dw` events are dropped first (only the latest norms are shown; the log keeps them all),
-then the oldest step events; the count of dropped events is kept so a view can say so.
+older heartbeats are dropped first (only the latest says what the engine does), then `dw` events
+(only the latest norms are shown; the log keeps them all), then the oldest step events; the count
+of dropped events is kept so a view can say so.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Channel:
             self._cond.notify()
 
     def _make_room(self) -> None:
-        for kind in ("dw", "step"):
+        for kind in ("heartbeat", "dw", "step"):
             kept = deque(e for e in self._items if e.kind != kind)
             removable = len(self._items) - len(kept)
             if removable:

@@ -144,6 +144,24 @@ class RunEnd(Event):
     summary: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Heartbeat(Event):
+    """What the engine is doing, written at least every 2 s while it lives (a schema-1 addition).
+    phase: one of engine.activity.PHASES; seconds: time in that phase so far; step/epoch: -1 when
+    none applies; pid/host: the writing process, so a viewer on the same host can tell whether it
+    still lives; gpus: NVML readings of the run's CUDA devices, [{index, name, mem_used, mem_total,
+    util}] (bytes, %), on some heartbeats only (empty on the others, on CPU and without NVML)."""
+
+    kind: ClassVar[str] = "heartbeat"
+    phase: str = ""
+    seconds: float = 0.0
+    step: int = -1
+    epoch: int = -1
+    pid: int = 0
+    host: str = ""
+    gpus: list = field(default_factory=list)
+
+
 class _LazyLine:
     """One JSON line, decoded on first use (shared by the maps of a dw event)."""
 
@@ -221,7 +239,8 @@ def _built(cls: type[Event], **fields) -> Event:
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, PlanChange, Warning, Error, RunEnd)
+    cls.kind: cls
+    for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, PlanChange, Warning, Error, RunEnd, Heartbeat)
 }
 
 

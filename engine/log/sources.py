@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from engine.log.events import Event, RunEnd
+from engine.log.liveness import WriterWatch
 from engine.log.runlog import LogFollower, read_events
 
 BATCH_CAP = 5000  # events per batch: bounds the UI thread's work per message
@@ -154,6 +155,7 @@ class WatchSource(_Pausable):
         # Check the header now if it is there: a file that is not a run log fails before the app starts.
         self._ahead: list[Event] = self._follower.poll(max_lines=1)
         self.started = bool(self._ahead)  # False until the header arrived: "waiting for data"
+        self.writer = WriterWatch()  # whether the writing process still lives, from its heartbeats
 
     def stop(self) -> None:
         self.done = True
@@ -165,7 +167,9 @@ class WatchSource(_Pausable):
             if self.paused:
                 self._running.wait(max(0.0, deadline - time.monotonic()))
                 return []
-            batch, self._ahead = self._ahead + self._follower.poll(BATCH_CAP), []
+            polled = self._follower.poll(BATCH_CAP)
+            batch, self._ahead = self._ahead + polled, []
+            self.writer.saw(batch, at_end=len(polled) < BATCH_CAP)
             if batch:
                 self.started = True
                 return self._arrived(batch)
@@ -174,6 +178,10 @@ class WatchSource(_Pausable):
                 return []
             time.sleep(min(self.poll_interval, left))
         return []
+
+    def writer_gone(self) -> str:
+        """Why the writer is known to be gone (engine.log.liveness), or ""."""
+        return "" if self.done else self.writer.gone()
 
     def close(self) -> None:
         self._follower.close()

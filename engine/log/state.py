@@ -88,6 +88,20 @@ def _arm_map(event, field_name: str, arm: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+@dataclass(frozen=True)
+class ActivityRecord:
+    """What the engine was doing at its latest heartbeat (log time `t`): `phase` for `seconds` so far;
+    step/epoch -1 when none applies; pid/host of the writing process."""
+
+    phase: str
+    seconds: float
+    t: float
+    step: int = -1
+    epoch: int = -1
+    pid: int = 0
+    host: str = ""
+
+
 @dataclass
 class Message:
     seq: int
@@ -123,6 +137,9 @@ class RunState:
         self.plan_changes: list[ev.PlanChange] = []
         self.messages: deque[Message] = deque(maxlen=MESSAGE_LIMIT)
         self.summary: dict = {}
+        self.activity: ActivityRecord | None = None  # None: no heartbeat yet (or a log from before heartbeats)
+        self.gpus: list[dict] = []  # the latest GPU readings, [{index, name, mem_used, mem_total, util}]
+        self.gpus_t = math.nan
         self.n_events = 0
         self.n_skipped = 0
 
@@ -237,6 +254,13 @@ class RunState:
         summary["arms"] = {k: v for k, v in arms.items() if isinstance(v, dict)} if isinstance(arms, dict) else {}
         self.summary = summary
 
+    def _heartbeat(self, e: ev.Heartbeat) -> None:
+        self.activity = ActivityRecord(
+            str(e.phase), _num(e.seconds), e.t, int(e.step), int(e.epoch), int(e.pid), str(e.host)
+        )
+        if e.gpus:
+            self.gpus, self.gpus_t = [g for g in e.gpus if isinstance(g, dict)], e.t
+
     def _message(self, level: str, text: str, e: ev.Event, fatal: bool = False) -> None:
         arm = getattr(e, "arm", None)
         self.messages.append(Message(e.seq, e.t, level, str(text), arm if isinstance(arm, str) else None, fatal))
@@ -252,6 +276,7 @@ class RunState:
         "warning": _warning,
         "error": _error,
         "run_end": _run_end,
+        "heartbeat": _heartbeat,
     }
 
     # -- derived values (pure reads) -----------------------------------------------------------

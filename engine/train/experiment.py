@@ -102,7 +102,9 @@ class Experiment:
                 if self.control.stop.is_set() or not any(a.active for a in self.arms):
                     self.flush()
                     return "failed" if self.nan_stop or not any(a.active for a in self.arms) else "stopped"
-                self.control.wait_while_paused()
+                if self.control.pause.is_set():
+                    self.control.activity.enter("paused", self.step, epoch)
+                    self.control.wait_while_paused()
                 self._one_step(self.s.data.train[batch_ids], epoch, total)
                 if self.step >= total:
                     break
@@ -125,6 +127,7 @@ class Experiment:
         return self.s.lr * max(0.0, (total - self.step) / max(1, total - warm))
 
     def _one_step(self, batch: torch.Tensor, epoch: int, total: int) -> None:
+        self.control.activity.enter("step", self.step, epoch)
         batches = copy_to(batch, [a.device for a in self.arms if a.active])  # once per device, no host sync
         self._apply_schedule(epoch)
         lr = self._lr(total)
@@ -225,6 +228,7 @@ class Experiment:
     # -- epoch ends, samples, the end ------------------------------------------------------------
     def _end_epoch(self, epoch: int) -> None:
         self.flush()
+        self.control.activity.enter("validate", epoch=epoch)
         arms = {}
         for arm in self.arms:
             mean, var = mean_var(arm.epoch_losses)
@@ -251,6 +255,7 @@ class Experiment:
             return
         from engine.train.generate import sample_tokens
 
+        self.control.activity.enter("sample", epoch=epoch)
         active = [a for a in self.arms if a.active]
         if not active:
             return
@@ -290,6 +295,7 @@ class Experiment:
         """Each arm's final weights (safetensors), config and tokenizer, loadable with from_pretrained."""
         from pathlib import Path
 
+        self.control.activity.enter("save")
         for arm in self.arms:
             out = Path(directory) / arm.name
             try:

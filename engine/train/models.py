@@ -4,13 +4,16 @@
 the model on the meta device (no weights, no memory), which is all ``freeze-tui plan``
 needs. Both turn every way loading can go wrong into one FreezeTuiError line. Hub
 names are tried with ``local_files_only=True`` first so nothing hangs offline; the
-network is tried once only when HF_HUB_OFFLINE is not set. torch and transformers
-are imported inside functions, never at import time.
+network is tried only when HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE are not set and a
+quick probe of the Hub answers (else one line within seconds, instead of the hub
+client's retries). torch and transformers are imported inside functions, never at
+import time.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,12 +164,15 @@ def _source_from_hub(name: str, trust_remote_code: bool) -> _Source:
         return _Source(name, name, False, _load_config(name, name, kwargs), kwargs)
     except _NotFound:
         if _offline():
-            raise _not_found(name) from None
+            raise _not_found(name, "HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set") from None
+    why = _hub_unreachable()
+    if why:
+        raise _not_found(name, why)
     kwargs = {"local_files_only": False, "trust_remote_code": trust_remote_code}
     try:
         return _Source(name, name, False, _load_config(name, name, kwargs), kwargs)
     except _NotFound:
-        raise _not_found(name) from None
+        raise _not_found(name, "") from None
 
 
 class _NotFound(Exception):
@@ -174,13 +180,44 @@ class _NotFound(Exception):
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """The Hugging Face client's own rule: either variable set to a true value means offline."""
+    return any(
+        os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
-def _not_found(name: str) -> FreezeTuiError:
+PROBE_S = 3.0  # the Hub must answer a HEAD within this long, else it counts as unreachable
+
+
+def _hub_unreachable() -> str:
+    """Why the Hub cannot be reached, or "" when it answers (any HTTP status). One request through the
+    hub client's own session (its proxy and certificate settings), no retries, in a daemon thread
+    with a hard limit, since a name lookup without DNS can block longer than any socket timeout."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    endpoint = constants.ENDPOINT
+    answer: list[str] = []
+
+    def probe() -> None:
+        try:
+            get_session().head(endpoint, timeout=PROBE_S, follow_redirects=False)
+            answer.append("")
+        except Exception as exc:  # any transport failure means "cannot download from here"
+            answer.append(f"{endpoint} cannot be reached: {_first_line(exc)}")
+
+    thread = threading.Thread(target=probe, name="freeze-tui-hub-probe", daemon=True)
+    thread.start()
+    thread.join(PROBE_S + 0.5)
+    return answer[0] if answer else f"{endpoint} did not answer within {PROBE_S:.0f} s"
+
+
+def _not_found(name: str, why: str) -> FreezeTuiError:
+    because = f" and {why}" if why else ""
     return FreezeTuiError(
-        f"model {name!r} could not be found locally (not a directory, not in the Hugging Face "
-        "cache); downloading it needs network access, or pass a local model directory"
+        f"model {name!r} is not a local directory, not in the Hugging Face cache{because}; "
+        "download it with network access (or set HF_ENDPOINT to a reachable mirror), or pass a local model directory"
     )
 
 
@@ -188,7 +225,8 @@ def _load_config(name: str, path: str, kwargs: dict):
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(path, **kwargs)
+        with _quiet():
+            config = AutoConfig.from_pretrained(path, **kwargs)
     except OSError:
         raise _NotFound(name) from None
     except ValueError as exc:
@@ -287,21 +325,27 @@ def _first_line(exc: Exception) -> str:
 
 
 class _quiet:
-    """Silence transformers' progress bars and info chatter (they would draw over the TUI)."""
+    """Silence transformers' progress bars and info chatter, and the hub client's retry warnings
+    (they would draw over the TUI, and a bad input must end in one line)."""
 
     def __enter__(self):
+        from huggingface_hub.utils import logging as hub_logging
         from transformers.utils import logging
 
         self._level = logging.get_verbosity()
+        self._hub_level = hub_logging.get_verbosity()
         self._bars = logging.is_progress_bar_enabled()
         logging.set_verbosity_error()
+        hub_logging.set_verbosity_error()
         logging.disable_progress_bar()
         return self
 
     def __exit__(self, *exc) -> None:
+        from huggingface_hub.utils import logging as hub_logging
         from transformers.utils import logging
 
         logging.set_verbosity(self._level)
+        hub_logging.set_verbosity(self._hub_level)
         if self._bars:
             logging.enable_progress_bar()
 

@@ -12,6 +12,7 @@ import warnings
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
+from engine.heartbeat import HeartbeatThread
 from engine.log import events as ev
 from engine.log.channel import ChannelSource
 from engine.log.runlog import LogWriter
@@ -41,6 +42,7 @@ class RunSession(ChannelSource):
         self._seq = 0
         self._emit_lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
+        self._heartbeat = HeartbeatThread(self.control.activity, self.emit)
 
     def start(self) -> RunSession:
         self._thread.start()
@@ -127,6 +129,7 @@ class RunSession(ChannelSource):
         try:
             self._main_body()
         finally:  # whatever happens, a viewer waiting for the end must not wait forever
+            self._heartbeat.halt()
             warnings.showwarning = previous_showwarning  # later warnings are not this run's
             if self.writer is not None:
                 self.writer.close()
@@ -135,6 +138,7 @@ class RunSession(ChannelSource):
     def _main_body(self) -> None:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
         self.emit(ev.Header(producer=self.producer, run_id=run_id))
+        self._heartbeat.start()
         status, extra = "failed", dict[str, dict]()
         try:
             self._route_library_output()
@@ -151,13 +155,18 @@ class RunSession(ChannelSource):
             summary = summarize(self.state, extra)
         except Exception:
             summary = {}
+        self._heartbeat.halt()  # run_end is the last line
         self.emit(ev.RunEnd(status=status, summary=summary))
 
     def _run(self) -> tuple[str, dict]:
+        from engine.gpu import GpuSampler
         from engine.train.experiment import Experiment, weights_checksum
-        from engine.train.setup import prepare, run_start_event
+        from engine.train.setup import cuda_devices, prepare, run_start_event
 
-        setup = prepare(self.cfg, progress=self._tokenizing)
+        activity = self.control.activity
+        setup = prepare(self.cfg, activity, progress=self._tokenizing)
+        self._heartbeat.gpus = GpuSampler.open(cuda_devices([*setup.placement.values(), setup.device]))
+        activity.enter("arms")
         experiment = Experiment(self.cfg, setup, self.emit, self.control)
         checksums = {a.name: weights_checksum(a.model) for a in experiment.arms}
         self.emit(run_start_event(setup, checksums))
@@ -165,4 +174,5 @@ class RunSession(ChannelSource):
         status = experiment.run()
         if self.cfg.save:
             experiment.save(self.cfg.save)
+        activity.enter("finish")
         return status, {"state_bytes": experiment.arm_memory()}

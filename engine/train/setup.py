@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.activity import Activity
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
@@ -47,6 +48,19 @@ class Setup:
         return self.loaded.tokenizer
 
 
+def cuda_devices(devices: list[torch.device]) -> list[tuple[int, str]]:
+    """(torch index, uuid) of the distinct CUDA devices a run uses, for the GPU readings; [] off CUDA."""
+    found = []
+    for device in dict.fromkeys(d for d in devices if d.type == "cuda"):
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        try:
+            uuid = str(torch.cuda.get_device_properties(index).uuid)
+        except (AttributeError, RuntimeError):
+            uuid = ""
+        found.append((index, uuid))
+    return found
+
+
 def context_length(config) -> int | None:
     for key in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
         value = getattr(config, key, None)
@@ -55,16 +69,19 @@ def context_length(config) -> int | None:
     return None
 
 
-def prepare(cfg: RunConfig, progress=None) -> Setup:
+def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None) -> Setup:
     """Load and check everything; raises FreezeTuiError with one clear line for bad input.
-    progress(done, total): bytes of the corpus tokenized so far (not called when the cache has it)."""
+    `activity` hears each slow phase (the heartbeat reports it); progress(done, total): bytes of the
+    corpus tokenized so far (not called when the cache has it)."""
     from engine.plans.freeze import resolve_plan
     from engine.plans.roles import attention_splits
     from engine.train.models import load_model
 
+    activity = activity or Activity()
     devices = resolve_devices(cfg.device)
     corpus = read_corpus(cfg.data)
     placement, memory = check_memory_plan(cfg, devices)  # before the weights load
+    activity.enter("load_model")
     loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     ctx = context_length(loaded.model.config)
     if ctx and cfg.block_size > ctx:
@@ -74,6 +91,7 @@ def prepare(cfg: RunConfig, progress=None) -> Setup:
         )
     layout = loaded.layout
     plans = [(name, resolve_plan(name, spec, layout)) for name, spec in cfg.arms]
+    activity.enter("tokenize")
     data = tokenize_corpus(
         corpus,
         loaded.tokenizer,

@@ -10,10 +10,11 @@ from textual.widgets import Static
 
 from engine.log.state import RunState
 from freeze_tui import fmt, modes
+from freeze_tui.activity import activity_label, gpu_brief
 from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
 
-IDLE_AFTER_S = 5.0  # watch/live: say "no new events" after this long without one
+IDLE_AFTER_S = 5.0  # watch of a log without heartbeats (older versions): "no new events" after this long
 SEP = " │ "
 STATUS_STYLE = {  # palette names (colors.py), coloured in app.tcss
     "running": "running",
@@ -36,12 +37,18 @@ class SourceView:
     stopping: bool = False
     error: str = ""  # the source failed (e.g. a corrupt line mid-log)
     speed: float | None = None  # replay: the time factor (None: as fast as possible)
+    gone: str = ""  # watch: why the log's writer is known to be gone (engine.log.liveness)
 
     @classmethod
     def of(cls, source, stopping: bool = False, error: str = "") -> SourceView:
         first = (getattr(source, "sources", None) or [source])[0]  # several logs: each replays at one speed
         speed = getattr(first, "speed", None)
-        return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error, speed)
+        gone = source.writer_gone() if hasattr(source, "writer_gone") else ""
+        return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error, speed, gone)
+
+    def ticking(self, state: RunState) -> float:
+        """Wall seconds since the last event, for clocks that keep running between events (not in replay)."""
+        return self.idle if self.mode != "replay" and not (state.finished or self.done or self.gone) else 0.0
 
 
 def status_label(state: RunState, src: SourceView) -> str:
@@ -57,7 +64,12 @@ def status_label(state: RunState, src: SourceView) -> str:
         return "waiting for data" if src.mode == "watch" else "loading"
     if src.done:
         return "log ended (no run_end)"
-    if src.mode == "watch" and src.idle >= IDLE_AFTER_S:  # a live engine that is quiet is busy, not gone
+    if src.gone:
+        return src.gone
+    busy = activity_label(state, src.ticking(state))  # from heartbeats: a quiet engine is busy, not gone
+    if busy:
+        return busy
+    if src.mode == "watch" and src.idle >= IDLE_AFTER_S and state.activity is None:  # a log without heartbeats
         return f"no new events for {int(src.idle)} s"
     if state.status == "running" and state.step < 0:
         return "sampling before training"
@@ -99,7 +111,8 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
     status = status_label(state, src)
     mode = modes.mode_of(src.mode, state.finished, src.done)
     badge = (f" {modes.mode_label(mode, src.speed)} ", Style(reverse=True, bold=True))
-    parts = [Text.assemble(badge, (" ● " + status, palette.style(STATUS_STYLE.get(status, "paused"))))]
+    style = "failed" if status.startswith("writer gone") else STATUS_STYLE.get(status, "paused")
+    parts = [Text.assemble(badge, (" ● " + status, palette.style(style)))]
     epochs = state.config.get("epochs")
     if state.epoch >= 0:
         parts.append(Text(f"epoch {state.epoch + 1}/{epochs or '?'}"))
@@ -112,8 +125,9 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
         parts.append(Text(line))
     if state.n_events:
         # log time, so replays show the run's own; live and watch keep ticking between events
-        ticking = src.idle if src.mode != "replay" and not state.finished and not src.done else 0.0
-        parts.append(Text(f"elapsed {fmt.duration(state.elapsed + ticking)}"))
+        parts.append(Text(f"elapsed {fmt.duration(state.elapsed + src.ticking(state))}"))
+    if state.gpus and not state.finished:
+        parts.append(safe(gpu_brief(state), max_len=60))
     if state.config.get("trust_remote_code"):
         parts.append(Text("⚠ trust_remote_code on", style=palette.style("failed")))
     return _join(parts)

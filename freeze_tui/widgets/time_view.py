@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from engine.log.state import RunState
 from freeze_tui import fmt
+from freeze_tui.activity import gpu_lines
 from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
 
@@ -59,7 +60,16 @@ def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Tex
 def time_renderable(state: RunState, palette: Palette = PLAIN) -> Group:
     base = state.baseline or "full"
     note = Text(f"r = (T_{base} − T_arm) / T_{base}, measured so far; FLOP model: 1 − FLOP ratio", style="dim")
-    return Group(time_table(state, palette), Text(""), time_bars(state, palette=palette), Text(""), note)
+    parts: list[RenderableType] = [
+        time_table(state, palette),
+        Text(""),
+        time_bars(state, palette=palette),
+        Text(""),
+        note,
+    ]
+    if state.gpus:  # NVML readings of the run's CUDA devices (none on CPU or without NVML)
+        parts += [Text(""), Text("GPU (latest reading)", style="bold"), *(safe(line) for line in gpu_lines(state))]
+    return Group(*parts)
 
 
 class TimeView(VerticalScroll):
@@ -67,7 +77,7 @@ class TimeView(VerticalScroll):
         yield Static(id="time-text")
 
     def show(self, state: RunState) -> None:
-        key = (state.step, sum(len(a.epochs) for a in state.arms.values()), state.status)
+        key = (state.step, sum(len(a.epochs) for a in state.arms.values()), state.status, state.gpus_t)
         if key != getattr(self, "_drawn", None):
             self._drawn = key
             self.query_one("#time-text", Static).update(time_renderable(state, getattr(self.app, "palette", PLAIN)))

@@ -1,0 +1,80 @@
+"""Is the process that writes a followed log still alive? Judged from its heartbeats. No torch.
+
+A writer that is busy (loading a model, a slow step) keeps beating, so a quiet log is not a dead
+one. It is called gone after GONE_AFTER_S without a heartbeat, or, on the same host, as soon as
+its pid has exited and its heartbeats have stopped too (a pid from another pid namespace, e.g. a
+container that shares the host name, would otherwise look dead while it beats). Logs written
+before heartbeats existed get no verdict: the viewer falls back to "no new events for N s".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+CONTRACT_S = 2.0  # DESIGN.md: a live engine writes a heartbeat at least this often
+GONE_AFTER_S = 3 * CONTRACT_S + 4.0  # three missed beats plus slack for a slow disk or a busy host
+PID_GONE_AFTER_S = 1.5  # a dead pid is believed once this long passed without a heartbeat
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists, owned by someone else (or cannot tell: assume alive)
+        return True
+    return True
+
+
+class WriterWatch:
+    def __init__(self, clock=time.monotonic, wall=time.time, host: str | None = None, alive=pid_alive) -> None:
+        self._clock, self._wall, self._alive = clock, wall, alive
+        self._this_host = socket.gethostname() if host is None else host
+        self.pid, self.host = 0, ""
+        self._t_log = 0.0  # the writer's clock at its latest line
+        self._arrived = 0.0  # our clock when the latest line arrived
+        self._beating = False  # a heartbeat was seen: the writer promises one every CONTRACT_S
+        self._at_end = True
+
+    def saw(self, events, at_end: bool = True) -> None:
+        """Take note of a batch of events just read: any line proves the writer lived when it wrote
+        it, heartbeats say who it is. `at_end`: the batch reached the end of the file (while a
+        backlog is read, an old line proves nothing either way)."""
+        self._at_end = at_end
+        if not events:
+            return
+        for e in reversed(events):
+            if e.kind == "heartbeat":
+                self.pid, self.host = int(e.pid), str(e.host)
+                self._beating = True
+                break
+        self._t_log, self._arrived = float(events[-1].t), self._clock()
+
+    @property
+    def beating(self) -> bool:
+        """The log has heartbeats (written by a freeze-tui that beats)."""
+        return self._beating
+
+    def silence(self) -> float:
+        """Seconds since the writer's latest line: since it arrived, or, on the writer's own host (same
+        clock), since it was written, whichever is longer (a backlog read at once is not fresh)."""
+        since = self._clock() - self._arrived
+        if self._same_host():
+            since = max(since, self._wall() - self._t_log)
+        return since
+
+    def gone(self) -> str:
+        """Why the writer is known to be gone, or "" (alive, or no heartbeats to judge by)."""
+        if not self._beating or not self._at_end:
+            return ""
+        silence = self.silence()
+        if self._same_host() and self.pid > 0 and silence > PID_GONE_AFTER_S and not self._alive(self.pid):
+            return f"writer gone (pid {self.pid} exited)"
+        if silence > GONE_AFTER_S:
+            return f"writer gone (no heartbeat for {int(silence)} s)"
+        return ""
+
+    def _same_host(self) -> bool:
+        return bool(self.host) and self.host == self._this_host
