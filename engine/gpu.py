@@ -28,9 +28,11 @@ class GpuSampler:
             nvml.nvmlInit()
         except Exception:  # ImportError, or any NVMLError (no driver, no library)
             return None
-        found = [
-            (index, handle, _name(nvml, handle)) for index, uuid in devices if (handle := _handle(nvml, index, uuid))
-        ]
+        found = []
+        for index, uuid in devices:
+            handle = _handle(nvml, index, uuid)
+            if handle is not None:
+                found.append((index, handle, _name(nvml, handle)))
         return cls(nvml, found) if found else None
 
     def read(self) -> list[dict]:
