@@ -6,13 +6,23 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import app_load, corpus_tokens, cuda_sync, freeze_saving, log_throughput, monitor_overhead, startup
+from bench import (
+    app_load,
+    corpus_tokens,
+    cuda_sync,
+    freeze_saving,
+    heartbeat_overhead,
+    log_throughput,
+    monitor_overhead,
+    startup,
+)
 
 SUITES = [
     ("start-up", lambda: startup.main([])),
     ("log throughput and memory", lambda: log_throughput.log_throughput() + log_throughput.state_memory()),
     ("app under load", lambda: app_load.main([])),
     ("monitoring overhead", lambda: monitor_overhead.main([])),
+    ("heartbeat overhead", lambda: heartbeat_overhead.main([])),
     ("CUDA host syncs", lambda: cuda_sync.main([])),
     ("freeze saving and memory", lambda: freeze_saving.main([])),
     ("large corpus: token file and cache", lambda: corpus_tokens.main([])),

@@ -202,7 +202,7 @@ def _hub_unreachable() -> str:
 
     def probe() -> None:
         try:
-            get_session().head(endpoint, timeout=PROBE_S, follow_redirects=False)
+            get_session().head(endpoint, timeout=PROBE_S)  # httpx and requests: no redirects followed
             answer.append("")
         except Exception as exc:  # any transport failure means "cannot download from here"
             answer.append(f"{endpoint} cannot be reached: {_first_line(exc)}")
