@@ -11,7 +11,7 @@ from freeze_tui import fmt
 SLOW_STEP_S = 3.0  # a step that runs longer than this is named: "step 37 running 12 s"
 GIB = 2**30
 _WORDS = {
-    "starting": "starting",
+    "starting": "starting (libraries, data files)",
     "load_model": "loading model",
     "tokenize": "tokenizing data",
     "to_device": "moving model to its device",
