@@ -13,6 +13,7 @@ import threading
 import time
 
 from engine.activity import Activity
+from engine.gpu import GpuSampler
 from engine.log.events import Heartbeat
 
 HEARTBEAT_S = 1.0  # DESIGN.md asks for at least every 2 s; half of it leaves room for a slow disk
@@ -23,7 +24,7 @@ class HeartbeatThread(threading.Thread):
     def __init__(self, activity: Activity, emit, interval: float = HEARTBEAT_S) -> None:
         super().__init__(name="freeze-tui-heartbeat", daemon=True)
         self.activity, self.emit, self.interval = activity, emit, interval
-        self.gpus = None  # a GpuSampler, set once the run's device is known
+        self.gpus: GpuSampler | None = None  # set once the run's device is known
         self._halt = threading.Event()
         self._gpus_due = 0.0
         self._pid, self._host = os.getpid(), socket.gethostname()
