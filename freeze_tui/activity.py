@@ -8,7 +8,8 @@ import math
 from engine.log.state import RunState
 from freeze_tui import fmt
 
-SLOW_STEP_S = 3.0  # a step that runs longer than this is named: "step 37 running 12 s"
+SLOW_STEP_S = 3.0  # a step that runs longer than this (and than 3 usual ones) is named: "step 37 running 12 s"
+CUDA_FLUSH_STEPS = 20  # off CPU the engine reads values every 20 steps and waits for them at the 20th
 GIB = 2**30
 _WORDS = {
     "starting": "starting (libraries, data files)",
@@ -41,7 +42,7 @@ def activity_label(state: RunState, ticking: float = 0.0) -> str:
     if act is None or math.isnan(age):
         return ""
     if act.phase == "step":  # named only when slow, and not once its own step event has arrived
-        slow = age >= SLOW_STEP_S and act.step > state.step
+        slow = age >= max(SLOW_STEP_S, 3 * usual_wait(state)) and act.step > state.step
         return f"step {act.step + 1} running {seconds(age)}" if slow else ""
     if act.phase == "sample":
         when = "before training" if act.epoch < 0 else f"after epoch {act.epoch + 1}"
@@ -52,6 +53,14 @@ def activity_label(state: RunState, ticking: float = 0.0) -> str:
         return f"paused at step {act.step + 1} · {seconds(age)}"
     words = _WORDS.get(act.phase)
     return f"{words} {seconds(age)}" if words else ""
+
+
+def usual_wait(state: RunState) -> float:
+    """How long the engine usually stays at one step: every arm's step time, times the steps it waits
+    for at once off CPU (there a step's own time is tiny and the 20th waits for the other 19)."""
+    per_step = sum(a.dt_ema for a in state.arms.values() if not math.isnan(a.dt_ema))
+    on_cpu = str(state.config.get("device", "cpu")).startswith("cpu")
+    return per_step * (1 if on_cpu else CUDA_FLUSH_STEPS)
 
 
 def gpu_brief(state: RunState, limit: int = 2) -> str:

@@ -216,8 +216,9 @@ def _hub_unreachable() -> str:
 def _not_found(name: str, why: str) -> FreezeTuiError:
     because = f" and {why}" if why else ""
     return FreezeTuiError(
-        f"model {name!r} is not a local directory, not in the Hugging Face cache{because}; "
-        "download it with network access (or set HF_ENDPOINT to a reachable mirror), or pass a local model directory"
+        f"model {name!r} could not be found locally (not a directory, not in the Hugging Face cache){because}; "
+        "downloading it needs network access (or HF_ENDPOINT set to a reachable mirror), "
+        "or pass a local model directory"
     )
 
 

@@ -166,6 +166,17 @@ def test_activity_age_counts_log_time_and_ticking():
     assert activity_label(state, ticking=4.0) == "loading model 9 s"
 
 
+def test_off_cpu_a_step_is_slow_against_the_steps_the_engine_waits_for_at_once():
+    cuda = running_state()
+    cuda.config["device"] = "cuda:0"
+    usual = sum(a.dt_ema for a in cuda.arms.values())  # the synthetic run's steps: ~0.2 s for both arms
+    waits = 3 * 20 * usual
+    assert activity_label(beat(cuda, "step", waits - 0.5, step=20)) == ""  # the 20th step waits for 19 more
+    assert activity_label(beat(cuda, "step", waits + 0.5, step=20)).startswith("step 21 running")
+    cpu = running_state()
+    assert activity_label(beat(cpu, "step", 3.0, step=20)) == "step 21 running 3 s"
+
+
 def test_a_step_whose_event_arrived_is_not_called_running():
     state = beat(running_state(steps=20), "step", 30.0, step=19)  # step 19's event is already folded
     assert activity_label(state) == ""
