@@ -25,7 +25,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except (PermissionError, OSError):  # exists, owned by someone else (or cannot tell: assume alive)
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not yet reaped (a `run --detach` child, while its parent shows the watch view)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):  # no /proc (macOS): os.kill's answer stands
+        return False
 
 
 class WriterWatch:

@@ -375,3 +375,24 @@ def test_no_gpu_text_on_cpu():
     state = running_state()
     assert gpu_brief(state) == "" and gpu_lines(state) == [] and "GPU" not in progress_line(state, SourceView()).plain
     assert math.isnan(state.gpus_t)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="zombies are read from /proc")
+def test_pid_alive_knows_a_zombie_is_dead():
+    import os
+    import subprocess
+    import time
+
+    from engine.log.liveness import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    while True:  # exited but not reaped: os.kill still finds the pid
+        try:
+            if os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+                break
+        except ChildProcessError:
+            break
+        time.sleep(0.01)
+    assert pid_alive(os.getpid()) and not pid_alive(child.pid)
+    child.wait()
+    assert not pid_alive(child.pid)
