@@ -13,7 +13,6 @@ PHASES = (
     "starting",
     "load_model",
     "tokenize",
-    "to_device",
     "arms",
     "sample",
     "step",

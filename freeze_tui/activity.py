@@ -15,7 +15,6 @@ _WORDS = {
     "starting": "starting (libraries, data files)",
     "load_model": "loading model",
     "tokenize": "tokenizing data",
-    "to_device": "moving model to its device",
     "arms": "copying model for each arm",
     "save": "saving weights",
     "finish": "finishing",

@@ -59,7 +59,6 @@ def test_a_run_beats_through_every_phase_and_ends_with_run_end(tmp_path, monkeyp
     assert entered == [
         ("load_model", -1, -1),
         ("tokenize", -1, -1),
-        ("to_device", -1, -1),
         ("arms", -1, -1),
         ("sample", -1, -1),
         *(("step", i, 0) for i in range(4)),
