@@ -194,7 +194,7 @@ def test_status_label_uses_heartbeats_and_falls_back_for_old_logs():
     assert status_label(busy, SourceView(mode="replay", idle=100.0)) == "step 21 running 6 s"  # replay: no ticking
     gone = SourceView(mode="watch", idle=0.5, gone="writer gone (pid 9 exited)")
     assert status_label(busy, gone) == "writer gone (pid 9 exited)"
-    assert status_label(busy, dataclasses.replace(gone, paused=True)) == "paused"
+    assert "paused" in status_label(busy, dataclasses.replace(gone, paused=True))  # the display froze: no verdict
     assert "writer gone" in progress_line(busy, gone).plain
 
 
