@@ -94,7 +94,7 @@ def shape_figures(label: str, dims, *, batch: int, block: int, steps: int, devic
     runners["plain"] = lambda step: plain_step(plain, opt, x, dtype, timer)
     times = interleaved(runners, steps=steps, warmup=2)
     r = (times["full"] - times["targeted"]) / times["full"]
-    r_flop = arm_record(plans["targeted"], layout)["r_pred"]
+    r_flop = arm_record(plans["targeted"], layout, seq_len=block)["r_pred"]
     tflops = 6 * layout.n_total * batch * block / times["full"] / 1e12
     where = f"{label} ({layout.n_total / 1e6:.0f} M), {dtype}, {batch}x{block}"
     return [

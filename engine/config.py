@@ -53,6 +53,12 @@ class RunConfig:
     warmup: int = setting(0, "Linear warm-up steps, then linear decay to 0 at the last step.")
     grad_clip: float = setting(1.0, "Max gradient norm per arm (0 = off).")
     seed: int = setting(0, "Seed of the data split, batch order, dropout masks and samples.")
+    seeds: int = setting(
+        1,
+        "Replicates: run the whole paired experiment N times (seeds s, s+1, ... for batch order, dropout "
+        "and samples; the same split and S) into one log, for intervals across seeds.",
+        metavar="N",
+    )
     device: str = setting(
         "auto",
         "auto (every visible GPU, else cpu), cpu, cuda, cuda:N, mps, or a comma list such as cuda:0,cuda:1 "
@@ -63,7 +69,10 @@ class RunConfig:
     )
     dtype: str = setting("fp32", "fp32, bf16 or fp16 (autocast; weights stay fp32).")
     val_fraction: float = setting(0.1, "Share of the blocks held out for the validation loss.")
-    samples: int = setting(4, "Generated samples per arm before training and after each epoch (0 = none).")
+    samples: int = setting(4, "Generated samples per prompt and arm before training and after each epoch (0 = none).")
+    sample_prompts: int = setting(
+        2, "Prompts for samples: starts of distinct validation blocks, each with the same --samples seeds."
+    )
     sample_tokens: int = setting(32, "Tokens generated per sample.")
     prompt: str | None = setting(None, "Generation prompt (default: the start of the first validation block).")
     common_k: int = setting(100, "Size of the common-token set S (the most frequent training tokens).")
@@ -87,6 +96,8 @@ class RunConfig:
         _non_negative("--norm-every", self.norm_every)
         _non_negative("--samples", self.samples)
         _positive("--sample-tokens", self.sample_tokens)
+        _positive("--sample-prompts", self.sample_prompts)
+        _positive("--seeds", self.seeds)
         _positive("--common-k", self.common_k)
         if self.lr is not None and not 0 < self.lr <= MAX_LR:
             raise FreezeTuiError(f"--lr must be a positive number up to {MAX_LR:g}, got {self.lr}")

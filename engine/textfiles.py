@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,19 @@ class Corpus:
     documents: tuple[str, ...]  # text held in memory (the demo's)
     source: str  # human description: file names or the demo corpus
     files: tuple[Path, ...] = ()  # checked text files, one document each, read in a stream when tokenized
+    crlf: int = 0  # CRLF line ends turned into LF while reading
+    lone_cr: int = 0  # old-Mac CR-only line ends turned into LF
+
+
+def normalise_newlines(text: str) -> tuple[str, int, int]:
+    """Text with CRLF and lone CR line ends as LF, and how many of each there were. A CR is a
+    line-ending byte, not language: kept, it becomes one of the commonest tokens and the model
+    spends its training learning it."""
+    crlf = text.count("\r\n")
+    lone = text.count("\r") - crlf
+    if not crlf and not lone:
+        return text, 0, 0
+    return text.replace("\r\n", "\n").replace("\r", "\n"), crlf, lone
 
 
 def find_text_files(paths: tuple[str, ...]) -> list[Path]:
@@ -136,4 +150,30 @@ def read_corpus(paths: tuple[str, ...]) -> Corpus:
     if not kept:
         raise FreezeTuiError(f"the data ({', '.join(paths)}) holds no text; pass non-empty text files")
     names = ", ".join(f.name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return Corpus((), names, kept)
+    ends = [count_line_ends(f) for f in kept]
+    return Corpus((), names, kept, crlf=sum(c for c, _ in ends), lone_cr=sum(r for _, r in ends))
+
+
+def count_line_ends(path: Path) -> tuple[int, int]:
+    """(CRLF, lone CR) line ends in a file, read in blocks (a CR byte is never inside a UTF-8 sequence)."""
+    crlf = lone = 0
+    carry = b""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            block = carry + block
+            carry = b"\r" if block.endswith(b"\r") else b""  # its LF may start the next block
+            block = block[: len(block) - len(carry)]
+            n_crlf = block.count(b"\r\n")
+            crlf, lone = crlf + n_crlf, lone + block.count(b"\r") - n_crlf
+    return crlf, lone + len(carry)
+
+
+def normalise_stream(pieces: Iterable[str]) -> Iterator[str]:
+    """`normalise_newlines` over a text read in pieces: a CR ending one piece waits for the next."""
+    held = ""
+    for piece in pieces:
+        text = held + piece
+        held = "\r" if text.endswith("\r") else ""
+        yield text[: len(text) - len(held)].replace("\r\n", "\n").replace("\r", "\n")
+    if held:
+        yield "\n"

@@ -11,7 +11,7 @@ from engine.log.state import RunState
 from freeze_tui.colors import PLAIN
 from freeze_tui.fmt import count, duration
 from freeze_tui.safe_text import clean
-from freeze_tui.series import MAX_POINTS, bucket_means, envelope, finite_pairs, smoothed_points
+from freeze_tui.series import MAX_POINTS, bucket_centers, bucket_means, envelope, finite_pairs, smoothed_points
 
 SCATTER_POINTS = 400
 AXES = ("step", "tokens", "time")
@@ -99,6 +99,22 @@ def loss_series(state: RunState, opts: ChartOptions = ChartOptions(), max_points
         if name not in opts.hidden
     ]
     return [layer[0] for layer in per_arm] + [s for layer in per_arm for s in layer[1:]]  # raw under smoothed
+
+
+def band_series(state: RunState, max_points: int = MAX_POINTS, palette=None) -> list[Series]:
+    """The lowest and highest loss across seeds per step (engine.log.bands), as two faint lines per arm."""
+    from engine.log.bands import arm_bands
+
+    rgb_of = palette or PLAIN.arm_rgb
+    out = []
+    for index, (lows, highs) in enumerate(arm_bands(state).values()):
+        steps = [float(i) for i in bucket_centers(len(lows), max_points)]
+        r, g, b = rgb_of(index)
+        faint = (int(0.45 * r), int(0.45 * g), int(0.45 * b))
+        for edge in (lows, highs):
+            xs, ys = finite_pairs(steps, bucket_means(edge, max_points))
+            out.append(Series("", xs, ys, faint))
+    return out
 
 
 def scatter_series(

@@ -16,6 +16,7 @@ from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from freeze_tui import __version__, exit_codes
 from freeze_tui.commands.export import export
+from freeze_tui.commands.suggest import suggest
 from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
 from freeze_tui.run_options import config_from, config_options
 
@@ -265,7 +266,7 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     from freeze_tui.plan_memory import render_memory
 
     cfg = config_from(opts)
-    desc = describe_plans(cfg.model, cfg.arms, trust_remote_code=cfg.trust_remote_code)
+    desc = describe_plans(cfg.model, cfg.arms, block_size=cfg.block_size, trust_remote_code=cfg.trust_remote_code)
     add_memory_plan(desc, cfg, measure=measure, steps=steps)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
@@ -278,6 +279,7 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
 
 
 cli.add_command(export)
+cli.add_command(suggest)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from rich.text import Text
 from engine.log.state import RunState
 from freeze_tui import exit_codes, fmt
 from freeze_tui.interrupts import Guarded, Interrupts
-from freeze_tui.report import Packed, SummaryTable, status_text
+from freeze_tui.report import Packed, SummaryTable, interval_lines, status_text
 from freeze_tui.safe_text import clean
 
 
@@ -106,7 +106,7 @@ class _Printer:
     def __init__(self, state: RunState, progress: Progress, console: Console) -> None:
         self.state, self.progress, self.console = state, progress, console
         self.task: TaskID | None = None
-        self.task_epoch = -1
+        self.task_epoch: tuple[int, int] = (-1, -1)  # (replicate, epoch) of the progress task
         self.task_start = 0
 
     def fold(self, events) -> None:
@@ -141,12 +141,13 @@ class _Printer:
         if s.epoch < 0:
             return
         start = s.epoch_starts[-1] if s.epoch_starts else 0
-        if s.epoch != self.task_epoch or self.task is None:
+        if (s.replicate, s.epoch) != self.task_epoch or self.task is None:
             if self.task is not None:  # the last batch may have ended the epoch: show it whole
                 self.progress.update(self.task, completed=start - self.task_start)
             steps, epochs = epoch_plan(s)
-            self.task = self.progress.add_task(safe_line(f"epoch {s.epoch + 1}/{epochs}"), total=steps, losses=[])
-            self.task_epoch, self.task_start = s.epoch, start
+            seed = f"seed {s.replicate + 1}/{s.replicates} " if s.replicates > 1 else ""  # --seeds N
+            self.task = self.progress.add_task(safe_line(f"{seed}epoch {s.epoch + 1}/{epochs}"), total=steps, losses=[])
+            self.task_epoch, self.task_start = (s.replicate, s.epoch), start
         losses = [(a.name, fmt.num(a.loss_last)) for a in s.arms.values() if not math.isnan(a.loss_last)]
         self.progress.update(self.task, completed=s.step - start + 1, losses=losses)
 
@@ -174,6 +175,8 @@ def print_summary(state: RunState, console: Console) -> None:
     """The table (when any arm ran), then one line on how the run ended."""
     if state.arms:
         console.print(SummaryTable(state))
+        for line in interval_lines(state):
+            console.print(Text(safe_line(line)))
     console.print(status_text(state))
     fatal = [m for m in state.messages if m.level == "error" and m.fatal]
     if fatal:

@@ -4,6 +4,7 @@ any terminal width (one table when it fits, one block per arm when narrow). Numb
 
 from __future__ import annotations
 
+import math
 import re
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -21,8 +22,8 @@ TITLE = "paired fine-tuning: what freezing bought and cost"
 COLUMNS = [
     ("arm", "arm", "arm"),
     ("trainable", "trains", "trains"),
-    ("loss L_1 → L_K", "loss L1→LK", "loss L1→LK"),
-    ("Var(L_k)", "Var", "Var(L_k)"),
+    ("L start → end", "L start→end", "loss start→end"),
+    ("Var(L_t)", "Var", "Var(L_t)"),
     ("val loss", "val", "val loss"),
     ("T", "T", "T"),
     ("r measured", "r", "r"),
@@ -38,21 +39,74 @@ def arrow(a: str, b: str) -> str:
     return f"{a} → {b}"
 
 
-def table_cells(row: dict, *, intervals: bool = True) -> list[str]:
-    """The report's columns for one arm, as text (shared by Markdown and the console)."""
+def table_cells(row: dict, *, intervals: bool = True, extras: bool = True) -> list[str]:
+    """The report's columns for one arm, as text (shared by Markdown and the console). `extras`: r's and
+    Δp's intervals, the prediction's verdict and the val-loss difference in the cells (Markdown); a
+    terminal prints them below the table instead (`interval_lines`)."""
     share = fmt.ci if intervals else (lambda mean, lo, hi: fmt.pct(mean))
+    wide = (lambda text: text) if intervals and extras else (lambda text: "")
     return [
         row["arm"],
         fmt.pct(row["trainable_pct"] / 100, 2),
         arrow(fmt.num(row["loss_first"]), fmt.num(row["loss_last"])),
         fmt.num(row["loss_var"], 4),
-        fmt.num(row["val_loss"]),
+        fmt.num(row["val_loss"]) + wide(_interval(row.get("val_loss_ci"), fmt.num) + _val_diff(row)),
         fmt.seconds(row["T"]),
-        fmt.pct(row["r"]),
-        fmt.pct(row["r_pred"]),
+        fmt.pct(row["r"]) + wide(_interval(row.get("r_ci"), _pts) if not row.get("is_baseline") else ""),
+        fmt.pct(row["r_pred"]) + wide(verdict(row.get("r_pred_inside"))),
         arrow(share(*row["p_pre"]), share(*row["p_post"])),
-        fmt.signed_pts(row["delta_p"]),
+        fmt.signed_pts(row["delta_p"]) + wide(_interval(row.get("delta_p_ci"), _signed)),
     ]
+
+
+def _unknown(v) -> bool:
+    return not isinstance(v, (int, float)) or math.isnan(v)
+
+
+def _pts(v: float) -> str:
+    return f"{100 * v:.1f}"
+
+
+def _signed(v: float) -> str:
+    return f"{100 * v:+.1f}"
+
+
+def _interval(ci, word) -> str:
+    """' [lo, hi]', or nothing when the row has no such interval (an older log) or it is unknown."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or any(_unknown(v) for v in ci):
+        return ""
+    return f" [{word(ci[0])}, {word(ci[1])}]"
+
+
+def _val_diff(row: dict) -> str:
+    diff = row.get("val_diff")
+    if _unknown(diff) or not diff:
+        return ""
+    return f" (Δ {diff:+.3f}{_interval(row.get('val_diff_ci'), lambda v: f'{v:+.3f}')})"
+
+
+def verdict(flag) -> str:
+    """Whether the FLOP model's prediction lies in r's interval."""
+    return "" if flag is None else (" (inside r's interval)" if flag else " (outside r's interval)")
+
+
+def interval_lines(state: RunState) -> list[str]:
+    """Per arm r's interval (and the prediction inside/outside it), the median-step r and Δp's paired
+    interval, then p's base rate: for the headless end, whose table has no room for them."""
+    rows = arm_rows(state)
+    lines = [
+        f"{row['arm']}: r {fmt.pct(row['r'])}{_interval(row['r_ci'], _pts)}, median step "
+        f"{fmt.pct(row['r_median'])}; FLOP model {fmt.pct(row['r_pred'])}{verdict(row['r_pred_inside'])}; "
+        f"Δp {fmt.signed_pts(row['delta_p'])}{_interval(row['delta_p_ci'], _signed)};"
+        f"{_val_diff(row).replace(' (Δ', ' val loss Δ').removesuffix(')')}"
+        for row in rows
+        if row["arm"] != state.baseline and "r_ci" in row
+    ]
+    if rows and "ci_basis" in rows[0]:
+        lines.append(
+            f"95 % intervals: {rows[0]['ci_basis']}; p's base rate (validation text): {fmt.pct(state.common_base_rate)}"
+        )
+    return lines
 
 
 def status_parts(state: RunState) -> tuple[str, str]:
@@ -115,10 +169,21 @@ def _notes(state: RunState, rows: list[dict]) -> list[str]:
 
 
 def _legend(state: RunState) -> str:
+    """What the table's numbers are, in words, with the basis of every interval."""
+    rows = arm_rows(state)
+    basis = rows[0].get("loss_basis", "epoch means") if rows else "epoch means"
     base = state.baseline
+    seeds = f"Intervals are 95 % t intervals across {len(state.past) + 1} seeds. " if state.past else ""
+    r_basis = "across seeds" if state.past else "a paired block bootstrap over steps"
     return (
-        f"r = (T_{base} − T_arm) / T_{base}; p = share of generated tokens "
-        f"among the {len(state.common_tokens)} most common training tokens."
+        f"{seeds}Training loss L start → end: {basis}. Var(L_t): variance of the arm's per-step training "
+        f"loss L_t in the last epoch. Val Δ: L_arm − L_{base} on the same validation batches, paired t interval. "
+        f"r = (T_{base} − T_arm) / T_{base}; its interval is {r_basis} (arms take turns going first each "
+        "step); the FLOP model's r is marked inside or outside it. "
+        f"p = share of generated tokens among the {len(state.common_tokens)} most common training tokens "
+        f"(S); the validation text itself scores {fmt.pct(state.common_base_rate)} (base rate). "
+        "p's interval covers prompts × seeds (clipped to [0, 1]); Δp pairs each sample with its "
+        "pre-training twin (same prompt and seed)."
     )
 
 
@@ -155,7 +220,7 @@ class SummaryTable:
         for header in headers:
             table.add_column(header, no_wrap=True)
         for row in self.rows:
-            table.add_row(*(Text(_safe(cell)) for cell in table_cells(row, intervals=intervals)))
+            table.add_row(*(Text(_safe(cell)) for cell in table_cells(row, intervals=intervals, extras=False)))
         return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -231,9 +296,10 @@ def report_renderable(state: RunState, source: str = "") -> Group:
     ]
     if state.arms:
         parts.append(SummaryTable(state, title=None))
+        parts += [Text(_safe(line)) for line in interval_lines(state)]  # a narrow table has no room for them
     parts += [Text("• " + _safe(n)) for n in _notes(state, rows)]
     if state.arms:
-        parts.append(Text(_safe(_legend(state)), style="dim"))
+        parts.append(Text(clean(_legend(state), one_line=True, max_len=2000), style="dim"))
     return Group(*parts)
 
 

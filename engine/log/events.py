@@ -93,8 +93,10 @@ class EpochEnd(Event):
 
 @dataclass(frozen=True)
 class Sample(Event):
-    """One generated sample. tokens: [[text, in_S], ...] for the generated part;
-    p: share of generated tokens in S. index/epoch say which sample of which set."""
+    """One generated sample. tokens: [[text, in_S], ...] for the generated part; ids: their token
+    ids (same length), so p recounts from the log; p: share of generated tokens in S. index/epoch
+    say which sample of which set; sample `index` of every arm and phase has the same prompt
+    (`prompt_index`) and seed, which pairs pre and post samples."""
 
     kind: ClassVar[str] = "sample"
     phase: str = "pre"
@@ -105,6 +107,19 @@ class Sample(Event):
     p: float | None = 0.0  # None: no tokens generated (NaN is written as null)
     index: int = 0
     epoch: int = -1
+    ids: list = field(default_factory=list)
+    prompt_index: int = 0
+
+
+@dataclass(frozen=True)
+class Replicate(Event):
+    """The start of replicate `replicate` (0-based) of `of`: the whole paired experiment again, from
+    the same initial weights, with `seed` for data order, dropout and samples (--seeds N)."""
+
+    kind: ClassVar[str] = "replicate"
+    replicate: int = 0
+    of: int = 1
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -240,7 +255,7 @@ def _built(cls: type[Event], **fields) -> Event:
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, PlanChange, Warning, Error, RunEnd, Heartbeat)
+    for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, Replicate, PlanChange, Warning, Error, RunEnd, Heartbeat)
 }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.log import events as ev
-from engine.stats import mean_ci95, saving
+from engine.stats import clipped, mean_ci95, paired_ci95, saving, saving_ci95, step_saving_median
 
 DW_HISTORY = 48  # dw events kept per run for trend sparklines
 MESSAGE_LIMIT = 500
@@ -30,7 +30,11 @@ class SampleSet:
 
     @property
     def p(self) -> tuple[float, float, float]:
+        """Mean p over the set's samples (prompts x seeds), 95 % interval clipped to [0, 1]."""
         return mean_ci95([s.p for s in self.samples if s.p is not None], 0.0, 1.0)  # p is a share
+
+    def by_index(self) -> dict[int, float]:
+        return {s.index: s.p for s in self.samples if s.p is not None}
 
 
 @dataclass
@@ -43,6 +47,7 @@ class ArmState:
     r_pred: float = math.nan
     grid: dict = field(default_factory=dict)
     losses: array = field(default_factory=lambda: array("d"))  # aligned with RunState.steps; nan = no value
+    dts: array = field(default_factory=lambda: array("d"))  # step times, aligned the same way
     loss_last: float = math.nan
     dt_last: float = math.nan
     dt_ema: float = math.nan
@@ -140,6 +145,9 @@ class RunState:
         self.activity: ActivityRecord | None = None  # None: no heartbeat yet (or a log from before heartbeats)
         self.gpus: list[dict] = []  # the latest GPU readings, [{index, name, mem_used, mem_total, util}]
         self.gpus_t = math.nan
+        self.replicate = 0  # which replicate of `replicates` (--seeds N) the steps belong to
+        self.replicates = 1
+        self.past: list[RunState] = []  # finished replicates, each frozen as it ended
         self.n_events = 0
         self.n_skipped = 0
 
@@ -196,6 +204,7 @@ class RunState:
             rec = records.get(name)
             if rec is None:
                 arm.losses.append(math.nan)
+                arm.dts.append(math.nan)
                 continue
             loss, dt, lr = rec.get("loss"), rec.get("dt"), rec.get("lr")
             loss = loss if type(loss) is float else _num(loss)
@@ -203,6 +212,7 @@ class RunState:
             arm.loss_last, arm.dt_last = loss, dt
             arm.lr_last = lr if type(lr) is float else _num(lr)
             arm.losses.append(loss)
+            arm.dts.append(dt)
             if dt == dt:  # not nan
                 arm.time_total += dt
                 arm.dt_ema = dt if arm.dt_ema != arm.dt_ema else 0.9 * arm.dt_ema + 0.1 * dt
@@ -232,6 +242,25 @@ class RunState:
         if arm.samples is None or (arm.samples.phase, arm.samples.epoch) != (e.phase, e.epoch):
             arm.samples = SampleSet(e.phase, e.epoch)
         arm.samples.samples.append(e)
+
+    def _replicate(self, e: ev.Replicate) -> None:
+        """A new replicate: what the last one showed is kept whole in `past`; the views start afresh."""
+        self.replicates = max(int(e.of), 1)
+        if self.step >= 0 or self.pre_samples is not None:
+            done = RunState()
+            done.__dict__.update({k: v for k, v in self.__dict__.items() if k != "past"})
+            self.past.append(done)
+            self._reset_replicate()
+        self.replicate = int(e.replicate)
+
+    def _reset_replicate(self) -> None:
+        self.arms = {
+            name: ArmState(name, a.spec, a.trainable, a.total, a.flop_ratio, a.r_pred, a.grid)
+            for name, a in self.arms.items()
+        }
+        self.steps, self.epoch_starts, self.step, self.epoch = array("q"), [], -1, -1
+        self.dw_step, self.dw_history = -1, deque(maxlen=DW_HISTORY)
+        self.pre_samples, self.plan_changes = None, []
 
     def _plan_change(self, e: ev.PlanChange) -> None:
         self.plan_changes.append(e)
@@ -272,6 +301,7 @@ class RunState:
         "dw": _dw,
         "epoch_end": _epoch_end,
         "sample": _sample,
+        "replicate": _replicate,
         "plan_change": _plan_change,
         "warning": _warning,
         "error": _error,
@@ -342,6 +372,33 @@ class RunState:
 
     def delta_p(self, name: str) -> float:
         return self.p_post(name)[0] - self.p_pre()[0]
+
+    def delta_p_ci(self, name: str) -> tuple[float, float, float]:
+        """Paired Δp: sample i before and after share prompt and seed; interval clipped to [-1, 1]."""
+        arm = self.arms[name]
+        if self.pre_samples is None or arm.samples is None:
+            return math.nan, math.nan, math.nan
+        pre, post = self.pre_samples.by_index(), arm.samples.by_index()
+        both = sorted(set(pre) & set(post))
+        return clipped(paired_ci95([pre[i] for i in both], [post[i] for i in both]), -1.0, 1.0)
+
+    @property
+    def common_base_rate(self) -> float:
+        """The share of S tokens in the validation split: the p a model that copies the text scores."""
+        return _num(self.data.get("common_base_rate"))
+
+    def saving_ci(self, name: str) -> tuple[float, float, float]:
+        """r from the paired step times and its 95 % block-bootstrap interval."""
+        base = self.baseline
+        if base is None or name not in self.arms:
+            return math.nan, math.nan, math.nan
+        return saving_ci95(self.arms[base].dts, self.arms[name].dts)
+
+    def saving_median(self, name: str) -> float:
+        base = self.baseline
+        if base is None or name not in self.arms:
+            return math.nan
+        return step_saving_median(self.arms[base].dts, self.arms[name].dts)
 
 
 def _num(value) -> float:

@@ -72,9 +72,10 @@ def _cell_state(names, initial: frozenset[str], ever: frozenset[str]) -> str:
     return "later" if any(n in ever for n in names) else "frozen"
 
 
-def arm_record(plan: Plan, layout: ModelLayout) -> dict:
-    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid."""
-    ratio = flop_ratio(layout, plan.initial)
+def arm_record(plan: Plan, layout: ModelLayout, *, seq_len: int) -> dict:
+    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid; the FLOP
+    model includes attention scores for sequences of ``seq_len`` tokens (the run's block size)."""
+    ratio = flop_ratio(layout, plan.initial, seq_len=seq_len)
     return {
         "name": plan.arm,
         "spec": plan.spec,
@@ -86,7 +87,7 @@ def arm_record(plan: Plan, layout: ModelLayout) -> dict:
     }
 
 
-def describe_layout(name: str, arch: str, layout: ModelLayout, arms) -> dict:
+def describe_layout(name: str, arch: str, layout: ModelLayout, arms, *, block_size: int) -> dict:
     """Model info and, per arm, its record, share and schedule, for a layout already in hand (pure)."""
     arms = list(arms) or list(DEFAULT_ARMS)
     names = [arm for arm, _ in arms]
@@ -99,11 +100,13 @@ def describe_layout(name: str, arch: str, layout: ModelLayout, arms) -> dict:
         "n_blocks": layout.n_blocks,
         "fused_qkv": layout.fused_qkv,
         "tied": any(p.tied for p in layout.params),
+        "block_size": block_size,
     }
-    return {"model": model, "arms": [_describe_arm(resolve_plan(arm, spec, layout), layout) for arm, spec in arms]}
+    plans = [resolve_plan(arm, spec, layout) for arm, spec in arms]
+    return {"model": model, "arms": [_describe_arm(plan, layout, block_size) for plan in plans]}
 
 
-def _describe_arm(plan: Plan, layout: ModelLayout) -> dict:
-    record = arm_record(plan, layout)
+def _describe_arm(plan: Plan, layout: ModelLayout, block_size: int) -> dict:
+    record = arm_record(plan, layout, seq_len=block_size)
     schedule = [{"at": c.at, "n": c.n, "rule": c.rule, "trainable": layout.numel(c.trainable)} for c in plan.changes]
     return {**record, "pct": round(plan.pct, 2), "schedule": schedule}

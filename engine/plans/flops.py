@@ -56,7 +56,7 @@ class _Layer:
     matmul: int  # weights used in a matmul, 0 for lookups, norms, biases
 
 
-def step_flops(layout: ModelLayout, trainable, *, seq_len: int = 0) -> StepFlops:
+def step_flops(layout: ModelLayout, trainable, *, seq_len: int) -> StepFlops:
     """FLOPs per token of one step when exactly ``trainable`` (names) is trained."""
     layers = _layers(layout)
     low = min((lay.lowest for lay in layers if lay.name in trainable), default=None)
@@ -69,13 +69,15 @@ def step_flops(layout: ModelLayout, trainable, *, seq_len: int = 0) -> StepFlops
     )
 
 
-def flop_ratio(layout: ModelLayout, trainable, *, seq_len: int = 0) -> float:
-    """cost(plan) / cost(train everything); 1.0 for full training."""
+def flop_ratio(layout: ModelLayout, trainable, *, seq_len: int) -> float:
+    """cost(plan) / cost(train everything); 1.0 for full training. The one FLOP model of freeze-tui:
+    `plan`, run_start (hence the Time view, report, headless) and the bench all call it with the
+    run's block size as ``seq_len``, so they print the same number."""
     full = step_flops(layout, set(layout.names), seq_len=seq_len).total
     return step_flops(layout, set(trainable), seq_len=seq_len).total / full if full else 1.0
 
 
-def predicted_saving(layout: ModelLayout, trainable, *, seq_len: int = 0) -> float:
+def predicted_saving(layout: ModelLayout, trainable, *, seq_len: int) -> float:
     """r_pred = 1 - flop_ratio: the share of step time the plan should save."""
     return 1.0 - flop_ratio(layout, trainable, seq_len=seq_len)
 

@@ -145,19 +145,24 @@ def _grad_norm(arm: Arm) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validation_loss(model: torch.nn.Module, val: torch.Tensor, batch_size: int, device, autocast_dtype) -> float:
-    """Mean loss over the validation blocks (eval mode, no dropout); nan when there are none."""
+def validation_loss(
+    model: torch.nn.Module, val: torch.Tensor, batch_size: int, device, autocast_dtype
+) -> tuple[float, list[float]]:
+    """Mean loss over the validation blocks (eval mode, no dropout) and the mean of each batch (for
+    paired differences between arms); (nan, []) when there are none."""
     if len(val) == 0:
-        return float("nan")
+        return float("nan"), []
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+    losses = []
     for i in range(0, len(val), batch_size):
         batch = copy_to(val[i : i + batch_size], [device])[device]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            total += model(input_ids=batch, labels=batch).loss.to(total.dtype) * len(batch)
+            losses.append(model(input_ids=batch, labels=batch).loss.float())
     model.train(was_training)
-    return total.item() / len(val)  # one read per pass, not per batch
+    values = torch.stack(losses).tolist()  # one read per pass, not per batch
+    sizes = [len(val[i : i + batch_size]) for i in range(0, len(val), batch_size)]
+    return sum(v * n for v, n in zip(values, sizes)) / len(val), values
 
 
 def state_bytes(arm: Arm) -> int:

@@ -107,6 +107,12 @@ def tokenize_corpus(
     return TokenData(train, val[np.arange(n_val)], len(ids), n_unique, top_ids(train_counts, common_k))
 
 
+def common_base_rate(blocks, common) -> float:
+    """The share of tokens of `blocks` that are in S: the p a model that reproduces the text scores."""
+    ids = blocks.flatten().tolist()
+    return sum(1 for t in ids if t in common) / len(ids) if ids else float("nan")
+
+
 def batch_order(n_train: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Block indices of each batch of an epoch: a seeded shuffle, the same for every arm; the last
     incomplete batch is dropped so every step sees the same number of tokens."""

@@ -134,7 +134,7 @@ class Experiment:
         every = self.cfg.norm_every if self.cfg.monitor else 0
         measure = bool(every) and self.step % every == 0
         record = {}
-        for arm in self.arms:
+        for arm in self.turn_order(self.step):
             if arm.active:
                 with on_device(arm.device):  # launches only: the devices work at the same time
                     loss, mark = train_step(
@@ -149,6 +149,7 @@ class Experiment:
                 record[arm.name] = (loss, mark, lr)
                 if arm.scaler is not None:
                     self.pending_skips.append((self.step, arm.name, arm.skipped))
+        record = {a.name: record[a.name] for a in self.arms if a.name in record}  # events keep arm order
         self.pending.append((self.step, epoch, record))
         if measure:
             self.pending_dw.append(
@@ -157,6 +158,12 @@ class Experiment:
         self.step += 1
         if len(self.pending) >= self.flush_every:  # norms wait on the device like the losses do
             self.flush()
+
+    def turn_order(self, step: int) -> list[Arm]:
+        """Arms in the order they train at `step`: step s starts with arm s mod N, so a load burst
+        or a warm cache favours no arm on average (each arm runs first equally often)."""
+        k = step % len(self.arms)
+        return self.arms[k:] + self.arms[:k]
 
     def _apply_schedule(self, epoch: int) -> None:
         """Apply the scheduled rules reached at this step (Plan.fired: the one schedule rule)."""
@@ -232,16 +239,17 @@ class Experiment:
         arms = {}
         for arm in self.arms:
             mean, var = mean_var(arm.epoch_losses)
-            val = (
+            val, val_batches = (
                 validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, arm.device, self.autocast)
                 if arm.active
-                else math.nan
+                else (math.nan, [])
             )
             t_epoch, arm.t_epoch_start = arm.t_total - arm.t_epoch_start, arm.t_total
             arms[arm.name] = {
                 "loss_mean": mean,
                 "loss_var": var,
                 "val_loss": val,
+                "val_batches": val_batches,  # per validation batch, the same batches for every arm: pairs
                 "t_epoch": t_epoch,
                 "t_total": arm.t_total,
             }
@@ -262,30 +270,36 @@ class Experiment:
         # before training every arm holds the same weights: the first one samples for all
         targets = [("*", active[0])] if phase == "pre" else [(a.name, a) for a in active]
         for name, arm in targets:
-            seqs = sample_tokens(
-                arm.model,
-                self.s.prompt_ids,
-                n=self.cfg.samples,
-                max_new=self.s.sample_tokens,
-                seed=self.cfg.seed,
-                device=arm.device,
-                eos_id=self.s.tokenizer.eos_token_id,
-            )
-            for i, seq in enumerate(seqs):
-                self.emit(self._sample_event(phase, name, epoch, i, seq))
+            for j, (prompt_ids, prompt_text) in enumerate(self.s.prompts):
+                seqs = sample_tokens(
+                    arm.model,
+                    prompt_ids,
+                    n=self.cfg.samples,
+                    max_new=self.s.sample_tokens,
+                    seed=self.cfg.seed,
+                    device=arm.device,
+                    eos_id=self.s.tokenizer.eos_token_id,
+                )
+                for i, seq in enumerate(seqs):
+                    index = j * self.cfg.samples + i  # the same prompt and seed for every arm and phase
+                    self.emit(self._sample_event(phase, name, epoch, index, seq, j, prompt_text))
 
-    def _sample_event(self, phase: str, arm: str, epoch: int, index: int, seq: list[int]) -> ev.Sample:
+    def _sample_event(
+        self, phase: str, arm: str, epoch: int, index: int, seq: list[int], prompt_index: int, prompt: str
+    ) -> ev.Sample:
         common = self.s.common_set
         pieces = [[text, t in common] for text, t in zip(token_texts(self.s.tokenizer, seq), seq)]
         return ev.Sample(
             phase=phase,
             arm=arm,
-            prompt=self.s.prompt_text,
+            prompt=prompt,
             text=self.s.tokenizer.decode(seq),
             tokens=pieces,
-            p=common_share([bool(flag) for _, flag in pieces]),
+            p=common_share([t in common for t in seq]),
             index=index,
             epoch=epoch,
+            ids=list(seq),
+            prompt_index=prompt_index,
         )
 
     def arm_memory(self) -> dict:

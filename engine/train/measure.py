@@ -88,7 +88,7 @@ def measure_plan(cfg: RunConfig, *, steps: int, warmup: int = 2) -> dict:
             "device": str(placement[name]),
             "t_step": times[name],
             "r": (base - times[name]) / base if base > 0 else float("nan"),
-            "r_flop": arm_record(plan, loaded.layout)["r_pred"],
+            "r_flop": arm_record(plan, loaded.layout, seq_len=cfg.block_size)["r_pred"],
         }
         for name, plan in plans
     }

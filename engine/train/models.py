@@ -351,10 +351,10 @@ class _quiet:
             logging.enable_progress_bar()
 
 
-def describe_plans(model_name: str | None, arms, *, trust_remote_code: bool = False) -> dict:
+def describe_plans(model_name: str | None, arms, *, block_size: int, trust_remote_code: bool = False) -> dict:
     """What ``freeze-tui plan`` shows: model info plus, per arm, name, spec, trainable, total, pct,
     flop_ratio, r_pred, schedule and grid. ``model_name`` None is the embedded demo. Raises FreezeTuiError."""
     from engine.plans.describe import describe_layout
 
     name, arch, layout = load_layout(model_name, trust_remote_code=trust_remote_code)
-    return describe_layout(name, arch, layout, arms)
+    return describe_layout(name, arch, layout, arms, block_size=block_size)

@@ -166,12 +166,21 @@ class RunSession(ChannelSource):
         activity = self.control.activity
         setup = prepare(self.cfg, activity, progress=self._tokenizing)
         self._heartbeat.gpus = GpuSampler.open(cuda_devices([*setup.placement.values(), setup.device]))
-        activity.enter("arms")
-        experiment = Experiment(self.cfg, setup, self.emit, self.control)
-        checksums = {a.name: weights_checksum(a.model) for a in experiment.arms}
-        self.emit(run_start_event(setup, checksums))
-        experiment.samples("pre", -1)
-        status = experiment.run()
+        for k in range(self.cfg.seeds):
+            # replicate k: same split, S and initial weights; seed s+k orders batches, drops out, samples
+            activity.enter("arms")
+            experiment = Experiment(
+                dataclasses.replace(self.cfg, seed=self.cfg.seed + k), setup, self.emit, self.control
+            )
+            if k == 0:
+                checksums = {a.name: weights_checksum(a.model) for a in experiment.arms}
+                self.emit(run_start_event(setup, checksums))
+            if self.cfg.seeds > 1:
+                self.emit(ev.Replicate(replicate=k, of=self.cfg.seeds, seed=self.cfg.seed + k))
+            experiment.samples("pre", -1)
+            status = experiment.run()
+            if status != "finished":
+                break
         if self.cfg.save:
             experiment.save(self.cfg.save)
         activity.enter("finish")

@@ -13,7 +13,7 @@ from engine.log import events as ev
 from engine.plans.freeze import Plan
 from engine.plans.roles import ModelLayout, ParamSplit
 from engine.textfiles import Corpus, read_corpus
-from engine.train.data import TokenData, tokenize_corpus
+from engine.train.data import TokenData, common_base_rate, tokenize_corpus
 from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
 from engine.train.memory_plan import check_memory_plan
 from engine.train.models import LoadedModel
@@ -32,8 +32,7 @@ class Setup:
     plans: list[tuple[str, Plan]]  # (arm name, plan)
     splits: list[ParamSplit]
     lr: float
-    prompt_ids: list
-    prompt_text: str
+    prompts: list  # [(ids, text)] distinct prompts; sample i of every arm uses the same one
     sample_tokens: int
     common_set: frozenset[int]
     placement: dict = field(default_factory=dict)  # {arm: torch.device}
@@ -103,9 +102,9 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None) -> 
         progress=progress,
     )
     # the shared initial weights stay on the host; each arm copies them to its own device
-    prompt_ids, prompt_text = _prompt(cfg, loaded.tokenizer, data)
-    _check_prompt(prompt_ids, ctx)
-    sample_tokens = min(cfg.sample_tokens, max(1, (ctx or 10**9) - len(prompt_ids)))
+    prompts = _prompts(cfg, loaded.tokenizer, data)
+    _check_prompt(prompts[0][0], ctx)
+    sample_tokens = min(cfg.sample_tokens, max(1, (ctx or 10**9) - max(len(ids) for ids, _ in prompts)))
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.model is None else 5e-5)
     return Setup(
         cfg,
@@ -117,8 +116,7 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None) -> 
         plans,
         attention_splits(layout),
         lr,
-        prompt_ids,
-        prompt_text,
+        prompts,
         sample_tokens,
         frozenset(data.common),
         placement,
@@ -126,26 +124,22 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None) -> 
     )
 
 
-def _prompt(cfg: RunConfig, tokenizer, data: TokenData) -> tuple[list[int], str]:
+def _prompts(cfg: RunConfig, tokenizer, data: TokenData) -> list[tuple[list[int], str]]:
+    """--prompt, or the starts of the first --sample-prompts validation blocks (distinct texts), so
+    p's interval covers prompts as well as seeds."""
     if cfg.prompt is not None:
         ids = tokenizer(cfg.prompt, add_special_tokens=False)["input_ids"]
         if not ids:
             raise FreezeTuiError("--prompt is empty after tokenization; give some text")
-        return ids, cfg.prompt
-    return _block_prompt(tokenizer, data)
-
-
-def _check_prompt(ids: list, ctx: int | None) -> None:
-    if ctx and len(ids) >= ctx:
-        raise FreezeTuiError(
-            f"--prompt is {len(ids)} tokens, the model's context is {ctx}: leave room for the sample; shorten it"
-        )
-
-
-def _block_prompt(tokenizer, data: TokenData) -> tuple[list[int], str]:
-    first = data.val[:1] if len(data.val) else data.train[[0]]
-    ids = first[0, :PROMPT_TOKENS].tolist()
-    return ids, tokenizer.decode(ids)
+        return [(ids, cfg.prompt)]
+    source = data.val if len(data.val) else data.train[list(range(min(len(data.train), 64)))]
+    prompts: list[tuple[list[int], str]] = []
+    for row in source[:, :PROMPT_TOKENS].tolist():
+        if row not in [ids for ids, _ in prompts]:
+            prompts.append((row, tokenizer.decode(row)))
+        if len(prompts) == cfg.sample_prompts:
+            break
+    return prompts
 
 
 def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
@@ -173,10 +167,18 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "source": s.corpus.source,
         "n_train_batches": s.data.n_train_batches(cfg.batch_size),
         "n_val_batches": s.data.n_val_batches(cfg.batch_size),
+        "crlf_normalised": s.corpus.crlf,
+        "cr_normalised": s.corpus.lone_cr,
+        "common_base_rate": common_base_rate(s.data.val, s.common_set),  # nan without a validation split
     }
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
-        {**arm_record(plan, s.layout), "name": name, "init_checksum": checksums.get(name, ""), **_where(s, name)}
+        {
+            **arm_record(plan, s.layout, seq_len=cfg.block_size),
+            "name": name,
+            "init_checksum": checksums.get(name, ""),
+            **_where(s, name),
+        }
         for name, plan in s.plans
     ]
     return ev.RunStart(config=config, model=model, data=data, common_tokens=common, arms=arms)
@@ -190,3 +192,10 @@ def _where(s: Setup, name: str) -> dict:
     if name in s.memory:
         out["memory"] = dict(s.memory[name])
     return out
+
+
+def _check_prompt(ids: list, ctx: int | None) -> None:
+    if ctx and len(ids) >= ctx:
+        raise FreezeTuiError(
+            f"--prompt is {len(ids)} tokens, the model's context is {ctx}: leave room for the sample; shorten it"
+        )

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.filememo import cache_dir, recall, remember
-from engine.textfiles import Corpus
+from engine.textfiles import Corpus, normalise_stream
 
 FORMAT = "freeze-tui-tokens-1"  # bump when the file layout or the tokenization rule changes
 CHUNK = 1 << 20  # characters tokenized per call: bounds the tokenizer's per-call memory
@@ -106,6 +106,7 @@ def _settings(tokenizer) -> dict:
 
     return {
         "format": FORMAT,
+        "newlines": "lf",  # CR/CRLF read as LF: a cache written before that holds CR tokens
         "chunk": CHUNK,
         "eos": tokenizer.eos_token_id,
         "dtype": token_dtype(tokenizer).name,
@@ -175,10 +176,10 @@ def _documents(corpus: Corpus, report: _Reporter) -> Iterator[Iterator[str]]:
     """Each non-blank document as a stream of text pieces (files are read in blocks, never whole)."""
     for text in corpus.documents:
         if text.strip():
-            yield iter([text])
+            yield normalise_stream([text])
         report.add(len(text))
     for path in corpus.files:
-        yield _file_pieces(path, report)
+        yield normalise_stream(_file_pieces(path, report))  # CRLF and lone CR read as LF (issue 10)
 
 
 def _file_pieces(path: Path, report: _Reporter) -> Iterator[str]:

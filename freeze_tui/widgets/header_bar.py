@@ -114,6 +114,8 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
     style = "failed" if status.startswith("writer gone") else STATUS_STYLE.get(status, "paused")
     parts = [Text.assemble(badge, (" ● " + status, palette.style(style)))]
     epochs = state.config.get("epochs")
+    if state.replicates > 1:  # --seeds N: which run of the paired experiment this is
+        parts.append(Text(f"seed {state.replicate + 1}/{state.replicates}", style="bold"))
     if state.epoch >= 0:
         parts.append(Text(f"epoch {state.epoch + 1}/{epochs or '?'}"))
     total = state.total_steps

@@ -21,6 +21,9 @@ def draw_loss(plt, state: RunState, opts: charts.ChartOptions, width: int, palet
     """Lines through each arm's min/max envelope (spikes survive decimation), raw faded under smoothed."""
     plt.clear_data()
     series = charts.loss_series(state, opts, max_points=charts.points_for(width) // 2, palette=palette.arm_rgb)
+    bands = charts.band_series(state, charts.points_for(width), palette.arm_rgb) if opts.axis == "step" else []
+    for band in bands:  # --seeds N, finished: the range across seeds, faint, under the curves
+        plt.plot(band.xs, band.ys, color=band.rgb, marker="braille")
     for s in series:
         if s.xs:
             plt.plot(s.xs, s.ys, color=s.rgb, label=s.label or None, marker="braille")
@@ -29,7 +32,8 @@ def draw_loss(plt, state: RunState, opts: charts.ChartOptions, width: int, palet
         plt.xticks(*charts.step_ticks(min(xs), max(xs), width, opts.axis))
     for x in charts.epoch_marks(state, opts):
         plt.vline(x, palette.rgb("grid"))
-    plt.title(f"loss per step ({opts.describe()})")
+    seeds = f"; faint: range over {state.replicates} seeds" if bands else ""
+    plt.title(f"loss per step ({opts.describe()}{seeds})")
     plt.xlabel({"step": "step", "tokens": "tokens seen", "time": "wall time"}[opts.axis])
 
 

@@ -49,18 +49,27 @@ def set_text(title: Text, sample_set: SampleSet | None, extra: str = "", palette
     return Text("\n").join(lines)
 
 
+def delta_p_text(state: RunState, name: str) -> str:
+    """Δp and its paired interval (each sample against its pre-training twin)."""
+    mean, lo, hi = state.delta_p_ci(name)
+    if lo != lo or lo == hi:
+        return fmt.signed_pts(state.delta_p(name))
+    return f"{fmt.signed_pts(state.delta_p(name))} [{100 * lo:+.1f}, {100 * hi:+.1f}] (paired)"
+
+
 def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
     k = len(state.common_tokens) or "k"
     parts = [
         Text(
             f"highlighted: generated tokens in S (the {k} most frequent training tokens); "
-            "p = share of generated tokens in S, with its 95 % interval",
+            "p = share of generated tokens in S, with its 95 % interval over prompts × seeds; "
+            f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}",
             style="dim",
         ),
         set_text(Text("pre", style="bold"), state.pre_samples, palette=palette),
     ]
     for index, (name, arm) in enumerate(state.arms.items()):
-        delta = f"  Δp = {fmt.signed_pts(state.delta_p(name))}" if arm.samples else ""
+        delta = f"  Δp = {delta_p_text(state, name)}" if arm.samples else ""
         parts.append(
             set_text(safe(name, Style(bold=True) + palette.arm(index), max_len=24), arm.samples, delta, palette)
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
@@ -11,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from engine.log.state import RunState
+from engine.stats import inside
 from freeze_tui import fmt
 from freeze_tui.activity import gpu_lines
 from freeze_tui.colors import PLAIN, Palette
@@ -24,13 +27,24 @@ def _epochs_shown(state: RunState) -> list[int]:
     return epochs[-MAX_EPOCH_COLUMNS:]
 
 
-def time_table(state: RunState, palette: Palette = PLAIN) -> Table:
+def r_interval_text(state: RunState, name: str, ci) -> Text:
+    """r's 95 % interval and whether the FLOP model's prediction lies in it."""
+    if ci is None or name == state.baseline or any(math.isnan(v) for v in ci):
+        return Text("")
+    verdict = inside(state.arms[name].predicted_saving, ci)
+    word = "" if verdict is None else (" prediction inside" if verdict else " prediction outside")
+    return Text(f"[{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]{word}", "dim" if verdict else "yellow")
+
+
+def time_table(state: RunState, palette: Palette = PLAIN, intervals: dict | None = None) -> Table:
+    """intervals: {arm: (lo, hi)} of r, computed when an epoch ends (a bootstrap is too slow per step)."""
+    intervals = intervals or {}
     table = Table(box=None, pad_edge=False, header_style="bold")
     epochs = _epochs_shown(state)
     table.add_column("arm")
     for k in epochs:
         table.add_column(f"t_{k + 1}", justify="right")
-    for title in ("T", "r measured", "r FLOP model"):
+    for title in ("T", "r measured", "r FLOP model", "r 95 % interval"):
         table.add_column(title, justify="right")
     for index, (name, arm) in enumerate(state.arms.items()):
         t_k = {int(rec["epoch"]): rec.get("t_epoch") for rec in arm.epochs}
@@ -40,6 +54,7 @@ def time_table(state: RunState, palette: Palette = PLAIN) -> Table:
             Text("baseline", style="dim") if name == state.baseline else Text(fmt.pct(state.saving(name)), "bold")
         )
         row += [Text(fmt.duration(state.arm_time(name))), measured, Text(fmt.pct(arm.predicted_saving), "dim")]
+        row.append(r_interval_text(state, name, intervals.get(name)))
         table.add_row(*row)
     return table
 
@@ -57,11 +72,15 @@ def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Tex
     return Text("\n").join(lines)
 
 
-def time_renderable(state: RunState, palette: Palette = PLAIN) -> Group:
+def time_renderable(state: RunState, palette: Palette = PLAIN, intervals: dict | None = None) -> Group:
     base = state.baseline or "full"
-    note = Text(f"r = (T_{base} − T_arm) / T_{base}, measured so far; FLOP model: 1 − FLOP ratio", style="dim")
+    note = Text(
+        f"r = (T_{base} − T_arm) / T_{base}, measured so far; FLOP model: 1 − FLOP ratio at block "
+        f"{state.config.get('block_size', '?')}; interval: paired block bootstrap over steps, as of the last epoch end",
+        style="dim",
+    )
     parts: list[RenderableType] = [
-        time_table(state, palette),
+        time_table(state, palette, intervals),
         Text(""),
         time_bars(state, palette=palette),
         Text(""),
@@ -80,4 +99,8 @@ class TimeView(VerticalScroll):
         key = (state.step, sum(len(a.epochs) for a in state.arms.values()), state.status, state.gpus_t)
         if key != getattr(self, "_drawn", None):
             self._drawn = key
-            self.query_one("#time-text", Static).update(time_renderable(state, getattr(self.app, "palette", PLAIN)))
+            if key[1:] != getattr(self, "_ci_key", None):  # the bootstrap once per epoch, not per step
+                self._ci_key = key[1:]
+                self._intervals = {name: state.saving_ci(name)[1:] for name in state.arms}
+            palette = getattr(self.app, "palette", PLAIN)
+            self.query_one("#time-text", Static).update(time_renderable(state, palette, self._intervals))

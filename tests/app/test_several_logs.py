@@ -22,7 +22,8 @@ async def test_two_recorded_runs_replay_as_one():
         await play_to_end(pilot)
         assert app.state.status == "finished" and app.state.n_skipped == 0
         cards = [shown(card) for card in app.arms.children]
-        assert len(cards) == 5 and "three/full" in cards[0] and "two/targeted" in cards[4]
+        assert len(cards) == 6 and "three/full" in cards[0] and "two/targeted" in cards[4]
+        assert "two/suggested" in cards[5]
         await pilot.press("2")  # the ΔW view: every run's latest norms in one table
         await play_to_end(pilot)
         table = app.views["dw"].table

@@ -289,7 +289,9 @@ def test_model_errors(tmp_path):
 def test_describe_plans_is_json_and_has_a_grid(models):
     path = models["gpt2"].path
     desc = describe_plans(
-        path, [("full", "full"), ("targeted", "targeted"), ("slow", r"+re:h\.0\.attn\.c_attn\.weight,+mlp[1]@epoch 1")]
+        path,
+        [("full", "full"), ("targeted", "targeted"), ("slow", r"+re:h\.0\.attn\.c_attn\.weight,+mlp[1]@epoch 1")],
+        block_size=16,
     )
     json.dumps(desc)
     assert desc["model"] == {
@@ -299,6 +301,7 @@ def test_describe_plans_is_json_and_has_a_grid(models):
         "n_blocks": 4,
         "fused_qkv": True,
         "tied": True,
+        "block_size": 16,
     }
     full, targeted, slow = desc["arms"]
     assert full["pct"] == 100.0 and full["flop_ratio"] == 1.0 and full["r_pred"] == 0.0
@@ -316,7 +319,7 @@ def test_describe_plans_is_json_and_has_a_grid(models):
 
 def test_arm_record_for_run_start(models):
     layout = models["llama"].layout
-    record = arm_record(resolve_plan("targeted", "targeted", layout), layout)
+    record = arm_record(resolve_plan("targeted", "targeted", layout), layout, seq_len=16)
     assert set(record) == {"name", "spec", "trainable", "total", "flop_ratio", "r_pred", "grid"}
     assert record["grid"]["roles"] == ["attn.q", "attn.k", "attn.v", "attn.o", "mlp", "norm"]
     assert record["grid"]["other"]["pos"] == "absent" and record["grid"]["tied"] == []

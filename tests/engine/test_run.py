@@ -102,12 +102,54 @@ def test_samples_before_and_after(finished):
     _, events, _ = finished
     samples = by_kind(events, "sample")
     pre = [s for s in samples if s.phase == "pre"]
-    assert len(pre) == 2 and {s.arm for s in pre} == {"*"}
+    assert len(pre) == 4 and {s.arm for s in pre} == {"*"}  # 2 prompts x 2 seeds
+    assert [s.prompt_index for s in pre] == [0, 0, 1, 1] and len({s.prompt for s in pre}) == 2
     post = [s for s in samples if s.phase != "pre"]
     assert {s.arm for s in post} == {"full", "targeted", "reverse"}
+    common = {tok for tok, _ in by_kind(events, "run_start")[0].common_tokens}
     for s in samples:
         flags = [flag for _, flag in s.tokens]
         assert s.p == pytest.approx(sum(flags) / len(flags))
+        assert len(s.ids) == len(s.tokens)
+        assert s.p == sum(t in common for t in s.ids) / len(s.ids)  # recounted from the log alone
+
+
+def test_intervals_contain_their_estimates(finished):
+    _, events, _ = finished
+    start, summary = by_kind(events, "run_start")[0], events[-1].summary
+    assert 0 < start.data["common_base_rate"] <= 1 and summary["common_base_rate"] == start.data["common_base_rate"]
+    for name in ("targeted", "reverse"):
+        arm = summary["arms"][name]
+        lo, hi = arm["r_ci"]
+        assert lo <= arm["r"] <= hi and math.isfinite(arm["r_median"])
+        assert arm["r_pred_inside"] == (lo <= arm["r_pred"] <= hi)
+        lo, hi = arm["delta_p_ci"]
+        assert -1 <= lo <= arm["delta_p"] <= hi <= 1
+        lo, hi = arm["val_diff_ci"]
+        assert lo <= arm["val_diff"] <= hi
+        assert all(0 <= v <= 1 for v in (*arm["p_pre_ci"], *arm["p_post_ci"]))
+
+
+def test_plan_and_run_start_agree_on_the_flop_ratio(finished, tiny):
+    from engine.train.models import describe_plans
+
+    _, events, _ = finished
+    arms = (("full", "full"), ("targeted", "targeted"), ("reverse", "reverse"))
+    desc = describe_plans(str(tiny[0]), arms, block_size=16)
+    logged = {a["name"]: a["flop_ratio"] for a in by_kind(events, "run_start")[0].arms}
+    assert logged == {a["name"]: a["flop_ratio"] for a in desc["arms"]}
+    without_scores = describe_plans(str(tiny[0]), arms, block_size=1)
+    assert without_scores["arms"][1]["flop_ratio"] != logged["targeted"]  # the block size counts
+
+
+def test_arms_take_turns_going_first():
+    from types import SimpleNamespace
+
+    from engine.train.experiment import Experiment
+
+    fake = SimpleNamespace(arms=["a", "b", "c"])
+    assert [Experiment.turn_order(fake, s)[0] for s in range(6)] == ["a", "b", "c", "a", "b", "c"]
+    assert Experiment.turn_order(fake, 4) == ["b", "c", "a"]
 
 
 def test_summary_has_the_study_numbers(finished):
@@ -282,10 +324,10 @@ def test_step_zero_rule_counts_from_the_start_everywhere(tiny, tmp_path, monkeyp
     monkeypatch.setattr(experiment, "train_step", counting)
     cfg = config(tiny, max_steps=3, samples=0, arms=(("late", spec),))
     _, events = run_session(cfg, tmp_path / "zero.jsonl")
-    planned = describe_plans(cfg.model, [("late", spec)])["arms"][0]["trainable"]
+    planned = describe_plans(cfg.model, [("late", spec)], block_size=cfg.block_size)["arms"][0]["trainable"]
     assert by_kind(events, "run_start")[0].arms[0]["trainable"] == planned == seen[0] == seen[-1]
     assert not by_kind(events, "plan_change")
-    qkv_only = describe_plans(cfg.model, [("q", "+attn.qkv[3:]")])["arms"][0]["trainable"]
+    qkv_only = describe_plans(cfg.model, [("q", "+attn.qkv[3:]")], block_size=16)["arms"][0]["trainable"]
     assert planned > qkv_only
 
 

@@ -100,7 +100,7 @@ def test_a_run_without_run_end_leaves_the_merge_unfinished():
 def test_the_sample_runs_merge():
     events = list(merge_events([read_events(p) for p in SAMPLES], run_names([str(p) for p in SAMPLES])))
     state = RunState().apply_all(events)
-    assert state.n_skipped == 0 and state.status == "finished" and len(state.arms) == 5
+    assert state.n_skipped == 0 and state.status == "finished" and len(state.arms) == 6
     assert all(len(arm.losses) == len(state.steps) for arm in state.arms.values())
 
 

@@ -162,7 +162,15 @@ def test_samples_text(state):
 def test_time_table_and_prediction(state):
     assert state.arms["targeted"].predicted_saving == pytest.approx(0.28)
     table = time_table(state)
-    assert [c.header for c in table.columns] == ["arm", "t_1", "t_2", "T", "r measured", "r FLOP model"]
+    assert [c.header for c in table.columns] == [
+        "arm",
+        "t_1",
+        "t_2",
+        "T",
+        "r measured",
+        "r FLOP model",
+        "r 95 % interval",
+    ]
 
 
 def test_log_text_is_newest_first(state):
