@@ -29,9 +29,9 @@ async def test_two_recorded_runs_replay_as_one():
         table = app.views["dw"].table
         assert isinstance(table, DataTable) and table.row_count == 24
         seen = []
-        for _ in range(2):  # five arms do not fit 160 columns: two pages of arms (`]` turns)
+        for _ in range(2):  # six arms do not fit 160 columns: two pages of arms (`]` turns)
             cells = [str(c) for c in table.get_row_at(20)]  # block 5, q
             assert not any(c.strip() in ("", "–") for c in cells), cells
             seen += [str(c.label) for c in table.columns.values()][2::3]
             await pilot.press("right_square_bracket")
-        assert {"three/full ΔW", "two/targeted ΔW"} <= set(seen) and len(set(seen)) == 5
+        assert {"three/full ΔW", "two/targeted ΔW"} <= set(seen) and len(set(seen)) == 6

@@ -119,7 +119,7 @@ def test_views_show_the_interval_the_verdict_and_the_base_rate():
 
     state = RunState().apply_all([ev.Header(), _start(), *_replicate(2, 0.0, 0)])
     console = Console(width=160, record=True)
-    console.print(time_table(state, {"t": state.saving_ci("t")[1:]}))
+    console.print(time_table(state, intervals={"t": state.saving_ci("t")[1:]}))
     assert "[30.0 %, 30.0 %] prediction inside" in console.export_text()
     text = samples_text(state).plain
     assert "base rate (the validation text's own share): 57.0 %" in text and "(paired)" in text
