@@ -20,10 +20,11 @@ MAX_LR = 10.0  # far above any useful AdamW rate; 1e39 is inf in fp32 and fails 
 MAX_SEED = 2**32 - 1  # seeds are multiplied into torch generator seeds, which hold 64 bits
 
 
-def setting(default, help: str, *, flag: str | None = None, metavar: str | None = None, cli: bool = True):
+def setting(default, help: str, *, flag: str | None = None, metavar: str | None = None, cli: bool = True, aliases=()):
     """A RunConfig field and its command-line option in one place: `freeze_tui.run_options` builds
     each option of `freeze-tui run` from the field's name, type, default and this help text."""
-    return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar, "cli": cli})
+    meta = {"help": help, "flag": flag, "metavar": metavar, "cli": cli, "aliases": tuple(aliases)}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,21 @@ class RunConfig:
     dropout: str = setting("same", "same (every arm gets the same dropout masks per step) or off (eval mode).")
     on_nan: str = setting("stop-arm", "What a non-finite loss does: stop-arm, stop-run or continue.")
     trust_remote_code: bool = setting(False, "Allow the model's own Python code (off by default).")
-    log: str | None = setting(None, "Run log path (default: runs/<time>-<name>.jsonl).", metavar="PATH")
+    log: str | None = setting(
+        None,
+        "Run log path (default: runs/<time>-<name>.jsonl). Also --log-path (under torchrun, whose own "
+        "parser takes --log for its --log-dir).",
+        metavar="PATH",
+        aliases=("--log-path",),
+    )
     overwrite: bool = setting(False, "Replace an existing --log file.")
     save: str | None = setting(None, "Save every arm's final weights (safetensors) under DIR/<arm>.", metavar="DIR")
+    shards: int = setting(
+        1,
+        "Distributed runs: ranks per arm. K > 1 shards each arm with FSDP2 over K ranks, each a slice of "
+        "the batch; the world is arms x shards processes (torchrun or --nproc-per-node).",
+        metavar="K",
+    )
     monitor: bool = setting(True, "False: bare loop without ΔW norms or samples (benchmarks only).", cli=False)
 
     def validate(self) -> RunConfig:
@@ -99,6 +112,12 @@ class RunConfig:
         _positive("--sample-prompts", self.sample_prompts)
         _positive("--seeds", self.seeds)
         _positive("--common-k", self.common_k)
+        _positive("--shards", self.shards)
+        if self.batch_size % self.shards:
+            raise FreezeTuiError(
+                f"--batch-size {self.batch_size} must split evenly over --shards {self.shards} "
+                "(each shard takes an equal slice of every batch)"
+            )
         if self.lr is not None and not 0 < self.lr <= MAX_LR:
             raise FreezeTuiError(f"--lr must be a positive number up to {MAX_LR:g}, got {self.lr}")
         if not 0 <= self.seed <= MAX_SEED:

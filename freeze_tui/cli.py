@@ -14,9 +14,11 @@ import click
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
+from engine.world import check_one_process, quiet_rank, under_torchrun
 from freeze_tui import __version__, exit_codes
 from freeze_tui.commands.export import export
 from freeze_tui.commands.suggest import suggest
+from freeze_tui.distributed_run import launch_options, pop_launch, run_distributed
 from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
 from freeze_tui.run_options import config_from, config_options
 
@@ -46,11 +48,18 @@ SCREENSHOT_DIR = click.option(
 @click.option("--headless", is_flag=True, help="No app: print progress and the summary table.")
 @click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it.")
 @SCREENSHOT_DIR
+@launch_options
 def run(**opts) -> int:
-    """Run a paired experiment: the live app, or --headless."""
+    """Run a paired experiment: the live app, or --headless (also over several processes: torchrun)."""
     headless, detach, shots = opts.pop("headless"), opts.pop("detach"), opts.pop("screenshot_dir")
+    launch = pop_launch(opts)
     cfg = config_from(opts)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
+    if launch is not None or under_torchrun():
+        return run_distributed(
+            cfg, log_path, headless=headless, detach=detach, launch=launch, precheck=lambda c: _precheck(c, log_path)
+        )
+    check_one_process(cfg)
     _precheck(cfg, log_path)
     if detach:
         from freeze_tui.detach import detach_run
@@ -317,6 +326,7 @@ def _main(argv: list[str] | None) -> object:
 def _fail(message: str) -> None:
     from freeze_tui.safe_text import clean
 
-    click.echo(f"freeze-tui: error: {clean(message, one_line=True, max_len=2000)}", err=True)
+    if not quiet_rank():  # every rank of a distributed run sees the same bad input: rank 0 says it
+        click.echo(f"freeze-tui: error: {clean(message, one_line=True, max_len=2000)}", err=True)
     flush_std()
     sys.exit(exit_codes.BAD_INPUT)

@@ -27,13 +27,14 @@ def _option(name: str) -> Callable:
     f, hint = FIELDS[name], _HINTS[name]
     meta = f.metadata
     kwargs: dict = {"help": meta["help"], "metavar": meta.get("metavar")}
+    flags = (flag_of(name), *meta.get("aliases", ()))
     if hint is bool:
-        return click.option(flag_of(name), name, is_flag=True, default=f.default, **kwargs)
+        return click.option(*flags, name, is_flag=True, default=f.default, **kwargs)
     if typing.get_origin(hint) is tuple:  # repeatable: --data A --data B
-        return click.option(flag_of(name), name, multiple=True, **kwargs)
+        return click.option(*flags, name, multiple=True, **kwargs)
     base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)  # `float | None` -> float
     shown = f.default is not None and f.default != ""
-    return click.option(flag_of(name), name, type=base, default=f.default, show_default=shown, **kwargs)
+    return click.option(*flags, name, type=base, default=f.default, show_default=shown, **kwargs)
 
 
 def config_options(names: Iterable[str] | None = None) -> Callable:
@@ -56,3 +57,23 @@ def config_from(opts: dict) -> RunConfig:
     if "data" in values:
         values["data"] = tuple(values["data"])
     return RunConfig(**values).validate()
+
+
+def config_args(cfg: RunConfig, skip: Iterable[str] = ()) -> list[str]:
+    """The options that give back `cfg` (what differs from the defaults): a launcher passes a parsed
+    run on to the processes it starts."""
+    args: list[str] = []
+    for name, f in FIELDS.items():
+        value = getattr(cfg, name)
+        if name in skip or value == f.default:
+            continue
+        flag = flag_of(name)
+        if isinstance(value, bool):
+            args += [flag] if value else []
+        elif name == "arms":
+            args += [a for arm in value for a in (flag, "=".join(arm))]
+        elif isinstance(value, tuple):
+            args += [a for item in value for a in (flag, str(item))]
+        elif value is not None:
+            args += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return args

@@ -63,7 +63,7 @@ class Experiment:
         self.cfg, self.s, self.emit, self.control = cfg, setup, emit, control
         self.device = setup.device
         self.autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
-        self.arms = [self._make_arm(name, plan) for name, plan in setup.plans]
+        self.arms = [self._make_arm(name, plan) for name, plan in self._own_plans()]
         self.step = 0
         self._last_point: tuple[int, int] | None = None  # (step, epoch) of the previous step
         self.pending: list = []  # (step, epoch, {arm: (loss, mark, lr)}) not yet read off the device
@@ -74,10 +74,11 @@ class Experiment:
 
     def _make_arm(self, name: str, plan) -> Arm:
         device = self.s.placement.get(name, self.device)
-        model = copy.deepcopy(self.s.model).to(device)
+        model = self._place(copy.deepcopy(self.s.model), device)
         model.train(self.cfg.dropout == "same")
         names = plan.trainable_at(0, 0)
         apply_trainable(model, names)
+        model = self._wrap(name, model)
         fused = self.cfg.dtype == "fp16" and device.type == "cuda"
         optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
         tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
@@ -91,6 +92,31 @@ class Experiment:
         if message:
             self.emit(ev.Warning(message=message))
 
+    # -- seams for a distributed run (engine.train.distributed): one process, one world -------------
+    def _own_plans(self) -> list:
+        """The arms this process trains: all of them."""
+        return self.s.plans
+
+    def _place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        return model.to(device)
+
+    def _wrap(self, name: str, model: torch.nn.Module) -> torch.nn.Module:
+        """The arm's model as trained (a sharded run wraps it here, before its optimizer exists)."""
+        return model
+
+    def _reduce(self, losses: list, dts: list, dw_squares: list) -> tuple[list, list, list]:
+        """Per-step values of this process's part of each arm -> the whole arm's (nothing to do here)."""
+        return losses, dts, dw_squares
+
+    def _sync(self) -> None:
+        """Events emitted so far leave for the log (they already have: `emit` is the sink here)."""
+
+    def _any_active(self) -> bool:
+        return any(a.active for a in self.arms)
+
+    def _should_end(self) -> bool:
+        return self.control.stop.is_set() or not self._any_active()
+
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> str:
         """Train; returns the run status: finished, stopped (asked to), or failed (non-finite losses
@@ -99,9 +125,9 @@ class Experiment:
         self._warn_placement()
         for epoch in range(self.cfg.epochs):
             for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
-                if self.control.stop.is_set() or not any(a.active for a in self.arms):
+                if self._should_end():
                     self.flush()
-                    return "failed" if self.nan_stop or not any(a.active for a in self.arms) else "stopped"
+                    return "failed" if self.nan_stop or not self._any_active() else "stopped"
                 if self.control.pause.is_set():
                     self.control.activity.enter("paused", self.step, epoch)
                     self.control.wait_while_paused()
@@ -153,7 +179,7 @@ class Experiment:
         self.pending.append((self.step, epoch, record))
         if measure:
             self.pending_dw.append(
-                (self.step, {a.name: a.tracker.measure() for a in self.arms if a.active and a.tracker is not None})
+                (self.step, {a.name: a.tracker.squares() for a in self.arms if a.active and a.tracker is not None})
             )
         self.step += 1
         if len(self.pending) >= self.flush_every:  # norms wait on the device like the losses do
@@ -184,16 +210,15 @@ class Experiment:
             return
         losses = [loss for _, _, rec in self.pending for loss, _, _ in rec.values()]
         read = read_floats(losses + [flag for _, _, flag in self.pending_skips])  # one read per device
-        values = iter(read[: len(losses)])
         skipped = {(step, name) for (step, name, _), v in zip(self.pending_skips, read[len(losses) :]) if v}
+        dts = [StepTimer.seconds(mark) for _, _, rec in self.pending for _, mark, _ in rec.values()]
         dw_tensors = [t for _, per_arm in self.pending_dw for t in per_arm.values()]
-        dw_values = iter(read_floats(dw_tensors))
+        loss_list, dts, squares = self._reduce(read[: len(losses)], dts, read_floats(dw_tensors))
+        values, times = iter(loss_list), iter(dts)
+        dw_values = iter(DWTracker.finish(torch.tensor(squares)).tolist() if squares else [])
         dw_by_step = {step: {name: next(dw_values) for name in per_arm} for step, per_arm in self.pending_dw}
         for step, epoch, rec in self.pending:
-            arms = {
-                name: {"loss": next(values), "dt": StepTimer.seconds(mark), "lr": lr}
-                for name, (_, mark, lr) in rec.items()
-            }
+            arms = {name: {"loss": next(values), "dt": next(times), "lr": lr} for name, (_, _, lr) in rec.items()}
             self.emit(ev.Step(step=step, epoch=epoch, arms=arms))
             for name, values_of_arm in arms.items():
                 self._account(name, values_of_arm["loss"], values_of_arm["dt"], step)
@@ -204,6 +229,7 @@ class Experiment:
         self.pending.clear()
         self.pending_dw.clear()
         self.pending_skips.clear()
+        self._sync()
 
     def _account(self, name: str, loss: float, dt: float, step: int) -> None:
         arm = self._arm(name)
@@ -256,6 +282,7 @@ class Experiment:
             arm.epoch_losses = []
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
+        self._sync()
 
     def samples(self, phase: str, epoch: int) -> None:
         """One set of samples per arm (or one `*` set before training, when all arms are equal)."""

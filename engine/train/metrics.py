@@ -17,11 +17,9 @@ class DWTracker:
         self.splits = [s for s in splits if s.param in params]
         self.names: list[str] = [n for s in self.splits for n in s.names]
         self._params = {s.param: params[s.param] for s in self.splits}
-        self._w0 = {k: p.detach().clone() for k, p in self._params.items()}
-        self._before = {k: torch.empty_like(p) for k, p in self._params.items()}
-        self._segments = {
-            s.param: torch.tensor(s.segment, dtype=torch.long, device=self._params[s.param].device) for s in self.splits
-        }
+        self._w0 = {k: _local(p).detach().clone() for k, p in self._params.items()}
+        self._before = {k: torch.empty_like(_local(p)) for k, p in self._params.items()}
+        self._segments = {s.param: _local_segment(s, self._params[s.param]) for s in self.splits}
         self._ever_trained: set[str] = set()
 
     def snapshot(self) -> None:
@@ -29,15 +27,20 @@ class DWTracker:
         for key, p in self._params.items():
             if p.requires_grad:
                 self._ever_trained.add(key)
-                self._before[key].copy_(p.detach())
+                self._before[key].copy_(_local(p).detach())
 
-    @torch.no_grad()
     def measure(self) -> torch.Tensor:
         """[3, n_matrices] on the device: rows dW, drift, rel. Frozen matrices are exactly 0."""
+        return self.finish(self.squares())
+
+    @torch.no_grad()
+    def squares(self) -> torch.Tensor:
+        """[3, n_matrices]: squared norms of dW, drift and W over this process's part of each matrix.
+        Under sharding each rank holds a slice; the sum of the slices' squares is the whole matrix's."""
         rows = []
         for s in self.splits:
             param = self._params[s.param]
-            p = param.detach()
+            p = _local(param).detach()
             n = len(s.names)
             if s.param not in self._ever_trained:
                 rows.append(torch.zeros(3, n, device=p.device, dtype=torch.float32))
@@ -52,11 +55,36 @@ class DWTracker:
             rows.append(sums)
         if not rows:
             return torch.zeros(3, 0)
-        sq = torch.cat(rows, dim=1).sqrt()
-        rel = torch.where(sq[2] > 0, sq[0] / sq[2], torch.zeros_like(sq[0]))
-        return torch.stack([sq[0], sq[1], rel])
+        return torch.cat(rows, dim=1)
+
+    @staticmethod
+    def finish(squares: torch.Tensor) -> torch.Tensor:
+        """Squared norms [..., 3, n] -> norms [..., 3, n]: dW, drift, rel = dW / W (0 where W is 0)."""
+        sq = squares.sqrt()
+        dw, drift, w = sq.unbind(-2)
+        rel = torch.where(w > 0, dw / w, torch.zeros_like(dw))
+        return torch.stack([dw, drift, rel], dim=-2)
 
     def as_dicts(self, values: list[list[float]]) -> tuple[dict, dict, dict]:
         """Host lists (from measure().tolist()) as {matrix: value} dicts: dW, drift, rel."""
         # 6 significant digits: plenty for a norm, and a third of the log's size per dw line
         return tuple({n: float(f"{v:.6g}") for n, v in zip(self.names, row)} for row in values)  # type: ignore[return-value]
+
+
+def _local(p: torch.Tensor) -> torch.Tensor:
+    """This process's part of a parameter: the local shard of an FSDP2 (DTensor) parameter, else itself."""
+    return p.to_local() if hasattr(p, "to_local") else p
+
+
+def _local_segment(split, param: torch.Tensor) -> torch.Tensor:
+    """The segment ids of the rows/columns this process holds. FSDP2 shards dim 0 in torch.chunk
+    pieces, so a split along dim 0 sees only its rows' ids; a split along dim 1 sees them all."""
+    ids = torch.tensor(split.segment, dtype=torch.long)
+    local = _local(param)
+    if local is not param and split.dim == 0 and local.shape[0] != param.shape[0]:
+        mesh = param.device_mesh  # type: ignore[attr-defined]  # a DTensor's
+        rank, parts = mesh.get_local_rank(), mesh.size()
+        chunk = -(-param.shape[0] // parts)
+        start = min(rank * chunk, param.shape[0])
+        ids = ids[start : start + local.shape[0]]
+    return ids.to(local.device)

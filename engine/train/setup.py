@@ -68,10 +68,11 @@ def context_length(config) -> int | None:
     return None
 
 
-def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None) -> Setup:
+def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, memory_check: bool = True) -> Setup:
     """Load and check everything; raises FreezeTuiError with one clear line for bad input.
     `activity` hears each slow phase (the heartbeat reports it); progress(done, total): bytes of the
-    corpus tokenized so far (not called when the cache has it)."""
+    corpus tokenized so far (not called when the cache has it). memory_check=False: no memory plan
+    (a sharded arm's rank holds 1/K of it; the plan counts whole arms)."""
     from engine.plans.freeze import resolve_plan
     from engine.plans.roles import attention_splits
     from engine.train.models import load_model
@@ -79,7 +80,7 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None) -> 
     activity = activity or Activity()
     devices = resolve_devices(cfg.device)
     corpus = read_corpus(cfg.data)
-    placement, memory = check_memory_plan(cfg, devices)  # before the weights load
+    placement, memory = check_memory_plan(cfg, devices) if memory_check else ({}, {})  # before the weights load
     activity.enter("load_model")
     loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     ctx = context_length(loaded.model.config)
