@@ -101,3 +101,16 @@ def test_shards_outside_a_distributed_run_say_how_to_start_one(monkeypatch, caps
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     code, err = run_cli(monkeypatch, capsys, {}, "--headless", "--shards", "2")
     assert code == 2 and "add --nproc-per-node 4 --headless" in err
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(dtype="fp16", shards=2), "use --dtype bf16"),
+        (dict(device="cpu,cpu"), "one device per process"),
+    ],
+)
+def test_what_a_distributed_run_cannot_do_is_one_line(changes, message):
+    cfg = dataclasses.replace(RunConfig(arms=(("a", "full"),), batch_size=4), **changes).validate()
+    with pytest.raises(FreezeTuiError, match=message):
+        check_world(cfg, cfg.shards, headless=True)
