@@ -134,6 +134,7 @@ def of_kind(events, kind):
 
 
 def assert_same_run(one, many, loss_tol: float) -> None:
+    one, many = ([e for e in events if e.kind != "heartbeat"] for events in (one, many))  # clock-driven
     assert [e.kind for e in one] == [e.kind for e in many]
     for a, b in zip(of_kind(one, "step"), of_kind(many, "step")):
         assert a.arms.keys() == b.arms.keys()
