@@ -65,13 +65,18 @@ class DWView(Vertical):
         if self._state is not None:
             self._rebuild(self._state)
 
+    def _key(self, state: RunState) -> tuple:
+        """What the table depends on: the width too, since it decides which arms fit a page (a table
+        built while the layout was still settling must be rebuilt once the width is known)."""
+        return state.dw_step, len(state.arms), len(state.dw_history), self.size.width
+
     def show(self, state: RunState) -> None:
         self._state = state
-        if (state.dw_step, len(state.arms), len(state.dw_history)) != self._drawn:
+        if self._key(state) != self._drawn:
             self._throttled(state)
 
     def _rebuild(self, state: RunState) -> None:
-        self._drawn = (state.dw_step, len(state.arms), len(state.dw_history))
+        self._drawn = self._key(state)
         names = list(state.arms)
         shown, self._page, self.pages = arm_page(names, self._page, arms_per_page(self.size.width or 80, names))
         self.query_one("#dw-caption", Static).update(page_caption(self._page, self.pages, shown, len(names)))
