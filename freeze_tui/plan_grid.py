@@ -19,6 +19,7 @@ __all__ = ["CELL_GLYPHS", "render_grid", "render_plans"]
 
 CELL_GLYPHS = {
     "train": ("■", "bold green"),
+    "lora": ("▲", "bold magenta"),
     "frozen": ("·", "dim"),
     "partial": ("◐", "yellow"),
     "later": ("◷", "cyan"),
@@ -36,7 +37,7 @@ def render_grid(grid: dict, max_width: int | None = None) -> Text:
     lines: list[Text] = []
     for start in range(0, n, per_slice):
         lines += _grid_slice(grid, roles, label, start, min(n, start + per_slice))
-    lines += [_outer_line(grid), _legend()]
+    lines += [_outer_line(grid), _legend(grid)]
     return Text("\n").join(lines)
 
 
@@ -82,9 +83,12 @@ def _outer_line(grid: dict) -> Text:
     return line
 
 
-def _legend() -> Text:
+def _legend(grid: dict) -> Text:
     legend = Text()
-    for state in ("train", "frozen", "partial", "later"):
+    cells = {c for row in grid["cells"] for c in row} | set(grid.get("other", {}).values())
+    for state in ("train", "lora", "frozen", "partial", "later"):
+        if state == "lora" and state not in cells:
+            continue
         legend.append(*_glyph(state))
         legend.append(f" {state}  ", style="dim")
     legend.rstrip()

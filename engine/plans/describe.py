@@ -13,7 +13,7 @@ Grid format (plain JSON)::
      "other": {"embed": cell, "pos": cell, "head": cell, "final_norm": cell},
      "tied": ["embed", "head"]}                                           # [] if untied
 
-cell: "train" (all its parameters train at step 0), "partial" (some do),
+cell: "train" (all its parameters train at step 0), "lora" (a LoRA adapter on its weight), "partial" (some do),
 "later" (none at step 0, some after a scheduled rule), "frozen", "absent" (no such
 parameters in this model).
 """
@@ -21,8 +21,9 @@ parameters in this model).
 from __future__ import annotations
 
 from engine.errors import FreezeTuiError
-from engine.plans.flops import flop_ratio
+from engine.plans.flops import flop_ratio, lora_flop_ratio
 from engine.plans.freeze import Plan, resolve_plan
+from engine.plans.lora import LoraPlan
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import DEFAULT_ARMS
 
@@ -44,9 +45,11 @@ def plan_grid(plan: Plan, layout: ModelLayout) -> dict:
         for key in _cell_keys(p):
             groups.setdefault(key, []).append(p.name)
     ever = plan.ever_trainable
+    adapted = set(plan.adapted) if isinstance(plan, LoraPlan) else set()
 
     def cell(key) -> str:
-        return _cell_state(groups.get(key, ()), plan.initial, ever)
+        names = groups.get(key, ())
+        return "lora" if adapted.intersection(names) else _cell_state(names, plan.initial, ever)
 
     return {
         "blocks": layout.n_blocks,
@@ -73,9 +76,14 @@ def _cell_state(names, initial: frozenset[str], ever: frozenset[str]) -> str:
 
 
 def arm_record(plan: Plan, layout: ModelLayout, *, seq_len: int) -> dict:
-    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid; the FLOP
-    model includes attention scores for sequences of ``seq_len`` tokens (the run's block size)."""
-    ratio = flop_ratio(layout, plan.initial, seq_len=seq_len)
+    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid (and
+    ``lora`` for a LoRA arm); the FLOP model includes attention scores for sequences of ``seq_len``
+    tokens (the run's block size)."""
+    if isinstance(plan, LoraPlan):
+        ratio = lora_flop_ratio(layout, plan.adapted, plan.rank, seq_len=seq_len)
+    else:
+        ratio = flop_ratio(layout, plan.initial, seq_len=seq_len)
+    lora = {"lora": plan.record()} if isinstance(plan, LoraPlan) else {}
     return {
         "name": plan.arm,
         "spec": plan.spec,
@@ -84,6 +92,7 @@ def arm_record(plan: Plan, layout: ModelLayout, *, seq_len: int) -> dict:
         "flop_ratio": round(ratio, 4),
         "r_pred": round(1.0 - ratio, 4),
         "grid": plan_grid(plan, layout),
+        **lora,
     }
 
 

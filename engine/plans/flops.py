@@ -19,6 +19,11 @@ With ``seq_len`` > 0, attention scores add 2 * seq_len * d_attn per block forwar
 whose scores lie above the lowest trainable parameter.
 
 The ratio is cost(plan) / cost(full); the predicted time saving is r_pred = 1 - ratio.
+
+A LoRA arm (``lora_step_flops``) trains no base weight: backward input gradients still run
+down to the lowest adapted matrix, there are no base weight gradients, and each adapter
+(x -> A (r x in) -> B (out x r)) adds 2 r (in + out) forward, 2 r (in + out) for its weight
+gradients, and input gradients of 2 r out (to reach A) plus 2 r in above the lowest adapter.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 
 from engine.plans.roles import ModelLayout, ParamInfo
 
-__all__ = ["StepFlops", "step_flops", "flop_ratio", "predicted_saving"]
+__all__ = ["StepFlops", "step_flops", "flop_ratio", "predicted_saving", "lora_step_flops", "lora_flop_ratio"]
 
 _BELOW = (-1, 0.0)
 _SUB = {"norm": 0.0, "attn.q": 1.0, "attn.k": 1.0, "attn.v": 1.0, "attn.qkv": 1.0, "attn": 1.0, "attn.o": 2.0}
@@ -80,6 +85,32 @@ def flop_ratio(layout: ModelLayout, trainable, *, seq_len: int) -> float:
 def predicted_saving(layout: ModelLayout, trainable, *, seq_len: int) -> float:
     """r_pred = 1 - flop_ratio: the share of step time the plan should save."""
     return 1.0 - flop_ratio(layout, trainable, seq_len=seq_len)
+
+
+def lora_step_flops(layout: ModelLayout, adapted, rank: int, *, seq_len: int = 0) -> StepFlops:
+    """FLOPs per token of one step of a LoRA arm with rank-``rank`` adapters on ``adapted`` (names)."""
+    layers = {lay.name: lay for lay in _layers(layout)}
+    low = min((layers[n].position for n in adapted), default=None)
+    sizes = [(layers[n].position, layout.param(n).shape) for n in adapted]
+    adapters = 2.0 * sum(rank * (a + b) for _, (a, b) in sizes)
+    a_inputs = 2.0 * sum(
+        rank * shape[1 - layout.param(n).out_dim] for n, (pos, shape) in zip(adapted, sizes) if pos > low
+    )
+    b_inputs = 2.0 * sum(rank * shape[layout.param(n).out_dim] for n, (_, shape) in zip(adapted, sizes))
+    return StepFlops(
+        forward=2.0 * sum(lay.matmul for lay in layers.values()) + adapters,
+        backward_input=2.0 * sum(lay.matmul for lay in layers.values() if low is not None and lay.position > low)
+        + a_inputs
+        + b_inputs,
+        backward_weight=adapters,
+        attention=_attention(layout, low, seq_len),
+    )
+
+
+def lora_flop_ratio(layout: ModelLayout, adapted, rank: int, *, seq_len: int = 0) -> float:
+    """cost(LoRA arm) / cost(train everything)."""
+    full = step_flops(layout, set(layout.names), seq_len=seq_len).total
+    return lora_step_flops(layout, adapted, rank, seq_len=seq_len).total / full if full else 1.0
 
 
 def _layers(layout: ModelLayout) -> list[_Layer]:

@@ -92,8 +92,14 @@ class Plan:
 
 
 def resolve_plan(arm: str, spec_text: str, layout: ModelLayout) -> Plan:
-    """Resolve ``spec_text`` for arm ``arm``; SpecError names the failing rule."""
-    rules = parse_spec(spec_text).expand(layout.n_blocks)
+    """Resolve ``spec_text`` for arm ``arm``; SpecError names the failing rule. A LoRA spec
+    resolves to an ``engine.plans.lora.LoraPlan``."""
+    spec = parse_spec(spec_text)
+    if spec.lora is not None:
+        from engine.plans.lora import resolve_lora_plan  # it builds on this module
+
+        return resolve_lora_plan(arm, spec, layout)
+    rules = spec.expand(layout.n_blocks)
     matched = [(rule, _match(rule, layout, spec_text, arm)) for rule in rules]
     state = dict.fromkeys(_units(layout), rules[0].sign == "-")
     last: dict[str, Rule] = {}

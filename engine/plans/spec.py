@@ -2,6 +2,7 @@
 
     SPEC   := PRESET | RULE ("," RULE)*
     PRESET := full | targeted | reverse | attn-top:N
+    LORA   := "lora:" R ["/" ALPHA] ":" TARGET ("," TARGET)*
     RULE   := ("+" | "-") TARGET ["@" ("step" | "epoch") N]
     TARGET := ROLE ["[" BLOCKS "]"] | "re:" REGEX
     BLOCKS := Python slice (6:  -2:  4:8  ::2) or comma list (0,3,5)
@@ -13,11 +14,14 @@ rules; everything else is checked here, before any model is loaded.
 Commas inside ``[...]`` (and inside a regex's brackets) do not separate rules. The
 schedule is the text after the last unescaped ``@`` (write ``\\@`` for a literal @
 in a regex). A regex is matched with ``re.search`` against parameter names.
-Errors are ``SpecError``: ``bad spec '<text>' at <pos>: rule '<rule>': <what>``.
+A LoRA spec stands alone (no rules or presets beside it): low-rank adapters of rank R
+(scale ALPHA / R, ALPHA defaults to R) on the matched weight matrices, everything
+else frozen. Errors are ``SpecError``: ``bad spec '<text>' at <pos>: rule '<rule>': <what>``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ __all__ = [
     "Rule",
     "Preset",
     "Spec",
+    "LoraSpec",
     "parse_spec",
     "spec_error",
 ]
@@ -146,11 +151,26 @@ class Preset:
 
 
 @dataclass(frozen=True)
+class LoraSpec:
+    """``lora:R[/ALPHA]:TARGETS``: adapters of rank ``rank`` and scale alpha/rank on the targets."""
+
+    rank: int
+    alpha: float
+    targets: tuple[Rule, ...]  # "+" rules, one per target, without schedules
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+
+@dataclass(frozen=True)
 class Spec:
-    """A parsed spec: its text and its items in order (rules and presets)."""
+    """A parsed spec: its text and its items in order (rules and presets); for a LoRA spec
+    ``lora`` is set and ``items`` are its targets as ``+`` rules."""
 
     text: str
     items: tuple[Rule | Preset, ...]
+    lora: LoraSpec | None = None
 
     @property
     def preset(self) -> str | None:
@@ -174,7 +194,53 @@ def parse_spec(text: str) -> Spec:
         raise spec_error(
             text, 0, "empty spec (expected a preset: full, targeted, reverse, attn-top:N, or rules like +attn.qkv[6:])"
         )
+    if text.lstrip().startswith("lora"):
+        lora = _parse_lora(text)
+        return Spec(text, lora.targets, lora)
     return Spec(text, tuple(_parse_item(item, pos, text) for item, pos in _split(text)))
+
+
+_LORA_HEAD = re.compile(r"\s*lora:([^:]*):", re.ASCII)
+_LORA_FORM = "expected lora:R[/ALPHA]:TARGET[,TARGET...], e.g. lora:8:attn.qkv[6:] or lora:16/32:attn.q,attn.v"
+
+
+def _parse_lora(text: str) -> LoraSpec:
+    head = _LORA_HEAD.match(text)
+    if head is None:
+        raise spec_error(text, 0, f"cannot read this LoRA spec ({_LORA_FORM})")
+    rank, alpha = _lora_numbers(head.group(1), head.start(1), text)
+    body = text[head.end() :]
+    targets = tuple(_lora_target(item, pos + head.end(), text) for item, pos in _split(body))
+    return LoraSpec(rank, alpha, targets)
+
+
+def _lora_numbers(part: str, pos: int, text: str) -> tuple[int, float]:
+    rank_text, _, alpha_text = part.partition("/")
+    if not _COUNT.fullmatch(rank_text.strip()) or int(rank_text) < 1:
+        raise spec_error(text, pos, f"LoRA rank {rank_text.strip()!r} must be a whole number >= 1 ({_LORA_FORM})")
+    if "/" not in part:
+        return int(rank_text), float(int(rank_text))
+    try:
+        alpha = float(alpha_text)
+    except ValueError:
+        alpha = math.nan
+    if not math.isfinite(alpha) or alpha <= 0:
+        where = pos + len(rank_text) + 1
+        raise spec_error(text, where, f"LoRA alpha {alpha_text.strip()!r} must be a number > 0 ({_LORA_FORM})")
+    return int(rank_text), alpha
+
+
+def _lora_target(item: str, pos: int, text: str) -> Rule:
+    if not item:
+        raise spec_error(text, pos, f"empty LoRA target (a stray comma? {_LORA_FORM})")
+    if item[0] in "+-" or _last_unescaped_at(item) >= 0:
+        raise _rule_error(
+            text, pos, item, "a LoRA target is a role or re:REGEX, without sign or schedule (the rest stays frozen)"
+        )
+    if item.startswith("re:"):
+        return Rule("+", None, _check_regex(item[3:], pos, text, item), None, None, item, pos)
+    role, blocks = _parse_target(item, pos, text, item)
+    return Rule("+", role, None, blocks, None, item, pos)
 
 
 def _split(text: str) -> list[tuple[str, int]]:

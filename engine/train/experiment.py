@@ -17,6 +17,7 @@ from engine.control import Control
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.plans.freeze import apply_trainable
+from engine.plans.lora import LoraPlan
 from engine.stats import common_share, mean_var
 from engine.train.arm import (
     Arm,
@@ -30,6 +31,7 @@ from engine.train.arm import (
 )
 from engine.train.data import batch_order
 from engine.train.devices import copy_to, mixed_devices_warning, on_device, read_floats
+from engine.train.lora import base_named_parameters, is_lora, lora_parts, save_lora
 from engine.train.metrics import DWTracker
 from engine.train.setup import Setup
 
@@ -38,7 +40,7 @@ SKIPPED = "fp16 gradients overflowed; the GradScaler skipped this optimizer step
 
 def weights_checksum(model: torch.nn.Module) -> str:
     h = hashlib.blake2b(digest_size=12)
-    for name, p in sorted(model.named_parameters()):
+    for name, p in sorted(base_named_parameters(model)):  # a LoRA arm: its base weights (B = 0)
         h.update(name.encode())
         h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
@@ -76,12 +78,15 @@ class Experiment:
         device = self.s.placement.get(name, self.device)
         model = self._place(copy.deepcopy(self.s.model), device)
         model.train(self.cfg.dropout == "same")
-        names = plan.trainable_at(0, 0)
-        apply_trainable(model, names)
+        if isinstance(plan, LoraPlan):
+            model, names, tracker = lora_parts(plan, model, self.s.layout, self.s.splits, self.cfg)
+        else:
+            names = plan.trainable_at(0, 0)
+            apply_trainable(model, names)
+            tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
         model = self._wrap(name, model)
         fused = self.cfg.dtype == "fp16" and device.type == "cuda"
         optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
-        tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
         timer = StepTimer(device)
         arm = Arm(name, plan, model, optimizer, tracker, timer, trainable=names, device=device)
         arm.scaler = make_scaler(self.cfg.dtype, device)
@@ -340,7 +345,8 @@ class Experiment:
         for arm in self.arms:
             out = Path(directory) / arm.name
             try:
-                arm.model.save_pretrained(out, safe_serialization=True)
+                model = save_lora(arm.model, out) if is_lora(arm.model) else arm.model  # + out/adapter
+                model.save_pretrained(out, safe_serialization=True)
                 self.s.tokenizer.save_pretrained(out)
             except OSError as exc:
                 raise FreezeTuiError(f"cannot save arm {arm.name} to {out}: {exc.strerror or exc}") from None

@@ -39,8 +39,10 @@ def sample_tokens(
 
 
 def _cache_argument(model) -> str:
-    """transformers 5 renamed `past_key_values` to `cache` (in forward and in the output)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    """transformers 5 renamed `past_key_values` to `cache` (in forward and in the output). A peft
+    model's forward takes **kwargs: ask the model it wraps."""
+    forward = model.get_base_model().forward if hasattr(model, "get_base_model") else model.forward
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def _draw(logits: torch.Tensor, gen: torch.Generator) -> int:
