@@ -1,0 +1,75 @@
+"""A freeze or LoRA spec applied to a model the user trains themselves (torch, through the model).
+
+``apply_spec(model, "targeted")`` sets ``requires_grad`` on the model's own parameters exactly as
+an arm of ``freeze-tui run`` would start; a LoRA spec injects peft's adapters into the model in
+place. Only the plan's step-0 set is applied: for ``@step``/``@epoch`` rules the caller applies
+``plan.trainable_at(step, epoch)`` with ``engine.plans.freeze.apply_trainable`` when they fire.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from engine.plans.describe import arm_record
+from engine.plans.freeze import Plan, apply_trainable, resolve_plan
+from engine.plans.lora import LoraPlan
+from engine.plans.roles import ModelLayout, build_layout
+
+__all__ = ["AppliedPlan", "apply_spec"]
+
+
+@dataclass(frozen=True)
+class AppliedPlan:
+    """What was applied: the plan, the model's layout (before any adapter) and the run_start arm
+    record (trainable, total, flop_ratio, r_pred, grid) that a run log writes for it."""
+
+    plan: Plan
+    layout: ModelLayout
+    record: dict
+
+    @property
+    def n_trainable(self) -> int:
+        return self.plan.n_trainable
+
+    @property
+    def n_total(self) -> int:
+        return self.plan.n_total
+
+    @property
+    def pct(self) -> float:
+        return self.plan.pct
+
+    @property
+    def flop_ratio(self) -> float:
+        return self.record["flop_ratio"]
+
+    @property
+    def r_pred(self) -> float:
+        return self.record["r_pred"]
+
+
+def apply_spec(model, spec: str, *, arm: str = "arm", seed: int = 0) -> AppliedPlan:
+    """Apply ``spec`` to ``model`` (in place) and return the plan. SpecError (a FreezeTuiError)
+    says what does not fit this model. ``seed`` draws a LoRA spec's A matrices (B starts at 0)."""
+    layout = build_layout(model)
+    plan = resolve_plan(arm, spec, layout)
+    if isinstance(plan, LoraPlan):
+        _inject_lora(model, plan, layout, seed)
+    else:
+        apply_trainable(model, plan.trainable_at(0, 0))
+    return AppliedPlan(plan, layout, arm_record(plan, layout))
+
+
+def _inject_lora(model, plan: LoraPlan, layout: ModelLayout, seed: int) -> None:
+    import torch
+    from peft import inject_adapter_in_model
+
+    from engine.train.lora import lora_config
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        torch.manual_seed(seed)
+        inject_adapter_in_model(lora_config(plan, layout), model)
+    for name, param in model.named_parameters():
+        param.requires_grad_(".lora_" in name)

@@ -1,0 +1,244 @@
+"""A run log from your own training loop: ``rec.step(loss, lr)`` each optimizer step, ``rec.end()``.
+
+The log is the one ``freeze-tui run`` writes (same writer, same events, the same summary at the
+end), so ``watch``, ``replay``, ``report`` and ``export`` read it unchanged. One recorder is one arm.
+Only the main process writes: under ``torchrun``/``accelerate`` every other rank gets a recorder
+that does nothing. Values leave the device as the engine's do: a CPU loss every step, a CUDA loss
+every 20 steps (or after 2 s), in one read. Torch is needed only for ΔW (pass ``model``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+
+from engine.log import events as ev
+from engine.log.runlog import LogWriter
+from engine.log.state import RunState
+from engine.log.summary import summarize
+from engine.stats import mean_var
+from freeze_tui import __version__
+
+__all__ = ["Recorder", "is_main_process"]
+
+DEVICE_FLUSH_STEPS = 20  # as the engine on CUDA
+LIVENESS_S = 2.0  # never hold values longer than this: `watch` would call the run silent
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun/accelerate launch, or a single process."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
+
+
+class Recorder:
+    """Writes a freeze-tui run log for one arm of a loop you own.
+
+    model: your model (for the model line and, with ``norm_every``, ΔW of every attention matrix);
+    plan: what ``freeze_tui.apply_spec`` returned, if you used it (spec, counts, FLOP ratio, grid);
+    config: any settings to show (lr, epochs, max_steps, n_train_batches ...).
+    """
+
+    def __init__(
+        self,
+        log: str | Path,
+        *,
+        arm: str = "run",
+        model=None,
+        plan=None,
+        config: dict | None = None,
+        norm_every: int = 1,
+        overwrite: bool = False,
+        main_process: bool | None = None,
+    ) -> None:
+        self.active = is_main_process() if main_process is None else main_process
+        self.arm, self.log = arm, Path(log)
+        self.state = RunState()
+        self._seq, self._step, self._epoch = 0, 0, 0
+        self._pending: list = []  # (step, epoch, loss (maybe a device tensor), dt, lr)
+        self._epoch_losses: list[float] = []
+        self._t_total = self._t_epoch_start = 0.0
+        self._last_step_t = self._last_flush = time.perf_counter()
+        self._tracker, self._norm_every, self.ended, self._open_epoch = None, norm_every, False, False
+        if not self.active:
+            return
+        self._writer = LogWriter(self.log, overwrite=overwrite)
+        self._emit(ev.Header(producer=f"freeze-tui {__version__} (recorder)", run_id=self._run_id()))
+        self._emit(self._run_start(model, plan, dict(config or {})))
+        if model is not None and norm_every:
+            self._tracker = _tracker(model, plan)
+            self._tracker.snapshot()  # the weights before step 0
+
+    # -- what a loop calls -------------------------------------------------------------------------
+    def step(self, loss, lr: float | None = None, *, epoch: int | None = None) -> None:
+        """After each optimizer step: its loss (a float or a tensor) and learning rate."""
+        if not self.active or self.ended:
+            return
+        now = time.perf_counter()
+        dt, self._last_step_t = now - self._last_step_t, now
+        if epoch is not None and epoch != self._epoch:
+            if self._open_epoch:
+                self.epoch_end()
+            self._epoch = epoch
+        self._open_epoch = True
+        loss = loss.detach() if hasattr(loss, "detach") else loss
+        self._pending.append((self._step, self._epoch, loss, dt, lr))
+        if self._tracker is not None and self._step % self._norm_every == 0:
+            self._flush()  # ΔW is read at once: it is for this step
+            self._emit_dw()
+        if self._tracker is not None and (self._step + 1) % self._norm_every == 0:
+            self._tracker.snapshot()  # the weights before the next measured step
+        self._step += 1
+        if self._flush_due(loss, now):
+            self._flush()
+
+    def epoch_end(self, val_loss: float | None = None) -> None:
+        """At the end of an epoch; later steps count in the next one. ``step(epoch=...)`` calls it when
+        the epoch changes and it was not called."""
+        if not self.active or self.ended or not self._open_epoch:
+            return
+        self._flush()
+        mean, var = mean_var(self._epoch_losses)
+        t_epoch, self._t_epoch_start = self._t_total - self._t_epoch_start, self._t_total
+        record = {"loss_mean": mean, "loss_var": var, "val_loss": _float(val_loss), "t_epoch": t_epoch}
+        self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: {**record, "t_total": self._t_total}}))
+        self._epoch_losses, self._open_epoch = [], False
+        self._epoch += 1
+
+    def sample(self, text: str, *, phase: str = "post", prompt: str = "", index: int = 0) -> None:
+        """A generated text (``phase`` "pre" before training); no common-token set here, so p is unknown."""
+        if not self.active or self.ended:
+            return
+        arm = "*" if phase == "pre" else self.arm
+        epoch = -1 if phase == "pre" else self._epoch - (0 if self._open_epoch else 1)
+        self._emit(
+            ev.Sample(
+                phase=phase,
+                arm=arm,
+                prompt=prompt,
+                text=text,
+                tokens=[[text, False]],
+                p=math.nan,
+                index=index,
+                epoch=epoch,
+            )
+        )
+
+    def warning(self, message: str) -> None:
+        if self.active and not self.ended:
+            self._emit(ev.Warning(message=message, arm=self.arm))
+
+    def end(self, status: str = "finished") -> None:
+        """The last line: run_end with the same summary ``freeze-tui run`` writes. Safe to call twice."""
+        if not self.active or self.ended:
+            return
+        self._flush()
+        self.epoch_end()
+        self._emit(ev.RunEnd(status=status, summary=summarize(self.state)))
+        self.ended = True
+        self._writer.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.end()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.end("stopped")
+        else:
+            if self.active and not self.ended:
+                self._emit(ev.Error(message=f"{exc_type.__name__}: {exc}", fatal=True))
+            self.end("failed")
+
+    # -- inside ----------------------------------------------------------------------------------
+    def _emit(self, event: ev.Event) -> None:
+        event = dataclasses.replace(event, seq=self._seq, t=time.time())
+        self._seq += 1
+        self.state.apply(event)
+        self._writer.write(event)
+
+    def _flush_due(self, loss, now: float) -> bool:
+        on_device = getattr(getattr(loss, "device", None), "type", "cpu") != "cpu"
+        return not on_device or len(self._pending) >= DEVICE_FLUSH_STEPS or now - self._last_flush >= LIVENESS_S
+
+    def _flush(self) -> None:
+        """One read of every pending loss, then their step events in order."""
+        self._last_flush = time.perf_counter()
+        if not self._pending:
+            return
+        values = _floats([loss for _, _, loss, _, _ in self._pending])
+        for (step, epoch, _, dt, lr), loss in zip(self._pending, values):
+            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: {"loss": loss, "dt": dt, "lr": _float(lr)}}))
+            self._t_total += dt
+            if math.isfinite(loss):
+                self._epoch_losses.append(loss)
+        self._pending.clear()
+
+    def _emit_dw(self) -> None:
+        dw, drift, rel = self._tracker.as_dicts(self._tracker.measure().tolist())
+        self._emit(ev.DW(step=self._step, arms={self.arm: dw}, drift={self.arm: drift}, rel={self.arm: rel}))
+
+    def _run_start(self, model, plan, config: dict) -> ev.RunStart:
+        record = dict(plan.record) if plan is not None else {"spec": "", "trainable": 0, "total": 0}
+        if plan is None and model is not None:
+            record |= _counts(model)
+        config = {"source": "recorder", "norm_every": self._norm_every, **config}
+        data = {k: config.pop(k) for k in ("n_train_batches", "n_val_batches", "n_tokens") if k in config}
+        return ev.RunStart(config=config, model=_model_info(model), data=data, arms=[{**record, "name": self.arm}])
+
+    @staticmethod
+    def _run_id() -> str:
+        return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
+
+
+def _floats(values: list) -> list[float]:
+    tensors = [v for v in values if hasattr(v, "float")]
+    if tensors:
+        import torch
+
+        read = iter(torch.stack([t.float().reshape(()) for t in tensors]).tolist())
+        return [float(next(read)) if hasattr(v, "float") else _float(v) for v in values]
+    return [_float(v) for v in values]
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _counts(model) -> dict:
+    params = list(model.parameters())
+    return {
+        "trainable": sum(p.numel() for p in params if p.requires_grad),
+        "total": sum(p.numel() for p in params),
+    }
+
+
+def _model_info(model) -> dict:
+    if model is None:
+        return {}
+    config = getattr(model, "config", None)
+    name = getattr(config, "_name_or_path", "") or type(model).__name__
+    n_blocks = next((getattr(config, k) for k in ("num_hidden_layers", "n_layer") if hasattr(config, k)), 0)
+    return {
+        "name": str(name),
+        "arch": str(getattr(config, "model_type", "")),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_blocks": int(n_blocks or 0),
+    }
+
+
+def _tracker(model, plan):
+    """ΔW of every attention matrix: the engine's own trackers (torch)."""
+    from engine.plans.roles import attention_splits, build_layout
+    from engine.train.lora import LoraDWTracker, lora_layers
+    from engine.train.metrics import DWTracker
+
+    layout = plan.layout if plan is not None else build_layout(model)
+    splits = attention_splits(layout)
+    return LoraDWTracker(model, splits) if lora_layers(model) else DWTracker(model, splits)
