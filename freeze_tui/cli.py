@@ -20,6 +20,7 @@ from freeze_tui.commands.export import export
 from freeze_tui.commands.suggest import suggest
 from freeze_tui.distributed_run import launch_options, pop_launch, run_distributed
 from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
+from freeze_tui.commands.serve import serve
 from freeze_tui.run_options import config_from, config_options
 
 PRODUCER = f"freeze-tui {__version__}"
@@ -289,6 +290,7 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
 
 cli.add_command(export)
 cli.add_command(suggest)
+cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None) -> None:
