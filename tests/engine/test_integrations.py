@@ -47,8 +47,9 @@ def test_apply_spec_lora_injects_adapters_in_place(tiny_gpt2):
     assert torch.equal(tiny_gpt2(input_ids=ids).logits, before)  # B = 0
 
 
-def test_recorder_in_a_plain_loop_writes_a_log_report_reads(tiny_gpt2, tmp_path):
-    applied = apply_spec(tiny_gpt2, "targeted", arm="targeted")
+@pytest.mark.parametrize("spec", ["targeted", "lora:4:attn.qkv[2:]"])
+def test_recorder_in_a_plain_loop_writes_a_log_report_reads(tiny_gpt2, tmp_path, spec):
+    applied = apply_spec(tiny_gpt2, spec, arm="targeted")
     optimizer = torch.optim.AdamW([p for p in tiny_gpt2.parameters() if p.requires_grad], lr=1e-2)
     log = tmp_path / "loop.jsonl"
     batch = torch.randint(2, 200, (2, 12))
