@@ -91,17 +91,18 @@ def lora_step_flops(layout: ModelLayout, adapted, rank: int, *, seq_len: int = 0
     """FLOPs per token of one step of a LoRA arm with rank-``rank`` adapters on ``adapted`` (names)."""
     layers = {lay.name: lay for lay in _layers(layout)}
     low = min((layers[n].position for n in adapted), default=None)
-    sizes = [(layers[n].position, layout.param(n).shape) for n in adapted]
-    adapters = 2.0 * sum(rank * (a + b) for _, (a, b) in sizes)
-    a_inputs = 2.0 * sum(
-        rank * shape[1 - layout.param(n).out_dim] for n, (pos, shape) in zip(adapted, sizes) if pos > low
-    )
-    b_inputs = 2.0 * sum(rank * shape[layout.param(n).out_dim] for n, (_, shape) in zip(adapted, sizes))
+    adapters = a_inputs = b_inputs = 0.0
+    for name in adapted:
+        p = layout.param(name)
+        n_in, n_out = p.shape[1 - p.out_dim], p.shape[p.out_dim]
+        adapters += 2.0 * rank * (n_in + n_out)
+        b_inputs += 2.0 * rank * n_out
+        if low is not None and layers[name].position > low:
+            a_inputs += 2.0 * rank * n_in
+    above = [lay for lay in layers.values() if low is not None and lay.position > low]
     return StepFlops(
         forward=2.0 * sum(lay.matmul for lay in layers.values()) + adapters,
-        backward_input=2.0 * sum(lay.matmul for lay in layers.values() if low is not None and lay.position > low)
-        + a_inputs
-        + b_inputs,
+        backward_input=2.0 * sum(lay.matmul for lay in above) + a_inputs + b_inputs,
         backward_weight=adapters,
         attention=_attention(layout, low, seq_len),
     )

@@ -23,7 +23,7 @@ _ADAPTABLE = ("Linear", "Conv1D")
 
 @dataclass(frozen=True)
 class LoraPlan(Plan):
-    """A LoRA arm: no base parameter trains (``initial`` is empty); adapters on ``adapted``.
+    """A LoRA arm: no base parameter trains (``base`` and ``initial`` are empty); adapters on ``adapted``.
 
     ``n_trainable`` counts the adapters' numbers, ``n_total`` the base model plus the
     adapters (as peft's ``get_nb_trainable_parameters`` counts them).
@@ -76,10 +76,10 @@ def resolve_lora_plan(arm: str, spec: Spec, layout: ModelLayout) -> LoraPlan:
     return LoraPlan(
         arm=arm,
         spec=spec.text,
-        initial=frozenset(),
+        base=frozenset(),
         changes=(),
-        n_trainable=n_adapter,
         n_total=layout.n_total + n_adapter,
+        n_trainable=n_adapter,
         rank=lora.rank,
         alpha=lora.alpha,
         adapted=adapted,

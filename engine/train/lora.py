@@ -12,6 +12,7 @@ import copy
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,7 +29,7 @@ def lora_config(plan: LoraPlan, layout):
 
     return LoraConfig(
         r=plan.rank,
-        lora_alpha=plan.alpha,
+        lora_alpha=plan.alpha,  # type: ignore[arg-type]  # peft annotates int; alpha/r is all it uses
         target_modules="|".join(re.escape(m) for m in plan.modules),  # a str is matched in full by peft
         lora_dropout=0.0,
         bias="none",
@@ -74,18 +75,19 @@ def base_named_parameters(model):
         yield name.replace(".base_layer.", "."), param
 
 
-class LoraDWTracker:
+class LoraDWTracker(DWTracker):
     """DWTracker for a LoRA arm: ΔW, drift and rel of the effective update scale * B @ A of each
     adapted matrix (in the base weight's orientation, split by q/k/v where fused); every matrix
-    without an adapter is exactly 0."""
+    without an adapter is exactly 0. Its state is per adapter, not per parameter: DWTracker's
+    __init__ does not apply, its measure/finish/as_dicts do."""
 
     def __init__(self, model: torch.nn.Module, splits) -> None:
         self.layers = {k: v for k, v in lora_layers(model).items() if any(s.param == k for s in splits)}
         self.splits = list(splits)
         self.names: list[str] = [n for s in self.splits for n in s.names]
-        self._w0 = {k: m.get_base_layer().weight.detach() for k, m in self.layers.items()}
+        self._w0 = {k: _base_weight(m) for k, m in self.layers.items()}
         self._before = {k: self._delta(k) for k in self.layers}
-        self._segments = {
+        self._segments: dict[str, torch.Tensor] = {
             s.param: torch.tensor(s.segment, dtype=torch.long, device=self._w0[s.param].device)
             for s in self.splits
             if s.param in self.layers
@@ -93,7 +95,7 @@ class LoraDWTracker:
 
     @torch.no_grad()
     def _delta(self, key: str) -> torch.Tensor:
-        return self.layers[key].get_delta_weight(ADAPTER).float()
+        return self.layers[key].get_delta_weight(ADAPTER).float()  # type: ignore[operator]
 
     def snapshot(self) -> None:
         """Call right before the optimizer step that will be measured."""
@@ -113,22 +115,23 @@ class LoraDWTracker:
             rows.append(segment_sums(s, self._segments[s.param], delta - self._before[s.param], delta, w))
         return torch.cat(rows, dim=1) if rows else torch.zeros(3, 0)
 
-    def as_dicts(self, values: list[list[float]]) -> tuple[dict, dict, dict]:
-        return tuple({n: float(f"{v:.6g}") for n, v in zip(self.names, row)} for row in values)  # type: ignore[return-value]
+
+def _base_weight(layer) -> torch.Tensor:
+    return layer.get_base_layer().weight.detach()
 
 
-def save_lora(model, out: Path) -> torch.nn.Module:
+def save_lora(model, out: Path) -> Any:
     """Write the adapter in peft's format to ``out/adapter``; return the merged model (a copy) to save
     as ``out`` itself, loadable with from_pretrained like every other arm."""
     model.save_pretrained(out / "adapter", safe_serialization=True)
     return copy.deepcopy(model).merge_and_unload()
 
 
-def lora_parts(plan: LoraPlan, model: torch.nn.Module, setup, cfg):
-    """(model with the plan's adapters, its trainable names, its ΔW tracker) for an arm; ``model`` is
-    the arm's fresh copy. Only the adapters train."""
-    model = lora_model(model, plan, setup.layout, cfg.seed)
+def lora_parts(plan: LoraPlan, model: torch.nn.Module, layout, splits, cfg):
+    """(model with the plan's adapters, its trainable names, its ΔW tracker or None) for an arm;
+    ``model`` is the arm's fresh copy. Only the adapters train."""
+    model = lora_model(model, plan, layout, cfg.seed)
     model.train(cfg.dropout == "same")
     names = frozenset(n for n, p in model.named_parameters() if p.requires_grad)
-    tracker = LoraDWTracker(model, setup.splits) if cfg.monitor and cfg.norm_every else None
+    tracker = LoraDWTracker(model, splits) if splits and cfg.monitor and cfg.norm_every else None
     return model, names, tracker

@@ -108,7 +108,7 @@ class FreezeTuiCallback(TrainerCallback):
             self._losses.append(loss.detach())
 
     def _sample(self, model, tokenizer, phase: str) -> None:
-        if not self.sample_prompt or tokenizer is None:
+        if not self.sample_prompt or tokenizer is None or self.recorder is None:
             return
         from engine.train.generate import sample_tokens
 

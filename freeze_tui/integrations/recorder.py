@@ -178,7 +178,10 @@ class Recorder:
         self._pending.clear()
 
     def _emit_dw(self) -> None:
-        dw, drift, rel = self._tracker.as_dicts(self._tracker.measure().tolist())
+        tracker = self._tracker
+        if tracker is None:
+            return
+        dw, drift, rel = tracker.as_dicts(tracker.measure().tolist())
         self._emit(ev.DW(step=self._step, arms={self.arm: dw}, drift={self.arm: drift}, rel={self.arm: rel}))
 
     def _run_start(self, model, plan, config: dict) -> ev.RunStart:
