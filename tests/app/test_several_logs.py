@@ -12,7 +12,11 @@ from tests.app.helpers import play_to_end, quiet, shown
 
 pytestmark = pytest.mark.anyio
 
-SAMPLE_RUNS = sorted(Path(__file__).resolve().parents[2].glob("sample_runs/*.jsonl"))
+# the two runs of full + targeted (+ reverse), in this order
+SAMPLE_RUNS = [
+    Path(__file__).resolve().parents[2] / "sample_runs" / name
+    for name in ("demo-full-targeted-reverse.jsonl", "demo-full-vs-targeted.jsonl")
+]
 
 
 async def test_two_recorded_runs_replay_as_one():

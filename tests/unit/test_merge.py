@@ -14,7 +14,11 @@ from engine.log.sources import ReplaySource
 from engine.log.state import RunState
 from tests.synthetic_log import synthetic_events
 
-SAMPLES = sorted(Path(__file__).resolve().parents[2].glob("sample_runs/*.jsonl"))
+# the two runs of full + targeted (+ reverse), in this order
+SAMPLES = [
+    Path(__file__).resolve().parents[2] / "sample_runs" / name
+    for name in ("demo-full-targeted-reverse.jsonl", "demo-full-vs-targeted.jsonl")
+]
 DAY = 86_400.0
 
 
@@ -95,6 +99,15 @@ def test_a_run_without_run_end_leaves_the_merge_unfinished():
     b = list(synthetic_events(steps=20, seed=2, finished=False))
     state = RunState().apply_all(merged(a, b))
     assert state.status == "running" and len(state.steps) == 20
+
+
+def test_all_sample_runs_merge():
+    runs = sorted(Path(__file__).resolve().parents[2].glob("sample_runs/*.jsonl"))
+    events = list(merge_events([read_events(p) for p in runs], run_names([str(p) for p in runs])))
+    state = RunState().apply_all(events)
+    arms = sum(len(next(e for e in read_events(p) if e.kind == "run_start").arms) for p in runs)
+    assert state.n_skipped == 0 and state.status == "finished" and len(state.arms) == arms
+    assert all(len(arm.losses) == len(state.steps) for arm in state.arms.values())
 
 
 def test_the_sample_runs_merge():
