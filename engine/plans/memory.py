@@ -18,6 +18,10 @@ Per arm, in bytes (weights stay fp32 under autocast; AdamW keeps two fp32 moment
   logits) within -20 %..+80 % (the logits term counts the backward's peak, not only what is kept).
   Under bf16/fp16 autocast the casted weight copies (2 bytes per weight) come on top.
 
+A LoRA arm (``plan_memory``): its adapters add 4 * A weights, and only they have grads (4 * A) and
+optimizer state (8 * A); backward reaches down to the lowest adapted matrix, and an adapted matrix
+keeps its input (for A's gradient) like a trained one.
+
 Sizes accept `24GB`, `512MiB`, `1MB`, `1e9` (bytes).
 """
 
@@ -26,9 +30,10 @@ from __future__ import annotations
 import re
 
 from engine.errors import FreezeTuiError
+from engine.plans.lora import LoraPlan
 from engine.plans.roles import ModelLayout
 
-__all__ = ["arm_memory", "parse_size", "fmt_bytes", "ACT_BYTES"]
+__all__ = ["arm_memory", "plan_memory", "parse_size", "fmt_bytes", "ACT_BYTES"]
 
 ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
@@ -44,6 +49,21 @@ def arm_memory(layout: ModelLayout, trainable, *, batch: int, block: int, dtype:
         "grads": 4 * n_train,
         "optimizer": 8 * n_train,
         "activations": activation_bytes(layout, trainable, batch=batch, block=block, dtype=dtype),
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+def plan_memory(layout: ModelLayout, plan, *, batch: int, block: int, dtype: str) -> dict:
+    """arm_memory of a plan (a freeze plan: everything it ever trains; a LoRA plan: its adapters)."""
+    if not isinstance(plan, LoraPlan):
+        return arm_memory(layout, plan.ever_trainable, batch=batch, block=block, dtype=dtype)
+    n = plan.n_trainable
+    out = {
+        "weights": 4 * (layout.n_total + n),
+        "grads": 4 * n,
+        "optimizer": 8 * n,
+        "activations": activation_bytes(layout, set(plan.adapted), batch=batch, block=block, dtype=dtype),
     }
     out["total"] = sum(out.values())
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from engine.plans.memory import HINTS, arm_memory, misfit, parse_size
+from engine.plans.memory import HINTS, misfit, parse_size, plan_memory
 from engine.train.devices import free_bytes, place
 
 
@@ -13,7 +13,7 @@ def memory_of_plans(cfg: RunConfig, layout, plans) -> dict[str, dict]:
     """{arm: {weights, grads, optimizer, activations, total}}; a scheduled plan counts everything it
     ever trains (the optimizer keeps the state of tensors frozen again later)."""
     return {
-        name: arm_memory(layout, plan.ever_trainable, batch=cfg.batch_size, block=cfg.block_size, dtype=cfg.dtype)
+        name: plan_memory(layout, plan, batch=cfg.batch_size, block=cfg.block_size, dtype=cfg.dtype)
         for name, plan in plans
     }
 
