@@ -141,3 +141,13 @@ def test_saved_adapter_loads_back_with_peft(finished, tiny):
         out = adapted(input_ids=ids).logits
         assert torch.allclose(out, merged(input_ids=ids).logits, atol=1e-5)
     assert not torch.allclose(out, start, atol=1e-4)  # the adapter did learn something
+
+
+def test_plan_measure_and_memory_for_a_lora_arm(tiny):
+    from tests.engine.test_devices import plan_json
+
+    args = ("--model", str(tiny[0]), "--arm", "full", "--arm", f"lora={LORA}", "--block-size", "16")
+    desc = plan_json(*args, "--batch-size", "2", "--measure", "--steps", "1")
+    lora = desc["arms"][1]
+    assert lora["trainable"] == 2 * 4 * (32 + 96) and lora["memory"]["grads"] == 4 * lora["trainable"]
+    assert lora["measured"]["t_step"] > 0 and lora["measured"]["r_flop"] == lora["r_pred"]
