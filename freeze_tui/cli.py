@@ -17,10 +17,10 @@ from engine.errors import FreezeTuiError
 from engine.world import check_one_process, quiet_rank, under_torchrun
 from freeze_tui import __version__, exit_codes
 from freeze_tui.commands.export import export
+from freeze_tui.commands.serve import serve
 from freeze_tui.commands.suggest import suggest
 from freeze_tui.distributed_run import launch_options, pop_launch, run_distributed
 from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
-from freeze_tui.commands.serve import serve
 from freeze_tui.run_options import config_from, config_options
 
 PRODUCER = f"freeze-tui {__version__}"
