@@ -87,7 +87,7 @@ def predicted_saving(layout: ModelLayout, trainable, *, seq_len: int) -> float:
     return 1.0 - flop_ratio(layout, trainable, seq_len=seq_len)
 
 
-def lora_step_flops(layout: ModelLayout, adapted, rank: int, *, seq_len: int = 0) -> StepFlops:
+def lora_step_flops(layout: ModelLayout, adapted, rank: int, *, seq_len: int) -> StepFlops:
     """FLOPs per token of one step of a LoRA arm with rank-``rank`` adapters on ``adapted`` (names)."""
     layers = {lay.name: lay for lay in _layers(layout)}
     low = min((layers[n].position for n in adapted), default=None)
@@ -108,7 +108,7 @@ def lora_step_flops(layout: ModelLayout, adapted, rank: int, *, seq_len: int = 0
     )
 
 
-def lora_flop_ratio(layout: ModelLayout, adapted, rank: int, *, seq_len: int = 0) -> float:
+def lora_flop_ratio(layout: ModelLayout, adapted, rank: int, *, seq_len: int) -> float:
     """cost(LoRA arm) / cost(train everything)."""
     full = step_flops(layout, set(layout.names), seq_len=seq_len).total
     return lora_step_flops(layout, adapted, rank, seq_len=seq_len).total / full if full else 1.0

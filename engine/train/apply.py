@@ -49,16 +49,17 @@ class AppliedPlan:
         return self.record["r_pred"]
 
 
-def apply_spec(model, spec: str, *, arm: str = "arm", seed: int = 0) -> AppliedPlan:
+def apply_spec(model, spec: str, *, arm: str = "arm", seed: int = 0, seq_len: int = 0) -> AppliedPlan:
     """Apply ``spec`` to ``model`` (in place) and return the plan. SpecError (a FreezeTuiError)
-    says what does not fit this model. ``seed`` draws a LoRA spec's A matrices (B starts at 0)."""
+    says what does not fit this model. ``seed`` draws a LoRA spec's A matrices (B starts at 0);
+    ``seq_len`` (your block size) adds attention scores to the FLOP model, as a run does."""
     layout = build_layout(model)
     plan = resolve_plan(arm, spec, layout)
     if isinstance(plan, LoraPlan):
         _inject_lora(model, plan, layout, seed)
     else:
         apply_trainable(model, plan.trainable_at(0, 0))
-    return AppliedPlan(plan, layout, arm_record(plan, layout))
+    return AppliedPlan(plan, layout, arm_record(plan, layout, seq_len=seq_len))
 
 
 def _inject_lora(model, plan: LoraPlan, layout: ModelLayout, seed: int) -> None:

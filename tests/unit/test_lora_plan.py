@@ -78,22 +78,22 @@ def test_lora_targets_refused_like_freeze_rules(layout, spec, message):
 
 def test_lora_flops_run_backward_down_to_the_lowest_adapter(layout):
     plan = resolve_plan("lora", "lora:8:attn.qkv[6:]", layout)
-    targeted = step_flops(layout, resolve_plan("t", "targeted", layout).initial)
-    lora = lora_step_flops(layout, plan.adapted, plan.rank)
+    targeted = step_flops(layout, resolve_plan("t", "targeted", layout).initial, seq_len=0)
+    lora = lora_step_flops(layout, plan.adapted, plan.rank, seq_len=0)
     adapters = 2 * plan.n_trainable
     assert lora.forward == targeted.forward + adapters
     assert lora.backward_weight == adapters  # no base weight gradient at all
     # input gradients: the same base matmuls as targeted, plus B's inputs everywhere, A's above block 6
     b_inputs, a_inputs = 2 * 8 * 3 * D * 6, 2 * 8 * D * 5
     assert lora.backward_input == targeted.backward_input + b_inputs + a_inputs
-    record = arm_record(plan, layout)
-    assert record["flop_ratio"] == pytest.approx(lora.total / step_flops(layout, set(layout.names)).total, abs=1e-4)
-    assert record["r_pred"] > 1 - flop_ratio(layout, resolve_plan("t", "targeted", layout).initial)
+    record = arm_record(plan, layout, seq_len=0)
+    assert record["flop_ratio"] == pytest.approx(lora.total / step_flops(layout, set(layout.names), seq_len=0).total, abs=1e-4)
+    assert record["r_pred"] > 1 - flop_ratio(layout, resolve_plan("t", "targeted", layout).initial, seq_len=0)
     assert record["lora"] == {"r": 8, "alpha": 8.0, "matrices": 6}
 
 
 def test_lora_grid_marks_adapted_cells(layout):
-    grid = arm_record(resolve_plan("lora", "lora:8:attn.qkv[6:]", layout), layout)["grid"]
+    grid = arm_record(resolve_plan("lora", "lora:8:attn.qkv[6:]", layout), layout, seq_len=128)["grid"]
     assert [row[0] for row in grid["cells"]] == ["frozen"] * 6 + ["lora"] * 6
     assert all(cell == "frozen" for row in grid["cells"] for cell in row[1:])
     text = render_grid(grid).plain
