@@ -8,6 +8,7 @@ Set FREEZE_TUI_SCREENSHOT=PATH to keep the screenshot (docs/serve-screenshot.png
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "sample_runs" / "demo-full-vs-targeted.jsonl"
-RUN_ID = "20261129-124930-c44af2"  # the header line of that log's app
+RUN_ID = json.loads(LOG.read_text().split("\n", 1)[0])["run_id"]  # the app's header line shows it
 CHROMIUM = os.environ.get("FREEZE_TUI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 # textual-serve keeps its xterm.js Terminal private: catch it when the page assigns `this.terminal`,
