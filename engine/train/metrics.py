@@ -12,7 +12,7 @@ import torch
 
 
 def segment_sums(split, segment: torch.Tensor, dw: torch.Tensor, drift: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """[3, n] squared Frobenius norms of dW, drift and W, per named matrix of ``split``."""
+    """[3, n] squared Frobenius norms of dW, drift and W, per named matrix of ``split`` (a LoRA arm's tracker)."""
     stacked = torch.stack([dw.pow(2).sum(1 - split.dim), drift.pow(2).sum(1 - split.dim), w.pow(2).sum(1 - split.dim)])
     return torch.zeros(3, len(split.names), device=w.device).index_add_(1, segment, stacked)
 
@@ -51,6 +51,7 @@ class DWTracker:
             if s.param not in self._ever_trained:
                 rows.append(torch.zeros(3, n, device=p.device, dtype=torch.float32))
                 continue
+            other = 1 - s.dim
             w = p.float()
             dw = (w - self._before[s.param].float()) if param.requires_grad else torch.zeros_like(w)
             stacked = torch.stack(
