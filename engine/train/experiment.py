@@ -78,15 +78,17 @@ class Experiment:
         device = self.s.placement.get(name, self.device)
         model = self._place(copy.deepcopy(self.s.model), device)
         model.train(self.cfg.dropout == "same")
+        tracker = None
         if isinstance(plan, LoraPlan):
             model, names, tracker = lora_parts(plan, model, self.s.layout, self.s.splits, self.cfg)
         else:
             names = plan.trainable_at(0, 0)
             apply_trainable(model, names)
-            tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
         model = self._wrap(name, model)
         fused = self.cfg.dtype == "fp16" and device.type == "cuda"
         optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
+        if not isinstance(plan, LoraPlan):  # on the wrapped (maybe sharded) parameters
+            tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
         timer = StepTimer(device)
         arm = Arm(name, plan, model, optimizer, tracker, timer, trainable=names, device=device)
         arm.scaler = make_scaler(self.cfg.dtype, device)

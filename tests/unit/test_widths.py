@@ -19,7 +19,11 @@ from freeze_tui.report import pack_fields, report_renderable, table_cells
 from tests.layouts import gpt2_layout
 from tests.synthetic_log import synthetic_events
 
-SAMPLES = sorted(Path(__file__).resolve().parents[2].glob("sample_runs/*.jsonl"))
+# the two re-recorded runs (the LoRA run predates their sampling)
+SAMPLES = [
+    Path(__file__).resolve().parents[2] / "sample_runs" / name
+    for name in ("demo-full-targeted-reverse.jsonl", "demo-full-vs-targeted.jsonl")
+]
 LATE = "+attn.qkv[6:],+mlp[6:]@step 0"
 
 
