@@ -197,21 +197,20 @@ class _LazyLine:
         return self._value
 
 
-class LazyMap(Mapping):
-    """A field of a dw line, decoded on first access. dw events carry hundreds of norms per line
-    and most readers (report, replay at max speed) only look at the last few, so decoding them
-    all would dominate reading a log. Malformed content reads as an empty mapping."""
+class DeferredMap(Mapping):
+    """A read-only mapping whose content is computed on first access (`_compute`, in subclasses)."""
 
-    __slots__ = ("_line", "_key", "_value")
+    __slots__ = ("_value",)
 
-    def __init__(self, line: _LazyLine, key: str) -> None:
-        self._line, self._key = line, key
+    def __init__(self) -> None:
         self._value: dict | None = None
+
+    def _compute(self) -> dict:
+        raise NotImplementedError
 
     def _get(self) -> dict:
         if self._value is None:
-            value = self._line.get().get(self._key)
-            self._value = value if isinstance(value, dict) else {}
+            self._value = self._compute()
         return self._value
 
     def __getitem__(self, key):
@@ -225,6 +224,22 @@ class LazyMap(Mapping):
 
     def __repr__(self) -> str:
         return repr(self._get())
+
+
+class LazyMap(DeferredMap):
+    """A field of a dw line, decoded on first access. dw events carry hundreds of norms per line
+    and most readers (report, replay at max speed) only look at the last few, so decoding them
+    all would dominate reading a log. Malformed content reads as an empty mapping."""
+
+    __slots__ = ("_line", "_key")
+
+    def __init__(self, line: _LazyLine, key: str) -> None:
+        super().__init__()
+        self._line, self._key = line, key
+
+    def _compute(self) -> dict:
+        value = self._line.get().get(self._key)
+        return value if isinstance(value, dict) else {}
 
 
 class _DWHead(msgspec.Struct):
@@ -260,7 +275,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 
 def _enc_hook(obj: Any) -> Any:
-    if isinstance(obj, LazyMap):
+    if isinstance(obj, DeferredMap):
         return obj._get()
     raise TypeError(f"cannot encode {type(obj).__name__}")
 

@@ -250,27 +250,18 @@ def _renamed_row(value, name: str):
     return {**value, "arm": name} if isinstance(value, dict) and "arm" in value else value
 
 
-class _Joined(Mapping):
+class _Joined(ev.DeferredMap):
     """Several runs' {arm: norms} maps as one, arms renamed; built only when a view reads it
     (a log's dw maps stay undecoded until then, see engine.log.events.LazyMap)."""
 
+    __slots__ = ("_parts",)
+
     def __init__(self, parts: list[tuple[Mapping, dict[str, str]]]) -> None:
+        super().__init__()
         self._parts = parts
-        self._value: dict | None = None
 
-    def _get(self) -> dict:
-        if self._value is None:
-            self._value = {names.get(k, k): v for part, names in self._parts for k, v in part.items()}
-        return self._value
-
-    def __getitem__(self, key):
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
+    def _compute(self) -> dict:
+        return {names.get(k, k): v for part, names in self._parts for k, v in part.items()}
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
