@@ -7,7 +7,7 @@ no optimizer state and no weight decay: they never move.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -56,9 +56,6 @@ class Arm:
     timer: StepTimer
     trainable: frozenset = frozenset()
     stopped: str = ""
-    epoch_losses: list = field(default_factory=list)
-    t_total: float = 0.0
-    t_epoch_start: float = 0.0  # t_total when the current epoch began
     device: torch.device = torch.device("cpu")
     scaler: torch.amp.GradScaler | None = None  # under --dtype fp16
     skipped: torch.Tensor | None = None  # after an fp16 step: a device bool, true when the scaler skipped it

@@ -20,6 +20,7 @@ from engine.control import Control
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.log.summary import summarize
+from engine.run.emitter import new_run_id
 from engine.train.session import OOM_HINT, RunSession
 
 STOP_GRACE_S = 15.0
@@ -44,16 +45,11 @@ class DistRunSession(RunSession):
     def __init__(self, cfg: RunConfig, log_path, *, producer: str) -> None:
         super().__init__(cfg, log_path, producer=producer)
         self.world: Any = None  # engine.train.distributed.World, once the process group exists
-        self._end_lock = threading.RLock()
-        self._ended = False
 
-    def emit(self, event: ev.Event) -> None:
-        with self._end_lock:  # the engine thread and the failure watcher may both end the run: once
-            if self._ended:
-                return
-            super().emit(event)
-            if isinstance(event, ev.RunEnd):
-                self._ended = True
+    @property
+    def _ended(self) -> bool:
+        """The engine thread and the failure watcher may both end the run: the emitter takes one run_end."""
+        return self.emitter.ended
 
     def stop(self) -> None:
         """Stop at the next sync point, where every rank agrees; a rank that died (killed by the system
@@ -82,7 +78,7 @@ class DistRunSession(RunSession):
             self.world.board.mark_done()
 
     def _main_body(self) -> None:
-        self.emit(ev.Header(producer=self.producer, run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"))
+        self.emit(ev.Header(producer=self.producer, run_id=new_run_id()))
         self._heartbeat.start()
         try:
             self._route_library_output()
@@ -119,17 +115,15 @@ class DistRunSession(RunSession):
     def _end_failed(self, failures: dict[int, str], detail: str = "", status: str = "failed") -> None:
         """The log's end for a failed run, naming every rank that failed; then the others may exit."""
         self._heartbeat.halt()
-        with self._end_lock:
+        with self.emitter.lock:  # the errors and their run_end in one piece
             for rank, message in sorted(failures.items()):
                 self.emit(ev.Error(message=f"rank {rank}: {message}", fatal=True, detail=detail))
             summary = summarize(self.state, {})
             rank, message = min(failures.items())
             summary["failure"] = {"rank": rank, "message": message}
             self.emit(ev.RunEnd(status=status, summary=summary))
-        with self._end_lock:
-            writer, self.writer = self.writer, None
-        if writer is not None:
-            writer.close()
+        with self.emitter.lock:
+            self.log.close()
         self.channel.close()
 
 

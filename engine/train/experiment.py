@@ -18,7 +18,8 @@ from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.plans.freeze import apply_trainable
 from engine.plans.lora import LoraPlan
-from engine.stats import common_share, mean_var
+from engine.run.accumulate import ArmTotals, flush_due
+from engine.stats import common_share
 from engine.train.arm import (
     Arm,
     StepTimer,
@@ -66,12 +67,13 @@ class Experiment:
         self.device = setup.device
         self.autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
         self.arms = [self._make_arm(name, plan) for name, plan in self._own_plans()]
+        self.totals = {a.name: ArmTotals() for a in self.arms}  # step time and the open epoch's losses
         self.step = 0
         self._last_point: tuple[int, int] | None = None  # (step, epoch) of the previous step
         self.pending: list = []  # (step, epoch, {arm: (loss, mark, lr)}) not yet read off the device
         self.pending_dw: list = []
         self.pending_skips: list = []  # (step, arm, device bool): fp16 steps the GradScaler may have skipped
-        self.flush_every = 1 if all(a.device.type == "cpu" for a in self.arms) else 20
+        self.on_device = any(a.device.type != "cpu" for a in self.arms)
         self.nan_stop = False  # --on-nan stop-run fired
 
     def _make_arm(self, name: str, plan) -> Arm:
@@ -189,7 +191,7 @@ class Experiment:
                 (self.step, {a.name: a.tracker.squares() for a in self.arms if a.active and a.tracker is not None})
             )
         self.step += 1
-        if len(self.pending) >= self.flush_every:  # norms wait on the device like the losses do
+        if flush_due(len(self.pending), on_device=self.on_device):  # norms wait on the device like the losses do
             self.flush()
 
     def turn_order(self, step: int) -> list[Arm]:
@@ -240,9 +242,7 @@ class Experiment:
 
     def _account(self, name: str, loss: float, dt: float, step: int) -> None:
         arm = self._arm(name)
-        arm.t_total += dt
-        if math.isfinite(loss):
-            arm.epoch_losses.append(loss)
+        if self.totals[name].add_step(loss, dt):
             return
         message = f"arm {name}: loss is {loss} at step {step}"
         policy = self.cfg.on_nan
@@ -271,22 +271,20 @@ class Experiment:
         self.control.activity.enter("validate", epoch=epoch)
         arms = {}
         for arm in self.arms:
-            mean, var = mean_var(arm.epoch_losses)
+            totals = self.totals[arm.name].end_epoch()
             val, val_batches = (
                 validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, arm.device, self.autocast)
                 if arm.active
                 else (math.nan, [])
             )
-            t_epoch, arm.t_epoch_start = arm.t_total - arm.t_epoch_start, arm.t_total
             arms[arm.name] = {
-                "loss_mean": mean,
-                "loss_var": var,
+                "loss_mean": totals.loss_mean,
+                "loss_var": totals.loss_var,
                 "val_loss": val,
                 "val_batches": val_batches,  # per validation batch, the same batches for every arm: pairs
-                "t_epoch": t_epoch,
-                "t_total": arm.t_total,
+                "t_epoch": totals.t_epoch,
+                "t_total": totals.t_total,
             }
-            arm.epoch_losses = []
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
         self._sync()

@@ -3,10 +3,8 @@ the thread imports it, so a viewer can show its first screen while the model loa
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
-import time
 import traceback
 import warnings
 
@@ -15,9 +13,10 @@ from engine.errors import FreezeTuiError
 from engine.heartbeat import HeartbeatThread
 from engine.log import events as ev
 from engine.log.channel import ChannelSource
-from engine.log.runlog import LogWriter
 from engine.log.state import RunState
 from engine.log.summary import summarize
+from engine.run.emitter import Emitter, LogSink, new_run_id
+from engine.run.replicates import run_replicates
 
 OOM_HINT = (
     "out of memory: try a smaller --batch-size or --block-size, --dtype bf16, "
@@ -32,17 +31,23 @@ class RunSession(ChannelSource):
         super().__init__()
         self.cfg = cfg
         self.log_path = log_path
-        self.writer: LogWriter | None = LogWriter(log_path, overwrite=cfg.overwrite)
-        self.state = RunState()
+        self.log = LogSink(log_path, overwrite=cfg.overwrite, on_broken=self._log_broken)
+        self.emitter = Emitter([self.log, self.channel.put])
         self.producer = producer
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
         self.log_failure = ""
-        self.abandoned = False  # quit without waiting: nothing more is written or handed on
         self.activity = ""  # what a long set-up step is doing now (tokenizing a large corpus), for a console
-        self._seq = 0
-        self._emit_lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
         self._heartbeat = HeartbeatThread(self.control.activity, self.emit)
+
+    @property
+    def state(self) -> RunState:
+        return self.emitter.state
+
+    @property
+    def abandoned(self) -> bool:
+        """Quit without waiting: nothing more is written or handed on."""
+        return self.emitter.closed
 
     def start(self) -> RunSession:
         self._thread.start()
@@ -55,32 +60,14 @@ class RunSession(ChannelSource):
     def abandon(self, timeout: float = 5.0) -> None:
         """Quit without waiting for the engine (a second interrupt): the log is closed between two lines
         and gets nothing more, so it holds exactly what the state and the viewer have seen."""
-        locked = self._emit_lock.acquire(timeout=timeout)  # a line being written is finished first
-        try:
-            self.abandoned = True
-            writer, self.writer = self.writer, None
-            if writer is not None:
-                writer.close()
-            self.channel.close()
-        finally:
-            if locked:
-                self._emit_lock.release()
+        self.emitter.close(timeout)  # a line being written is finished first
+        self.log.close()
+        self.channel.close()
 
     # -- emitting --------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
         """Stamp, fold, log (never dropped), then hand to the viewer (never blocks)."""
-        with self._emit_lock:
-            if self.abandoned:
-                return
-            event = dataclasses.replace(event, seq=self._seq, t=time.time())
-            self._seq += 1
-            self.state.apply(event)
-            if self.writer is not None:
-                try:
-                    self.writer.write(event)
-                except (OSError, ValueError) as exc:
-                    self._log_broken(exc)
-            self.channel.put(event)
+        self.emitter.emit(event)
 
     def _route_library_output(self) -> None:
         """Library chatter must not scribble over the app: Python warnings become warning events
@@ -105,17 +92,11 @@ class RunSession(ChannelSource):
             pass
 
     def _log_broken(self, exc: Exception) -> None:
-        """Called under the emit lock: the viewer and the state learn why, the run stops, the file stays
-        as it is (every line written so far is whole, or the reader skips the cut last one)."""
-        writer, self.writer = self.writer, None
-        if writer is not None:
-            writer.close()  # quietly: its file may refuse even that
+        """The log sink failed (it closed the file as it is: every line so far whole, or the reader skips
+        the cut last one): the viewer and the state learn why, the run stops."""
         self.log_failure = f"the run log {self.log_path} cannot be written any more ({exc}); the run stops"
         self.control.stop.set()
-        error = ev.Error(seq=self._seq, t=time.time(), message=self.log_failure, fatal=True)
-        self._seq += 1
-        self.state.apply(error)
-        self.channel.put(error)
+        self.emit(ev.Error(message=self.log_failure, fatal=True))  # to the state and the viewer only
 
     def _tokenizing(self, done: int, total: int) -> None:
         tenth = 10 * done // max(1, total)  # a new line every 10 %, not every second
@@ -131,13 +112,11 @@ class RunSession(ChannelSource):
         finally:  # whatever happens, a viewer waiting for the end must not wait forever
             self._heartbeat.halt()
             warnings.showwarning = previous_showwarning  # later warnings are not this run's
-            if self.writer is not None:
-                self.writer.close()
+            self.log.close()
             self.channel.close()
 
     def _main_body(self) -> None:
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
-        self.emit(ev.Header(producer=self.producer, run_id=run_id))
+        self.emit(ev.Header(producer=self.producer, run_id=new_run_id()))
         self._heartbeat.start()
         status, extra = "failed", dict[str, dict]()
         try:
@@ -166,21 +145,17 @@ class RunSession(ChannelSource):
         activity = self.control.activity
         setup = prepare(self.cfg, activity, progress=self._tokenizing)
         self._heartbeat.gpus = GpuSampler.open(cuda_devices([*setup.placement.values(), setup.device]))
-        for k in range(self.cfg.seeds):
-            # replicate k: same split, S and initial weights; seed s+k orders batches, drops out, samples
-            activity.enter("arms")
-            experiment = Experiment(
-                dataclasses.replace(self.cfg, seed=self.cfg.seed + k), setup, self.emit, self.control
-            )
-            if k == 0:
-                checksums = {a.name: weights_checksum(a.model) for a in experiment.arms}
-                self.emit(run_start_event(setup, checksums))
-            if self.cfg.seeds > 1:
-                self.emit(ev.Replicate(replicate=k, of=self.cfg.seeds, seed=self.cfg.seed + k))
-            experiment.samples("pre", -1)
-            status = experiment.run()
-            if status != "finished":
-                break
+
+        def run_start(experiment: Experiment) -> ev.RunStart:
+            return run_start_event(setup, {a.name: weights_checksum(a.model) for a in experiment.arms})
+
+        status, experiment = run_replicates(
+            self.cfg,
+            lambda cfg: Experiment(cfg, setup, self.emit, self.control),
+            self.emit,
+            run_start,
+            on_replicate=lambda: activity.enter("arms"),
+        )
         if self.cfg.save:
             experiment.save(self.cfg.save)
         activity.enter("finish")

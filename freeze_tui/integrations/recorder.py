@@ -9,7 +9,6 @@ every 20 steps (or after 2 s), in one read. Torch is needed only for ΔW (pass `
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -19,12 +18,12 @@ from engine.log import events as ev
 from engine.log.runlog import LogWriter
 from engine.log.state import RunState
 from engine.log.summary import summarize
-from engine.stats import mean_var
+from engine.run.accumulate import ArmTotals, flush_due
+from engine.run.emitter import Emitter, new_run_id
 from freeze_tui import __version__
 
 __all__ = ["Recorder", "is_main_process"]
 
-DEVICE_FLUSH_STEPS = 20  # as the engine on CUDA
 LIVENESS_S = 2.0  # never hold values longer than this: `watch` would call the run silent
 
 
@@ -55,17 +54,17 @@ class Recorder:
     ) -> None:
         self.active = is_main_process() if main_process is None else main_process
         self.arm, self.log = arm, Path(log)
-        self.state = RunState()
-        self._seq, self._step, self._epoch = 0, 0, 0
+        self._emitter = Emitter()
+        self._step, self._epoch = 0, 0
         self._pending: list = []  # (step, epoch, loss (maybe a device tensor), dt, lr)
-        self._epoch_losses: list[float] = []
-        self._t_total = self._t_epoch_start = 0.0
+        self._totals = ArmTotals()
         self._last_step_t = self._last_flush = time.perf_counter()
         self._tracker, self._norm_every, self.ended, self._open_epoch = None, norm_every, False, False
         if not self.active:
             return
         self._writer = LogWriter(self.log, overwrite=overwrite)
-        self._emit(ev.Header(producer=f"freeze-tui {__version__} (recorder)", run_id=self._run_id()))
+        self._emitter.sinks.append(self._writer.write)
+        self._emit(ev.Header(producer=f"freeze-tui {__version__} (recorder)", run_id=new_run_id()))
         self._emit(self._run_start(model, plan, dict(config or {})))
         if model is not None and norm_every:
             self._tracker = _tracker(model, plan)
@@ -100,11 +99,15 @@ class Recorder:
         if not self.active or self.ended or not self._open_epoch:
             return
         self._flush()
-        mean, var = mean_var(self._epoch_losses)
-        t_epoch, self._t_epoch_start = self._t_total - self._t_epoch_start, self._t_total
-        record = {"loss_mean": mean, "loss_var": var, "val_loss": _float(val_loss), "t_epoch": t_epoch}
-        self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: {**record, "t_total": self._t_total}}))
-        self._epoch_losses, self._open_epoch = [], False
+        totals = self._totals.end_epoch()
+        record = {
+            "loss_mean": totals.loss_mean,
+            "loss_var": totals.loss_var,
+            "val_loss": _float(val_loss),
+            "t_epoch": totals.t_epoch,
+        }
+        self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: {**record, "t_total": totals.t_total}}))
+        self._open_epoch = False
         self._epoch += 1
 
     def sample(self, text: str, *, phase: str = "post", prompt: str = "", index: int = 0) -> None:
@@ -154,15 +157,17 @@ class Recorder:
             self.end("failed")
 
     # -- inside ----------------------------------------------------------------------------------
+    @property
+    def state(self) -> RunState:
+        """What every view would show of this run so far."""
+        return self._emitter.state
+
     def _emit(self, event: ev.Event) -> None:
-        event = dataclasses.replace(event, seq=self._seq, t=time.time())
-        self._seq += 1
-        self.state.apply(event)
-        self._writer.write(event)
+        self._emitter.emit(event)
 
     def _flush_due(self, loss, now: float) -> bool:
         on_device = getattr(getattr(loss, "device", None), "type", "cpu") != "cpu"
-        return not on_device or len(self._pending) >= DEVICE_FLUSH_STEPS or now - self._last_flush >= LIVENESS_S
+        return flush_due(len(self._pending), on_device=on_device, idle_s=now - self._last_flush, liveness_s=LIVENESS_S)
 
     def _flush(self) -> None:
         """One read of every pending loss, then their step events in order."""
@@ -172,9 +177,7 @@ class Recorder:
         values = _floats([loss for _, _, loss, _, _ in self._pending])
         for (step, epoch, _, dt, lr), loss in zip(self._pending, values):
             self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: {"loss": loss, "dt": dt, "lr": _float(lr)}}))
-            self._t_total += dt
-            if math.isfinite(loss):
-                self._epoch_losses.append(loss)
+            self._totals.add_step(loss, dt)
         self._pending.clear()
 
     def _emit_dw(self) -> None:
@@ -191,10 +194,6 @@ class Recorder:
         config = {"source": "recorder", "norm_every": self._norm_every, **config}
         data = {k: config.pop(k) for k in ("n_train_batches", "n_val_batches", "n_tokens") if k in config}
         return ev.RunStart(config=config, model=_model_info(model), data=data, arms=[{**record, "name": self.arm}])
-
-    @staticmethod
-    def _run_id() -> str:
-        return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
 
 
 def _floats(values: list) -> list[float]:

@@ -1,0 +1,1 @@
+"""The torch-free side of a run: the emitter and its sinks, the replicate loop, the per-arm accumulator."""
