@@ -58,7 +58,13 @@ def run(**opts) -> int:
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
     if launch is not None or under_torchrun():
         return run_distributed(
-            cfg, log_path, headless=headless, detach=detach, launch=launch, precheck=lambda c: _precheck(c, log_path)
+            cfg,
+            log_path,
+            headless=headless,
+            detach=detach,
+            launch=launch,
+            precheck=lambda c: _precheck(c, log_path),
+            producer=PRODUCER,
         )
     check_one_process(cfg)
     _precheck(cfg, log_path)
@@ -270,14 +276,15 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     memory each arm needs on its device, from the config alone; --measure times real steps."""
     import json
 
-    from engine.train.memory_plan import add_memory_plan
-    from engine.train.models import describe_plans
+    from engine.plans.describe import describe_layout
+    from engine.train.memory_plan import add_memory_plan, planned_run
     from freeze_tui.plan_grid import render_plans
     from freeze_tui.plan_memory import render_memory
 
     cfg = config_from(opts)
-    desc = describe_plans(cfg.model, cfg.arms, block_size=cfg.block_size, trust_remote_code=cfg.trust_remote_code)
-    add_memory_plan(desc, cfg, measure=measure, steps=steps)
+    planned = planned_run(cfg)  # the layout is read once (meta device)
+    desc = describe_layout(planned.model_name, planned.arch, planned.layout, cfg.arms, block_size=cfg.block_size)
+    add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:

@@ -46,7 +46,7 @@ def pop_launch(opts: dict) -> dict | None:
 
 
 def run_distributed(
-    cfg: RunConfig, log_path: Path, *, headless: bool, detach: bool, launch: dict | None, precheck
+    cfg: RunConfig, log_path: Path, *, headless: bool, detach: bool, launch: dict | None, precheck, producer: str
 ) -> int:
     if launch is not None:
         if launch["nproc_per_node"] < 1 or launch["nnodes"] < 1:
@@ -60,16 +60,15 @@ def run_distributed(
         from engine.train.dist_session import run_worker
 
         _exit(run_worker(cfg))
-    return _run_rank0(cfg, log_path)
+    return _run_rank0(cfg, log_path, producer)
 
 
-def _run_rank0(cfg: RunConfig, log_path: Path) -> int:
+def _run_rank0(cfg: RunConfig, log_path: Path, producer: str) -> int:
     from engine.train.dist_session import DistRunSession
-    from freeze_tui.cli import PRODUCER
     from freeze_tui.headless import run_headless
     from freeze_tui.interrupts import Interrupts
 
-    session = DistRunSession(cfg, log_path, producer=PRODUCER)
+    session = DistRunSession(cfg, log_path, producer=producer)
     click.echo(f"log: {log_path}")
     with Interrupts() as interrupts:
         code = run_headless(session.start(), interrupts=interrupts)

@@ -24,8 +24,9 @@ import torch.distributed as dist
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
-from engine.plans.freeze import resolve_plan
+from engine.run.replicates import run_replicates
 from engine.train.experiment import Experiment, weights_checksum
+from engine.train.memory_plan import planned_run
 from engine.train.setup import prepare, run_start_event
 from engine.world import merge_rank_events
 
@@ -286,27 +287,26 @@ def _blocks(model: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
 
 def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
     """One rank's whole run; `emit` is the log's emitter on world rank 0 and a no-op elsewhere."""
-    # this rank loads what every rank loads, but its memory plan counts its own arm only (none when
-    # sharded: the plan counts whole arms); the run_start it writes names every arm
-    own = dataclasses.replace(cfg, arms=(cfg.arms[world.arm_index],), device=str(world.device))
-    setup = prepare(own, control.activity, memory_check=world.shards == 1)
-    setup.cfg, setup.plans = cfg, [(name, resolve_plan(name, spec, setup.layout)) for name, spec in cfg.arms]
-    for part in world.gather((setup.placement, setup.memory)):
-        setup.placement.update(part[0])
-        setup.memory.update(part[1])
-    for k in range(cfg.seeds):  # replicates as in one process: seed s+k orders batches, drops out, samples
-        experiment = DistExperiment(dataclasses.replace(cfg, seed=cfg.seed + k), setup, emit, control, world)
-        if k == 0:
-            checksums = {name: c for part in world.gather(experiment.checksums) for name, c in part.items()}
-            start = run_start_event(setup, checksums)
-            start.config.update(world_size=world.size, backend=dist.get_backend())
-            emit(start)
-        if cfg.seeds > 1:  # every earlier event has been emitted at the last sync point
-            emit(ev.Replicate(replicate=k, of=cfg.seeds, seed=cfg.seed + k))
-        experiment.samples("pre", -1)
-        status = experiment.run()  # the same on every rank: stopping is agreed at sync points
-        if status != "finished":
-            break
+    # every rank plans every arm once (the run_start it writes names them all) and places them all on its
+    # own device; it checks the memory of its own arm only (none when sharded: the plan counts whole arms)
+    own_name = cfg.arms[world.arm_index][0]
+    planned = planned_run(cfg, [world.device])
+    if world.shards == 1:
+        planned.only([own_name]).check()
+    setup = prepare(cfg, control.activity, planned=planned, memory_check=False)
+    ranks = world.gather(planned.only([own_name]).placement)  # every arm on its ranks' device
+    setup.placement = {name: torch.device(d) for part in ranks for name, d in part.items()}
+    if world.shards == 1:
+        setup.memory = dict(planned.memory)
+
+    def run_start(experiment: DistExperiment) -> ev.RunStart:  # every rank takes part in the gather
+        checksums = {name: c for part in world.gather(experiment.checksums) for name, c in part.items()}
+        start = run_start_event(setup, checksums)
+        start.config.update(world_size=world.size, backend=dist.get_backend())
+        return start
+
+    # replicates as in one process; the status is the same on every rank: stopping is agreed at sync points
+    status, experiment = run_replicates(cfg, lambda c: DistExperiment(c, setup, emit, control, world), emit, run_start)
     if cfg.save:
         experiment.save(cfg.save)
     experiment._sync()

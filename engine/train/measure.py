@@ -15,11 +15,12 @@ import torch
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from engine.plans.freeze import apply_trainable, resolve_plan
+from engine.plans.freeze import apply_trainable
 from engine.plans.lora import LoraPlan
+from engine.plans.planned import PlannedRun
 from engine.plans.roles import build_layout
 from engine.train.arm import Arm, StepTimer, build_optimizer, make_scaler, train_step
-from engine.train.devices import copy_to, on_device, place, resolve_devices
+from engine.train.devices import copy_to, on_device
 from engine.train.lora import lora_parts
 
 GAP_NOTE = (
@@ -68,22 +69,18 @@ def time_arms(arms: list[Arm], batch: torch.Tensor, *, steps: int, warmup: int, 
     return {name: sum(StepTimer.seconds(m) for m in ms) / len(ms) for name, ms in marks.items()}
 
 
-def measure_plan(cfg: RunConfig, *, steps: int, warmup: int = 2) -> dict:
-    """Load the model and time its arms: {steps, warmup, baseline, note, arms: {name: {device, t_step, r, r_flop}}}."""
+def measure_plan(cfg: RunConfig, planned: PlannedRun, *, steps: int, warmup: int = 2) -> dict:
+    """Load the model and time the planned arms on their devices:
+    {steps, warmup, baseline, note, arms: {name: {device, t_step, r, r_flop}}}."""
     from engine.plans.describe import arm_record
-    from engine.train.models import load_model
-    from engine.train.setup import context_length
+    from engine.train.models import check_block_size, load_model
 
     if steps < 1:
         raise FreezeTuiError(f"--steps must be at least 1, got {steps}")
-    devices = resolve_devices(cfg.device)
     loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code, with_tokenizer=False)
-    ctx = context_length(loaded.model.config)
-    if ctx and cfg.block_size > ctx:
-        raise FreezeTuiError(f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens")
-    plans = [(name, resolve_plan(name, spec, loaded.layout)) for name, spec in cfg.arms]
-    placement = place([name for name, _ in plans], devices)
-    arms = [build_arm(loaded.model, name, plan, placement[name], cfg, 1e-5) for name, plan in plans]
+    check_block_size(cfg.block_size, loaded.model.config)
+    placement = {name: torch.device(planned.placement[name]) for name, _ in planned.plans}
+    arms = [build_arm(loaded.model, name, plan, placement[name], cfg, 1e-5) for name, plan in planned.plans]
     vocab = loaded.model.get_input_embeddings().num_embeddings
     batch = torch.randint(0, vocab, (cfg.batch_size, cfg.block_size), generator=torch.Generator().manual_seed(cfg.seed))
     times = time_arms(arms, batch, steps=steps, warmup=warmup, cfg=cfg)
@@ -94,8 +91,8 @@ def measure_plan(cfg: RunConfig, *, steps: int, warmup: int = 2) -> dict:
             "device": str(placement[name]),
             "t_step": times[name],
             "r": (base - times[name]) / base if base > 0 else float("nan"),
-            "r_flop": arm_record(plan, loaded.layout, seq_len=cfg.block_size)["r_pred"],
+            "r_flop": arm_record(plan, planned.layout, seq_len=cfg.block_size)["r_pred"],
         }
-        for name, plan in plans
+        for name, plan in planned.plans
     }
     return {"steps": steps, "warmup": warmup, "baseline": baseline, "note": GAP_NOTE, "arms": out}

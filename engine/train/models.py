@@ -95,18 +95,26 @@ def load_model(
     )
 
 
-_LAYOUTS: dict = {}  # one meta build per model and process (`plan` reads the layout twice)
+def context_length(config) -> int | None:
+    for key in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_block_size(block_size: int, config) -> int | None:
+    """The model's context (None if its config does not say); refuses a --block-size above it."""
+    ctx = context_length(config)
+    if ctx and block_size > ctx:
+        raise FreezeTuiError(
+            f"--block-size {block_size} is above the model's context of {ctx} tokens; use --block-size {ctx} or less"
+        )
+    return ctx
 
 
 def load_layout(name_or_path: str | None, *, trust_remote_code: bool = False) -> tuple[str, str, ModelLayout]:
     """(name, arch, layout) from the config alone: the model is built on the meta device."""
-    key = (name_or_path, trust_remote_code)
-    if key not in _LAYOUTS:
-        _LAYOUTS[key] = _meta_layout(name_or_path, trust_remote_code)
-    return _LAYOUTS[key]
-
-
-def _meta_layout(name_or_path: str | None, trust_remote_code: bool) -> tuple[str, str, ModelLayout]:
     import torch
     from transformers import AutoModelForCausalLM
 

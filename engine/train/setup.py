@@ -11,11 +11,12 @@ from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.plans.freeze import Plan
+from engine.plans.planned import PlannedRun
 from engine.plans.roles import ModelLayout, ParamSplit
 from engine.textfiles import Corpus, read_corpus
 from engine.train.data import TokenData, common_base_rate, tokenize_corpus
-from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
-from engine.train.memory_plan import check_memory_plan
+from engine.train.devices import resolve_device  # noqa: F401 (resolve_device: old import path)
+from engine.train.memory_plan import planned_run
 from engine.train.models import LoadedModel
 
 PROMPT_TOKENS = 16
@@ -37,6 +38,7 @@ class Setup:
     common_set: frozenset[int]
     placement: dict = field(default_factory=dict)  # {arm: torch.device}
     memory: dict = field(default_factory=dict)  # {arm: the memory plan's {weights, grads, ...} bytes}
+    planned: PlannedRun | None = None  # what the plans, placement and memory came from
 
     @property
     def model(self):
@@ -60,37 +62,31 @@ def cuda_devices(devices: list[torch.device]) -> list[tuple[int, str]]:
     return found
 
 
-def context_length(config) -> int | None:
-    for key in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, memory_check: bool = True) -> Setup:
+def prepare(
+    cfg: RunConfig,
+    activity: Activity | None = None,
+    progress=None,
+    *,
+    planned: PlannedRun | None = None,
+    memory_check: bool = True,
+) -> Setup:
     """Load and check everything; raises FreezeTuiError with one clear line for bad input.
     `activity` hears each slow phase (the heartbeat reports it); progress(done, total): bytes of the
-    corpus tokenized so far (not called when the cache has it). memory_check=False: no memory plan
-    (a sharded arm's rank holds 1/K of it; the plan counts whole arms)."""
-    from engine.plans.freeze import resolve_plan
+    corpus tokenized so far (not called when the cache has it). planned: the run's plan when the caller
+    made it (a distributed rank: every arm, its own placed); memory_check=False: the plan's memory is not
+    checked nor reported (a sharded arm's rank holds 1/K of it; the plan counts whole arms)."""
     from engine.plans.roles import attention_splits
-    from engine.train.models import load_model
+    from engine.train.models import check_block_size, load_model
 
     activity = activity or Activity()
-    devices = resolve_devices(cfg.device)
     corpus = read_corpus(cfg.data)
-    placement, memory = check_memory_plan(cfg, devices) if memory_check else ({}, {})  # before the weights load
+    planned = planned or planned_run(cfg)
+    if memory_check:
+        planned.check()  # before the weights load
     activity.enter("load_model")
     loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    ctx = context_length(loaded.model.config)
-    if ctx and cfg.block_size > ctx:
-        raise FreezeTuiError(
-            f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens; "
-            f"use --block-size {ctx} or less"
-        )
+    ctx = check_block_size(cfg.block_size, loaded.model.config)
     layout = loaded.layout
-    plans = [(name, resolve_plan(name, spec, layout)) for name, spec in cfg.arms]
     activity.enter("tokenize")
     data = tokenize_corpus(
         corpus,
@@ -107,21 +103,23 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, 
     _check_prompt(prompts[0][0], ctx)
     sample_tokens = min(cfg.sample_tokens, max(1, (ctx or 10**9) - max(len(ids) for ids, _ in prompts)))
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.model is None else 5e-5)
+    placement = {name: torch.device(device) for name, device in planned.placement.items()}
     return Setup(
         cfg,
         loaded,
-        devices[0],
+        torch.device(planned.devices[0]),
         corpus,
         data,
         layout,
-        plans,
+        list(planned.plans),
         attention_splits(layout),
         lr,
         prompts,
         sample_tokens,
         frozenset(data.common),
         placement,
-        memory,
+        dict(planned.memory) if memory_check else {},
+        planned,
     )
 
 
