@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -25,9 +25,11 @@ from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.run.replicates import run_replicates
+from engine.train.devices import copy_to, on_device
 from engine.train.experiment import Experiment, weights_checksum
 from engine.train.memory_plan import planned_run
 from engine.train.setup import prepare, run_start_event
+from engine.train.topology import Agreement
 from engine.world import merge_rank_events
 
 # A backstop only: a rank that fails tells the others through the store at once. A group waits at a
@@ -175,41 +177,48 @@ class FailureBoard:
         threading.Thread(target=poll, name="freeze-tui-failures", daemon=True).start()
 
 
-class DistExperiment(Experiment):
-    """The paired loop of one rank: its arm (its slice of the batch when sharded); events leave at sync points."""
+class MeshRanks:
+    """The topology of one rank: its arm (its slice of the batch when sharded) on its device; its events
+    leave at sync points, where world rank 0 merges every group's and is the only emitter."""
 
-    def __init__(self, cfg: RunConfig, setup, emit, control, world: World) -> None:
-        self.world, self.final_emit = world, emit
+    def __init__(self, world: World) -> None:
+        self.world = world
         self.outbox: list = []
-        self.checksums: dict[str, str] = {}
-        self.agreed_stop, self.global_active = False, True
-        super().__init__(cfg, setup, self.outbox.append, control)
+        self.final_emit = None
+        self.checksums: dict[str, str] = {}  # this rank's arm's initial weights, as copied
+        self.last = Agreement(stop=False, nan_stop=False, active=True)
+        # before training every arm is the same: arm group 0 samples for all (every rank of a sharded
+        # group takes part in the forward passes; its first rank sends the events)
+        self.samples_before_training = world.arm_index == 0
 
-    def _own_plans(self) -> list:
-        return [self.s.plans[self.world.arm_index]]
+    def own(self, plans: list) -> list:
+        return [plans[self.world.arm_index]]
 
-    def _place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    def place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         # a sharded arm is never whole on its device: fully_shard moves each rank's shards, block by block
-        return model if self.world.shards > 1 else super()._place(model, device)
+        return model if self.world.shards > 1 else model.to(device)
 
-    def _wrap(self, name: str, model: torch.nn.Module) -> torch.nn.Module:
+    def wrap(self, name: str, model: torch.nn.Module, n_blocks: int) -> torch.nn.Module:
         self.checksums[name] = weights_checksum(model)  # before sharding: the weights as copied
         if self.world.shards == 1:
             return model
         from torch.distributed.fsdp import fully_shard
 
         mesh = self.world.mesh["shard"]
-        for block in _blocks(model, self.s.loaded.n_blocks):
+        for block in _blocks(model, n_blocks):
             fully_shard(block, mesh=mesh, reshard_after_forward=True)
         fully_shard(model, mesh=mesh, reshard_after_forward=True)  # the same module, its class now FSDP's
         return model
 
-    def _one_step(self, batch: torch.Tensor, epoch: int, total: int) -> None:
+    def batches(self, batch: torch.Tensor, devices: list[torch.device]) -> dict[torch.device, torch.Tensor]:
         width = len(batch) // self.world.shards
         start = self.world.shard_index * width
-        super()._one_step(batch[start : start + width], epoch, total)
+        return copy_to(batch[start : start + width], devices)
 
-    def _reduce(self, losses: list, dts: list, dw_squares: list) -> tuple[list, list, list]:
+    def launching_on(self, device: torch.device):
+        return on_device(device)
+
+    def reduce(self, losses: list, dts: list, dw_squares: list) -> tuple[list, list, list]:
         if self.world.shards == 1:
             return losses, dts, dw_squares
         group, device = self.world.shard_group, self.world.device
@@ -221,58 +230,48 @@ class DistExperiment(Experiment):
         dist.all_reduce(squares, group=group)
         return (sums / self.world.shards).tolist(), times.tolist(), squares.tolist()
 
-    def _sync(self) -> None:
+    def emitter(self, emit):
+        """The experiment's events wait here for the next sync point; `emit` (the log's, on world rank 0)
+        gets the merged ones."""
+        self.final_emit = emit
+        return self.outbox.append
+
+    def sync(self, local: Agreement) -> Agreement:
         """Every rank: its events (only a group's first rank sends them; the others hold copies) and
         its stop/arm state go to all; world rank 0 emits the merged events; all agree on stopping."""
         mine = self.outbox if self.world.shard_index == 0 else []
-        payload = {
-            "events": list(mine),
-            "stop": self.control.stop.is_set(),
-            "nan_stop": self.nan_stop,
-            "active": any(a.active for a in self.arms),
-        }
+        payload = {"events": list(mine), "stop": local.stop, "nan_stop": local.nan_stop, "active": local.active}
         self.outbox.clear()
         gathered = self.world.gather(payload)
-        if self.world.rank == 0:
+        if self.world.rank == 0 and self.final_emit is not None:
             for event in merge_rank_events([p["events"] for p in gathered]):
                 self.final_emit(event)
-        self.agreed_stop = any(p["stop"] for p in gathered)
-        self.nan_stop = any(p["nan_stop"] for p in gathered)
-        self.global_active = any(p["active"] for p in gathered)
+        self.last = Agreement(
+            stop=any(p["stop"] for p in gathered),
+            nan_stop=any(p["nan_stop"] for p in gathered),
+            active=any(p["active"] for p in gathered),
+        )
+        return self.last
 
-    def _any_active(self) -> bool:
-        return self.global_active
+    def agreed(self, local: Agreement) -> Agreement:
+        """What all ranks agreed at the last sync point: a rank never stops alone."""
+        return self.last
 
-    def _should_end(self) -> bool:
-        return self.agreed_stop or not self.global_active
-
-    def samples(self, phase: str, epoch: int) -> None:
-        # before training every arm is the same: arm group 0 samples for all (every rank of a sharded
-        # group takes part in the forward passes; its first rank sends the events)
-        if phase != "pre" or self.world.arm_index == 0:
-            super().samples(phase, epoch)
-
-    def save(self, directory: str) -> None:
+    def whole_model(self, model: Any, initial: torch.nn.Module) -> Any:
         """A sharded arm gathers its full weights (every rank of the group takes part); its first rank saves."""
         if self.world.shards == 1:
-            return super().save(directory)
-        arm = self.arms[0]
+            return model
         # one tensor at a time through the device: never the whole model there at once
-        full = {
-            k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu() for k, v in arm.model.state_dict().items()
-        }
-        if self.world.shard_index == 0:
-            plain = copy.deepcopy(self.s.model)
-            plain.load_state_dict(full)
-            arm.model, sharded = plain, arm.model
-            try:
-                super().save(directory)
-            finally:
-                arm.model = sharded
+        full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu() for k, v in model.state_dict().items()}
+        if self.world.shard_index != 0:
+            return None
+        plain = copy.deepcopy(initial)
+        plain.load_state_dict(full)
+        return plain
 
-    def arm_memory(self) -> dict:
+    def arm_memory(self, mine: dict) -> dict:
         # a DTensor counts its whole size: a group's first rank reports the whole arm, as one process would
-        mine = super().arm_memory() if self.world.shard_index == 0 else {}
+        mine = mine if self.world.shard_index == 0 else {}
         return {k: v for part in self.world.gather(mine) for k, v in part.items()}
 
 
@@ -299,14 +298,17 @@ def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
     if world.shards == 1:
         setup.memory = dict(planned.memory)
 
-    def run_start(experiment: DistExperiment) -> ev.RunStart:  # every rank takes part in the gather
-        checksums = {name: c for part in world.gather(experiment.checksums) for name, c in part.items()}
+    def run_start(experiment: Experiment) -> ev.RunStart:  # every rank takes part in the gather
+        mine = cast(MeshRanks, experiment.topology).checksums
+        checksums = {name: c for part in world.gather(mine) for name, c in part.items()}
         start = run_start_event(setup, checksums)
         start.config.update(world_size=world.size, backend=dist.get_backend())
         return start
 
     # replicates as in one process; the status is the same on every rank: stopping is agreed at sync points
-    status, experiment = run_replicates(cfg, lambda c: DistExperiment(c, setup, emit, control, world), emit, run_start)
+    status, experiment = run_replicates(
+        cfg, lambda c: Experiment(c, setup, emit, control, MeshRanks(world)), emit, run_start
+    )
     if cfg.save:
         experiment.save(cfg.save)
     experiment._sync()

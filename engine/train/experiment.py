@@ -31,10 +31,11 @@ from engine.train.arm import (
     validation_loss,
 )
 from engine.train.data import batch_order
-from engine.train.devices import copy_to, mixed_devices_warning, on_device, read_floats
+from engine.train.devices import mixed_devices_warning, read_floats
 from engine.train.lora import base_named_parameters, is_lora, lora_parts, save_lora
 from engine.train.metrics import DWTracker
 from engine.train.setup import Setup
+from engine.train.topology import Agreement, LocalDevices, Topology
 
 SKIPPED = "fp16 gradients overflowed; the GradScaler skipped this optimizer step and lowered its scale"
 
@@ -62,11 +63,15 @@ def token_texts(tokenizer, seq: list[int]) -> list[str]:
 
 
 class Experiment:
-    def __init__(self, cfg: RunConfig, setup: Setup, emit, control: Control) -> None:
-        self.cfg, self.s, self.emit, self.control = cfg, setup, emit, control
+    """The paired loop over the arms this process trains; `topology` says where they live (one process
+    and its devices, or ranks of a mesh) and what must be exchanged with other processes."""
+
+    def __init__(self, cfg: RunConfig, setup: Setup, emit, control: Control, topology: Topology | None = None) -> None:
+        self.topology: Topology = topology if topology is not None else LocalDevices()
+        self.cfg, self.s, self.emit, self.control = cfg, setup, self.topology.emitter(emit), control
         self.device = setup.device
         self.autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.dtype]
-        self.arms = [self._make_arm(name, plan) for name, plan in self._own_plans()]
+        self.arms = [self._make_arm(name, plan) for name, plan in self.topology.own(self.s.plans)]
         self.totals = {a.name: ArmTotals() for a in self.arms}  # step time and the open epoch's losses
         self.step = 0
         self._last_point: tuple[int, int] | None = None  # (step, epoch) of the previous step
@@ -78,7 +83,7 @@ class Experiment:
 
     def _make_arm(self, name: str, plan) -> Arm:
         device = self.s.placement.get(name, self.device)
-        model = self._place(copy.deepcopy(self.s.model), device)
+        model = self.topology.place(copy.deepcopy(self.s.model), device)
         model.train(self.cfg.dropout == "same")
         tracker = None
         if isinstance(plan, LoraPlan):
@@ -86,7 +91,7 @@ class Experiment:
         else:
             names = plan.trainable_at(0, 0)
             apply_trainable(model, names)
-        model = self._wrap(name, model)
+        model = self.topology.wrap(name, model, self.s.loaded.n_blocks)
         fused = self.cfg.dtype == "fp16" and device.type == "cuda"
         optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
         if not isinstance(plan, LoraPlan):  # on the wrapped (maybe sharded) parameters
@@ -101,30 +106,20 @@ class Experiment:
         if message:
             self.emit(ev.Warning(message=message))
 
-    # -- seams for a distributed run (engine.train.distributed): one process, one world -------------
-    def _own_plans(self) -> list:
-        """The arms this process trains: all of them."""
-        return self.s.plans
-
-    def _place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        return model.to(device)
-
-    def _wrap(self, name: str, model: torch.nn.Module) -> torch.nn.Module:
-        """The arm's model as trained (a sharded run wraps it here, before its optimizer exists)."""
-        return model
-
-    def _reduce(self, losses: list, dts: list, dw_squares: list) -> tuple[list, list, list]:
-        """Per-step values of this process's part of each arm -> the whole arm's (nothing to do here)."""
-        return losses, dts, dw_squares
+    # -- what every process agrees on (one process: itself) -----------------------------------------
+    def _local(self) -> Agreement:
+        return Agreement(self.control.stop.is_set(), self.nan_stop, any(a.active for a in self.arms))
 
     def _sync(self) -> None:
-        """Events emitted so far leave for the log (they already have: `emit` is the sink here)."""
+        """Events emitted so far leave for the log; every process agrees on stopping."""
+        self.nan_stop = self.topology.sync(self._local()).nan_stop
 
     def _any_active(self) -> bool:
-        return any(a.active for a in self.arms)
+        return self.topology.agreed(self._local()).active
 
     def _should_end(self) -> bool:
-        return self.control.stop.is_set() or not self._any_active()
+        agreed = self.topology.agreed(self._local())
+        return agreed.stop or not agreed.active
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> str:
@@ -163,7 +158,7 @@ class Experiment:
 
     def _one_step(self, batch: torch.Tensor, epoch: int, total: int) -> None:
         self.control.activity.enter("step", self.step, epoch)
-        batches = copy_to(batch, [a.device for a in self.arms if a.active])  # once per device, no host sync
+        batches = self.topology.batches(batch, [a.device for a in self.arms if a.active])
         self._apply_schedule(epoch)
         lr = self._lr(total)
         every = self.cfg.norm_every if self.cfg.monitor else 0
@@ -171,7 +166,7 @@ class Experiment:
         record = {}
         for arm in self.turn_order(self.step):
             if arm.active:
-                with on_device(arm.device):  # launches only: the devices work at the same time
+                with self.topology.launching_on(arm.device):
                     loss, mark = train_step(
                         arm,
                         batches[arm.device],
@@ -222,7 +217,7 @@ class Experiment:
         skipped = {(step, name) for (step, name, _), v in zip(self.pending_skips, read[len(losses) :]) if v}
         dts = [StepTimer.seconds(mark) for _, _, rec in self.pending for _, mark, _ in rec.values()]
         dw_tensors = [t for _, per_arm in self.pending_dw for t in per_arm.values()]
-        loss_list, dts, squares = self._reduce(read[: len(losses)], dts, read_floats(dw_tensors))
+        loss_list, dts, squares = self.topology.reduce(read[: len(losses)], dts, read_floats(dw_tensors))
         values, times = iter(loss_list), iter(dts)
         dw_values = iter(DWTracker.finish(torch.tensor(squares)).tolist() if squares else [])
         dw_by_step = {step: {name: next(dw_values) for name in per_arm} for step, per_arm in self.pending_dw}
@@ -293,6 +288,8 @@ class Experiment:
         """One set of samples per arm (or one `*` set before training, when all arms are equal)."""
         if not self.cfg.monitor or not self.cfg.samples:
             return
+        if phase == "pre" and not self.topology.samples_before_training:
+            return  # another process samples for every arm (they are all equal before training)
         from engine.train.generate import sample_tokens
 
         self.control.activity.enter("sample", epoch=epoch)
@@ -335,7 +332,7 @@ class Experiment:
         )
 
     def arm_memory(self) -> dict:
-        return {a.name: state_bytes(a) for a in self.arms}
+        return self.topology.arm_memory({a.name: state_bytes(a) for a in self.arms})
 
     def save(self, directory: str) -> None:
         """Each arm's final weights (safetensors), config and tokenizer, loadable with from_pretrained."""
@@ -343,9 +340,12 @@ class Experiment:
 
         self.control.activity.enter("save")
         for arm in self.arms:
+            whole = self.topology.whole_model(arm.model, self.s.model)  # every process of the arm takes part
+            if whole is None:
+                continue
             out = Path(directory) / arm.name
             try:
-                model = save_lora(arm.model, out) if is_lora(arm.model) else arm.model  # + out/adapter
+                model = save_lora(whole, out) if is_lora(whole) else whole  # + out/adapter
                 model.save_pretrained(out, safe_serialization=True)
                 self.s.tokenizer.save_pretrained(out)
             except OSError as exc:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
-from engine.train.distributed import DistExperiment
+from engine.train.experiment import Experiment
 from freeze_tui.cli import main
 
 
 def _failing_step(original):
     def one_step(self, batch, epoch, total):
-        if self.world.rank == int(os.environ["FAULT_RANK"]) and self.step == int(os.environ["FAULT_STEP"]):
+        if self.topology.world.rank == int(os.environ["FAULT_RANK"]) and self.step == int(os.environ["FAULT_STEP"]):
             raise RuntimeError(f"injected fault at step {self.step}")
         return original(self, batch, epoch, total)
 
@@ -19,5 +19,5 @@ def _failing_step(original):
 
 
 if __name__ == "__main__":
-    DistExperiment._one_step = _failing_step(DistExperiment._one_step)
+    Experiment._one_step = _failing_step(Experiment._one_step)
     main(sys.argv[1:])
