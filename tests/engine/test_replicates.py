@@ -8,13 +8,30 @@ from engine.config import RunConfig
 from tests.engine.test_run import by_kind, run_session
 
 
-def test_two_seeds_on_the_demo_end_with_intervals_across_seeds(tmp_path):
+def test_two_seeds_on_the_demo_end_with_intervals_across_seeds(tmp_path, monkeypatch):
+    import engine.plans.freeze
+    import engine.train.models
+
+    calls = {"layout": 0, "spec": 0}  # the run is planned once: one layout read, each arm's spec resolved once
+
+    def counted(module, name: str, key: str) -> None:
+        original = getattr(module, name)
+
+        def call(*args, **kwargs):
+            calls[key] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, call)
+
+    counted(engine.train.models, "load_layout", "layout")
+    counted(engine.plans.freeze, "parse_spec", "spec")
     cfg = RunConfig(
         max_steps=3, samples=1, sample_prompts=2, sample_tokens=4, seeds=2, block_size=64, batch_size=4,
         val_fraction=0.01, device="cpu",
     )  # fmt: skip
     session, events = run_session(cfg, tmp_path / "seeds.jsonl")
     assert events[-1].status == "finished"
+    assert calls == {"layout": 1, "spec": len(cfg.arms)}
     replicates = by_kind(events, "replicate")
     assert [(r.replicate, r.of, r.seed) for r in replicates] == [(0, 2, 0), (1, 2, 1)]
     assert len(by_kind(events, "run_start")) == 1 and len(by_kind(events, "epoch_end")) == 2
