@@ -1,16 +1,14 @@
 """What a process knows of a distributed run before torch loads: the torchrun environment, the world's
-layout (arms x shards), and how world rank 0 merges the events of every arm group into one log. No torch.
+layout (arms x shards) and what a distributed run refuses. No torch. (World rank 0 merges the events of
+the arm groups with the one merger, engine.log.merge.merge_parts.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from engine.log import events as ev
 
 LIVE_APP_REFUSED = (
     "the live app runs in one process: under torchrun (or with --nproc-per-node) pass --headless, "
@@ -63,46 +61,3 @@ def check_one_process(cfg: RunConfig) -> None:
             f"--shards {cfg.shards} shards each arm over {cfg.shards} processes: add --nproc-per-node "
             f"{len(cfg.arms) * cfg.shards} --headless (or start it with torchrun)"
         )
-
-
-# -- merging the events of the arm groups (world rank 0, at every sync point) ---------------------------
-_MERGED = {"step": "step", "dw": "step", "epoch_end": "epoch"}  # kind -> the field that makes it "the same"
-
-
-def merge_rank_events(per_rank: list[list[ev.Event]]) -> list[ev.Event]:
-    """One event stream from the streams of the arm groups, as one process would have emitted it:
-    a step (dw, epoch_end) event of every group becomes one event with all arms; any other event
-    keeps its place relative to them (before the next merged event it preceded in its own stream)."""
-    out: list[ev.Event] = []
-    index: dict[tuple, int] = {}
-    for events in per_rank:
-        cursor = 0
-        for event in events:
-            key = (event.kind, getattr(event, _MERGED[event.kind])) if event.kind in _MERGED else None
-            if key is not None and key in index:
-                at = index[key]
-                out[at] = _union(out[at], event)
-                cursor = at + 1
-                continue
-            at = cursor if key is not None else _next_merged(out, cursor)
-            out.insert(at, event)
-            index = {k: (i + 1 if i >= at else i) for k, i in index.items()}
-            if key is not None:
-                index[key] = at
-            cursor = at + 1
-    return out
-
-
-def _next_merged(out: list[ev.Event], start: int) -> int:
-    """Where an unmerged event goes: after the unmerged events already there, before the next merged one."""
-    while start < len(out) and out[start].kind not in _MERGED:
-        start += 1
-    return start
-
-
-def _union(a: ev.Event, b: ev.Event) -> ev.Event:
-    changes: dict[str, Any] = {"arms": {**a.arms, **b.arms}}  # type: ignore[attr-defined]
-    if a.kind == "dw":
-        changes["drift"] = {**a.drift, **b.drift}  # type: ignore[attr-defined]
-        changes["rel"] = {**a.rel, **b.rel}  # type: ignore[attr-defined]
-    return dataclasses.replace(a, **changes)

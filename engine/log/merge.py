@@ -45,17 +45,23 @@ class _Run:
 
 class Merger:
     """Feed each run's events with `feed(i, events)`, say `finish(i)` when run i has no more,
-    and take the merged events from `ready()`; `blocked()` names the runs it waits for."""
+    and take the merged events from `ready()`; `blocked()` names the runs it waits for.
 
-    def __init__(self, names: list[str]) -> None:
+    parts_of_one_run: the streams are parts of one run, the arm groups of a distributed run at a sync
+    point (`merge_parts`): no header or run_start to wait for, the epoch_end events of an epoch merge
+    like steps, messages keep their text, and the first stream's samples before training stand for all."""
+
+    def __init__(self, names: list[str], *, parts_of_one_run: bool = False) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"run names must differ: {names}")
         self.runs = [_Run(name) for name in names]
-        self.started = False
+        self.parts_of_one_run = parts_of_one_run
+        self.started = parts_of_one_run
         self.ended = False
         self.seq = 0
         self.t0 = 0.0
-        self.pre_owner = -1  # the run whose samples before training stand for all (see DECISIONS.md)
+        # the run whose samples before training stand for all (see DECISIONS.md)
+        self.pre_owner = 0 if parts_of_one_run else -1
 
     # -- input ------------------------------------------------------------------------------------
     def feed(self, i: int, events: Iterable[ev.Event]) -> None:
@@ -176,6 +182,8 @@ class Merger:
             return [self._merge_steps(key)]
         if isinstance(head, ev.DW):
             return [self._merge_dw(key, head.step)]
+        if isinstance(head, ev.EpochEnd) and self.parts_of_one_run:
+            return [self._merge_epoch_ends(key, head.epoch)]
         run = self.runs[i]
         run.queue.popleft()
         event = self._translate(i, head)
@@ -209,6 +217,12 @@ class Merger:
         t = max(self._retimed(i, e.t) for i, e in taken)
         return self._out(taken[0][1], t=t, **merged)
 
+    def _merge_epoch_ends(self, key: Key, epoch: int) -> ev.Event:
+        taken = self._take(key, ev.EpochEnd, lambda e: e.epoch == epoch)
+        arms = {self._arm(i, name): rec for i, e in taken for name, rec in e.arms.items()}
+        t = max(self._retimed(i, e.t) for i, e in taken)
+        return self._out(taken[0][1], t=t, arms=arms)
+
     def _translate(self, i: int, e: ev.Event) -> ev.Event | None:
         """Any other event: its arm renamed, its time shifted, its message saying which run."""
         changes: dict = {"t": self._retimed(i, e.t)}
@@ -221,7 +235,7 @@ class Merger:
         if isinstance(arms, Mapping) and set(arms) <= set(self.runs[i].names):
             changes["arms"] = {self._arm(i, name): value for name, value in arms.items()}
         message = getattr(e, "message", None)
-        if isinstance(message, str) and len(self.runs) > 1:
+        if isinstance(message, str) and len(self.runs) > 1 and not self.parts_of_one_run:
             changes["message"] = f"{self.runs[i].name}: {message}"
         return self._out(e, **changes)
 
@@ -294,6 +308,17 @@ def merge_events(streams: list[Iterable[ev.Event]], names: list[str]) -> Iterato
             merger.feed(i, chunk)
             if len(chunk) < PULL:
                 merger.finish(i)
+
+
+def merge_parts(parts: list[list[ev.Event]]) -> list[ev.Event]:
+    """The events of one run's parts (a distributed run's arm groups, gathered at a sync point) as one
+    process would have emitted them: a step (dw, epoch_end) of every part becomes one event with all
+    arms; any other event keeps its place relative to them, the parts' in part order."""
+    merger = Merger([str(i) for i in range(len(parts))], parts_of_one_run=True)
+    for i, events in enumerate(parts):
+        merger.feed(i, events)
+        merger.finish(i)
+    return merger.ready()
 
 
 def run_names(paths: list[str]) -> list[str]:

@@ -24,13 +24,13 @@ import torch.distributed as dist
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
+from engine.log.merge import merge_parts
 from engine.run.replicates import run_replicates
 from engine.train.devices import copy_to, on_device
 from engine.train.experiment import Experiment, weights_checksum
 from engine.train.memory_plan import planned_run
 from engine.train.setup import prepare, run_start_event
 from engine.train.topology import Agreement
-from engine.world import merge_rank_events
 
 # A backstop only: a rank that fails tells the others through the store at once. A group waits at a
 # sync point for the slowest arm's validation pass or samples, which on a large model takes minutes.
@@ -244,7 +244,7 @@ class MeshRanks:
         self.outbox.clear()
         gathered = self.world.gather(payload)
         if self.world.rank == 0 and self.final_emit is not None:
-            for event in merge_rank_events([p["events"] for p in gathered]):
+            for event in merge_parts([p["events"] for p in gathered]):
                 self.final_emit(event)
         self.last = Agreement(
             stop=any(p["stop"] for p in gathered),

@@ -10,7 +10,8 @@ import pytest
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
-from engine.world import LIVE_APP_REFUSED, check_world, merge_rank_events
+from engine.log.merge import merge_parts
+from engine.world import LIVE_APP_REFUSED, check_world
 from freeze_tui.cli import main, run
 from freeze_tui.run_options import FIELDS, config_args, config_from
 
@@ -30,7 +31,7 @@ def sample(arm):
 def test_merge_gives_the_one_process_order():
     rank0 = [ev.Sample(phase="pre", arm="*", prompt="", text="", tokens=[], p=0.0), step(0, "full", 1.0), dw(0, "full")]
     rank1 = [ev.PlanChange(step=0, arm="t", trainable=5), step(0, "t", 2.0), dw(0, "t"), ev.Warning(message="w")]
-    merged = merge_rank_events([rank0, rank1])
+    merged = merge_parts([rank0, rank1])
     assert [e.kind for e in merged] == ["sample", "plan_change", "step", "dw", "warning"]
     assert list(merged[2].arms) == ["full", "t"] and merged[2].arms["t"]["loss"] == 2.0
     assert list(merged[3].drift) == ["full", "t"]
@@ -38,7 +39,7 @@ def test_merge_gives_the_one_process_order():
 
 def test_merge_keeps_each_arms_samples_together_after_the_epoch_end():
     end = [ev.EpochEnd(epoch=0, arms={a: {"loss_mean": 1.0}}) for a in ("a", "b")]
-    merged = merge_rank_events([[end[0], sample("a"), sample("a")], [end[1], sample("b")], []])
+    merged = merge_parts([[end[0], sample("a"), sample("a")], [end[1], sample("b")], []])
     assert [(e.kind, getattr(e, "arm", None)) for e in merged] == [
         ("epoch_end", None),
         ("sample", "a"),
