@@ -51,10 +51,10 @@ class Emitter:
                 return
             event = stamped(event, self.seq)
             self.seq += 1
-            self.ended = isinstance(event, ev.RunEnd)
             self.state.apply(event)
             for sink in list(self.sinks):
-                sink(event)
+                sink(event)  # a log sink that fails here may still say why (a re-entrant emit)
+            self.ended = self.ended or isinstance(event, ev.RunEnd)
 
     def close(self, timeout: float = 5.0) -> None:
         """No more events; a line being written is finished first (waits at most `timeout`)."""

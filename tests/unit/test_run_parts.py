@@ -40,6 +40,19 @@ def test_nothing_follows_run_end_nor_a_close():
     assert len(seen) == 1 and not other.state.messages
 
 
+def test_a_log_that_breaks_on_the_run_end_line_still_says_so():
+    seen: list[ev.Event] = []
+
+    def log(event: ev.Event) -> None:  # the disk fills on the last line: the sink reports it at once
+        if event.kind == "run_end":
+            emitter.emit(ev.Error(message="the run log cannot be written any more", fatal=True))
+
+    emitter = Emitter([log, seen.append])
+    emitter.emit(ev.RunEnd(status="finished"))
+    emitter.emit(ev.Warning(message="late"))
+    assert [e.kind for e in seen] == ["error", "run_end"] and emitter.ended
+
+
 def test_a_log_sink_that_cannot_write_reports_once_and_keeps_whole_lines(tmp_path, monkeypatch):
     log = tmp_path / "run.jsonl"
     broken: list[Exception] = []
