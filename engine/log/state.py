@@ -59,6 +59,11 @@ class ArmState:
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
     device: str = ""  # where this arm trains, when run_start says (several devices: placement)
 
+    def restarted(self) -> ArmState:
+        """This arm as run_start described it, before any step: how a new replicate begins."""
+        kept = ("spec", "trainable", "total", "flop_ratio", "r_pred", "grid", "device")
+        return ArmState(self.name, **{name: getattr(self, name) for name in kept})
+
     @property
     def predicted_saving(self) -> float:
         """r predicted by the FLOP model: r_pred if logged, else 1 - flop_ratio."""
@@ -129,17 +134,9 @@ class RunState:
         self.data: dict = {}
         self.common_tokens: list = []
         self.arms: dict[str, ArmState] = {}
-        self.steps = array("q")
-        self.step_t = array("d")  # each step event's time (unix s), aligned with steps: a wall-time axis
-        self.epoch_starts: list[int] = []  # step index where each epoch began
-        self.step = -1
-        self.epoch = -1
+        self._start_replicate()
         self.t_start = math.nan
         self.t_last = math.nan
-        self.dw_step = -1
-        self.dw_history: deque = deque(maxlen=DW_HISTORY)  # (step, {arm: {matrix: norm}})
-        self.pre_samples: SampleSet | None = None
-        self.plan_changes: list[ev.PlanChange] = []
         self.messages: deque[Message] = deque(maxlen=MESSAGE_LIMIT)
         self.summary: dict = {}
         self.activity: ActivityRecord | None = None  # None: no heartbeat yet (or a log from before heartbeats)
@@ -250,17 +247,23 @@ class RunState:
             done = RunState()
             done.__dict__.update({k: v for k, v in self.__dict__.items() if k != "past"})
             self.past.append(done)
-            self._reset_replicate()
+            self._start_replicate()
         self.replicate = int(e.replicate)
 
-    def _reset_replicate(self) -> None:
-        self.arms = {
-            name: ArmState(name, a.spec, a.trainable, a.total, a.flop_ratio, a.r_pred, a.grid)
-            for name, a in self.arms.items()
-        }
-        self.steps, self.epoch_starts, self.step, self.epoch = array("q"), [], -1, -1
-        self.dw_step, self.dw_history = -1, deque(maxlen=DW_HISTORY)
-        self.pre_samples, self.plan_changes = None, []
+    def _start_replicate(self) -> None:
+        """The fields one replicate fills, fresh: the one place that lists them, for `__init__` and each
+        new replicate alike (a second list once forgot `step_t`, so replicate 2 drew on replicate 1's
+        clock). Arms keep what run_start said of them."""
+        self.arms = {name: arm.restarted() for name, arm in self.arms.items()}
+        self.steps = array("q")
+        self.step_t = array("d")  # each step event's time (unix s), aligned with steps: a wall-time axis
+        self.epoch_starts: list[int] = []  # step index where each epoch began
+        self.step = -1
+        self.epoch = -1
+        self.dw_step = -1
+        self.dw_history: deque = deque(maxlen=DW_HISTORY)  # (step, {arm: {matrix: norm}})
+        self.pre_samples: SampleSet | None = None
+        self.plan_changes: list[ev.PlanChange] = []
 
     def _plan_change(self, e: ev.PlanChange) -> None:
         self.plan_changes.append(e)
