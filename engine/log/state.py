@@ -125,6 +125,12 @@ class Message:
 class RunState:
     """Fold events with apply(); read fields and the derived properties."""
 
+    # set by _start_replicate
+    epoch_starts: list[int]
+    dw_history: deque
+    pre_samples: SampleSet | None
+    plan_changes: list[ev.PlanChange]
+
     def __init__(self) -> None:
         self.status = "loading"  # loading | running | finished | stopped | failed
         self.run_id = ""
@@ -257,13 +263,13 @@ class RunState:
         self.arms = {name: arm.restarted() for name, arm in self.arms.items()}
         self.steps = array("q")
         self.step_t = array("d")  # each step event's time (unix s), aligned with steps: a wall-time axis
-        self.epoch_starts: list[int] = []  # step index where each epoch began
+        self.epoch_starts = []  # step index where each epoch began
         self.step = -1
         self.epoch = -1
         self.dw_step = -1
-        self.dw_history: deque = deque(maxlen=DW_HISTORY)  # (step, {arm: {matrix: norm}})
-        self.pre_samples: SampleSet | None = None
-        self.plan_changes: list[ev.PlanChange] = []
+        self.dw_history = deque(maxlen=DW_HISTORY)  # (step, {arm: {matrix: norm}})
+        self.pre_samples = None
+        self.plan_changes = []
 
     def _plan_change(self, e: ev.PlanChange) -> None:
         self.plan_changes.append(e)
