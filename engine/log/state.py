@@ -126,6 +126,11 @@ class RunState:
     """Fold events with apply(); read fields and the derived properties."""
 
     # set by _start_replicate
+    steps: array
+    step_t: array
+    step: int
+    epoch: int
+    dw_step: int
     epoch_starts: list[int]
     dw_history: deque
     pre_samples: SampleSet | None
