@@ -4,9 +4,7 @@ layout (arms x shards), and how world rank 0 merges the events of every arm grou
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Any
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
@@ -101,8 +99,4 @@ def _next_merged(out: list[ev.Event], start: int) -> int:
 
 
 def _union(a: ev.Event, b: ev.Event) -> ev.Event:
-    changes: dict[str, Any] = {"arms": {**a.arms, **b.arms}}  # type: ignore[attr-defined]
-    if a.kind == "dw":
-        changes["drift"] = {**a.drift, **b.drift}  # type: ignore[attr-defined]
-        changes["rel"] = {**a.rel, **b.rel}  # type: ignore[attr-defined]
-    return dataclasses.replace(a, **changes)
+    return ev.joined_arms([a, b])

@@ -53,7 +53,7 @@ class ArmState:
     dt_ema: float = math.nan
     lr_last: float = math.nan
     time_total: float = 0.0  # sum of this arm's own step times
-    epochs: list = field(default_factory=list)  # epoch_end dicts, with "epoch" added
+    epochs: list[tuple[int, ev.ArmEpoch]] = field(default_factory=list)  # (epoch, its epoch_end record)
     dw_event: ev.DW | None = None  # the latest dw event that had this arm (decoded only when read)
     samples: SampleSet | None = None  # the latest set
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
@@ -76,26 +76,25 @@ class ArmState:
         return 100.0 * self.trainable / self.total if self.total else math.nan
 
     @property
+    def dw_record(self) -> ev.ArmDW:
+        """The latest norms of this arm (decoded now: read it once per drawing)."""
+        record = self.dw_event.arm(self.name) if self.dw_event is not None else None
+        return record if record is not None else ev.ArmDW()
+
+    @property
     def dw(self) -> dict:
         """Latest ||W_t - W_{t-1}||_F per matrix."""
-        return _arm_map(self.dw_event, "arms", self.name)
+        return self.dw_record.dw
 
     @property
     def drift(self) -> dict:
         """Latest ||W_t - W_0||_F per matrix."""
-        return _arm_map(self.dw_event, "drift", self.name)
+        return self.dw_record.drift
 
     @property
     def rel(self) -> dict:
         """Latest ||W_t - W_{t-1}||_F / ||W_t||_F per matrix."""
-        return _arm_map(self.dw_event, "rel", self.name)
-
-
-def _arm_map(event, field_name: str, arm: str) -> dict:
-    if event is None:
-        return {}
-    value = getattr(event, field_name).get(arm)
-    return value if isinstance(value, dict) else {}
+        return self.dw_record.rel
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,7 @@ class RunState:
                 arm.losses.append(math.nan)
                 arm.dts.append(math.nan)
                 continue
-            loss, dt, lr = rec.get("loss"), rec.get("dt"), rec.get("lr")
+            loss, dt, lr = rec.loss, rec.dt, rec.lr
             loss = loss if type(loss) is float else _num(loss)
             dt = dt if type(dt) is float else _num(dt)
             arm.loss_last, arm.dt_last = loss, dt
@@ -228,7 +227,7 @@ class RunState:
     def _dw(self, e: ev.DW) -> None:
         # Keep references only: a dw event holds hundreds of norms and views read just the latest.
         self.dw_step = e.step
-        self.dw_history.append((e.step, e.arms))
+        self.dw_history.append((e.step, e))
         for arm in self.arms.values():
             if not arm.stopped:
                 arm.dw_event = e
@@ -236,7 +235,7 @@ class RunState:
     def _epoch_end(self, e: ev.EpochEnd) -> None:
         for name, rec in e.arms.items():
             if name in self.arms:
-                self.arms[name].epochs.append({**rec, "epoch": e.epoch})
+                self.arms[name].epochs.append((e.epoch, rec))
 
     def _sample(self, e: ev.Sample) -> None:
         if e.phase == "pre":
@@ -272,7 +271,7 @@ class RunState:
         self.step = -1
         self.epoch = -1
         self.dw_step = -1
-        self.dw_history = deque(maxlen=DW_HISTORY)  # (step, {arm: {matrix: norm}})
+        self.dw_history = deque(maxlen=DW_HISTORY)  # (step, its dw event)
         self.pre_samples = None
         self.plan_changes = []
 
@@ -356,8 +355,9 @@ class RunState:
         summary = self.summary.get("arms", {}).get(name, {})
         if isinstance(summary.get("T"), (int, float)):
             return float(summary["T"])
-        if arm.epochs and isinstance(arm.epochs[-1].get("t_total"), (int, float)):
-            return max(float(arm.epochs[-1]["t_total"]), arm.time_total)
+        t_total = arm.epochs[-1][1].t_total if arm.epochs else None
+        if isinstance(t_total, (int, float)):
+            return max(float(t_total), arm.time_total)
         return arm.time_total
 
     def saving(self, name: str) -> float:

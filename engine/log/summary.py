@@ -40,8 +40,8 @@ def _arm_row(state: RunState, name: str) -> dict:
         "loss_first": first,
         "loss_last": last,
         "loss_basis": basis,
-        "loss_var": _f(arm.epochs[-1].get("loss_var")) if arm.epochs else math.nan,
-        "val_loss": _f(arm.epochs[-1].get("val_loss")) if arm.epochs else math.nan,
+        "loss_var": _f(arm.epochs[-1][1].loss_var) if arm.epochs else math.nan,
+        "val_loss": _f(arm.epochs[-1][1].val_loss) if arm.epochs else math.nan,
         "val_diff": val_diff[0],
         "val_diff_ci": list(val_diff[1:]),
         "T": state.arm_time(name),
@@ -63,7 +63,7 @@ def _arm_row(state: RunState, name: str) -> dict:
 def loss_ends(arm) -> tuple[float, float, str]:
     """Training loss at the start and the end: first and last epoch means with two or more epochs,
     else the means of the first and last tenth of the steps (one epoch's mean twice says nothing)."""
-    means = [v for v in (_f(e.get("loss_mean")) for e in arm.epochs) if not math.isnan(v)]
+    means = [v for v in (_f(rec.loss_mean) for _, rec in arm.epochs) if not math.isnan(v)]
     if len(means) >= 2:
         return means[0], means[-1], LOSS_EPOCHS
     losses = [v for v in arm.losses if not math.isnan(v)]
@@ -79,8 +79,8 @@ def _val_diff(state: RunState, name: str) -> tuple[float, float, float]:
     arm, ref = state.arms[name], state.arms.get(base) if base else None
     if ref is None or not arm.epochs or not ref.epochs:
         return math.nan, math.nan, math.nan
-    mine, theirs = arm.epochs[-1].get("val_batches"), ref.epochs[-1].get("val_batches")
-    if not isinstance(mine, list) or not isinstance(theirs, list) or len(mine) != len(theirs) or not mine:
+    mine, theirs = arm.epochs[-1][1].val_batch_losses, ref.epochs[-1][1].val_batch_losses
+    if len(mine) != len(theirs) or not mine:
         return math.nan, math.nan, math.nan
     return paired_ci95([_f(v) for v in theirs], [_f(v) for v in mine])
 

@@ -20,18 +20,14 @@ Row = tuple
 def step_rows(e: ev.Event) -> Iterable[Row]:
     if isinstance(e, ev.Step):
         for arm, rec in e.arms.items():
-            rec = rec if isinstance(rec, dict) else {}
-            yield e.step, e.epoch, arm, rec.get("loss"), rec.get("dt"), rec.get("lr")
+            yield e.step, e.epoch, arm, rec.loss, rec.dt, rec.lr
 
 
 def dw_rows(e: ev.Event) -> Iterable[Row]:
     if isinstance(e, ev.DW):
-        for arm, norms in e.arms.items():
-            if not isinstance(norms, dict):
-                continue
-            drift, rel = _maps(e.drift, arm), _maps(e.rel, arm)
-            for matrix, value in norms.items():
-                yield e.step, arm, matrix, value, drift.get(matrix), rel.get(matrix)
+        for arm, rec in e.by_arm().items():
+            for matrix, value in rec.dw.items():
+                yield e.step, arm, matrix, value, rec.drift.get(matrix), rec.rel.get(matrix)
 
 
 def sample_rows(e: ev.Event) -> Iterable[Row]:
@@ -39,11 +35,6 @@ def sample_rows(e: ev.Event) -> Iterable[Row]:
         tokens = e.tokens if isinstance(e.tokens, list) else []
         in_s = sum(1 for t in tokens if isinstance(t, (list, tuple)) and len(t) > 1 and t[1] is True)
         yield e.phase, e.epoch, e.arm, e.index, e.p, len(tokens), in_s, e.prompt, e.text
-
-
-def _maps(maps, arm: str) -> dict:
-    value = maps.get(arm) if hasattr(maps, "get") else None
-    return value if isinstance(value, dict) else {}
 
 
 # name -> (columns, rows of one event)

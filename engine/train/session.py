@@ -72,7 +72,7 @@ class RunSession(ChannelSource):
         with self._emit_lock:
             if self.abandoned:
                 return
-            event = dataclasses.replace(event, seq=self._seq, t=time.time())
+            event = ev.stamped(event, self._seq, time.time())
             self._seq += 1
             self.state.apply(event)
             if self.writer is not None:

@@ -9,7 +9,6 @@ every 20 steps (or after 2 s), in one read. Torch is needed only for ΔW (pass `
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -102,8 +101,10 @@ class Recorder:
         self._flush()
         mean, var = mean_var(self._epoch_losses)
         t_epoch, self._t_epoch_start = self._t_total - self._t_epoch_start, self._t_total
-        record = {"loss_mean": mean, "loss_var": var, "val_loss": _float(val_loss), "t_epoch": t_epoch}
-        self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: {**record, "t_total": self._t_total}}))
+        record = ev.ArmEpoch(
+            loss_mean=mean, loss_var=var, val_loss=_float(val_loss), t_epoch=t_epoch, t_total=self._t_total
+        )
+        self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: record}))
         self._epoch_losses, self._open_epoch = [], False
         self._epoch += 1
 
@@ -155,7 +156,7 @@ class Recorder:
 
     # -- inside ----------------------------------------------------------------------------------
     def _emit(self, event: ev.Event) -> None:
-        event = dataclasses.replace(event, seq=self._seq, t=time.time())
+        event = ev.stamped(event, self._seq, time.time())
         self._seq += 1
         self.state.apply(event)
         self._writer.write(event)
@@ -171,7 +172,7 @@ class Recorder:
             return
         values = _floats([loss for _, _, loss, _, _ in self._pending])
         for (step, epoch, _, dt, lr), loss in zip(self._pending, values):
-            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: {"loss": loss, "dt": dt, "lr": _float(lr)}}))
+            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: ev.ArmStep(loss, dt, _float(lr))}))
             self._t_total += dt
             if math.isfinite(loss):
                 self._epoch_losses.append(loss)
@@ -181,8 +182,8 @@ class Recorder:
         tracker = self._tracker
         if tracker is None:
             return
-        dw, drift, rel = tracker.as_dicts(tracker.measure().tolist())
-        self._emit(ev.DW(step=self._step, arms={self.arm: dw}, drift={self.arm: drift}, rel={self.arm: rel}))
+        record = ev.ArmDW(*tracker.as_dicts(tracker.measure().tolist()))
+        self._emit(ev.DW.of(self._step, {self.arm: record}))
 
     def _run_start(self, model, plan, config: dict) -> ev.RunStart:
         record = dict(plan.record) if plan is not None else {"spec": "", "trainable": 0, "total": 0}

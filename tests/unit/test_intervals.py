@@ -63,12 +63,15 @@ def _replicate(seq: int, shift: float, seed: int) -> list:
             ev.Step(
                 seq=seq,
                 step=step,
-                arms={"full": {"loss": loss, "dt": 1.0, "lr": 0.1}, "t": {"loss": loss + shift, "dt": 0.7, "lr": 0.1}},
+                arms={
+                    "full": ev.ArmStep(loss=loss, dt=1.0, lr=0.1),
+                    "t": ev.ArmStep(loss=loss + shift, dt=0.7, lr=0.1),
+                },
             )
         )
         seq += 1
     val = {"full": [2.0, 2.2, 2.4], "t": [2.1 + shift, 2.3 + shift, 2.5 + shift]}
-    arms = {a: {"loss_mean": 3.0, "loss_var": 0.3, "val_loss": sum(v) / 3, "val_batches": v} for a, v in val.items()}
+    arms = {a: ev.ArmEpoch(loss_mean=3.0, loss_var=0.3, val_loss=sum(v) / 3, val_batches=v) for a, v in val.items()}
     out.append(ev.EpochEnd(seq=seq, epoch=0, arms=arms))
     for i, (pre, post) in enumerate([(0.2, 0.5), (0.4, 0.5), (0.5, 1.0), (0.3, 0.6)]):
         out.append(ev.Sample(seq=seq + 1, phase="pre", arm="*", p=pre, index=i, ids=[1, 3]))
