@@ -9,6 +9,7 @@ default, so an old line re-encodes to its own bytes; unknown fields are ignored;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, TypeVar, Union
 
@@ -64,6 +65,75 @@ class ArmEpoch(msgspec.Struct, frozen=True):
     @property
     def val_batch_losses(self) -> Sequence[Value]:
         return () if isinstance(self.val_batches, UnsetType) else self.val_batches
+
+
+Interval = Sequence[float]  # [lo, hi] of a 95 % interval
+
+
+class ArmSummary(msgspec.Struct, frozen=True):
+    """One arm's numbers at the end of a run (engine.log.summary.arm_rows): what `report`, `export`, the
+    headless end and the app show, and what run_end.summary.arms[arm] holds (with loss_final, and per-run
+    extras such as state_bytes). NaN: unknown (written as null). With replicates (--seeds N) the headline
+    numbers are means across seeds and `replicates` / `val_loss_ci` / `loss_last_ci` are set."""
+
+    arm: str
+    is_baseline: bool = False
+    spec: str = ""
+    trainable_pct: float = math.nan
+    epochs: int = 0
+    loss_first: float = math.nan
+    loss_last: float = math.nan
+    loss_basis: str = ""
+    loss_var: float = math.nan
+    val_loss: float = math.nan
+    val_diff: float = math.nan
+    val_diff_ci: Interval = (math.nan, math.nan)
+    T: float = math.nan
+    r: float = math.nan
+    r_ci: Interval = (math.nan, math.nan)
+    r_median: float = math.nan
+    r_pred: float = math.nan
+    r_pred_inside: bool | None = None
+    ci_basis: str = ""
+    common_base_rate: float = math.nan
+    p_pre: float = math.nan
+    p_post: float = math.nan
+    delta_p: float = math.nan
+    delta_p_ci: Interval = (math.nan, math.nan)
+    stopped: str = ""
+    replicates: int | UnsetType = UNSET
+    val_loss_ci: Interval | UnsetType = UNSET
+    loss_last_ci: Interval | UnsetType = UNSET
+    loss_final: float = math.nan
+    p_pre_ci: Interval = (math.nan, math.nan)
+    p_post_ci: Interval = (math.nan, math.nan)
+
+    def to_summary(self, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """As run_end.summary.arms[arm]: these fields in order, then the extras."""
+        return {**msgspec.to_builtins(self), **extra}
+
+
+def run_summary(arms: Sequence[ArmSummary], extra: Mapping[str, Mapping[str, Any]], **run: Any) -> dict[str, Any]:
+    """run_end.summary: {"arms": {arm: its summary and extras}, "r": {arm: r vs the baseline}, **run}."""
+    return {
+        "arms": {a.arm: a.to_summary({k: v[a.arm] for k, v in extra.items() if a.arm in v}) for a in arms},
+        "r": {a.arm: a.r for a in arms},
+        **run,
+    }
+
+
+SUMMARY_PER_ARM = ("arms", "r")  # the parts of run_end.summary keyed by arm name
+
+
+def summary_arms(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """run_end.summary's per-arm part, as read from any log (only its dict entries)."""
+    arms = summary.get("arms")
+    return {k: v for k, v in arms.items() if isinstance(v, dict)} if isinstance(arms, dict) else {}
+
+
+def read_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """run_end.summary as views read it: summary["arms"][arm] are dicts (others are dropped)."""
+    return {**summary, "arms": summary_arms(summary)}
 
 
 # -- events ---------------------------------------------------------------------------------------------

@@ -229,9 +229,9 @@ class Merger:
         if len(ends) < len(self.runs) or not self.started:
             return []  # a run without run_end: the merged run did not finish either
         status = max((str(e.status) for _, e in ends), key=lambda s: STATUS_RANK.get(s, 2))
-        summary: dict[str, Any] = {"arms": {}, "r": {}}
+        summary: dict[str, Any] = {part: {} for part in ev.SUMMARY_PER_ARM}
         for i, e in ends:
-            for part in ("arms", "r"):
+            for part in ev.SUMMARY_PER_ARM:
                 values = e.summary.get(part) if isinstance(e.summary, dict) else None
                 if isinstance(values, dict):
                     summary[part].update({self._arm(i, k): _renamed_row(v, self._arm(i, k)) for k, v in values.items()})

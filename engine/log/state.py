@@ -291,10 +291,7 @@ class RunState:
 
     def _run_end(self, e: ev.RunEnd) -> None:
         self.status = str(e.status)
-        summary = dict(e.summary)
-        arms = summary.get("arms")  # views read summary["arms"][arm] as dicts: keep only those
-        summary["arms"] = {k: v for k, v in arms.items() if isinstance(v, dict)} if isinstance(arms, dict) else {}
-        self.summary = summary
+        self.summary = ev.read_summary(e.summary)
 
     def _heartbeat(self, e: ev.Heartbeat) -> None:
         self.activity = ActivityRecord(
@@ -352,7 +349,7 @@ class RunState:
     def arm_time(self, name: str) -> float:
         """T for an arm: the last epoch's t_total once an epoch ended, else the sum of step times."""
         arm = self.arms[name]
-        summary = self.summary.get("arms", {}).get(name, {})
+        summary = ev.summary_arms(self.summary).get(name, {})
         if isinstance(summary.get("T"), (int, float)):
             return float(summary["T"])
         t_total = arm.epochs[-1][1].t_total if arm.epochs else None

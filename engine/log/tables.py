@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
+import msgspec
+
 from engine.log import events as ev
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
@@ -71,14 +73,11 @@ def summary_rows(state: RunState) -> list[Row]:
     """The report's numbers, one row per arm (intervals as their own columns)."""
     rows = []
     for r in arm_rows(state):
-        flat = {**r, **_triple("p_pre", r["p_pre"]), **_triple("p_post", r["p_post"])}
+        (pre_lo, pre_hi), (post_lo, post_hi) = r.p_pre_ci, r.p_post_ci
+        bounds = {"p_pre_lo": pre_lo, "p_pre_hi": pre_hi, "p_post_lo": post_lo, "p_post_hi": post_hi}
+        flat = {**msgspec.structs.asdict(r), **bounds}
         rows.append(tuple(_plain(flat[c]) for c in SUMMARY_COLUMNS))
     return rows
-
-
-def _triple(name: str, value) -> dict:
-    mean, lo, hi = value
-    return {name: mean, f"{name}_lo": lo, f"{name}_hi": hi}
 
 
 def _plain(value):

@@ -81,14 +81,14 @@ def _replicate(seq: int, shift: float, seed: int) -> list:
 
 def test_one_epoch_rows_use_tenths_pairs_and_the_base_rate():
     state = RunState().apply_all([ev.Header(), _start(), *_replicate(2, 0.0, 0)])
-    row = {r["arm"]: r for r in arm_rows(state)}["t"]
-    assert row["loss_basis"] == LOSS_TENTH
-    assert row["loss_first"] == pytest.approx(3.95) and row["loss_last"] == pytest.approx(2.15)  # 2 steps each
-    assert row["val_diff"] == pytest.approx(0.1) and row["val_diff_ci"] == pytest.approx([0.1, 0.1])
-    assert row["r"] == pytest.approx(0.3) and row["r_ci"] == pytest.approx([0.3, 0.3])
-    assert row["r_pred_inside"] is True
-    assert row["delta_p"] == pytest.approx(0.3) and row["delta_p_ci"][0] <= 0.3 <= row["delta_p_ci"][1]
-    assert row["common_base_rate"] == 0.57 and row["p_post"][2] <= 1.0
+    row = {r.arm: r for r in arm_rows(state)}["t"]
+    assert row.loss_basis == LOSS_TENTH
+    assert row.loss_first == pytest.approx(3.95) and row.loss_last == pytest.approx(2.15)  # 2 steps each
+    assert row.val_diff == pytest.approx(0.1) and row.val_diff_ci == pytest.approx([0.1, 0.1])
+    assert row.r == pytest.approx(0.3) and row.r_ci == pytest.approx([0.3, 0.3])
+    assert row.r_pred_inside is True
+    assert row.delta_p == pytest.approx(0.3) and row.delta_p_ci[0] <= 0.3 <= row.delta_p_ci[1]
+    assert row.common_base_rate == 0.57 and row.p_post_ci[1] <= 1.0
     text = markdown_report(state)
     assert "57.0 %" in text and "first/last 10 % of steps" in text and "inside r's interval" in text
 

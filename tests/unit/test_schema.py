@@ -23,7 +23,6 @@ ALLOWED = {
     ("freeze_tui/app.py", "loss"): "a view's name",
     ("freeze_tui/keys.py", "arms"): "a key action's name",
     ("freeze_tui/activity.py", "arms"): "an engine phase's name",
-    **{(f"engine/log/{name}.py", "arms"): "the run_end summary's arms" for name in ("merge", "state", "summary")},
 }
 
 

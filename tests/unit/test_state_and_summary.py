@@ -89,11 +89,11 @@ def test_p_and_delta_p_with_interval():
 
 def test_rows_and_summary():
     s = RunState().apply_all(_run())
-    rows = {r["arm"]: r for r in arm_rows(s)}
-    assert rows["full"]["loss_first"] == 3.5 and rows["full"]["loss_last"] == 1.5
-    assert rows["full"]["loss_var"] == pytest.approx(0.25)  # the last epoch's variance of step losses
-    assert rows["full"]["loss_basis"] == "epoch means"
-    assert rows["targeted"]["r"] == pytest.approx(0.25) and rows["targeted"]["trainable_pct"] == 10.0
+    rows = {r.arm: r for r in arm_rows(s)}
+    assert rows["full"].loss_first == 3.5 and rows["full"].loss_last == 1.5
+    assert rows["full"].loss_var == pytest.approx(0.25)  # the last epoch's variance of step losses
+    assert rows["full"].loss_basis == "epoch means"
+    assert rows["targeted"].r == pytest.approx(0.25) and rows["targeted"].trainable_pct == 10.0
     summary = summarize(s, {"state_bytes": {"full": 8}})
     assert summary["r"]["targeted"] == pytest.approx(0.25)
     assert summary["arms"]["full"]["state_bytes"] == 8
