@@ -54,16 +54,14 @@ class FloodSource(ChannelSource):
                     t=time.time(),
                     step=step,
                     epoch=0,
-                    arms={
-                        "full": {"loss": loss, "dt": 0.01, "lr": 1e-3},
-                        "targeted": {"loss": loss * 1.05, "dt": 0.007, "lr": 1e-3},
-                    },
+                    arms={"full": ev.ArmStep(loss, 0.01, 1e-3), "targeted": ev.ArmStep(loss * 1.05, 0.007, 1e-3)},
                 )
             )
             seq += 1
             if step % 10 == 0:
                 norms = dict.fromkeys(names, 0.01)
-                put(ev.DW(seq=seq, t=time.time(), step=step, arms={"full": norms, "targeted": norms}))
+                record = ev.ArmDW(norms)
+                put(ev.DW.of(step, {"full": record, "targeted": record}, seq=seq, t=time.time()))
                 seq += 1
             self.last_step = step
             step += 1

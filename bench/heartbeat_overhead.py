@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import time
 import timeit
@@ -60,7 +59,7 @@ def write_logs(folder: Path, steps: int) -> tuple[Path, Path]:
     seq = 0
     for e in synthetic_events(steps=steps):
         a.write(e)
-        b.write(dataclasses.replace(e, seq=seq))
+        b.write(ev.replaced(e, seq=seq))
         seq += 1
         if e.kind == "step" and e.step % 10 == 0:
             b.write(ev.Heartbeat(seq=seq, t=e.t, phase="step", seconds=0.01, step=e.step, pid=1, host="h"))

@@ -63,9 +63,9 @@ class DWTable:
 def _arm_history(state: RunState, arm: str) -> list[dict]:
     """This arm's norms in each dw event kept (read once per table: dw events decode lazily)."""
     out = []
-    for _, norms in state.dw_history:
-        mine = norms.get(arm)
-        if isinstance(mine, dict):
+    for _, event in state.dw_history:
+        mine = event.norms_of(arm)
+        if mine is not None:
             out.append(mine)
     return out
 

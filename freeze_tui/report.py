@@ -12,6 +12,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from engine.log.events import ArmSummary
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
 from freeze_tui import fmt
@@ -39,23 +40,23 @@ def arrow(a: str, b: str) -> str:
     return f"{a} → {b}"
 
 
-def table_cells(row: dict, *, intervals: bool = True, extras: bool = True) -> list[str]:
+def table_cells(row: ArmSummary, *, intervals: bool = True, extras: bool = True) -> list[str]:
     """The report's columns for one arm, as text (shared by Markdown and the console). `extras`: r's and
     Δp's intervals, the prediction's verdict and the val-loss difference in the cells (Markdown); a
     terminal prints them below the table instead (`interval_lines`)."""
     share = fmt.ci if intervals else (lambda mean, lo, hi: fmt.pct(mean))
     wide = (lambda text: text) if intervals and extras else (lambda text: "")
     return [
-        row["arm"],
-        fmt.pct(row["trainable_pct"] / 100, 2),
-        arrow(fmt.num(row["loss_first"]), fmt.num(row["loss_last"])),
-        fmt.num(row["loss_var"], 4),
-        fmt.num(row["val_loss"]) + wide(_interval(row.get("val_loss_ci"), fmt.num) + _val_diff(row)),
-        fmt.seconds(row["T"]),
-        fmt.pct(row["r"]) + wide(_interval(row.get("r_ci"), _pts) if not row.get("is_baseline") else ""),
-        fmt.pct(row["r_pred"]) + wide(verdict(row.get("r_pred_inside"))),
-        arrow(share(*row["p_pre"]), share(*row["p_post"])),
-        fmt.signed_pts(row["delta_p"]) + wide(_interval(row.get("delta_p_ci"), _signed)),
+        row.arm,
+        fmt.pct(row.trainable_pct / 100, 2),
+        arrow(fmt.num(row.loss_first), fmt.num(row.loss_last)),
+        fmt.num(row.loss_var, 4),
+        fmt.num(row.val_loss) + wide(_interval(row.val_loss_ci, fmt.num) + _val_diff(row)),
+        fmt.seconds(row.T),
+        fmt.pct(row.r) + wide(_interval(row.r_ci, _pts) if not row.is_baseline else ""),
+        fmt.pct(row.r_pred) + wide(verdict(row.r_pred_inside)),
+        arrow(share(row.p_pre, *row.p_pre_ci), share(row.p_post, *row.p_post_ci)),
+        fmt.signed_pts(row.delta_p) + wide(_interval(row.delta_p_ci, _signed)),
     ]
 
 
@@ -78,11 +79,11 @@ def _interval(ci, word) -> str:
     return f" [{word(ci[0])}, {word(ci[1])}]"
 
 
-def _val_diff(row: dict) -> str:
-    diff = row.get("val_diff")
+def _val_diff(row: ArmSummary) -> str:
+    diff = row.val_diff
     if _unknown(diff) or not diff:
         return ""
-    return f" (Δ {diff:+.3f}{_interval(row.get('val_diff_ci'), lambda v: f'{v:+.3f}')})"
+    return f" (Δ {diff:+.3f}{_interval(row.val_diff_ci, lambda v: f'{v:+.3f}')})"
 
 
 def verdict(flag) -> str:
@@ -95,16 +96,16 @@ def interval_lines(state: RunState) -> list[str]:
     interval, then p's base rate: for the headless end, whose table has no room for them."""
     rows = arm_rows(state)
     lines = [
-        f"{row['arm']}: r {fmt.pct(row['r'])}{_interval(row['r_ci'], _pts)}, median step "
-        f"{fmt.pct(row['r_median'])}; FLOP model {fmt.pct(row['r_pred'])}{verdict(row['r_pred_inside'])}; "
-        f"Δp {fmt.signed_pts(row['delta_p'])}{_interval(row['delta_p_ci'], _signed)};"
+        f"{row.arm}: r {fmt.pct(row.r)}{_interval(row.r_ci, _pts)}, median step "
+        f"{fmt.pct(row.r_median)}; FLOP model {fmt.pct(row.r_pred)}{verdict(row.r_pred_inside)}; "
+        f"Δp {fmt.signed_pts(row.delta_p)}{_interval(row.delta_p_ci, _signed)};"
         f"{_val_diff(row).replace(' (Δ', ' val loss Δ').removesuffix(')')}"
         for row in rows
-        if row["arm"] != state.baseline and "r_ci" in row
+        if row.arm != state.baseline
     ]
-    if rows and "ci_basis" in rows[0]:
+    if rows:
         lines.append(
-            f"95 % intervals: {rows[0]['ci_basis']}; p's base rate (validation text): {fmt.pct(state.common_base_rate)}"
+            f"95 % intervals: {rows[0].ci_basis}; p's base rate (validation text): {fmt.pct(state.common_base_rate)}"
         )
     return lines
 
@@ -162,8 +163,8 @@ class Packed:
         )
 
 
-def _notes(state: RunState, rows: list[dict]) -> list[str]:
-    notes = [f"arm {r['arm']} stopped early: {r['stopped']}" for r in rows if r["stopped"]]
+def _notes(state: RunState, rows: list[ArmSummary]) -> list[str]:
+    notes = [f"arm {r.arm} stopped early: {r.stopped}" for r in rows if r.stopped]
     notes += [f"{m.level}: {m.message}" for m in state.messages if m.level == "error"]
     return notes
 
@@ -171,7 +172,7 @@ def _notes(state: RunState, rows: list[dict]) -> list[str]:
 def _legend(state: RunState) -> str:
     """What the table's numbers are, in words, with the basis of every interval."""
     rows = arm_rows(state)
-    basis = rows[0].get("loss_basis", "epoch means") if rows else "epoch means"
+    basis = (rows[0].loss_basis or "epoch means") if rows else "epoch means"
     base = state.baseline
     seeds = f"Intervals are 95 % t intervals across {len(state.past) + 1} seeds. " if state.past else ""
     r_basis = "across seeds" if state.past else "a paired block bootstrap over steps"
@@ -239,11 +240,11 @@ class SummaryTable:
         return Measurement(1, options.max_width)
 
 
-def stacked_block(row: dict, width: int) -> Text:
+def stacked_block(row: ArmSummary, width: int) -> Text:
     """One arm as `label value` fields packed into lines of at most `width` (the narrow layout)."""
     cells = table_cells(row, intervals=False)
     fields = [(label, value) for (_, _, label), value in zip(COLUMNS[1:], cells[1:], strict=True)]
-    return Text("\n").join([Text(_safe(row["arm"]), style="bold"), *pack_fields(fields, width, indent=2)])
+    return Text("\n").join([Text(_safe(row.arm), style="bold"), *pack_fields(fields, width, indent=2)])
 
 
 def pack_fields(

@@ -7,7 +7,6 @@ before training); frozen matrices have a change of exactly 0. Events are generat
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Iterator
@@ -209,7 +208,7 @@ class _Run:
         return 0.12 * _SPEED.get(arm, 1.0) * (1 + 0.05 * self.rng.random())
 
     def dw(self, step: int, every: int) -> ev.DW:
-        norms, drift, rel = {}, {}, {}
+        records = {}
         decay = math.exp(-step / self.steps)
         rand, root = self.rng.random, math.sqrt(every)
         for arm in self.arms:
@@ -219,9 +218,9 @@ class _Run:
             acc = self.drift[arm]
             for name, value in mine.items():
                 acc[name] = acc.get(name, 0.0) + value * root
-            norms[arm], drift[arm] = _sig6(mine), _sig6(acc)
-            rel[arm] = _sig6({name: value / 11.3 for name, value in mine.items()})
-        return ev.DW(step=step, arms=norms, drift=drift, rel=rel)
+            rel = _sig6({name: value / 11.3 for name, value in mine.items()})
+            records[arm] = ev.ArmDW(_sig6(mine), _sig6(acc), rel)
+        return ev.DW.of(step, records)
 
 
 def synthetic_events(
@@ -238,7 +237,7 @@ def synthetic_events(
     t = T0
     for seq, (e, dt) in enumerate(_all_events(steps, tuple(arms), n_blocks, epochs, seed, finished, norm_every)):
         t += dt
-        yield dataclasses.replace(e, seq=seq, t=round(t, 6))
+        yield ev.stamped(e, seq, round(t, 6))
 
 
 def _all_events(steps, arms, n_blocks, epochs, seed, finished, norm_every):
@@ -252,11 +251,11 @@ def _all_events(steps, arms, n_blocks, epochs, seed, finished, norm_every):
     epoch_losses = {a: [] for a in arms}
     for step in range(steps):
         epoch = min(step // per_epoch, epochs - 1)
-        recs = {a: {"loss": run.loss(a, step), "dt": run.dt(a), "lr": 3e-4} for a in arms}
+        recs = {a: ev.ArmStep(run.loss(a, step), run.dt(a), 3e-4) for a in arms}
         for a in arms:
-            run.t_total[a] += recs[a]["dt"]
-            epoch_losses[a].append(recs[a]["loss"])
-        yield ev.Step(step=step, epoch=epoch, arms=recs), sum(r["dt"] for r in recs.values())
+            run.t_total[a] += recs[a].dt
+            epoch_losses[a].append(recs[a].loss)
+        yield ev.Step(step=step, epoch=epoch, arms=recs), sum(r.dt for r in recs.values())
         if step % norm_every == 0:
             yield run.dw(step, norm_every), 0.0
         if step == steps // 2:
@@ -272,14 +271,10 @@ def _epoch_end(run: _Run, epoch: int, epoch_losses: dict, step: int):
     for a, losses in epoch_losses.items():
         mean = sum(losses) / len(losses)
         var = sum((x - mean) ** 2 for x in losses) / len(losses)
-        t_epoch = run.t_total[a] - sum(r["t_epoch"] for r in run.epochs[a])
-        recs[a] = {
-            "loss_mean": mean,
-            "loss_var": var,
-            "val_loss": mean + 0.05,
-            "t_epoch": t_epoch,
-            "t_total": run.t_total[a],
-        }
+        t_epoch = run.t_total[a] - sum(r.t_epoch for r in run.epochs[a])
+        recs[a] = ev.ArmEpoch(
+            loss_mean=mean, loss_var=var, val_loss=mean + 0.05, t_epoch=t_epoch, t_total=run.t_total[a]
+        )
         run.epochs[a].append(recs[a])
         losses.clear()
     yield ev.EpochEnd(epoch=epoch, arms=recs), 0.3
@@ -295,7 +290,7 @@ def _run_end(run: _Run, arms) -> ev.RunEnd:
         "arms": {
             a: {
                 "T": run.t_total[a],
-                "loss_final": run.epochs[a][-1]["loss_mean"],
+                "loss_final": run.epochs[a][-1].loss_mean,
                 "p_pre": p_pre,
                 "p_post": sum(run.p[a]) / len(run.p[a]),
             }

@@ -1,18 +1,20 @@
-"""Event dataclasses of the run log (schema 1) and their JSON codec. No torch.
+"""The run log's schema (schema 1): one typed event per kind, its per-arm records, and the JSON codec. No torch.
 
-Events hold plain numbers, strings, lists and dicts only: they cross threads,
-go to disk and come back identical (DESIGN.md, "Event log").
+Every key of the log is a field here and nowhere else: producers build these types, readers read their
+attributes. Events hold plain numbers, strings, lists and dicts only: they cross threads, go to disk and
+come back identical (docs/DECISIONS.md, "Event log"). msgspec tagged structs: `kind` is the tag, written
+first; fields are written in the order declared; a schema-1 addition that older logs lack is UNSET by
+default, so an old line re-encodes to its own bytes; unknown fields are ignored; NaN/inf are written as null.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, TypeVar, Union
 
 import msgspec
+from msgspec import UNSET, Raw, UnsetType
 
 from engine.errors import LogError
 
@@ -25,74 +27,196 @@ MAX_ABS = 1e100  # float32 values (losses, norms) end near 3.4e38; sums of 2**53
 MAX_DEPTH = 32  # events nest 5 levels; configs and summaries a few more
 Int = Annotated[int, msgspec.Meta(ge=-MAX_INT, le=MAX_INT)]
 Float = Annotated[float, msgspec.Meta(ge=-MAX_ABS, le=MAX_ABS)]
+Value = Float | None  # a measured number; None: not finite (written as null) or not measured
+NormMap = dict[str, Value]  # matrix name (h.6.attn.q) -> a norm
 
 
-@dataclass(frozen=True)
-class Event:
-    """Base of every event; `seq` and `t` are set by whoever emits it."""
+# -- per-arm records ------------------------------------------------------------------------------------
+
+
+class ArmStep(msgspec.Struct, frozen=True):
+    """One arm's optimizer step: training loss, device-synchronised seconds, learning rate."""
+
+    loss: Value = None
+    dt: Value = None
+    lr: Value = None
+
+
+class ArmDW(msgspec.Struct, frozen=True):
+    """One arm's weight changes per attention matrix: dw = ||W_t - W_{t-1}||_F, drift = ||W_t - W_0||_F,
+    rel = ||W_t - W_{t-1}||_F / ||W_t||_F (drift and rel: empty in logs from before they were measured)."""
+
+    dw: NormMap = {}
+    drift: NormMap = {}
+    rel: NormMap = {}
+
+
+class ArmEpoch(msgspec.Struct, frozen=True):
+    """One arm at an epoch's end: mean and variance of its step losses, validation loss (and per
+    validation batch, the same batches for every arm, so arms pair), epoch time and time so far."""
+
+    loss_mean: Value = None
+    loss_var: Value = None
+    val_loss: Value = None
+    val_batches: Sequence[Value] | UnsetType = UNSET
+    t_epoch: Value = None
+    t_total: Value = None
+
+    @property
+    def val_batch_losses(self) -> Sequence[Value]:
+        return () if isinstance(self.val_batches, UnsetType) else self.val_batches
+
+
+Interval = Sequence[float]  # [lo, hi] of a 95 % interval
+
+
+class ArmSummary(msgspec.Struct, frozen=True):
+    """One arm's numbers at the end of a run (engine.log.summary.arm_rows): what `report`, `export`, the
+    headless end and the app show, and what run_end.summary.arms[arm] holds (with loss_final, and per-run
+    extras such as state_bytes). NaN: unknown (written as null). With replicates (--seeds N) the headline
+    numbers are means across seeds and `replicates` / `val_loss_ci` / `loss_last_ci` are set."""
+
+    arm: str
+    is_baseline: bool = False
+    spec: str = ""
+    trainable_pct: float = math.nan
+    epochs: int = 0
+    loss_first: float = math.nan
+    loss_last: float = math.nan
+    loss_basis: str = ""
+    loss_var: float = math.nan
+    val_loss: float = math.nan
+    val_diff: float = math.nan
+    val_diff_ci: Interval = (math.nan, math.nan)
+    T: float = math.nan
+    r: float = math.nan
+    r_ci: Interval = (math.nan, math.nan)
+    r_median: float = math.nan
+    r_pred: float = math.nan
+    r_pred_inside: bool | None = None
+    ci_basis: str = ""
+    common_base_rate: float = math.nan
+    p_pre: float = math.nan
+    p_post: float = math.nan
+    delta_p: float = math.nan
+    delta_p_ci: Interval = (math.nan, math.nan)
+    stopped: str = ""
+    replicates: int | UnsetType = UNSET
+    val_loss_ci: Interval | UnsetType = UNSET
+    loss_last_ci: Interval | UnsetType = UNSET
+    loss_final: float = math.nan
+    p_pre_ci: Interval = (math.nan, math.nan)
+    p_post_ci: Interval = (math.nan, math.nan)
+
+    def to_summary(self, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """As run_end.summary.arms[arm]: these fields in order, then the extras."""
+        return {**msgspec.to_builtins(self), **extra}
+
+
+def run_summary(arms: Sequence[ArmSummary], extra: Mapping[str, Mapping[str, Any]], **run: Any) -> dict[str, Any]:
+    """run_end.summary: {"arms": {arm: its summary and extras}, "r": {arm: r vs the baseline}, **run}."""
+    return {
+        "arms": {a.arm: a.to_summary({k: v[a.arm] for k, v in extra.items() if a.arm in v}) for a in arms},
+        "r": {a.arm: a.r for a in arms},
+        **run,
+    }
+
+
+SUMMARY_PER_ARM = ("arms", "r")  # the parts of run_end.summary keyed by arm name
+
+
+def summary_arms(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """run_end.summary's per-arm part, as read from any log (only its dict entries)."""
+    arms = summary.get("arms")
+    return {k: v for k, v in arms.items() if isinstance(v, dict)} if isinstance(arms, dict) else {}
+
+
+def read_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """run_end.summary as views read it: summary["arms"][arm] are dicts (others are dropped)."""
+    return {**summary, "arms": summary_arms(summary)}
+
+
+# -- events ---------------------------------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="kind"):
+    """Base of every event; `seq` and `t` are set by whoever emits it (see `stamped`)."""
 
     kind: ClassVar[str] = ""
-    seq: int = 0
-    t: float = 0.0
+    seq: Int = 0
+    t: Float = 0.0
 
 
-@dataclass(frozen=True)
-class Header(Event):
+class Header(Event, tag="header", frozen=True):
     kind: ClassVar[str] = "header"
-    schema: int = SCHEMA
+    schema: Int = SCHEMA
     producer: str = ""
     run_id: str = ""
 
 
-@dataclass(frozen=True)
-class RunStart(Event):
+class RunStart(Event, tag="run_start", frozen=True):
     """config: all settings; model: {name, n_params, n_blocks, arch, ...};
     data: {n_tokens, n_unique, n_train_batches, n_val_batches, ...};
     common_tokens: [[id, text], ...] most frequent first;
-    arms: [{name, spec, trainable, total, flop_ratio, r_pred, grid}, ...]."""
+    arms: [{name, spec, trainable, total, flop_ratio, r_pred, grid, ...}, ...] (arm kinds add their own keys)."""
 
     kind: ClassVar[str] = "run_start"
-    config: dict = field(default_factory=dict)
-    model: dict = field(default_factory=dict)
-    data: dict = field(default_factory=dict)
-    common_tokens: list = field(default_factory=list)
-    arms: list = field(default_factory=list)
+    config: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    common_tokens: list = []
+    arms: list[dict[str, Any]] = []
 
 
-@dataclass(frozen=True)
-class Step(Event):
-    """arms: {arm: {loss, dt, lr}} for one optimizer step of every arm."""
+class Step(Event, tag="step", frozen=True):
+    """One optimizer step of every arm."""
 
     kind: ClassVar[str] = "step"
-    step: int = 0
-    epoch: int = 0
-    arms: dict = field(default_factory=dict)
+    step: Int = 0
+    epoch: Int = 0
+    arms: dict[str, ArmStep] = {}
 
 
-@dataclass(frozen=True)
-class DW(Event):
-    """arms: {arm: {matrix: ||W_t - W_{t-1}||_F}}; drift: ||W_t - W_0||_F;
-    rel: ||W_t - W_{t-1}||_F / ||W_t||_F. drift and rel are schema-1 extensions
-    (optional; readers of older logs see them empty)."""
+EMPTY = Raw(b"{}")
+
+
+class DW(Event, tag="dw", frozen=True):
+    """Weight changes of every measured arm, as three {arm: {matrix: norm}} maps (see ArmDW). They stay
+    undecoded JSON (msgspec.Raw) until read: a dw line carries hundreds of norms and most readers (report,
+    replay at max speed) look at the last few only, so decoding them all would dominate reading a log.
+    Build one with `DW.of`; read it with `by_arm` / `arm`."""
 
     kind: ClassVar[str] = "dw"
-    step: int = 0
-    arms: dict = field(default_factory=dict)
-    drift: dict = field(default_factory=dict)
-    rel: dict = field(default_factory=dict)
+    step: Int = 0
+    arms: Raw = EMPTY
+    drift: Raw = EMPTY
+    rel: Raw = EMPTY
+
+    @classmethod
+    def of(cls, step: int, records: Mapping[str, ArmDW], seq: int = 0, t: float = 0.0) -> DW:
+        maps = [{name: getattr(rec, part) for name, rec in records.items()} for part in ArmDW.__struct_fields__]
+        return cls(seq, t, step, *(Raw(_encoder.encode(m)) for m in maps))
+
+    def by_arm(self) -> dict[str, ArmDW]:
+        """Every arm's record, decoded now (malformed content reads as no norms)."""
+        dw, drift, rel = (_norm_maps(raw) for raw in (self.arms, self.drift, self.rel))
+        return {name: ArmDW(norms, drift.get(name, {}), rel.get(name, {})) for name, norms in dw.items()}
+
+    def arm(self, name: str) -> ArmDW | None:
+        return self.by_arm().get(name)
+
+    def norms_of(self, name: str) -> NormMap | None:
+        """One arm's dw map alone (drift and rel stay undecoded); None when this event lacks the arm."""
+        return _norm_maps(self.arms).get(name)
 
 
-@dataclass(frozen=True)
-class EpochEnd(Event):
-    """arms: {arm: {loss_mean, loss_var, val_loss, t_epoch, t_total}}."""
-
+class EpochEnd(Event, tag="epoch_end", frozen=True):
     kind: ClassVar[str] = "epoch_end"
-    epoch: int = 0
-    arms: dict = field(default_factory=dict)
+    epoch: Int = 0
+    arms: dict[str, ArmEpoch] = {}
 
 
-@dataclass(frozen=True)
-class Sample(Event):
+class Sample(Event, tag="sample", frozen=True):
     """One generated sample. tokens: [[text, in_S], ...] for the generated part; ids: their token
     ids (same length), so p recounts from the log; p: share of generated tokens in S. index/epoch
     say which sample of which set; sample `index` of every arm and phase has the same prompt
@@ -103,43 +227,39 @@ class Sample(Event):
     arm: str = "*"
     prompt: str = ""
     text: str = ""
-    tokens: list = field(default_factory=list)
-    p: float | None = 0.0  # None: no tokens generated (NaN is written as null)
-    index: int = 0
-    epoch: int = -1
-    ids: list = field(default_factory=list)
-    prompt_index: int = 0
+    tokens: list = []
+    p: Value = 0.0  # None: no tokens generated (NaN is written as null)
+    index: Int = 0
+    epoch: Int = -1
+    ids: list[Int] | UnsetType = UNSET
+    prompt_index: Int | UnsetType = UNSET
 
 
-@dataclass(frozen=True)
-class Replicate(Event):
+class Replicate(Event, tag="replicate", frozen=True):
     """The start of replicate `replicate` (0-based) of `of`: the whole paired experiment again, from
     the same initial weights, with `seed` for data order, dropout and samples (--seeds N)."""
 
     kind: ClassVar[str] = "replicate"
-    replicate: int = 0
-    of: int = 1
-    seed: int = 0
+    replicate: Int = 0
+    of: Int = 1
+    seed: Int = 0
 
 
-@dataclass(frozen=True)
-class PlanChange(Event):
+class PlanChange(Event, tag="plan_change", frozen=True):
     kind: ClassVar[str] = "plan_change"
-    step: int = 0
+    step: Int = 0
     arm: str = ""
-    trainable: int = 0
+    trainable: Int = 0
     rule: str = ""
 
 
-@dataclass(frozen=True)
-class Warning(Event):
+class Warning(Event, tag="warning", frozen=True):
     kind: ClassVar[str] = "warning"
     message: str = ""
     arm: str | None = None
 
 
-@dataclass(frozen=True)
-class Error(Event):
+class Error(Event, tag="error", frozen=True):
     """detail: the traceback of an unexpected exception (for the log, never the terminal)."""
 
     kind: ClassVar[str] = "error"
@@ -149,18 +269,16 @@ class Error(Event):
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class RunEnd(Event):
+class RunEnd(Event, tag="run_end", frozen=True):
     """status: finished | stopped | failed. summary: {"arms": {arm: {T, loss_final,
-    p_pre, p_post, ...}}, "r": {arm: r vs full}}."""
+    p_pre, p_post, ...}}, "r": {arm: r vs full}, ...} (engine.log.summary.summarize)."""
 
     kind: ClassVar[str] = "run_end"
     status: str = "finished"
-    summary: dict = field(default_factory=dict)
+    summary: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Heartbeat(Event):
+class Heartbeat(Event, tag="heartbeat", frozen=True):
     """What the engine is doing, written at least every 2 s while it lives (a schema-1 addition).
     phase: one of engine.activity.PHASES; seconds: time in that phase so far; step/epoch: -1 when
     none applies; pid/host: the writing process, so a viewer on the same host can tell whether it
@@ -169,146 +287,94 @@ class Heartbeat(Event):
 
     kind: ClassVar[str] = "heartbeat"
     phase: str = ""
-    seconds: float = 0.0
-    step: int = -1
-    epoch: int = -1
-    pid: int = 0
+    seconds: Float = 0.0
+    step: Int = -1
+    epoch: Int = -1
+    pid: Int = 0
     host: str = ""
-    gpus: list = field(default_factory=list)
+    gpus: list = []
 
 
-class _LazyLine:
-    """One JSON line, decoded on first use (shared by the maps of a dw event)."""
-
-    __slots__ = ("line", "_value")
-
-    def __init__(self, line: bytes) -> None:
-        self.line = line
-        self._value: dict | None = None
-
-    def get(self) -> dict:
-        if self._value is None:
-            try:
-                value = _decoder.decode(self.line)
-                check_value(value)
-            except (msgspec.DecodeError, RecursionError, LogError):
-                value = None
-            self._value = value if isinstance(value, dict) else {}
-        return self._value
+KINDS = (Header, RunStart, Step, DW, EpochEnd, Sample, Replicate, PlanChange, Warning, Error, RunEnd, Heartbeat)
+EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in KINDS}
+AnyEvent = Union[KINDS]  # type: ignore[valid-type]  # noqa: UP007 - built from the tuple
+# kinds whose typed fields bound every number; the others hold free-form values (configs, summaries,
+# token lists) that check_value bounds after decoding
+_TYPED = (Step, DW, EpochEnd, Replicate, PlanChange, Warning, Error)
 
 
-class DeferredMap(Mapping):
-    """A read-only mapping whose content is computed on first access (`_compute`, in subclasses)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self) -> None:
-        self._value: dict | None = None
-
-    def _compute(self) -> dict:
-        raise NotImplementedError
-
-    def _get(self) -> dict:
-        if self._value is None:
-            self._value = self._compute()
-        return self._value
-
-    def __getitem__(self, key):
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
-
-    def __repr__(self) -> str:
-        return repr(self._get())
+def stamped(event: Event, seq: int, t: float) -> Event:
+    """The event as emitted: its place in the log and its time."""
+    return msgspec.structs.replace(event, seq=seq, t=t)
 
 
-class LazyMap(DeferredMap):
-    """A field of a dw line, decoded on first access. dw events carry hundreds of norms per line
-    and most readers (report, replay at max speed) only look at the last few, so decoding them
-    all would dominate reading a log. Malformed content reads as an empty mapping."""
-
-    __slots__ = ("_line", "_key")
-
-    def __init__(self, line: _LazyLine, key: str) -> None:
-        super().__init__()
-        self._line, self._key = line, key
-
-    def _compute(self) -> dict:
-        value = self._line.get().get(self._key)
-        return value if isinstance(value, dict) else {}
+E = TypeVar("E", bound=Event)
 
 
-class _DWHead(msgspec.Struct):
-    """The small head of a dw line (codec-internal); the maps after it stay undecoded."""
-
-    seq: Int = 0
-    t: Float = 0.0
-    step: Int = 0
+def replaced(event: E, **changes: Any) -> E:
+    """A copy of an event with some fields changed (events are frozen)."""
+    return msgspec.structs.replace(event, **changes)
 
 
-class _StepLine(msgspec.Struct):
-    """How a step line is read (codec-internal): typed, so it is validated while parsed."""
-
-    seq: Int = 0
-    t: Float = 0.0
-    step: Int = 0
-    epoch: Int = 0
-    arms: dict[str, dict[str, Float | None]] = {}
-
-
-def _built(cls: type[Event], **fields) -> Event:
-    """An event from already validated fields, skipping the frozen dataclass __init__
-    (its per-field object.__setattr__ was the slowest part of reading a long log)."""
-    event = object.__new__(cls)
-    event.__dict__.update(fields)
-    return event
+def joined_arms(events: list[Event]) -> Event:
+    """The first event with the arms of all (one step's or one dw's records from several writers)."""
+    first = events[0]
+    if isinstance(first, DW):
+        records: dict[str, ArmDW] = {}
+        for e in events:
+            records.update(e.by_arm() if isinstance(e, DW) else {})
+        return DW.of(first.step, records, first.seq, first.t)
+    arms: dict = {}
+    for e in events:
+        arms.update(getattr(e, "arms", {}))
+    return msgspec.structs.replace(first, arms=arms)
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls
-    for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, Replicate, PlanChange, Warning, Error, RunEnd, Heartbeat)
-}
+def joined_dw(parts: list[tuple[DW, Mapping[str, str]]]) -> DW:
+    """One dw event holding the maps of several (each with its arms renamed: {name in it: new name}).
+    Only the arm level is decoded: each arm's norms are copied as the JSON they are."""
+    maps = [{} for _ in ArmDW.__struct_fields__]  # type: list[dict[str, Raw]]
+    for event, names in parts:
+        for joined, raw in zip(maps, (event.arms, event.drift, event.rel), strict=True):
+            joined.update((names.get(arm, arm), norms) for arm, norms in _arm_level(raw).items())
+    first = parts[0][0] if parts else DW()
+    return msgspec.structs.replace(first, **dict(zip(DW_MAPS, (Raw(_encoder.encode(m)) for m in maps), strict=True)))
 
 
-def _enc_hook(obj: Any) -> Any:
-    if isinstance(obj, DeferredMap):
-        return obj._get()
-    raise TypeError(f"cannot encode {type(obj).__name__}")
+DW_MAPS = ("arms", "drift", "rel")  # DW's map fields, in the order of ArmDW's
 
 
-_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+# -- the codec ------------------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
+_event_decoder = msgspec.json.Decoder(AnyEvent)
+_norms_decoder = msgspec.json.Decoder(dict[str, NormMap])
+_arm_level_decoder = msgspec.json.Decoder(dict[str, Raw])
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/inf: they are written as null (a NaN loss is reported by a warning event)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+def _arm_level(raw: Raw) -> dict[str, Raw]:
+    try:
+        return _arm_level_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return {}
+
+
+def _norm_maps(raw: Raw) -> dict[str, NormMap]:
+    try:
+        return _norms_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return {}
 
 
 def to_dict(event: Event) -> dict:
-    """The event as a JSON-ready dict, `kind` first."""
-    out = {"kind": event.kind}
-    for f in dataclasses.fields(event):
-        out[f.name] = getattr(event, f.name)
-    return out
+    """The event as plain JSON values, `kind` first."""
+    return _decoder.decode(encode(event))
 
 
 def encode(event: Event) -> bytes:
     """One JSON line (without newline)."""
-    try:
-        return _encoder.encode(to_dict(event))
-    except (TypeError, ValueError, OverflowError):
-        return _encoder.encode(_finite(to_dict(event)))
+    return _encoder.encode(event)
 
 
 def check_value(obj: Any) -> None:
@@ -343,65 +409,29 @@ def from_dict(obj: Any) -> Event:
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise LogError(f"unknown event kind {kind!r}")
-    try:
-        return msgspec.convert(obj, cls)
+    check_value(obj)
+    try:  # through JSON: a dw event's maps are kept as JSON (Raw)
+        return msgspec.json.decode(_encoder.encode(obj), type=cls)
     except msgspec.ValidationError as exc:
         raise LogError(f"bad {kind} event: {exc}") from None
 
 
-def _decode_dw(line: bytes) -> Event | None:
-    """A dw line as our writer writes it: decode the head up to `"arms":`, keep the rest lazy."""
-    cut = line.find(b',"arms":')
-    if cut < 0:
-        return None
-    try:
-        head = _dw_head_decoder.decode(line[:cut] + b"}")
-    except msgspec.ValidationError as exc:
-        raise LogError(f"bad dw event: {exc}") from None
-    except msgspec.DecodeError:
-        return None
-    lazy = _LazyLine(line)
-    return _built(
-        DW,
-        seq=head.seq,
-        t=head.t,
-        step=head.step,
-        arms=LazyMap(lazy, "arms"),
-        drift=LazyMap(lazy, "drift"),
-        rel=LazyMap(lazy, "rel"),
-    )
-
-
-def _decode_step(line: bytes) -> Event | None:
-    try:
-        raw = _step_decoder.decode(line)
-    except msgspec.ValidationError as exc:
-        raise LogError(f"bad step event: {exc}") from None
-    except msgspec.DecodeError:
-        return None
-    return _built(Step, seq=raw.seq, t=raw.t, step=raw.step, epoch=raw.epoch, arms=raw.arms)
-
-
-_dw_head_decoder = msgspec.json.Decoder(_DWHead)
-_step_decoder = msgspec.json.Decoder(_StepLine)
-# The two kinds that make up nearly all of a long log, recognised by how our writer starts their lines.
-_FAST_PATHS = {b'{"kind":"step",': _decode_step, b'{"kind":"dw",': _decode_dw}
-
-
 def decode(line: bytes | str) -> Event:
     """Parse one JSON line into its event; raises LogError on anything malformed."""
-    if isinstance(line, bytes):
-        for prefix, fast in _FAST_PATHS.items():
-            if line.startswith(prefix):
-                event = fast(line)
-                if event is not None:
-                    return event
-                break  # not in our writer's shape: the generic path reads or words the error
+    try:
+        event = _event_decoder.decode(line)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return _decode_slowly(line)  # the generic path words the error
+    if not isinstance(event, _TYPED):
+        check_value(msgspec.structs.asdict(event))
+    return event
+
+
+def _decode_slowly(line: bytes | str) -> Event:
     try:
         obj = _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise LogError(f"not valid JSON ({exc})") from None
     except RecursionError:
         raise LogError(f"values nested deeper than {MAX_DEPTH} levels") from None
-    check_value(obj)
     return from_dict(obj)

@@ -12,11 +12,10 @@ like arms of one run. `merge_events` drives it over finished logs (report, expor
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -40,7 +39,7 @@ class _Run:
     done: bool = False  # nothing more will be read from this run
     t0: float | None = None
     names: dict[str, str] = field(default_factory=dict)  # arm name in the log -> merged name
-    dw: dict = field(default_factory=dict)  # latest {"arms"|"drift"|"rel": {merged arm: maps}}
+    dw: ev.DW | None = None  # the latest dw event of this run
 
 
 class Merger:
@@ -122,7 +121,7 @@ class Merger:
     def _out(self, event: ev.Event, **changes) -> ev.Event:
         changes.setdefault("seq", self.seq)
         self.seq += 1
-        return _with(event, **changes)
+        return ev.replaced(event, **changes)
 
     def _retimed(self, i: int, t: float) -> float:
         t0 = self.runs[i].t0
@@ -164,7 +163,7 @@ class Merger:
             {"name": run.name, "run_id": run.header.run_id if run.header else "", "model": start.model.get("name")}
             for run, start in starts
         ]
-        return _with(
+        return ev.replaced(
             first, arms=arms, model={**first.model, "name": " | ".join(models)}, config={**first.config, "runs": runs}
         )
 
@@ -209,13 +208,10 @@ class Merger:
         as one run's arms keep theirs in RunState."""
         taken = self._take(key, ev.DW, lambda e: e.step == step)
         for i, e in taken:
-            self.runs[i].dw = {part: getattr(e, part, None) or {} for part in ("arms", "drift", "rel")}
-        merged = {
-            part: _Joined([(r.dw.get(part, {}), r.names) for r in self.runs if r.dw])
-            for part in ("arms", "drift", "rel")
-        }
+            self.runs[i].dw = e
+        joined = ev.joined_dw([(r.dw, r.names) for r in self.runs if r.dw is not None])
         t = max(self._retimed(i, e.t) for i, e in taken)
-        return self._out(taken[0][1], t=t, **merged)
+        return self._out(joined, t=t, step=taken[0][1].step)
 
     def _merge_epoch_ends(self, key: Key, epoch: int) -> ev.Event:
         taken = self._take(key, ev.EpochEnd, lambda e: e.epoch == epoch)
@@ -231,9 +227,8 @@ class Merger:
         arm = getattr(e, "arm", None)
         if isinstance(arm, str) and arm in self.runs[i].names:
             changes["arm"] = self.runs[i].names[arm]
-        arms = getattr(e, "arms", None)
-        if isinstance(arms, Mapping) and set(arms) <= set(self.runs[i].names):
-            changes["arms"] = {self._arm(i, name): value for name, value in arms.items()}
+        if isinstance(e, ev.EpochEnd) and set(e.arms) <= set(self.runs[i].names):
+            changes.update(arms={self._arm(i, name): value for name, value in e.arms.items()})
         message = getattr(e, "message", None)
         if isinstance(message, str) and len(self.runs) > 1 and not self.parts_of_one_run:
             changes["message"] = f"{self.runs[i].name}: {message}"
@@ -248,9 +243,9 @@ class Merger:
         if len(ends) < len(self.runs) or not self.started:
             return []  # a run without run_end: the merged run did not finish either
         status = max((str(e.status) for _, e in ends), key=lambda s: STATUS_RANK.get(s, 2))
-        summary: dict[str, Any] = {"arms": {}, "r": {}}
+        summary: dict[str, Any] = {part: {} for part in ev.SUMMARY_PER_ARM}
         for i, e in ends:
-            for part in ("arms", "r"):
+            for part in ev.SUMMARY_PER_ARM:
                 values = e.summary.get(part) if isinstance(e.summary, dict) else None
                 if isinstance(values, dict):
                     summary[part].update({self._arm(i, k): _renamed_row(v, self._arm(i, k)) for k, v in values.items()})
@@ -262,34 +257,6 @@ class Merger:
 
 def _renamed_row(value, name: str):
     return {**value, "arm": name} if isinstance(value, dict) and "arm" in value else value
-
-
-class _Joined(ev.DeferredMap):
-    """Several runs' {arm: norms} maps as one, arms renamed; built only when a view reads it
-    (a log's dw maps stay undecoded until then, see engine.log.events.LazyMap)."""
-
-    __slots__ = ("_parts",)
-
-    def __init__(self, parts: list[tuple[Mapping, dict[str, str]]]) -> None:
-        super().__init__()
-        self._parts = parts
-
-    def _compute(self) -> dict:
-        return {names.get(k, k): v for part, names in self._parts for k, v in part.items()}
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _with(event: E, **changes) -> E:
-    """A copy of `event` with some fields changed (frozen events; skips the dataclass __init__)."""
-    cls = type(event)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    copy = object.__new__(cls)
-    copy.__dict__.update({name: getattr(event, name) for name in names}, **changes)
-    return copy
 
 
 def merge_events(streams: list[Iterable[ev.Event]], names: list[str]) -> Iterator[ev.Event]:

@@ -53,11 +53,16 @@ class ArmState:
     dt_ema: float = math.nan
     lr_last: float = math.nan
     time_total: float = 0.0  # sum of this arm's own step times
-    epochs: list = field(default_factory=list)  # epoch_end dicts, with "epoch" added
+    epochs: list[tuple[int, ev.ArmEpoch]] = field(default_factory=list)  # (epoch, its epoch_end record)
     dw_event: ev.DW | None = None  # the latest dw event that had this arm (decoded only when read)
     samples: SampleSet | None = None  # the latest set
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
     device: str = ""  # where this arm trains, when run_start says (several devices: placement)
+
+    def restarted(self) -> ArmState:
+        """This arm as run_start described it, before any step: how a new replicate begins."""
+        kept = ("spec", "trainable", "total", "flop_ratio", "r_pred", "grid", "device")
+        return ArmState(self.name, **{name: getattr(self, name) for name in kept})
 
     @property
     def predicted_saving(self) -> float:
@@ -71,26 +76,25 @@ class ArmState:
         return 100.0 * self.trainable / self.total if self.total else math.nan
 
     @property
+    def dw_record(self) -> ev.ArmDW:
+        """The latest norms of this arm (decoded now: read it once per drawing)."""
+        record = self.dw_event.arm(self.name) if self.dw_event is not None else None
+        return record if record is not None else ev.ArmDW()
+
+    @property
     def dw(self) -> dict:
         """Latest ||W_t - W_{t-1}||_F per matrix."""
-        return _arm_map(self.dw_event, "arms", self.name)
+        return self.dw_record.dw
 
     @property
     def drift(self) -> dict:
         """Latest ||W_t - W_0||_F per matrix."""
-        return _arm_map(self.dw_event, "drift", self.name)
+        return self.dw_record.drift
 
     @property
     def rel(self) -> dict:
         """Latest ||W_t - W_{t-1}||_F / ||W_t||_F per matrix."""
-        return _arm_map(self.dw_event, "rel", self.name)
-
-
-def _arm_map(event, field_name: str, arm: str) -> dict:
-    if event is None:
-        return {}
-    value = getattr(event, field_name).get(arm)
-    return value if isinstance(value, dict) else {}
+        return self.dw_record.rel
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,17 @@ class Message:
 class RunState:
     """Fold events with apply(); read fields and the derived properties."""
 
+    # set by _start_replicate
+    steps: array
+    step_t: array
+    step: int
+    epoch: int
+    dw_step: int
+    epoch_starts: list[int]
+    dw_history: deque
+    pre_samples: SampleSet | None
+    plan_changes: list[ev.PlanChange]
+
     def __init__(self) -> None:
         self.status = "loading"  # loading | running | finished | stopped | failed
         self.run_id = ""
@@ -129,17 +144,9 @@ class RunState:
         self.data: dict = {}
         self.common_tokens: list = []
         self.arms: dict[str, ArmState] = {}
-        self.steps = array("q")
-        self.step_t = array("d")  # each step event's time (unix s), aligned with steps: a wall-time axis
-        self.epoch_starts: list[int] = []  # step index where each epoch began
-        self.step = -1
-        self.epoch = -1
+        self._start_replicate()
         self.t_start = math.nan
         self.t_last = math.nan
-        self.dw_step = -1
-        self.dw_history: deque = deque(maxlen=DW_HISTORY)  # (step, {arm: {matrix: norm}})
-        self.pre_samples: SampleSet | None = None
-        self.plan_changes: list[ev.PlanChange] = []
         self.messages: deque[Message] = deque(maxlen=MESSAGE_LIMIT)
         self.summary: dict = {}
         self.activity: ActivityRecord | None = None  # None: no heartbeat yet (or a log from before heartbeats)
@@ -206,7 +213,7 @@ class RunState:
                 arm.losses.append(math.nan)
                 arm.dts.append(math.nan)
                 continue
-            loss, dt, lr = rec.get("loss"), rec.get("dt"), rec.get("lr")
+            loss, dt, lr = rec.loss, rec.dt, rec.lr
             loss = loss if type(loss) is float else _num(loss)
             dt = dt if type(dt) is float else _num(dt)
             arm.loss_last, arm.dt_last = loss, dt
@@ -220,7 +227,7 @@ class RunState:
     def _dw(self, e: ev.DW) -> None:
         # Keep references only: a dw event holds hundreds of norms and views read just the latest.
         self.dw_step = e.step
-        self.dw_history.append((e.step, e.arms))
+        self.dw_history.append((e.step, e))
         for arm in self.arms.values():
             if not arm.stopped:
                 arm.dw_event = e
@@ -228,7 +235,7 @@ class RunState:
     def _epoch_end(self, e: ev.EpochEnd) -> None:
         for name, rec in e.arms.items():
             if name in self.arms:
-                self.arms[name].epochs.append({**rec, "epoch": e.epoch})
+                self.arms[name].epochs.append((e.epoch, rec))
 
     def _sample(self, e: ev.Sample) -> None:
         if e.phase == "pre":
@@ -250,17 +257,23 @@ class RunState:
             done = RunState()
             done.__dict__.update({k: v for k, v in self.__dict__.items() if k != "past"})
             self.past.append(done)
-            self._reset_replicate()
+            self._start_replicate()
         self.replicate = int(e.replicate)
 
-    def _reset_replicate(self) -> None:
-        self.arms = {
-            name: ArmState(name, a.spec, a.trainable, a.total, a.flop_ratio, a.r_pred, a.grid)
-            for name, a in self.arms.items()
-        }
-        self.steps, self.epoch_starts, self.step, self.epoch = array("q"), [], -1, -1
-        self.dw_step, self.dw_history = -1, deque(maxlen=DW_HISTORY)
-        self.pre_samples, self.plan_changes = None, []
+    def _start_replicate(self) -> None:
+        """The fields one replicate fills, fresh: the one place that lists them, for `__init__` and each
+        new replicate alike (a second list once forgot `step_t`, so replicate 2 drew on replicate 1's
+        clock). Arms keep what run_start said of them."""
+        self.arms = {name: arm.restarted() for name, arm in self.arms.items()}
+        self.steps = array("q")
+        self.step_t = array("d")  # each step event's time (unix s), aligned with steps: a wall-time axis
+        self.epoch_starts = []  # step index where each epoch began
+        self.step = -1
+        self.epoch = -1
+        self.dw_step = -1
+        self.dw_history = deque(maxlen=DW_HISTORY)  # (step, its dw event)
+        self.pre_samples = None
+        self.plan_changes = []
 
     def _plan_change(self, e: ev.PlanChange) -> None:
         self.plan_changes.append(e)
@@ -278,10 +291,7 @@ class RunState:
 
     def _run_end(self, e: ev.RunEnd) -> None:
         self.status = str(e.status)
-        summary = dict(e.summary)
-        arms = summary.get("arms")  # views read summary["arms"][arm] as dicts: keep only those
-        summary["arms"] = {k: v for k, v in arms.items() if isinstance(v, dict)} if isinstance(arms, dict) else {}
-        self.summary = summary
+        self.summary = ev.read_summary(e.summary)
 
     def _heartbeat(self, e: ev.Heartbeat) -> None:
         self.activity = ActivityRecord(
@@ -339,11 +349,12 @@ class RunState:
     def arm_time(self, name: str) -> float:
         """T for an arm: the last epoch's t_total once an epoch ended, else the sum of step times."""
         arm = self.arms[name]
-        summary = self.summary.get("arms", {}).get(name, {})
+        summary = ev.summary_arms(self.summary).get(name, {})
         if isinstance(summary.get("T"), (int, float)):
             return float(summary["T"])
-        if arm.epochs and isinstance(arm.epochs[-1].get("t_total"), (int, float)):
-            return max(float(arm.epochs[-1]["t_total"]), arm.time_total)
+        t_total = arm.epochs[-1][1].t_total if arm.epochs else None
+        if isinstance(t_total, (int, float)):
+            return max(float(t_total), arm.time_total)
         return arm.time_total
 
     def saving(self, name: str) -> float:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+
+from engine.log import events as ev
 from engine.log.state import RunState
 from engine.stats import clipped, inside, mean_ci95, mean_var, paired_ci95
 
@@ -13,8 +16,8 @@ LOSS_TENTH = "first/last 10 % of steps"
 LOSS_EPOCHS = "epoch means"
 
 
-def arm_rows(state: RunState) -> list[dict]:
-    """One dict per arm: loss at the start -> end (`loss_basis` says how), Var = variance of the step
+def arm_rows(state: RunState) -> list[ev.ArmSummary]:
+    """One ArmSummary per arm: loss at the start -> end (`loss_basis` says how), Var = variance of the step
     losses in the last epoch, validation loss and its paired difference vs the baseline, T, r with
     its block-bootstrap interval and median-step estimate, r_pred and whether it lies in the interval,
     p_pre -> p_post (95 % intervals, clipped) beside the base rate, paired Δp, trainable %. With
@@ -25,45 +28,48 @@ def arm_rows(state: RunState) -> list[dict]:
     return rows
 
 
-def _arm_row(state: RunState, name: str) -> dict:
+def _arm_row(state: RunState, name: str) -> ev.ArmSummary:
     arm = state.arms[name]
     p_pre, p_post = state.p_pre(), state.p_post(name)
     first, last, basis = loss_ends(arm)
     r_ci = state.saving_ci(name)
     val_diff = _val_diff(state, name)
-    return {
-        "arm": name,
-        "is_baseline": name == state.baseline,
-        "spec": arm.spec,
-        "trainable_pct": arm.trainable_pct,
-        "epochs": len(arm.epochs),
-        "loss_first": first,
-        "loss_last": last,
-        "loss_basis": basis,
-        "loss_var": _f(arm.epochs[-1].get("loss_var")) if arm.epochs else math.nan,
-        "val_loss": _f(arm.epochs[-1].get("val_loss")) if arm.epochs else math.nan,
-        "val_diff": val_diff[0],
-        "val_diff_ci": list(val_diff[1:]),
-        "T": state.arm_time(name),
-        "r": state.saving(name),
-        "r_ci": list(r_ci[1:]),
-        "r_median": state.saving_median(name),
-        "r_pred": arm.r_pred,
-        "r_pred_inside": inside(arm.r_pred, r_ci[1:]) if name != state.baseline else None,
-        "ci_basis": "paired block bootstrap over steps",
-        "common_base_rate": state.common_base_rate,
-        "p_pre": list(p_pre),
-        "p_post": list(p_post),
-        "delta_p": p_post[0] - p_pre[0],
-        "delta_p_ci": list(state.delta_p_ci(name)[1:]),
-        "stopped": arm.stopped,
-    }
+    return ev.ArmSummary(
+        arm=name,
+        is_baseline=name == state.baseline,
+        spec=arm.spec,
+        trainable_pct=arm.trainable_pct,
+        epochs=len(arm.epochs),
+        loss_first=first,
+        loss_last=last,
+        loss_basis=basis,
+        loss_var=_f(arm.epochs[-1][1].loss_var) if arm.epochs else math.nan,
+        val_loss=_f(arm.epochs[-1][1].val_loss) if arm.epochs else math.nan,
+        val_diff=val_diff[0],
+        val_diff_ci=list(val_diff[1:]),
+        T=state.arm_time(name),
+        r=state.saving(name),
+        r_ci=list(r_ci[1:]),
+        r_median=state.saving_median(name),
+        r_pred=arm.r_pred,
+        r_pred_inside=inside(arm.r_pred, r_ci[1:]) if name != state.baseline else None,
+        ci_basis="paired block bootstrap over steps",
+        common_base_rate=state.common_base_rate,
+        p_pre=p_pre[0],
+        p_post=p_post[0],
+        delta_p=p_post[0] - p_pre[0],
+        delta_p_ci=list(state.delta_p_ci(name)[1:]),
+        stopped=arm.stopped,
+        loss_final=last,
+        p_pre_ci=list(p_pre[1:]),
+        p_post_ci=list(p_post[1:]),
+    )
 
 
 def loss_ends(arm) -> tuple[float, float, str]:
     """Training loss at the start and the end: first and last epoch means with two or more epochs,
     else the means of the first and last tenth of the steps (one epoch's mean twice says nothing)."""
-    means = [v for v in (_f(e.get("loss_mean")) for e in arm.epochs) if not math.isnan(v)]
+    means = [v for v in (_f(rec.loss_mean) for _, rec in arm.epochs) if not math.isnan(v)]
     if len(means) >= 2:
         return means[0], means[-1], LOSS_EPOCHS
     losses = [v for v in arm.losses if not math.isnan(v)]
@@ -79,8 +85,8 @@ def _val_diff(state: RunState, name: str) -> tuple[float, float, float]:
     arm, ref = state.arms[name], state.arms.get(base) if base else None
     if ref is None or not arm.epochs or not ref.epochs:
         return math.nan, math.nan, math.nan
-    mine, theirs = arm.epochs[-1].get("val_batches"), ref.epochs[-1].get("val_batches")
-    if not isinstance(mine, list) or not isinstance(theirs, list) or len(mine) != len(theirs) or not mine:
+    mine, theirs = arm.epochs[-1][1].val_batch_losses, ref.epochs[-1][1].val_batch_losses
+    if len(mine) != len(theirs) or not mine:
         return math.nan, math.nan, math.nan
     return paired_ci95([_f(v) for v in theirs], [_f(v) for v in mine])
 
@@ -88,51 +94,38 @@ def _val_diff(state: RunState, name: str) -> tuple[float, float, float]:
 ACROSS_SEEDS = ("val_loss", "val_diff", "r", "delta_p", "loss_last")
 
 
-def _across_seeds(state: RunState, rows: list[dict]) -> list[dict]:
+def _across_seeds(state: RunState, rows: list[ev.ArmSummary]) -> list[ev.ArmSummary]:
     """Each replicate's rows, then per arm the mean and 95 % t-interval across seeds."""
     per_replicate = [[_arm_row(past, name) for name in past.arms] for past in state.past] + [rows]
     out = []
     for row in rows:
         values: dict[str, list[float]] = {key: [] for key in ACROSS_SEEDS}
         for rep in per_replicate:
-            match = next((r for r in rep if r["arm"] == row["arm"]), None)
+            match = next((r for r in rep if r.arm == row.arm), None)
             for key in ACROSS_SEEDS:
-                if match is not None and not math.isnan(match[key]):
-                    values[key].append(match[key])
-        merged = {**row, "replicates": len(per_replicate), "ci_basis": f"t interval across {len(per_replicate)} seeds"}
+                if match is not None and not math.isnan(getattr(match, key)):
+                    values[key].append(getattr(match, key))
+        changes: dict = {"replicates": len(per_replicate), "ci_basis": f"t interval across {len(per_replicate)} seeds"}
         for key, vals in values.items():
             mean, lo, hi = clipped(mean_ci95(vals), -1.0, 1.0) if key == "delta_p" else mean_ci95(vals)
-            merged[key], merged[f"{key}_ci"] = mean, [lo, hi]
-        merged["r_pred_inside"] = inside(row["r_pred"], merged["r_ci"]) if row["arm"] != state.baseline else None
-        out.append(merged)
+            changes[key], changes[f"{key}_ci"] = mean, [lo, hi]
+        changes["loss_final"] = changes["loss_last"]
+        changes["r_pred_inside"] = inside(row.r_pred, changes["r_ci"]) if row.arm != state.baseline else None
+        out.append(msgspec.structs.replace(row, **changes))
     return out
 
 
 def summarize(state: RunState, extra: dict | None = None) -> dict:
-    """The run_end summary: per arm T, loss_final, p_pre, p_post (+ the rest of arm_rows); r per arm vs full."""
-    extra = extra or {}
-    arms = {}
-    for row in arm_rows(state):
-        name = row["arm"]
-        arms[name] = {
-            **row,
-            "loss_final": row["loss_last"],
-            "p_pre": row["p_pre"][0],
-            "p_post": row["p_post"][0],
-            "p_pre_ci": row["p_pre"][1:],
-            "p_post_ci": row["p_post"][1:],
-        }
-        for key, per_arm in extra.items():
-            if name in per_arm:
-                arms[name][key] = per_arm[name]
-    return {
-        "arms": arms,
-        "r": {name: a["r"] for name, a in arms.items()},
-        "baseline": state.baseline,
-        "steps": state.step + 1,
-        "replicates": len(state.past) + 1,
-        "common_base_rate": state.common_base_rate,
-    }
+    """The run_end summary: per arm its ArmSummary (T, loss_final, p_pre, p_post, ...) and `extra`
+    ({key: {arm: value}}); r per arm vs the baseline."""
+    return ev.run_summary(
+        arm_rows(state),
+        extra or {},
+        baseline=state.baseline,
+        steps=state.step + 1,
+        replicates=len(state.past) + 1,
+        common_base_rate=state.common_base_rate,
+    )
 
 
 def _f(value) -> float:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
+import msgspec
+
 from engine.log import events as ev
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
@@ -20,18 +22,14 @@ Row = tuple
 def step_rows(e: ev.Event) -> Iterable[Row]:
     if isinstance(e, ev.Step):
         for arm, rec in e.arms.items():
-            rec = rec if isinstance(rec, dict) else {}
-            yield e.step, e.epoch, arm, rec.get("loss"), rec.get("dt"), rec.get("lr")
+            yield e.step, e.epoch, arm, rec.loss, rec.dt, rec.lr
 
 
 def dw_rows(e: ev.Event) -> Iterable[Row]:
     if isinstance(e, ev.DW):
-        for arm, norms in e.arms.items():
-            if not isinstance(norms, dict):
-                continue
-            drift, rel = _maps(e.drift, arm), _maps(e.rel, arm)
-            for matrix, value in norms.items():
-                yield e.step, arm, matrix, value, drift.get(matrix), rel.get(matrix)
+        for arm, rec in e.by_arm().items():
+            for matrix, value in rec.dw.items():
+                yield e.step, arm, matrix, value, rec.drift.get(matrix), rec.rel.get(matrix)
 
 
 def sample_rows(e: ev.Event) -> Iterable[Row]:
@@ -39,11 +37,6 @@ def sample_rows(e: ev.Event) -> Iterable[Row]:
         tokens = e.tokens if isinstance(e.tokens, list) else []
         in_s = sum(1 for t in tokens if isinstance(t, (list, tuple)) and len(t) > 1 and t[1] is True)
         yield e.phase, e.epoch, e.arm, e.index, e.p, len(tokens), in_s, e.prompt, e.text
-
-
-def _maps(maps, arm: str) -> dict:
-    value = maps.get(arm) if hasattr(maps, "get") else None
-    return value if isinstance(value, dict) else {}
 
 
 # name -> (columns, rows of one event)
@@ -80,14 +73,11 @@ def summary_rows(state: RunState) -> list[Row]:
     """The report's numbers, one row per arm (intervals as their own columns)."""
     rows = []
     for r in arm_rows(state):
-        flat = {**r, **_triple("p_pre", r["p_pre"]), **_triple("p_post", r["p_post"])}
+        (pre_lo, pre_hi), (post_lo, post_hi) = r.p_pre_ci, r.p_post_ci
+        bounds = {"p_pre_lo": pre_lo, "p_pre_hi": pre_hi, "p_post_lo": post_lo, "p_post_hi": post_hi}
+        flat = {**msgspec.structs.asdict(r), **bounds}
         rows.append(tuple(_plain(flat[c]) for c in SUMMARY_COLUMNS))
     return rows
-
-
-def _triple(name: str, value) -> dict:
-    mean, lo, hi = value
-    return {name: mean, f"{name}_lo": lo, f"{name}_hi": hi}
 
 
 def _plain(value):

@@ -7,7 +7,6 @@ buffer. Nothing is emitted after `run_end` (the log's last line), nor after `clo
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -29,7 +28,7 @@ def new_run_id() -> str:
 
 def stamped(event: ev.Event, seq: int) -> ev.Event:
     """The event as it leaves: its place in the stream and the time it left."""
-    return dataclasses.replace(event, seq=seq, t=time.time())
+    return ev.stamped(event, seq, time.time())
 
 
 class Emitter:

@@ -222,10 +222,10 @@ class Experiment:
         dw_values = iter(DWTracker.finish(torch.tensor(squares)).tolist() if squares else [])
         dw_by_step = {step: {name: next(dw_values) for name in per_arm} for step, per_arm in self.pending_dw}
         for step, epoch, rec in self.pending:
-            arms = {name: {"loss": next(values), "dt": next(times), "lr": lr} for name, (_, _, lr) in rec.items()}
-            self.emit(ev.Step(step=step, epoch=epoch, arms=arms))
-            for name, values_of_arm in arms.items():
-                self._account(name, values_of_arm["loss"], values_of_arm["dt"], step)
+            measured = {name: (next(values), next(times), lr) for name, (_, _, lr) in rec.items()}
+            self.emit(ev.Step(step=step, epoch=epoch, arms={name: ev.ArmStep(*m) for name, m in measured.items()}))
+            for name, (loss, dt, _) in measured.items():
+                self._account(name, loss, dt, step)
                 if (step, name) in skipped:
                     self.emit(ev.Warning(message=f"arm {name}: {SKIPPED} at step {step}", arm=name))
             if step in dw_by_step:
@@ -251,11 +251,12 @@ class Experiment:
             self.control.stop.set()
 
     def _emit_dw(self, step: int, per_arm: dict) -> None:
-        dw, drift, rel = {}, {}, {}
-        for arm in self.arms:
-            if arm.name in per_arm and arm.tracker is not None:
-                dw[arm.name], drift[arm.name], rel[arm.name] = arm.tracker.as_dicts(per_arm[arm.name])
-        self.emit(ev.DW(step=step, arms=dw, drift=drift, rel=rel))
+        records = {
+            arm.name: ev.ArmDW(*arm.tracker.as_dicts(per_arm[arm.name]))
+            for arm in self.arms
+            if arm.name in per_arm and arm.tracker is not None
+        }
+        self.emit(ev.DW.of(step, records))
 
     def _arm(self, name: str) -> Arm:
         return next(a for a in self.arms if a.name == name)
@@ -272,14 +273,9 @@ class Experiment:
                 if arm.active
                 else (math.nan, [])
             )
-            arms[arm.name] = {
-                "loss_mean": totals.loss_mean,
-                "loss_var": totals.loss_var,
-                "val_loss": val,
-                "val_batches": val_batches,  # per validation batch, the same batches for every arm: pairs
-                "t_epoch": totals.t_epoch,
-                "t_total": totals.t_total,
-            }
+            arms[arm.name] = ev.ArmEpoch(
+                totals.loss_mean, totals.loss_var, val, val_batches, totals.t_epoch, totals.t_total
+            )
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
         self._sync()

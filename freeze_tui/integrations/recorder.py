@@ -100,13 +100,14 @@ class Recorder:
             return
         self._flush()
         totals = self._totals.end_epoch()
-        record = {
-            "loss_mean": totals.loss_mean,
-            "loss_var": totals.loss_var,
-            "val_loss": _float(val_loss),
-            "t_epoch": totals.t_epoch,
-        }
-        self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: {**record, "t_total": totals.t_total}}))
+        record = ev.ArmEpoch(
+            loss_mean=totals.loss_mean,
+            loss_var=totals.loss_var,
+            val_loss=_float(val_loss),
+            t_epoch=totals.t_epoch,
+            t_total=totals.t_total,
+        )
+        self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: record}))
         self._open_epoch = False
         self._epoch += 1
 
@@ -176,7 +177,7 @@ class Recorder:
             return
         values = _floats([loss for _, _, loss, _, _ in self._pending])
         for (step, epoch, _, dt, lr), loss in zip(self._pending, values):
-            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: {"loss": loss, "dt": dt, "lr": _float(lr)}}))
+            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: ev.ArmStep(loss, dt, _float(lr))}))
             self._totals.add_step(loss, dt)
         self._pending.clear()
 
@@ -184,8 +185,8 @@ class Recorder:
         tracker = self._tracker
         if tracker is None:
             return
-        dw, drift, rel = tracker.as_dicts(tracker.measure().tolist())
-        self._emit(ev.DW(step=self._step, arms={self.arm: dw}, drift={self.arm: drift}, rel={self.arm: rel}))
+        record = ev.ArmDW(*tracker.as_dicts(tracker.measure().tolist()))
+        self._emit(ev.DW.of(self._step, {self.arm: record}))
 
     def _run_start(self, model, plan, config: dict) -> ev.RunStart:
         record = dict(plan.record) if plan is not None else {"spec": "", "trainable": 0, "total": 0}

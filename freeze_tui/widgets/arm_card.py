@@ -39,10 +39,8 @@ def _epoch_line(state: RunState, name: str) -> Text:
     arm = state.arms[name]
     if not arm.epochs:
         return Text("epoch loss –", style="dim")
-    last = arm.epochs[-1]
-    return Text(
-        f"epoch {int(last['epoch']) + 1} L {fmt.num(last.get('loss_mean'))} val {fmt.num(last.get('val_loss'))}"
-    )
+    epoch, last = arm.epochs[-1]
+    return Text(f"epoch {epoch + 1} L {fmt.num(last.loss_mean)} val {fmt.num(last.val_loss)}")
 
 
 def arm_card_text(state: RunState, name: str, width: int, compact: bool = False, palette: Palette = PLAIN) -> Text:

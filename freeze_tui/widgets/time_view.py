@@ -23,7 +23,7 @@ MAX_EPOCH_COLUMNS = 6  # older epochs fold into T; the table must fit 80 columns
 
 
 def _epochs_shown(state: RunState) -> list[int]:
-    epochs = sorted({int(rec["epoch"]) for arm in state.arms.values() for rec in arm.epochs})
+    epochs = sorted({epoch for arm in state.arms.values() for epoch, _ in arm.epochs})
     return epochs[-MAX_EPOCH_COLUMNS:]
 
 
@@ -47,7 +47,7 @@ def time_table(state: RunState, palette: Palette = PLAIN, intervals: dict | None
     for title in ("T", "r measured", "r FLOP model", "r 95 % interval"):
         table.add_column(title, justify="right")
     for index, (name, arm) in enumerate(state.arms.items()):
-        t_k = {int(rec["epoch"]): rec.get("t_epoch") for rec in arm.epochs}
+        t_k = {epoch: rec.t_epoch for epoch, rec in arm.epochs}
         row = [safe(name, Style(bold=True) + palette.arm(index), max_len=16)]
         row += [Text(fmt.duration(t_k.get(k))) for k in epochs]
         measured = (

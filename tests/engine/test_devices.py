@@ -27,8 +27,8 @@ def test_two_cpu_devices_train_exactly_like_one(tiny, tmp_path):  # noqa: F811
     _, one = run_session(config(tiny, max_steps=4, samples=1, device="cpu"), tmp_path / "one.jsonl")
     _, two = run_session(config(tiny, max_steps=4, samples=1, device="cpu,cpu"), tmp_path / "two.jsonl")
     assert [e.kind for e in two][-1] == "run_end" and two[-1].status == "finished"
-    losses = [{a: v["loss"] for a, v in s.items()} for s in steps_of(one)]
-    assert losses == [{a: v["loss"] for a, v in s.items()} for s in steps_of(two)]
+    losses = [{a: v.loss for a, v in s.items()} for s in steps_of(one)]
+    assert losses == [{a: v.loss for a, v in s.items()} for s in steps_of(two)]
     start = next(e for e in two if e.kind == "run_start")
     assert [a["device"] for a in start.arms] == ["cpu", "cpu", "cpu"]
     for arm in start.arms:
@@ -130,7 +130,7 @@ def test_plan_measure_times_real_steps(tiny):  # noqa: F811
 def test_fp16_trains_with_a_grad_scaler(tiny, tmp_path):  # noqa: F811
     session, events = run_session(config(tiny, max_steps=3, samples=0, dtype="fp16"), tmp_path / "fp16.jsonl")
     assert events[-1].status == "finished"
-    assert all(math.isfinite(v["loss"]) for s in steps_of(events) for v in s.values())
+    assert all(math.isfinite(v.loss) for s in steps_of(events) for v in s.values())
 
 
 def test_an_overflowing_fp16_step_is_skipped_and_logged(tiny, tmp_path, monkeypatch):  # noqa: F811

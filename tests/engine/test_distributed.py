@@ -139,16 +139,18 @@ def assert_same_run(one, many, loss_tol: float) -> None:
     for a, b in zip(of_kind(one, "step"), of_kind(many, "step")):
         assert a.arms.keys() == b.arms.keys()
         for arm in a.arms:
-            assert b.arms[arm]["loss"] == pytest.approx(a.arms[arm]["loss"], rel=loss_tol)
-            assert b.arms[arm]["dt"] > 0
+            assert b.arms[arm].loss == pytest.approx(a.arms[arm].loss, rel=loss_tol)
+            assert b.arms[arm].dt > 0
     for a, b in zip(of_kind(one, "dw"), of_kind(many, "dw")):
-        for field in ("arms", "drift", "rel"):
-            for arm, norms in getattr(a, field).items():
-                for matrix, value in norms.items():
-                    assert getattr(b, field)[arm][matrix] == pytest.approx(value, rel=1e-3, abs=1e-6), (arm, matrix)
+        theirs = b.by_arm()
+        for arm, mine in a.by_arm().items():
+            for field in mine.__struct_fields__:
+                for matrix, value in getattr(mine, field).items():
+                    got = getattr(theirs[arm], field)[matrix]
+                    assert got == pytest.approx(value, rel=1e-3, abs=1e-6), (arm, field, matrix)
     for a, b in zip(of_kind(one, "epoch_end"), of_kind(many, "epoch_end")):
         for arm in a.arms:
-            assert b.arms[arm]["val_loss"] == pytest.approx(a.arms[arm]["val_loss"], rel=loss_tol)
+            assert b.arms[arm].val_loss == pytest.approx(a.arms[arm].val_loss, rel=loss_tol)
     start_one, start_many = one[1], many[1]
     assert [a["init_checksum"] for a in start_one.arms] == [a["init_checksum"] for a in start_many.arms]
     assert start_many.config["world_size"] == 2 and start_many.config["backend"] == "gloo"

@@ -68,7 +68,7 @@ def test_recorder_in_a_plain_loop_writes_a_log_report_reads(tiny_gpt2, tmp_path,
     dws = [e for e in events if e.kind == "dw"]
     assert len(dws) == 6
     for dw in dws:
-        norms = dw.arms["targeted"]
+        norms = dw.norms_of("targeted")
         assert all(norms[f"h.{b}.attn.{m}"] == 0.0 for b in (0, 1) for m in "qkvo")
         assert all(norms[f"h.{b}.attn.{m}"] > 0 for b in (2, 3) for m in "qkv")
     state = RunState().apply_all(events)
@@ -119,12 +119,12 @@ def test_trainer_with_callback_writes_a_log_that_report_reads(tiny_gpt2, tmp_pat
     events = list(read_events(log))
     steps = [e for e in events if e.kind == "step"]
     assert [e.step for e in steps] == list(range(8)) and [e.epoch for e in steps] == [0] * 4 + [1] * 4
-    assert all(0 < e.arms["targeted"]["loss"] < 20 and e.arms["targeted"]["lr"] > 0 for e in steps)
+    assert all(0 < e.arms["targeted"].loss < 20 and e.arms["targeted"].lr > 0 for e in steps)
     assert [e.epoch for e in events if e.kind == "epoch_end"] == [0, 1]
     start = next(e for e in events if e.kind == "run_start")
     assert start.arms[0]["spec"] == "targeted" and start.arms[0]["trainable"] == applied.n_trainable
     assert start.config["source"] == "transformers.Trainer" and start.model["n_blocks"] == 4
-    dw = next(e for e in events if e.kind == "dw").arms["targeted"]
+    dw = next(e for e in events if e.kind == "dw").norms_of("targeted")
     assert dw["h.0.attn.q"] == 0.0 and dw["h.3.attn.q"] > 0
     assert events[-1].kind == "run_end" and events[-1].status == "finished"
     result = CliRunner().invoke(cli, ["report", str(log)])

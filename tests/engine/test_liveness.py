@@ -78,7 +78,8 @@ def test_a_run_beats_through_every_phase_and_ends_with_run_end(tmp_path, monkeyp
 # A writer process with the engine's own heartbeat thread and log writer, without torch (a real run would
 # cost ~15 s of start-up on 2 cores for the same file): a few steps, then a step that never ends.
 WRITER = """
-import dataclasses, sys, threading, time
+import sys, threading, time
+from engine.log import events as ev
 from engine.activity import Activity
 from engine.heartbeat import HeartbeatThread
 from engine.log.runlog import LogWriter
@@ -86,7 +87,7 @@ from tests.synthetic_log import synthetic_events
 writer, lock, seq = LogWriter(sys.argv[1]), threading.Lock(), [0]
 def emit(event):
     with lock:
-        writer.write(dataclasses.replace(event, seq=seq[0], t=time.time()))
+        writer.write(ev.stamped(event, seq[0], time.time()))
         seq[0] += 1
 events = list(synthetic_events(steps=40, finished=False))
 activity = Activity()

@@ -73,8 +73,8 @@ def test_run_starts_equal_and_b_is_zero(finished):
     lora = next(a for a in start.arms if a["name"] == "lora")
     assert lora["lora"] == {"r": 4, "alpha": 8.0, "matrices": 2} and lora["trainable"] == 2 * 4 * (32 + 96)
     first = by_kind(events, "step")[0].arms
-    assert first["full"]["loss"] == first["targeted"]["loss"] == first["lora"]["loss"]
-    assert by_kind(events, "step")[-1].arms["lora"]["loss"] != first["lora"]["loss"]
+    assert first["full"].loss == first["targeted"].loss == first["lora"].loss
+    assert by_kind(events, "step")[-1].arms["lora"].loss != first["lora"].loss
     assert events[-1].status == "finished"
 
 
@@ -95,13 +95,13 @@ def test_dw_is_the_effective_update_and_zero_elsewhere(finished):
     dws = by_kind(events, "dw")
     assert dws
     for dw in dws:
-        norms = dw.arms["lora"]
+        norms = dw.norms_of("lora")
         assert all(norms[f"h.{b}.attn.{m}"] == 0.0 for b in (0, 1) for m in "qkvo")
         assert all(norms[f"h.{b}.attn.o"] == 0.0 for b in (2, 3))
-        assert all(dw.drift["lora"][f"h.{b}.attn.o"] == 0.0 for b in range(4))
+        assert all(dw.arm("lora").drift[f"h.{b}.attn.o"] == 0.0 for b in range(4))
     # the first step moves B away from 0: a real, split update on every adapted q/k/v
-    assert all(dws[0].arms["lora"][f"h.{b}.attn.{m}"] > 0 for b in (2, 3) for m in "qkv")
-    assert all(dws[-1].drift["lora"][f"h.{b}.attn.{m}"] > 0 for b in (2, 3) for m in "qkv")
+    assert all(dws[0].norms_of("lora")[f"h.{b}.attn.{m}"] > 0 for b in (2, 3) for m in "qkv")
+    assert all(dws[-1].arm("lora").drift[f"h.{b}.attn.{m}"] > 0 for b in (2, 3) for m in "qkv")
 
 
 def test_tracker_matches_scale_b_a_by_hand(tiny):

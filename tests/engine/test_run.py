@@ -76,7 +76,7 @@ def test_arms_start_equal_and_see_the_same_batch(finished):
     arms = by_kind(events, "run_start")[0].arms
     assert len({a["init_checksum"] for a in arms}) == 1
     first = by_kind(events, "step")[0].arms
-    losses = [first[name]["loss"] for name in ("full", "targeted", "reverse")]
+    losses = [first[name].loss for name in ("full", "targeted", "reverse")]
     assert losses[0] == losses[1] == losses[2]  # same weights, same batch, same dropout masks
 
 
@@ -90,11 +90,11 @@ def test_frozen_weights_never_move_and_report_zero(finished, tiny):
     moved = {n for n in before_p if not torch.equal(before_p[n], after_p[n])}
     assert moved == {f"transformer.h.{i}.attn.c_attn.{w}" for i in (2, 3) for w in ("weight", "bias")}
     for dw in by_kind(events, "dw"):
-        norms = dw.arms["targeted"]
+        norms = dw.norms_of("targeted")
         assert all(norms[f"h.{b}.attn.{m}"] == 0.0 for b in (0, 1) for m in "qkvo")
         assert all(norms[f"h.{b}.attn.o"] == 0.0 for b in (2, 3))
         assert all(norms[f"h.{b}.attn.{m}"] > 0 for b in (2, 3) for m in "qkv")
-        reverse = dw.arms["reverse"]
+        reverse = dw.norms_of("reverse")
         assert all(reverse[f"h.{b}.attn.{m}"] == 0.0 for b in (2, 3) for m in "qkvo")
 
 
@@ -254,7 +254,7 @@ def test_bf16_autocast_and_pause(tiny, tmp_path):
         session.get_batch(0.5)
     events = list(read_events(tmp_path / "bf16.jsonl"))
     assert events[-1].status == "finished" and len(by_kind(events, "step")) == 10
-    assert all(math.isfinite(e.arms["full"]["loss"]) for e in by_kind(events, "step"))
+    assert all(math.isfinite(e.arms["full"].loss) for e in by_kind(events, "step"))
 
 
 def test_token_texts_keep_multibyte_characters_whole():

@@ -116,7 +116,7 @@ def test_the_demo_run_starts_as_recorded(tmp_path):
     assert len(steps) == 2
     for a, b in zip(steps, old):
         for arm in b.arms:
-            assert a.arms[arm]["loss"] == pytest.approx(b.arms[arm]["loss"], rel=1e-5)
+            assert a.arms[arm].loss == pytest.approx(b.arms[arm].loss, rel=1e-5)
 
 
 def test_an_unchanged_file_is_not_read_again(tmp_path, monkeypatch):

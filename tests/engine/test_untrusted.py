@@ -7,7 +7,6 @@ A view of the terminal is safe when the bytes it writes hold no ESC or other con
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import io
 import os
@@ -50,7 +49,7 @@ def hostile_events(finished: bool = True) -> list[ev.Event]:
     ]
     for step in range(3):
         events.append(
-            ev.Step(step=step, epoch=0, arms={a: {"loss": 3.0 - step / 10, "dt": 0.1, "lr": 1e-3} for a in ARMS})
+            ev.Step(step=step, epoch=0, arms={a: ev.ArmStep(loss=3.0 - step / 10, dt=0.1, lr=1e-3) for a in ARMS})
         )
     events += [
         ev.Warning(message=EVIL, arm=ARMS[1]),
@@ -58,16 +57,14 @@ def hostile_events(finished: bool = True) -> list[ev.Event]:
         ev.Error(message=EVIL, arm=ARMS[2], fatal=False),
         ev.EpochEnd(
             epoch=0,
-            arms={
-                a: {"loss_mean": 2.9, "loss_var": 0.01, "val_loss": 3.0, "t_epoch": 0.3, "t_total": 0.3} for a in ARMS
-            },
+            arms={a: ev.ArmEpoch(loss_mean=2.9, loss_var=0.01, val_loss=3.0, t_epoch=0.3, t_total=0.3) for a in ARMS},
         ),
         ev.Sample(phase="epoch", arm=ARMS[1], prompt=EVIL, text=EVIL, tokens=[[EVIL, True]], p=1.0, epoch=0),
         ev.Error(message=HUGE, fatal=True),
     ]
     if finished:
         events.append(ev.RunEnd(status="failed", summary={"arms": {a: {"T": 0.3} for a in ARMS}}))
-    return [dataclasses.replace(e, seq=i, t=1.0 + i) for i, e in enumerate(events)]
+    return [ev.stamped(e, i, 1.0 + i) for i, e in enumerate(events)]
 
 
 @pytest.fixture
@@ -160,7 +157,7 @@ def test_headless_summary_of_a_hostile_state():
 def test_headless_header_says_when_remote_code_is_on():
     events = hostile_events()
     start = events[1]
-    events[1] = dataclasses.replace(start, config={**start.config, "trust_remote_code": True})
+    events[1] = ev.replaced(start, config={**start.config, "trust_remote_code": True})
     text = console_output(lambda console: run_headless(ListSource(events), console))
     assert "trust_remote_code ON" in text
 

@@ -22,7 +22,10 @@ def _two_seeds(finished: bool) -> RunState:
     for k, shift in enumerate([0.0, 0.5]):
         events.append(ev.Replicate(replicate=k, of=2, seed=k))
         for step in range(4):
-            arms = {"full": {"loss": 3.0 - step + shift, "dt": 1.0}, "t": {"loss": 3.2 - step + shift, "dt": 0.6}}
+            arms = {
+                "full": ev.ArmStep(loss=3.0 - step + shift, dt=1.0),
+                "t": ev.ArmStep(loss=3.2 - step + shift, dt=0.6),
+            }
             events.append(ev.Step(step=step, epoch=0, arms=arms))
     if finished:
         events.append(ev.RunEnd(status="finished"))

@@ -50,9 +50,9 @@ def test_export_writes_tidy_tables(tmp_path, log, capsys):
     assert {r["phase"] for r in samples} == {"pre", "epoch"} and all(r["text"] for r in samples)
     summary = read_csv(tmp_path / "tables" / "summary.csv")
     rows = arm_rows(state)
-    assert [r["arm"] for r in summary] == [r["arm"] for r in rows]
-    assert float(summary[1]["r"]) == pytest.approx(rows[1]["r"]) and float(summary[1]["T"]) == rows[1]["T"]
-    assert float(summary[1]["p_post_hi"]) == pytest.approx(rows[1]["p_post"][2])
+    assert [r["arm"] for r in summary] == [r.arm for r in rows]
+    assert float(summary[1]["r"]) == pytest.approx(rows[1].r) and float(summary[1]["T"]) == rows[1].T
+    assert float(summary[1]["p_post_hi"]) == pytest.approx(rows[1].p_post_ci[1])
 
 
 def test_export_keeps_existing_tables_unless_told(tmp_path, log, capsys):

@@ -7,19 +7,19 @@ and whatever decodes folds into RunState, and renders as a report, without raisi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import FreezeTuiError, LogError
-from engine.log.events import EVENT_TYPES, encode, to_dict
+from engine.log.events import EVENT_TYPES, encode, from_dict, to_dict
 from engine.log.runlog import LogFollower, read_events
 from engine.log.state import RunState
 from engine.log.summary import arm_rows, summarize
@@ -179,7 +179,7 @@ def test_follower_poll_only_raises_log_error(workdir, lines, chunks):
 @given(st.lists(st.sampled_from(BASE), max_size=30))
 def test_reordered_real_events_fold(events):
     """Real events in any order, repeated or missing (a hand-edited log): the reducer copes."""
-    decoded = [EVENT_TYPES[d["kind"]](**{k: v for k, v in d.items() if k != "kind"}) for d in events]
+    decoded = [from_dict(d) for d in events]
     fold_and_render(decoded)
 
 
@@ -189,7 +189,7 @@ def test_the_base_log_is_what_the_writer_writes():
         assert dumps(to_dict(event)) == encode(event) or any(
             isinstance(v, float) and (math.isnan(v) or math.isinf(v)) for v in to_dict(event).values()
         )
-    assert dataclasses.is_dataclass(EVENT_TYPES["step"])
+    assert issubclass(EVENT_TYPES["step"], msgspec.Struct)
 
 
 def test_non_finite_numbers_the_writer_writes_read_back(workdir):
@@ -203,18 +203,18 @@ def test_non_finite_numbers_the_writer_writes_read_back(workdir):
         ev.Header(),
         ev.RunStart(arms=[{"name": "a", "flop_ratio": inf, "r_pred": nan}]),
         ev.Sample(p=nan),
-        ev.Step(arms={"a": {"loss": nan, "dt": inf, "lr": 1e-3}}),
-        ev.DW(arms={"a": {"h.0.attn.q": nan}}),
-        ev.EpochEnd(arms={"a": {"loss_mean": nan, "val_loss": -inf}}),
+        ev.Step(arms={"a": ev.ArmStep(loss=nan, dt=inf, lr=1e-3)}),
+        ev.DW.of(0, {"a": ev.ArmDW({"h.0.attn.q": nan})}),
+        ev.EpochEnd(arms={"a": ev.ArmEpoch(loss_mean=nan, val_loss=-inf)}),
         ev.RunEnd(summary={"arms": {"a": {"T": nan}}, "r": {"a": nan}}),
     ]
     path = workdir / "nonfinite.jsonl"
     path.unlink(missing_ok=True)
     writer = LogWriter(path)
     for i, e in enumerate(events):
-        writer.write(dataclasses.replace(e, seq=i, t=float(i)))
+        writer.write(ev.stamped(e, i, float(i)))
     writer.close()
     back = list(read_events(path))
     assert [e.kind for e in back] == [e.kind for e in events]
-    assert back[2].p is None and back[3].arms["a"]["loss"] is None
+    assert back[2].p is None and back[3].arms["a"].loss is None
     fold_and_render(back)

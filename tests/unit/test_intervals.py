@@ -63,12 +63,15 @@ def _replicate(seq: int, shift: float, seed: int) -> list:
             ev.Step(
                 seq=seq,
                 step=step,
-                arms={"full": {"loss": loss, "dt": 1.0, "lr": 0.1}, "t": {"loss": loss + shift, "dt": 0.7, "lr": 0.1}},
+                arms={
+                    "full": ev.ArmStep(loss=loss, dt=1.0, lr=0.1),
+                    "t": ev.ArmStep(loss=loss + shift, dt=0.7, lr=0.1),
+                },
             )
         )
         seq += 1
     val = {"full": [2.0, 2.2, 2.4], "t": [2.1 + shift, 2.3 + shift, 2.5 + shift]}
-    arms = {a: {"loss_mean": 3.0, "loss_var": 0.3, "val_loss": sum(v) / 3, "val_batches": v} for a, v in val.items()}
+    arms = {a: ev.ArmEpoch(loss_mean=3.0, loss_var=0.3, val_loss=sum(v) / 3, val_batches=v) for a, v in val.items()}
     out.append(ev.EpochEnd(seq=seq, epoch=0, arms=arms))
     for i, (pre, post) in enumerate([(0.2, 0.5), (0.4, 0.5), (0.5, 1.0), (0.3, 0.6)]):
         out.append(ev.Sample(seq=seq + 1, phase="pre", arm="*", p=pre, index=i, ids=[1, 3]))
@@ -78,14 +81,14 @@ def _replicate(seq: int, shift: float, seed: int) -> list:
 
 def test_one_epoch_rows_use_tenths_pairs_and_the_base_rate():
     state = RunState().apply_all([ev.Header(), _start(), *_replicate(2, 0.0, 0)])
-    row = {r["arm"]: r for r in arm_rows(state)}["t"]
-    assert row["loss_basis"] == LOSS_TENTH
-    assert row["loss_first"] == pytest.approx(3.95) and row["loss_last"] == pytest.approx(2.15)  # 2 steps each
-    assert row["val_diff"] == pytest.approx(0.1) and row["val_diff_ci"] == pytest.approx([0.1, 0.1])
-    assert row["r"] == pytest.approx(0.3) and row["r_ci"] == pytest.approx([0.3, 0.3])
-    assert row["r_pred_inside"] is True
-    assert row["delta_p"] == pytest.approx(0.3) and row["delta_p_ci"][0] <= 0.3 <= row["delta_p_ci"][1]
-    assert row["common_base_rate"] == 0.57 and row["p_post"][2] <= 1.0
+    row = {r.arm: r for r in arm_rows(state)}["t"]
+    assert row.loss_basis == LOSS_TENTH
+    assert row.loss_first == pytest.approx(3.95) and row.loss_last == pytest.approx(2.15)  # 2 steps each
+    assert row.val_diff == pytest.approx(0.1) and row.val_diff_ci == pytest.approx([0.1, 0.1])
+    assert row.r == pytest.approx(0.3) and row.r_ci == pytest.approx([0.3, 0.3])
+    assert row.r_pred_inside is True
+    assert row.delta_p == pytest.approx(0.3) and row.delta_p_ci[0] <= 0.3 <= row.delta_p_ci[1]
+    assert row.common_base_rate == 0.57 and row.p_post_ci[1] <= 1.0
     text = markdown_report(state)
     assert "57.0 %" in text and "first/last 10 % of steps" in text and "inside r's interval" in text
 

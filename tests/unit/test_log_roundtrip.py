@@ -13,8 +13,8 @@ def _events():
     return [
         ev.Header(seq=0, t=1.0, producer="freeze-tui 0.1.0", run_id="r1"),
         ev.RunStart(seq=1, t=1.1, config={"epochs": 1}, arms=[{"name": "full", "spec": "full"}]),
-        ev.Step(seq=2, t=1.2, step=0, epoch=0, arms={"full": {"loss": 3.5, "dt": 0.1, "lr": 1e-3}}),
-        ev.DW(seq=3, t=1.3, step=0, arms={"full": {"h.0.attn.q": 0.25}}),
+        ev.Step(seq=2, t=1.2, step=0, epoch=0, arms={"full": ev.ArmStep(loss=3.5, dt=0.1, lr=1e-3)}),
+        ev.DW.of(0, {"full": ev.ArmDW({"h.0.attn.q": 0.25})}, seq=3, t=1.3),
         ev.Sample(seq=4, t=1.4, phase="pre", arm="*", prompt="[bold]x", text="\x1b[2J", tokens=[["a", True]], p=1.0),
         ev.Warning(seq=5, t=1.5, message="careful", arm="full"),
         ev.RunEnd(seq=6, t=1.6, status="finished", summary={"arms": {}}),
@@ -31,9 +31,9 @@ def test_round_trip(tmp_path):
 
 
 def test_nan_is_written_as_null_and_read_back():
-    line = ev.encode(ev.Step(step=1, arms={"full": {"loss": math.nan, "dt": 0.1, "lr": 0.0}}))
+    line = ev.encode(ev.Step(step=1, arms={"full": ev.ArmStep(loss=math.nan, dt=0.1, lr=0.0)}))
     assert b"null" in line
-    assert ev.decode(line).arms["full"]["loss"] is None
+    assert ev.decode(line).arms["full"].loss is None
 
 
 def test_truncated_last_line_is_skipped(tmp_path):

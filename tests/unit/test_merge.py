@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ DAY = 86_400.0
 
 def later(events, seconds: float):
     """The same run recorded `seconds` later."""
-    return [dataclasses.replace(e, t=e.t + seconds) for e in events]
+    return [ev.replaced(e, t=e.t + seconds) for e in events]
 
 
 def with_plan_change(events, arm: str, step: int):
@@ -51,8 +50,8 @@ def test_clashing_arm_names_are_prefixed_in_every_event_kind():
     assert [e.seq for e in events] == list(range(len(events)))
     steps = [e for e in events if e.kind == "step"]
     assert len(steps) == 40 and all(sorted(e.arms) == sorted(names) for e in steps)
-    assert all(set(e.arms) == set(names) for e in events if e.kind == "dw")
-    assert all(set(e.drift) == set(names) and set(e.rel) == set(names) for e in events if e.kind == "dw")
+    assert all(set(e.by_arm()) == set(names) for e in events if e.kind == "dw")
+    assert all(r.drift and r.rel for e in events if e.kind == "dw" for r in e.by_arm().values())
     assert {n for e in events if e.kind == "epoch_end" for n in e.arms} == set(names)
     assert {e.arm for e in events if e.kind == "sample" and e.phase != "pre"} == set(names)
     assert [(e.arm, e.step) for e in events if e.kind == "plan_change"] == [("runA/targeted", 5)]

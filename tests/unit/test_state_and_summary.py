@@ -33,7 +33,7 @@ def _run(status="finished"):
                 t=100.0 + step,
                 step=step,
                 epoch=step // 2,
-                arms={"full": {"loss": lf, "dt": 1.0, "lr": 0.1}, "targeted": {"loss": lt, "dt": 0.75, "lr": 0.1}},
+                arms={"full": ev.ArmStep(loss=lf, dt=1.0, lr=0.1), "targeted": ev.ArmStep(loss=lt, dt=0.75, lr=0.1)},
             )
         )
         seq += 1
@@ -43,8 +43,8 @@ def _run(status="finished"):
             t=104.0,
             epoch=0,
             arms={
-                "full": {"loss_mean": 3.5, "loss_var": 0.25, "val_loss": 3.0, "t_epoch": 2.0, "t_total": 2.0},
-                "targeted": {"loss_mean": 3.75, "loss_var": 0.0625, "val_loss": 3.4, "t_epoch": 1.5, "t_total": 1.5},
+                "full": ev.ArmEpoch(loss_mean=3.5, loss_var=0.25, val_loss=3.0, t_epoch=2.0, t_total=2.0),
+                "targeted": ev.ArmEpoch(loss_mean=3.75, loss_var=0.0625, val_loss=3.4, t_epoch=1.5, t_total=1.5),
             },
         )
     )
@@ -54,8 +54,8 @@ def _run(status="finished"):
             t=105.0,
             epoch=1,
             arms={
-                "full": {"loss_mean": 1.5, "loss_var": 0.25, "val_loss": 2.0, "t_epoch": 2.0, "t_total": 4.0},
-                "targeted": {"loss_mean": 2.75, "loss_var": 0.0625, "val_loss": 3.0, "t_epoch": 1.5, "t_total": 3.0},
+                "full": ev.ArmEpoch(loss_mean=1.5, loss_var=0.25, val_loss=2.0, t_epoch=2.0, t_total=4.0),
+                "targeted": ev.ArmEpoch(loss_mean=2.75, loss_var=0.0625, val_loss=3.0, t_epoch=1.5, t_total=3.0),
             },
         )
     )
@@ -89,11 +89,11 @@ def test_p_and_delta_p_with_interval():
 
 def test_rows_and_summary():
     s = RunState().apply_all(_run())
-    rows = {r["arm"]: r for r in arm_rows(s)}
-    assert rows["full"]["loss_first"] == 3.5 and rows["full"]["loss_last"] == 1.5
-    assert rows["full"]["loss_var"] == pytest.approx(0.25)  # the last epoch's variance of step losses
-    assert rows["full"]["loss_basis"] == "epoch means"
-    assert rows["targeted"]["r"] == pytest.approx(0.25) and rows["targeted"]["trainable_pct"] == 10.0
+    rows = {r.arm: r for r in arm_rows(s)}
+    assert rows["full"].loss_first == 3.5 and rows["full"].loss_last == 1.5
+    assert rows["full"].loss_var == pytest.approx(0.25)  # the last epoch's variance of step losses
+    assert rows["full"].loss_basis == "epoch means"
+    assert rows["targeted"].r == pytest.approx(0.25) and rows["targeted"].trainable_pct == 10.0
     summary = summarize(s, {"state_bytes": {"full": 8}})
     assert summary["r"]["targeted"] == pytest.approx(0.25)
     assert summary["arms"]["full"]["state_bytes"] == 8
@@ -123,7 +123,7 @@ def test_malformed_events_are_skipped_not_raised():
 
 def test_nan_losses_fold_as_nan():
     s = RunState().apply_all(_run()[:2])
-    s.apply(ev.Step(seq=2, t=1.0, step=0, epoch=0, arms={"full": {"loss": None, "dt": 0.1, "lr": 0.1}}))
+    s.apply(ev.Step(seq=2, t=1.0, step=0, epoch=0, arms={"full": ev.ArmStep(loss=None, dt=0.1, lr=0.1)}))
     assert math.isnan(s.arms["full"].losses[0]) and math.isnan(s.arms["targeted"].losses[0])
 
 

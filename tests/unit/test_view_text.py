@@ -184,7 +184,7 @@ def test_log_text_is_newest_first(state):
 
 def test_nan_everywhere_does_not_break_views():
     s = RunState().apply_all(synthetic_events(steps=4, finished=False))
-    s.apply(ev.Step(seq=100, t=s.t_last, step=4, epoch=0, arms={"full": {"loss": None, "dt": None, "lr": None}}))
+    s.apply(ev.Step(seq=100, t=s.t_last, step=4, epoch=0, arms={"full": ev.ArmStep(loss=None, dt=None, lr=None)}))
     assert math.isnan(s.arms["full"].loss_last)
     assert "loss –" in arm_card_text(s, "full", 40).plain
     charts.loss_series(s)

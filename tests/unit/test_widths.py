@@ -3,12 +3,12 @@ across lines, stack one block per arm when narrow, and use a table when there is
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from engine.log import events as ev
 from engine.log.runlog import read_events
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
@@ -93,7 +93,7 @@ def test_a_deep_grid_comes_in_slices_with_whole_block_numbers():
 
 def test_progress_totals_honour_max_steps():
     events = list(synthetic_events(steps=120, epochs=2))  # 60 steps per epoch
-    events[1] = dataclasses.replace(events[1], config={**events[1].config, "max_steps": 90})
+    events[1] = ev.replaced(events[1], config={**events[1].config, "max_steps": 90})
     state = RunState().apply_all(e for e in events if not (e.kind == "step" and e.step >= 1))
     assert epoch_plan(state) == (60, 2)
     state.apply_all(e for e in events if e.kind == "step" and 1 <= e.step <= 61)

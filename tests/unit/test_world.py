@@ -17,11 +17,11 @@ from freeze_tui.run_options import FIELDS, config_args, config_from
 
 
 def step(n, arm, loss):
-    return ev.Step(step=n, epoch=0, arms={arm: {"loss": loss, "dt": 0.1, "lr": 1e-3}})
+    return ev.Step(step=n, epoch=0, arms={arm: ev.ArmStep(loss=loss, dt=0.1, lr=1e-3)})
 
 
 def dw(n, arm):
-    return ev.DW(step=n, arms={arm: {"h.0.attn.q": 1.0}}, drift={arm: {"h.0.attn.q": 2.0}}, rel={arm: {}})
+    return ev.DW.of(n, {arm: ev.ArmDW({"h.0.attn.q": 1.0}, {"h.0.attn.q": 2.0})})
 
 
 def sample(arm):
@@ -33,12 +33,15 @@ def test_merge_gives_the_one_process_order():
     rank1 = [ev.PlanChange(step=0, arm="t", trainable=5), step(0, "t", 2.0), dw(0, "t"), ev.Warning(message="w")]
     merged = merge_parts([rank0, rank1])
     assert [e.kind for e in merged] == ["sample", "plan_change", "step", "dw", "warning"]
-    assert list(merged[2].arms) == ["full", "t"] and merged[2].arms["t"]["loss"] == 2.0
-    assert list(merged[3].drift) == ["full", "t"]
+    assert list(merged[2].arms) == ["full", "t"] and merged[2].arms["t"].loss == 2.0
+    assert [(name, r.drift) for name, r in merged[3].by_arm().items()] == [
+        ("full", {"h.0.attn.q": 2.0}),
+        ("t", {"h.0.attn.q": 2.0}),
+    ]
 
 
 def test_merge_keeps_each_arms_samples_together_after_the_epoch_end():
-    end = [ev.EpochEnd(epoch=0, arms={a: {"loss_mean": 1.0}}) for a in ("a", "b")]
+    end = [ev.EpochEnd(epoch=0, arms={a: ev.ArmEpoch(loss_mean=1.0)}) for a in ("a", "b")]
     merged = merge_parts([[end[0], sample("a"), sample("a")], [end[1], sample("b")], []])
     assert [(e.kind, getattr(e, "arm", None)) for e in merged] == [
         ("epoch_end", None),

@@ -1,0 +1,102 @@
+"""The event schema is one module: sample runs re-encode to their own bytes, old lines still read, and no
+other product file spells an event key as a string."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from engine.log import events as ev
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_RUNS = sorted((ROOT / "sample_runs").glob("*.jsonl"))
+SCHEMA_MODULE = ROOT / "engine" / "log" / "events.py"
+PRODUCT = [ROOT / "engine", ROOT / "freeze_tui", ROOT / "bench"]
+# keys of the per-arm step record and of the dw maps: attributes of ArmStep / ArmDW / DW everywhere else
+EVENT_KEYS = {"loss", "dt", "lr", "arms", "drift", "rel"}
+# the same words as other keys, in files that also read events
+ALLOWED = {
+    ("engine/train/setup.py", "lr"): "the config's lr (a RunConfig setting)",
+    ("freeze_tui/widgets/run_view.py", "lr"): "the config's lr, labelled",
+    ("freeze_tui/app.py", "loss"): "a view's name",
+    ("freeze_tui/keys.py", "arms"): "a key action's name",
+    ("freeze_tui/activity.py", "arms"): "an engine phase's name",
+}
+
+
+@pytest.mark.parametrize("path", SAMPLE_RUNS, ids=lambda p: p.name)
+def test_every_sample_run_re_encodes_byte_identically(path):
+    lines = path.read_bytes().splitlines()
+    assert lines
+    for number, line in enumerate(lines, 1):
+        assert ev.encode(ev.decode(line)) == line, f"{path.name}:{number}"
+
+
+def test_lines_of_older_logs_read_with_defaults():
+    """A sample before `ids`, an epoch record before `val_batches`, a dw line before drift/rel."""
+    sample = ev.decode(b'{"kind":"sample","seq":2,"t":1.0,"phase":"pre","arm":"*","p":0.5,"index":0,"epoch":-1}')
+    assert isinstance(sample, ev.Sample) and sample.p == 0.5 and sample.ids is ev.UNSET
+    epoch = ev.decode(b'{"kind":"epoch_end","seq":3,"t":1.0,"epoch":0,"arms":{"a":{"loss_mean":2.5,"x":1}}}')
+    assert isinstance(epoch, ev.EpochEnd) and epoch.arms["a"].loss_mean == 2.5
+    assert list(epoch.arms["a"].val_batch_losses) == [] and epoch.arms["a"].t_total is None
+    dw = ev.decode(b'{"kind":"dw","seq":4,"t":1.0,"step":0,"arms":{"a":{"h.0.attn.q":0.5}}}')
+    assert isinstance(dw, ev.DW) and dw.by_arm() == {"a": ev.ArmDW({"h.0.attn.q": 0.5})}
+
+
+def test_a_dw_line_with_malformed_maps_reads_as_no_norms():
+    dw = ev.decode(b'{"kind":"dw","seq":4,"t":1.0,"step":0,"arms":{"a":[1,2]},"drift":{},"rel":{}}')
+    assert isinstance(dw, ev.DW) and dw.by_arm() == {} and dw.norms_of("a") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        (b'{"kind":"step","seq":1,"t":1.0,"step":1e400}', "bad step event|out of range"),
+        (b'{"kind":"step","seq":1,"t":1.0,"step":9007199254740993}', "bad step event|out of range"),
+        (b'{"kind":"nope","seq":1}', "unknown event kind 'nope'"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"kind":"run_start","config":{"a":1e200}}', "out of range"),
+        (b'{"kind":"run_end","summary":' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+    ],
+)
+def test_bad_lines_say_what_is_wrong(line, words):
+    with pytest.raises(ev.LogError, match=words):
+        ev.decode(line)
+
+
+def _keys_spelled(path: Path) -> list[tuple[int, str]]:
+    """String constants used as a key: `x["k"]`, `x.get("k")`, `{"k": v}`, `getattr(x, "k")`."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Subscript):
+            keys = [node.slice]
+        elif isinstance(node, ast.Dict):
+            keys = [k for k in node.keys if k is not None]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "pop"):
+            keys = node.args[:1]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr"):
+            keys = node.args[1:2]
+        else:
+            continue
+        out += [(k.lineno, k.value) for k in keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    return out
+
+
+def _reads_events(path: Path) -> bool:
+    return any(line.lstrip().startswith("from engine.log") for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def test_no_event_key_is_spelled_outside_the_schema_module():
+    """Readers and producers of events use ArmStep / ArmDW / DW attributes, never the log's key strings."""
+    found = [
+        f"{name}:{line}: {value!r}"
+        for folder in PRODUCT
+        for path in sorted(folder.rglob("*.py"))
+        if path != SCHEMA_MODULE and _reads_events(path)
+        for name in [path.relative_to(ROOT).as_posix()]
+        for line, value in _keys_spelled(path)
+        if value in EVENT_KEYS and (name, value) not in ALLOWED
+    ]
+    assert found == []
