@@ -24,7 +24,7 @@ import torch.distributed as dist
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
-from engine.plans.freeze import resolve_plan
+from engine.plans.kinds import resolve_plan
 from engine.train.experiment import Experiment, weights_checksum
 from engine.train.setup import prepare, run_start_event
 from engine.world import merge_rank_events

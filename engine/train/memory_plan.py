@@ -37,7 +37,7 @@ def hints(cfg: RunConfig) -> str:
 def check_memory_plan(cfg: RunConfig, devices) -> tuple[dict, dict]:
     """(placement {arm: device}, memory {arm: bytes}); raises FreezeTuiError naming the first arm that
     does not fit on its device."""
-    from engine.plans.freeze import resolve_plan
+    from engine.plans.kinds import resolve_plan
     from engine.train.models import load_layout
 
     _, _, layout = load_layout(cfg.model, trust_remote_code=cfg.trust_remote_code)
@@ -58,7 +58,7 @@ def check_memory_plan(cfg: RunConfig, devices) -> tuple[dict, dict]:
 
 def plan_report(cfg: RunConfig) -> dict:
     """What `plan` adds: per arm its device and memory, per device what the arms need against its budget."""
-    from engine.plans.freeze import resolve_plan
+    from engine.plans.kinds import resolve_plan
     from engine.train.devices import resolve_devices
     from engine.train.models import load_layout
 

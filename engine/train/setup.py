@@ -10,7 +10,7 @@ from engine.activity import Activity
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
-from engine.plans.freeze import Plan
+from engine.plans.kinds import ArmPlan
 from engine.plans.roles import ModelLayout, ParamSplit
 from engine.textfiles import Corpus, read_corpus
 from engine.train.data import TokenData, common_base_rate, tokenize_corpus
@@ -29,7 +29,7 @@ class Setup:
     corpus: Corpus
     data: TokenData
     layout: ModelLayout
-    plans: list[tuple[str, Plan]]  # (arm name, plan)
+    plans: list[tuple[str, ArmPlan]]  # (arm name, plan)
     splits: list[ParamSplit]
     lr: float
     prompts: list  # [(ids, text)] distinct prompts; sample i of every arm uses the same one
@@ -73,7 +73,7 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, 
     `activity` hears each slow phase (the heartbeat reports it); progress(done, total): bytes of the
     corpus tokenized so far (not called when the cache has it). memory_check=False: no memory plan
     (a sharded arm's rank holds 1/K of it; the plan counts whole arms)."""
-    from engine.plans.freeze import resolve_plan
+    from engine.plans.kinds import resolve_plan
     from engine.plans.roles import attention_splits
     from engine.train.models import load_model
 
