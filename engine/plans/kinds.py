@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from engine.errors import SpecError
 from engine.plans.freeze import FREEZE
-from engine.plans.lora import LORA
+from engine.plans.lora import LORA, AdapterKind, out_features
 from engine.plans.roles import ModelLayout
 from engine.plans.spec import Spec, parse_spec
 
@@ -76,7 +76,11 @@ class ArmKind(Protocol):
     def spec_for(self, matrices: Iterable[tuple[int | None, str]], layout: ModelLayout, **options: Any) -> str: ...
 
 
-_ALL: tuple[ArmKind, ...] = (FREEZE, LORA)
+# DoRA (Liu et al. 2024): LoRA's A and B for the direction plus a trained magnitude per output feature
+DORA = AdapterKind(
+    "dora", peft_options=(("use_dora", True),), extra=lambda p: {"lora_magnitude_vector": out_features(p)}
+)
+_ALL: tuple[ArmKind, ...] = (FREEZE, LORA, DORA)
 KINDS: dict[str, ArmKind] = {kind.name: kind for kind in _ALL}
 
 

@@ -2,7 +2,7 @@
 
     SPEC   := PRESET | RULE ("," RULE)*
     PRESET := full | targeted | reverse | attn-top:N
-    ADAPTER := KIND ":" R ["/" ALPHA] ":" TARGET ("," TARGET)*      KIND := lora (ADAPTER_KINDS)
+    ADAPTER := KIND ":" R ["/" ALPHA] ":" TARGET ("," TARGET)*      KIND := lora | dora (ADAPTER_KINDS)
     RULE   := ("+" | "-") TARGET ["@" ("step" | "epoch") N]
     TARGET := ROLE ["[" BLOCKS "]"] | "re:" REGEX
     BLOCKS := Python slice (6:  -2:  4:8  ::2) or comma list (0,3,5)
@@ -14,7 +14,7 @@ rules; everything else is checked here, before any model is loaded.
 Commas inside ``[...]`` (and inside a regex's brackets) do not separate rules. The
 schedule is the text after the last unescaped ``@`` (write ``\\@`` for a literal @
 in a regex). A regex is matched with ``re.search`` against parameter names.
-An adapter spec (``lora:``) stands alone (no rules or presets beside it): low-rank adapters of
+An adapter spec (``lora:``, ``dora:``) stands alone (no rules or presets beside it): low-rank adapters of
 rank R (scale ALPHA / R, ALPHA defaults to R) on the matched weight matrices, everything
 else frozen; what a kind means is ``engine.plans.kinds``' business, its form is parsed here.
 Errors are ``SpecError``: ``bad spec '<text>' at <pos>: rule '<rule>': <what>``.
@@ -64,7 +64,7 @@ ROLES = (
 )
 DEFAULT_ARMS = (("full", "full"), ("targeted", "targeted"))
 # the adapter form's spec prefixes, as messages spell them; engine.plans.kinds resolves each
-ADAPTER_KINDS = {"lora": "LoRA"}
+ADAPTER_KINDS = {"lora": "LoRA", "dora": "DoRA"}
 UNITS = ("step", "epoch")
 
 _INT = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)

@@ -14,6 +14,7 @@ import torch
 
 from engine.plans.freeze import apply_trainable
 from engine.plans.kinds import KINDS
+from engine.plans.lora import ADAPTER
 from engine.train.lora import AdapterDWTracker, adapter_layers, add_adapters, lora_delta, save_adapters
 from engine.train.metrics import DWTracker
 
@@ -109,9 +110,24 @@ class PeftAdapterTorch:
         return bool(layers) and all(self.owns_layer(layer) for layer in layers)
 
 
+def dora_delta(layer) -> torch.Tensor:
+    """DoRA's effective update m / ||W + sBA||_c * (W + sBA) - W, in the base weight's orientation (the
+    norm is per output feature, as peft's merge computes it)."""
+    w, lora = layer.get_base_layer().weight.float(), lora_delta(layer)
+    out_dim = 1 if layer.fan_in_fan_out else 0  # GPT-2's Conv1D stores (in, out)
+    direction = w + lora
+    scale = layer.lora_magnitude_vector[ADAPTER].weight.float() / direction.norm(dim=1 - out_dim)
+    return scale.view((1, -1) if out_dim else (-1, 1)) * direction - w
+
+
+def _uses_dora(layer) -> bool:
+    return bool(getattr(layer, "use_dora", {}).get(ADAPTER))
+
+
 TORCH_KINDS: dict[str, TorchKind] = {
     "freeze": FreezeTorch(),
     "lora": PeftAdapterTorch("lora"),
+    "dora": PeftAdapterTorch("dora", delta=dora_delta, owns_layer=_uses_dora),
 }
 
 
