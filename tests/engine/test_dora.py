@@ -133,6 +133,20 @@ def test_headless_run_with_a_dora_arm_saves_adapter_and_merged_model(tiny, tmp_p
         out = adapted(input_ids=ids).logits
         assert torch.allclose(out, merged(input_ids=ids).logits, atol=1e-5)
         assert not torch.allclose(out, AutoModelForCausalLM.from_pretrained(model)(input_ids=ids).logits, atol=1e-5)
+    report = CliRunner().invoke(cli, ["report", str(log)], catch_exceptions=False)
+    assert report.exit_code == 0 and "dora" in report.output
+
+
+def test_apply_spec_injects_dora_in_place_and_the_recorder_tracks_it(tiny):
+    from freeze_tui import apply_spec
+
+    loaded = load_model(str(tiny[0]))
+    applied = apply_spec(loaded.model, DORA, arm="dora")
+    trainable = {n for n, p in loaded.model.named_parameters() if p.requires_grad}
+    assert trainable == applied.plan.trainable_at(0, 0) and applied.record["dora"]["matrices"] == 2
+    assert applied.n_trainable == sum(p.numel() for p in loaded.model.parameters() if p.requires_grad)
+    tracker = tracker_for_model(loaded.model, attention_splits(applied.layout), applied.plan)
+    assert tracker.delta is dora_delta
 
 
 def test_plan_prints_a_dora_arm(tiny):

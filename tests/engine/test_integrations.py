@@ -47,7 +47,7 @@ def test_apply_spec_lora_injects_adapters_in_place(tiny_gpt2):
     assert torch.equal(tiny_gpt2(input_ids=ids).logits, before)  # B = 0
 
 
-@pytest.mark.parametrize("spec", ["targeted", "lora:4:attn.qkv[2:]"])
+@pytest.mark.parametrize("spec", ["targeted", "lora:4:attn.qkv[2:]", "dora:4:attn.qkv[2:]"])
 def test_recorder_in_a_plain_loop_writes_a_log_report_reads(tiny_gpt2, tmp_path, spec):
     applied = apply_spec(tiny_gpt2, spec, arm="targeted")
     optimizer = torch.optim.AdamW([p for p in tiny_gpt2.parameters() if p.requires_grad], lr=1e-2)
