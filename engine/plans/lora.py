@@ -21,7 +21,7 @@ from engine.plans.memory import activation_bytes
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import Spec, grid_targets
 
-__all__ = ["AdapterPlan", "AdapterKind", "LORA", "adaptable", "adapter_numel", "ADAPTER"]
+__all__ = ["AdapterPlan", "AdapterKind", "LORA", "adaptable", "out_features", "ADAPTER"]
 
 _ADAPTABLE = ("Linear", "Conv1D")
 ADAPTER = "default"  # peft's adapter name, part of every adapter parameter's name
@@ -45,6 +45,7 @@ class AdapterPlan:
     alpha: float
     adapted: tuple[str, ...]  # base weight names, model order
     trainable: frozenset[str]
+    peft_options: tuple[tuple[str, object], ...] = ()  # the kind's LoraConfig options (e.g. use_dora)
     changes: tuple = field(default=(), init=False)  # no schedule: the adapters train from step 0
 
     @property
@@ -106,11 +107,6 @@ def adaptable(p: ParamInfo) -> bool:
     return len(p.shape) == 2 and p.module_type in _ADAPTABLE and p.name.endswith(".weight")
 
 
-def adapter_numel(p: ParamInfo, rank: int) -> int:
-    """r * (in + out): A is r x in, B is out x r."""
-    return rank * (p.shape[0] + p.shape[1])
-
-
 def out_features(p: ParamInfo) -> int:
     """A matrix's output width: GPT-2's Conv1D stores (in, out), nn.Linear (out, in)."""
     return p.shape[p.out_dim]
@@ -157,11 +153,13 @@ class AdapterKind:
             trainable=frozenset(
                 f"{name.rsplit('.', 1)[0]}.{tensor}.{ADAPTER}.weight" for name in adapted for tensor in tensors[name]
             ),
+            peft_options=self.peft_options,
         )
 
     def _tensors(self, p: ParamInfo, rank: int) -> dict[str, int]:
+        """{peft tensor name: numbers} of one adapted matrix: A is r x in, B is out x r, then the kind's own."""
         d_out = out_features(p)
-        return {"lora_A": rank * (adapter_numel(p, 1) - d_out), "lora_B": rank * d_out, **self.extra(p)}
+        return {"lora_A": rank * (p.shape[0] + p.shape[1] - d_out), "lora_B": rank * d_out, **self.extra(p)}
 
     def spec_for(
         self,

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 import torch
 
 from engine.plans.freeze import apply_trainable
-from engine.plans.kinds import KINDS
 from engine.plans.lora import ADAPTER
 from engine.train.lora import AdapterDWTracker, adapter_layers, add_adapters, lora_delta, save_adapters
 from engine.train.metrics import DWTracker
@@ -87,17 +86,14 @@ class PeftAdapterTorch:
     delta: Callable[[torch.nn.Module], torch.Tensor] = lora_delta
     owns_layer: Callable[[torch.nn.Module], bool] = field(default=lambda layer: True)
 
-    def _options(self) -> dict:
-        return dict(getattr(KINDS[self.name], "peft_options", ()))
-
     def prepare(self, model, plan, layout, *, seed: int, splits, monitor: bool, wrap=_unchanged) -> PreparedArm:
-        model = add_adapters(model, plan, layout, seed, self._options(), in_place=False)
+        model = add_adapters(model, plan, layout, seed, in_place=False)
         names = frozenset(n for n, p in model.named_parameters() if p.requires_grad)
         tracker = self.tracker(model, splits) if splits and monitor else None
         return PreparedArm(wrap(model), names, tracker)  # the tracker reads the layers before sharding
 
     def inject(self, model, plan, layout, *, seed: int) -> None:
-        add_adapters(model, plan, layout, seed, self._options(), in_place=True)
+        add_adapters(model, plan, layout, seed, in_place=True)
 
     def save(self, model, out: Path) -> Any:
         return save_adapters(model, out)  # + out/adapter

@@ -23,9 +23,9 @@ from engine.train.metrics import DWTracker, segment_sums
 _PEFT_PREFIX = "base_model.model."
 
 
-def adapter_config(plan: AdapterPlan, layout, options: dict):
+def adapter_config(plan: AdapterPlan, layout):
     """peft's LoraConfig for a plan: exactly its modules, no dropout, no bias, fan_in_fan_out for
-    Conv1D, plus the kind's ``options`` (e.g. use_dora)."""
+    Conv1D, plus its kind's options (e.g. use_dora)."""
     from peft import LoraConfig
 
     return LoraConfig(
@@ -35,17 +35,17 @@ def adapter_config(plan: AdapterPlan, layout, options: dict):
         lora_dropout=0.0,
         bias="none",
         fan_in_fan_out=any(layout.param(n).module_type == "Conv1D" for n in plan.adapted),
-        **options,
+        **dict(plan.peft_options),  # type: ignore[arg-type]  # each kind's options are LoraConfig's
     )
 
 
-def add_adapters(model: torch.nn.Module, plan: AdapterPlan, layout, seed: int, options: dict, *, in_place: bool):
+def add_adapters(model: torch.nn.Module, plan: AdapterPlan, layout, seed: int, *, in_place: bool):
     """``model`` with the plan's adapters, A drawn from ``seed`` (B = 0), only the adapters trainable:
     a PeftModel around it (taken over, not copied), or with ``in_place`` the model itself with the
     adapters injected (what ``apply_spec`` hands back to a user's own loop)."""
     from peft import get_peft_model, inject_adapter_in_model
 
-    config, training = adapter_config(plan, layout, options), model.training
+    config, training = adapter_config(plan, layout), model.training
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # peft asks a transformers-5 model a deprecated question; nothing the user can act on
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
