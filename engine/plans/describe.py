@@ -13,7 +13,7 @@ Grid format (plain JSON)::
      "other": {"embed": cell, "pos": cell, "head": cell, "final_norm": cell},
      "tied": ["embed", "head"]}                                           # [] if untied
 
-cell: "train" (all its parameters train at step 0), "lora" (a LoRA adapter on its weight), "partial" (some do),
+cell: "train" (all its parameters train at step 0), "lora" (an adapter on its weight: LoRA, DoRA), "partial" (some do),
 "later" (none at step 0, some after a scheduled rule), "frozen", "absent" (no such
 parameters in this model).
 """
