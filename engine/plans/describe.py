@@ -13,7 +13,7 @@ Grid format (plain JSON)::
      "other": {"embed": cell, "pos": cell, "head": cell, "final_norm": cell},
      "tied": ["embed", "head"]}                                           # [] if untied
 
-cell: "train" (all its parameters train at step 0), "lora" (a LoRA adapter on its weight), "partial" (some do),
+cell: "train" (all its parameters train at step 0), "lora" (an adapter on its weight: LoRA, DoRA), "partial" (some do),
 "later" (none at step 0, some after a scheduled rule), "frozen", "absent" (no such
 parameters in this model).
 """
@@ -21,9 +21,7 @@ parameters in this model).
 from __future__ import annotations
 
 from engine.errors import FreezeTuiError
-from engine.plans.flops import flop_ratio, lora_flop_ratio
-from engine.plans.freeze import Plan, resolve_plan
-from engine.plans.lora import LoraPlan
+from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import DEFAULT_ARMS
 
@@ -37,7 +35,7 @@ def grid_columns(layout: ModelLayout) -> list[str]:
     return attn + ["attn.o", "mlp", "norm"]
 
 
-def plan_grid(plan: Plan, layout: ModelLayout) -> dict:
+def plan_grid(plan: ArmPlan, layout: ModelLayout) -> dict:
     """The block x role grid of a plan (format in the module docstring)."""
     columns = grid_columns(layout)
     groups: dict[tuple, list[str]] = {}
@@ -45,11 +43,12 @@ def plan_grid(plan: Plan, layout: ModelLayout) -> dict:
         for key in _cell_keys(p):
             groups.setdefault(key, []).append(p.name)
     ever = plan.ever_trainable
-    adapted = set(plan.adapted) if isinstance(plan, LoraPlan) else set()
+    marks = plan.grid_marks()
 
     def cell(key) -> str:
         names = groups.get(key, ())
-        return "lora" if adapted.intersection(names) else _cell_state(names, plan.initial, ever)
+        mark = next((marks[n] for n in names if n in marks), None)
+        return mark or _cell_state(names, plan.initial, ever)
 
     return {
         "blocks": layout.n_blocks,
@@ -75,15 +74,11 @@ def _cell_state(names, initial: frozenset[str], ever: frozenset[str]) -> str:
     return "later" if any(n in ever for n in names) else "frozen"
 
 
-def arm_record(plan: Plan, layout: ModelLayout, *, seq_len: int) -> dict:
-    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid (and
-    ``lora`` for a LoRA arm); the FLOP model includes attention scores for sequences of ``seq_len``
-    tokens (the run's block size)."""
-    if isinstance(plan, LoraPlan):
-        ratio = lora_flop_ratio(layout, plan.adapted, plan.rank, seq_len=seq_len)
-    else:
-        ratio = flop_ratio(layout, plan.initial, seq_len=seq_len)
-    lora = {"lora": plan.record()} if isinstance(plan, LoraPlan) else {}
+def arm_record(plan: ArmPlan, layout: ModelLayout, *, seq_len: int) -> dict:
+    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid (and the
+    kind's own record, e.g. ``lora`` for a LoRA arm); the FLOP model includes attention scores for
+    sequences of ``seq_len`` tokens (the run's block size)."""
+    ratio = plan.flop_ratio(layout, seq_len=seq_len)
     return {
         "name": plan.arm,
         "spec": plan.spec,
@@ -92,7 +87,7 @@ def arm_record(plan: Plan, layout: ModelLayout, *, seq_len: int) -> dict:
         "flop_ratio": round(ratio, 4),
         "r_pred": round(1.0 - ratio, 4),
         "grid": plan_grid(plan, layout),
-        **lora,
+        **plan.record(),
     }
 
 
@@ -115,7 +110,7 @@ def describe_layout(name: str, arch: str, layout: ModelLayout, arms, *, block_si
     return {"model": model, "arms": [_describe_arm(plan, layout, block_size) for plan in plans]}
 
 
-def _describe_arm(plan: Plan, layout: ModelLayout, block_size: int) -> dict:
+def _describe_arm(plan: ArmPlan, layout: ModelLayout, block_size: int) -> dict:
     record = arm_record(plan, layout, seq_len=block_size)
     schedule = [{"at": c.at, "n": c.n, "rule": c.rule, "trainable": layout.numel(c.trainable)} for c in plan.changes]
     return {**record, "pct": round(plan.pct, 2), "schedule": schedule}

@@ -11,17 +11,19 @@ instead of silently doing one of the two. Pure: no torch except ``apply_trainabl
 from __future__ import annotations
 
 import dataclasses
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, ClassVar
 
 from engine.errors import SpecError
-from engine.plans.roles import ATTN_ROLES, ModelLayout, ParamInfo
-from engine.plans.spec import Rule, Schedule, parse_spec
+from engine.plans.flops import flop_ratio
+from engine.plans.match import Unit, match_rule, matches_role
+from engine.plans.memory import arm_memory
+from engine.plans.roles import ModelLayout, ParamInfo
+from engine.plans.spec import Rule, Schedule, Spec, grid_targets, parse_spec
 
-__all__ = ["ScheduledChange", "Plan", "resolve_plan", "apply_trainable", "matches_role"]
-
-Unit = tuple[str, str]  # (parameter name, role)
+__all__ = ["ScheduledChange", "Plan", "FreezeKind", "FREEZE", "resolve_plan", "apply_trainable", "matches_role"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Plan:
     ``n_total`` describe step 0.
     """
 
+    kind: ClassVar[str] = "freeze"
     arm: str
     spec: str
     base: frozenset[str]
@@ -90,17 +93,40 @@ class Plan:
         """Everything trainable at some point (for "later" cells of the plan grid)."""
         return self.initial.union(*(c.trainable for c in self.changes if c.n > 0))
 
+    # -- the arm-kind seam (engine.plans.kinds.ArmPlan) --------------------------------------------
+    def flop_ratio(self, layout: ModelLayout, *, seq_len: int) -> float:
+        """The FLOP model's cost of a step at step 0, relative to training everything."""
+        return flop_ratio(layout, self.initial, seq_len=seq_len)
+
+    def memory(self, layout: ModelLayout, *, batch: int, block: int, dtype: str) -> dict:
+        """Memory of the arm for everything it ever trains (its grads and moments stay once made)."""
+        return arm_memory(layout, self.ever_trainable, batch=batch, block=block, dtype=dtype)
+
+    def grid_marks(self) -> dict[str, str]:
+        """Base weights whose plan-grid cell is not train/frozen/partial/later: none for a freeze plan."""
+        return {}
+
+    def record(self) -> dict:
+        """Extra fields of run_start's arm record: none for a freeze plan."""
+        return {}
+
 
 def resolve_plan(arm: str, spec_text: str, layout: ModelLayout) -> Plan:
-    """Resolve ``spec_text`` for arm ``arm``; SpecError names the failing rule. A LoRA spec
-    resolves to an ``engine.plans.lora.LoraPlan``."""
+    """Resolve a freeze spec for arm ``arm``; SpecError names the failing rule. Specs of every kind
+    (LoRA, DoRA, ...) resolve with ``engine.plans.kinds.resolve_plan``."""
     spec = parse_spec(spec_text)
-    if spec.lora is not None:
-        from engine.plans.lora import resolve_lora_plan  # it builds on this module
+    if spec.adapter is not None:
+        raise SpecError(
+            f"bad spec {spec_text!r} for arm {arm!r}: a {spec.adapter.kind} spec is not a freeze spec "
+            "(resolve it with engine.plans.kinds.resolve_plan)"
+        )
+    return FREEZE.resolve(arm, spec, layout)
 
-        return resolve_lora_plan(arm, spec, layout)
+
+def _resolve(arm: str, spec: Spec, layout: ModelLayout) -> Plan:
+    spec_text = spec.text
     rules = spec.expand(layout.n_blocks)
-    matched = [(rule, _match(rule, layout, spec_text, arm)) for rule in rules]
+    matched = [(rule, match_rule(rule, layout, spec_text, arm)) for rule in rules]
     state = dict.fromkeys(_units(layout), rules[0].sign == "-")
     last: dict[str, Rule] = {}
     for rule, units in matched:
@@ -162,93 +188,6 @@ def _tie_error(p: ParamInfo, state, spec_text: str, arm: str, rule: Rule) -> Spe
     )
 
 
-REGEX_BUDGET_S = 2.0  # for all of a rule's names; a sane pattern needs microseconds per name
-
-
-def _regex_hits(rule: Rule, layout: ModelLayout, fail) -> list[ParamInfo]:
-    """Parameters whose name (or alias) the rule's regex finds. Matched with the `regex` module, which
-    releases the GIL (signals reach the main thread meanwhile) and stops at a time budget: a pattern
-    that backtracks catastrophically, e.g. (.*.*)*X, is refused instead of hanging the run for hours."""
-    import regex
-
-    pattern = regex.compile(rule.regex, flags=regex.VERSION0)
-    deadline = time.monotonic() + REGEX_BUDGET_S
-    hits = []
-    try:
-        for p in layout.params:
-            names = (p.name, *p.aliases)
-            if any(pattern.search(n, timeout=max(1e-3, deadline - time.monotonic()), concurrent=True) for n in names):
-                hits.append(p)
-    except TimeoutError:
-        fail(
-            f"the regex takes longer than {REGEX_BUDGET_S:g} s to match {len(layout.params)} parameter names "
-            "(it backtracks catastrophically, e.g. nested repeats like (.*)*); simplify it"
-        )
-    return hits
-
-
-def _match(rule: Rule, layout: ModelLayout, spec_text: str, arm: str) -> list[Unit]:
-    """The units a rule touches; a rule that touches nothing is an error."""
-    fail = _failer(rule, spec_text, arm)
-    if rule.regex is not None:
-        hits = _regex_hits(rule, layout, fail)
-        return [(p.name, r) for p in hits for r in sorted(p.roles)] or fail(
-            f"the regex matches no parameter name (names look like {layout.params[len(layout.params) // 2].name})"
-        )
-    if layout.problem:
-        fail(layout.problem)
-    blocks = _blocks(rule, layout, fail)
-    units = [
-        (p.name, r)
-        for p in layout.params
-        for r in sorted(p.roles)
-        if matches_role(rule.role or "", r, p) and (blocks is None or p.block in blocks)
-    ]
-    return units or fail(_nothing_message(rule, layout))
-
-
-def _failer(rule: Rule, spec_text: str, arm: str):
-    def fail(what: str):
-        raise SpecError(f"bad spec {spec_text!r} for arm {arm!r}: {rule.describe()}: {what}")
-
-    return fail
-
-
-def _blocks(rule: Rule, layout: ModelLayout, fail) -> frozenset[int] | None:
-    if rule.blocks is None:
-        return None
-    if rule.role in ("embed", "pos", "head", "final_norm"):
-        fail(f"{rule.role} is not inside the blocks; drop the [{rule.blocks.text}]")
-    n = layout.n_blocks
-    if rule.blocks.out_of_range(n):
-        fail(f"block index out of range: the model has {n} blocks: 0..{n - 1}")
-    return frozenset(rule.blocks.select(n))
-
-
-def matches_role(wanted: str, role: str, p: ParamInfo) -> bool:
-    """Whether a spec role covers a parameter's role (attn.qkv covers q, k and v too)."""
-    if wanted == "all":
-        return True
-    if wanted == "block":
-        return p.block is not None
-    if wanted == "attn":
-        return role == "attn" or role in ATTN_ROLES
-    if wanted == "attn.qkv":
-        return role in ("attn.qkv", "attn.q", "attn.k", "attn.v")
-    return role == wanted
-
-
-def _nothing_message(rule: Rule, layout: ModelLayout) -> str:
-    if rule.role in ("attn.q", "attn.k", "attn.v") and layout.fused_qkv:
-        fused = next(p.name for p in layout.params if "attn.qkv" in p.roles)
-        return (
-            f"in this model q, k and v are one fused tensor ({fused}), so {rule.role} alone "
-            "cannot be frozen or trained; use attn.qkv"
-        )
-    where = f" in blocks [{rule.blocks.text}]" if rule.blocks else ""
-    return f"matches no parameter: this model has no {rule.role} parameters{where}"
-
-
 def apply_trainable(model, names) -> None:
     """Set requires_grad on every parameter of ``model``: True exactly for ``names``."""
     names = set(names)
@@ -257,3 +196,23 @@ def apply_trainable(model, names) -> None:
         raise ValueError(f"unknown parameter names: {sorted(names - known)[:5]}")
     for name, param in model.named_parameters():
         param.requires_grad_(name in names)
+
+
+class FreezeKind:
+    """Freeze plans as an arm kind: base parameters train or stay frozen, on a schedule."""
+
+    name = "freeze"
+
+    def claims(self, spec: Spec) -> bool:
+        return spec.adapter is None
+
+    def resolve(self, arm: str, spec: Spec, layout: ModelLayout) -> Plan:
+        return _resolve(arm, spec, layout)
+
+    def spec_for(self, matrices: Iterable[tuple[int | None, str]], layout: ModelLayout, **_options: Any) -> str:
+        """``+ROLE[blocks]`` rules training exactly the given (block, role) cells (block None: outside
+        the blocks, e.g. (None, "embed"))."""
+        return ",".join(f"+{target}" for target in grid_targets(matrices, layout.n_blocks))
+
+
+FREEZE = FreezeKind()

@@ -18,7 +18,7 @@ Per arm, in bytes (weights stay fp32 under autocast; AdamW keeps two fp32 moment
   logits) within -20 %..+80 % (the logits term counts the backward's peak, not only what is kept).
   Under bf16/fp16 autocast the casted weight copies (2 bytes per weight) come on top.
 
-A LoRA arm (``plan_memory``): its adapters add 4 * A weights, and only they have grads (4 * A) and
+A LoRA arm (``AdapterPlan.memory``): its adapters add 4 * A weights, and only they have grads (4 * A) and
 optimizer state (8 * A); backward reaches down to the lowest adapted matrix, and an adapted matrix
 keeps its input (for A's gradient) like a trained one.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 import re
 
 from engine.errors import FreezeTuiError
-from engine.plans.lora import LoraPlan
 from engine.plans.roles import ModelLayout
 
 __all__ = ["arm_memory", "plan_memory", "parse_size", "fmt_bytes", "ACT_BYTES"]
@@ -55,18 +54,9 @@ def arm_memory(layout: ModelLayout, trainable, *, batch: int, block: int, dtype:
 
 
 def plan_memory(layout: ModelLayout, plan, *, batch: int, block: int, dtype: str) -> dict:
-    """arm_memory of a plan (a freeze plan: everything it ever trains; a LoRA plan: its adapters)."""
-    if not isinstance(plan, LoraPlan):
-        return arm_memory(layout, plan.ever_trainable, batch=batch, block=block, dtype=dtype)
-    n = plan.n_trainable
-    out = {
-        "weights": 4 * (layout.n_total + n),
-        "grads": 4 * n,
-        "optimizer": 8 * n,
-        "activations": activation_bytes(layout, set(plan.adapted), batch=batch, block=block, dtype=dtype),
-    }
-    out["total"] = sum(out.values())
-    return out
+    """The memory of a plan of any kind, as its kind models it (a freeze plan: arm_memory of everything
+    it ever trains; an adapter plan: its adapters, see the module docstring)."""
+    return plan.memory(layout, batch=batch, block=block, dtype=dtype)
 
 
 def activation_bytes(layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str) -> int:

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from engine.errors import FreezeTuiError
-from engine.plans.freeze import Plan, resolve_plan
+from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.memory import HINTS, misfit, plan_memory
 from engine.plans.roles import ModelLayout
 
@@ -22,7 +22,7 @@ class PlannedRun:
     model_name: str
     arch: str
     layout: ModelLayout
-    plans: list[tuple[str, Plan]]  # (arm name, its resolved plan), in arm order
+    plans: list[tuple[str, ArmPlan]]  # (arm name, its resolved plan), in arm order
     devices: list[str]  # the run's devices, in --device order (the first holds what is not an arm's)
     placement: dict[str, str]  # {arm: device name}
     memory: dict[str, dict]  # {arm: {weights, grads, optimizer, activations, total} bytes}

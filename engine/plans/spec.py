@@ -2,7 +2,7 @@
 
     SPEC   := PRESET | RULE ("," RULE)*
     PRESET := full | targeted | reverse | attn-top:N
-    LORA   := "lora:" R ["/" ALPHA] ":" TARGET ("," TARGET)*
+    ADAPTER := KIND ":" R ["/" ALPHA] ":" TARGET ("," TARGET)*      KIND := lora | dora (ADAPTER_KINDS)
     RULE   := ("+" | "-") TARGET ["@" ("step" | "epoch") N]
     TARGET := ROLE ["[" BLOCKS "]"] | "re:" REGEX
     BLOCKS := Python slice (6:  -2:  4:8  ::2) or comma list (0,3,5)
@@ -14,9 +14,10 @@ rules; everything else is checked here, before any model is loaded.
 Commas inside ``[...]`` (and inside a regex's brackets) do not separate rules. The
 schedule is the text after the last unescaped ``@`` (write ``\\@`` for a literal @
 in a regex). A regex is matched with ``re.search`` against parameter names.
-A LoRA spec stands alone (no rules or presets beside it): low-rank adapters of rank R
-(scale ALPHA / R, ALPHA defaults to R) on the matched weight matrices, everything
-else frozen. Errors are ``SpecError``: ``bad spec '<text>' at <pos>: rule '<rule>': <what>``.
+An adapter spec (``lora:``, ``dora:``) stands alone (no rules or presets beside it): low-rank adapters of
+rank R (scale ALPHA / R, ALPHA defaults to R) on the matched weight matrices, everything
+else frozen; what a kind means is ``engine.plans.kinds``' business, its form is parsed here.
+Errors are ``SpecError``: ``bad spec '<text>' at <pos>: rule '<rule>': <what>``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.errors import SpecError
@@ -36,9 +38,12 @@ __all__ = [
     "Rule",
     "Preset",
     "Spec",
-    "LoraSpec",
+    "AdapterSpec",
+    "ADAPTER_KINDS",
     "parse_spec",
     "spec_error",
+    "blocks_text",
+    "grid_targets",
 ]
 
 ROLES = (
@@ -58,6 +63,8 @@ ROLES = (
     "norm",
 )
 DEFAULT_ARMS = (("full", "full"), ("targeted", "targeted"))
+# the adapter form's spec prefixes, as messages spell them; engine.plans.kinds resolves each
+ADAPTER_KINDS = {"lora": "LoRA", "dora": "DoRA"}
 UNITS = ("step", "epoch")
 
 _INT = re.compile(r"[+-]?[0-9]{1,9}", re.ASCII)
@@ -151,9 +158,10 @@ class Preset:
 
 
 @dataclass(frozen=True)
-class LoraSpec:
-    """``lora:R[/ALPHA]:TARGETS``: adapters of rank ``rank`` and scale alpha/rank on the targets."""
+class AdapterSpec:
+    """``KIND:R[/ALPHA]:TARGETS``: adapters of kind ``kind``, rank ``rank`` and scale alpha/rank on the targets."""
 
+    kind: str
     rank: int
     alpha: float
     targets: tuple[Rule, ...]  # "+" rules, one per target, without schedules
@@ -165,12 +173,12 @@ class LoraSpec:
 
 @dataclass(frozen=True)
 class Spec:
-    """A parsed spec: its text and its items in order (rules and presets); for a LoRA spec
-    ``lora`` is set and ``items`` are its targets as ``+`` rules."""
+    """A parsed spec: its text and its items in order (rules and presets); for an adapter spec
+    ``adapter`` is set and ``items`` are its targets as ``+`` rules."""
 
     text: str
     items: tuple[Rule | Preset, ...]
-    lora: LoraSpec | None = None
+    adapter: AdapterSpec | None = None
 
     @property
     def preset(self) -> str | None:
@@ -194,30 +202,33 @@ def parse_spec(text: str) -> Spec:
         raise spec_error(
             text, 0, "empty spec (expected a preset: full, targeted, reverse, attn-top:N, or rules like +attn.qkv[6:])"
         )
-    if text.lstrip().startswith("lora"):
-        lora = _parse_lora(text)
-        return Spec(text, lora.targets, lora)
+    kind = next((k for k in ADAPTER_KINDS if text.lstrip().startswith(k)), None)
+    if kind is not None:
+        adapter = _parse_adapter(text, kind)
+        return Spec(text, adapter.targets, adapter)
     return Spec(text, tuple(_parse_item(item, pos, text) for item, pos in _split(text)))
 
 
-_LORA_HEAD = re.compile(r"\s*lora:([^:]*):", re.ASCII)
-_LORA_FORM = "expected lora:R[/ALPHA]:TARGET[,TARGET...], e.g. lora:8:attn.qkv[6:] or lora:16/32:attn.q,attn.v"
+def _adapter_form(kind: str) -> str:
+    return f"expected {kind}:R[/ALPHA]:TARGET[,TARGET...], e.g. {kind}:8:attn.qkv[6:] or {kind}:16/32:attn.q,attn.v"
 
 
-def _parse_lora(text: str) -> LoraSpec:
-    head = _LORA_HEAD.match(text)
+def _parse_adapter(text: str, kind: str) -> AdapterSpec:
+    name = ADAPTER_KINDS[kind]
+    head = re.compile(rf"\s*{kind}:([^:]*):", re.ASCII).match(text)
     if head is None:
-        raise spec_error(text, 0, f"cannot read this LoRA spec ({_LORA_FORM})")
-    rank, alpha = _lora_numbers(head.group(1), head.start(1), text)
+        raise spec_error(text, 0, f"cannot read this {name} spec ({_adapter_form(kind)})")
+    rank, alpha = _adapter_numbers(head.group(1), head.start(1), text, kind)
     body = text[head.end() :]
-    targets = tuple(_lora_target(item, pos + head.end(), text) for item, pos in _split(body))
-    return LoraSpec(rank, alpha, targets)
+    targets = tuple(_adapter_target(item, pos + head.end(), text, kind) for item, pos in _split(body))
+    return AdapterSpec(kind, rank, alpha, targets)
 
 
-def _lora_numbers(part: str, pos: int, text: str) -> tuple[int, float]:
+def _adapter_numbers(part: str, pos: int, text: str, kind: str) -> tuple[int, float]:
+    name, form = ADAPTER_KINDS[kind], _adapter_form(kind)
     rank_text, _, alpha_text = part.partition("/")
     if not _COUNT.fullmatch(rank_text.strip()) or int(rank_text) < 1:
-        raise spec_error(text, pos, f"LoRA rank {rank_text.strip()!r} must be a whole number >= 1 ({_LORA_FORM})")
+        raise spec_error(text, pos, f"{name} rank {rank_text.strip()!r} must be a whole number >= 1 ({form})")
     if "/" not in part:
         return int(rank_text), float(int(rank_text))
     try:
@@ -226,16 +237,17 @@ def _lora_numbers(part: str, pos: int, text: str) -> tuple[int, float]:
         alpha = math.nan
     if not math.isfinite(alpha) or alpha <= 0:
         where = pos + len(rank_text) + 1
-        raise spec_error(text, where, f"LoRA alpha {alpha_text.strip()!r} must be a number > 0 ({_LORA_FORM})")
+        raise spec_error(text, where, f"{name} alpha {alpha_text.strip()!r} must be a number > 0 ({form})")
     return int(rank_text), alpha
 
 
-def _lora_target(item: str, pos: int, text: str) -> Rule:
+def _adapter_target(item: str, pos: int, text: str, kind: str) -> Rule:
+    name = ADAPTER_KINDS[kind]
     if not item:
-        raise spec_error(text, pos, f"empty LoRA target (a stray comma? {_LORA_FORM})")
+        raise spec_error(text, pos, f"empty {name} target (a stray comma? {_adapter_form(kind)})")
     if item[0] in "+-" or _last_unescaped_at(item) >= 0:
         raise _rule_error(
-            text, pos, item, "a LoRA target is a role or re:REGEX, without sign or schedule (the rest stays frozen)"
+            text, pos, item, f"a {name} target is a role or re:REGEX, without sign or schedule (the rest stays frozen)"
         )
     if item.startswith("re:"):
         return Rule("+", None, _check_regex(item[3:], pos, text, item), None, None, item, pos)
@@ -391,3 +403,28 @@ def _parse_slice(spec: str, pos: int, text: str, item: str) -> Blocks:
     if step == 0:
         raise _rule_error(text, pos, item, f"bad slice [{spec}]: step cannot be 0")
     return Blocks(spec, start=start, stop=stop, step=step)
+
+
+def blocks_text(blocks) -> str:
+    """The shortest block list naming exactly ``blocks`` (ascending ints): ``6:8`` for a run, else ``0,3,5``."""
+    ordered = sorted(set(blocks))
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}:{ordered[-1] + 1}"
+    return ",".join(str(b) for b in ordered)
+
+
+def grid_targets(matrices: Iterable[tuple[int | None, str]], n_blocks: int) -> list[str]:
+    """ROLE[blocks] targets, one per role in first-seen order, naming exactly the given cells; a role in
+    every block needs no block list."""
+    by_role: dict[str, set[int]] = {}
+    outer: list[str] = []
+    for block, role in matrices:
+        if block is None:
+            outer += [role] if role not in outer else []
+        else:
+            by_role.setdefault(role, set()).add(block)
+    if not by_role and not outer:
+        raise SpecError("no matrices chosen: a spec needs at least one (block, role)")
+    every = set(range(n_blocks))
+    inner = [role if blocks == every else f"{role}[{blocks_text(blocks)}]" for role, blocks in by_role.items()]
+    return inner + outer

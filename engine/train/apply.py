@@ -1,19 +1,17 @@
-"""A freeze or LoRA spec applied to a model the user trains themselves (torch, through the model).
+"""A spec of any arm kind (freeze, LoRA, ...) applied to a model the user trains themselves (torch, through the model).
 
 ``apply_spec(model, "targeted")`` sets ``requires_grad`` on the model's own parameters exactly as
-an arm of ``freeze-tui run`` would start; a LoRA spec injects peft's adapters into the model in
-place. Only the plan's step-0 set is applied: for ``@step``/``@epoch`` rules the caller applies
+an arm of ``freeze-tui run`` would start; an adapter spec (LoRA, ...) injects peft's adapters into
+the model in place. Only the plan's step-0 set is applied: for ``@step``/``@epoch`` rules the caller applies
 ``plan.trainable_at(step, epoch)`` with ``engine.plans.freeze.apply_trainable`` when they fire.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 from engine.plans.describe import arm_record
-from engine.plans.freeze import Plan, apply_trainable, resolve_plan
-from engine.plans.lora import LoraPlan
+from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.roles import ModelLayout, build_layout
 
 __all__ = ["AppliedPlan", "apply_spec"]
@@ -24,7 +22,7 @@ class AppliedPlan:
     """What was applied: the plan, the model's layout (before any adapter) and the run_start arm
     record (trainable, total, flop_ratio, r_pred, grid) that a run log writes for it."""
 
-    plan: Plan
+    plan: ArmPlan
     layout: ModelLayout
     record: dict
 
@@ -55,22 +53,7 @@ def apply_spec(model, spec: str, *, arm: str = "arm", seed: int = 0, seq_len: in
     ``seq_len`` (your block size) adds attention scores to the FLOP model, as a run does."""
     layout = build_layout(model)
     plan = resolve_plan(arm, spec, layout)
-    if isinstance(plan, LoraPlan):
-        _inject_lora(model, plan, layout, seed)
-    else:
-        apply_trainable(model, plan.trainable_at(0, 0))
+    from engine.train.kinds import torch_kind
+
+    torch_kind(plan).inject(model, plan, layout, seed=seed)
     return AppliedPlan(plan, layout, arm_record(plan, layout, seq_len=seq_len))
-
-
-def _inject_lora(model, plan: LoraPlan, layout: ModelLayout, seed: int) -> None:
-    import torch
-    from peft import inject_adapter_in_model
-
-    from engine.train.lora import lora_config
-
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        torch.manual_seed(seed)
-        inject_adapter_in_model(lora_config(plan, layout), model)
-    for name, param in model.named_parameters():
-        param.requires_grad_(".lora_" in name)

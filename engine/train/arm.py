@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from engine.plans.freeze import Plan, apply_trainable
+from engine.plans.freeze import apply_trainable
+from engine.plans.kinds import ArmPlan
 from engine.train.devices import copy_to
 from engine.train.metrics import DWTracker
 
@@ -49,7 +50,7 @@ class StepTimer:
 @dataclass
 class Arm:
     name: str
-    plan: Plan
+    plan: ArmPlan
     model: Any  # a transformers PreTrainedModel: save_pretrained etc. are not on torch.nn.Module
     optimizer: torch.optim.Optimizer
     tracker: DWTracker | None

@@ -16,8 +16,6 @@ from engine.config import RunConfig
 from engine.control import Control
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
-from engine.plans.freeze import apply_trainable
-from engine.plans.lora import LoraPlan
 from engine.run.accumulate import ArmTotals, flush_due
 from engine.stats import common_share
 from engine.train.arm import (
@@ -32,7 +30,8 @@ from engine.train.arm import (
 )
 from engine.train.data import batch_order
 from engine.train.devices import mixed_devices_warning, read_floats
-from engine.train.lora import base_named_parameters, is_lora, lora_parts, save_lora
+from engine.train.kinds import torch_kind
+from engine.train.lora import base_named_parameters
 from engine.train.metrics import DWTracker
 from engine.train.setup import Setup
 from engine.train.topology import Agreement, LocalDevices, Topology
@@ -85,17 +84,14 @@ class Experiment:
         device = self.s.placement.get(name, self.device)
         model = self.topology.place(copy.deepcopy(self.s.model), device)
         model.train(self.cfg.dropout == "same")
-        tracker = None
-        if isinstance(plan, LoraPlan):
-            model, names, tracker = lora_parts(plan, model, self.s.layout, self.s.splits, self.cfg)
-        else:
-            names = plan.trainable_at(0, 0)
-            apply_trainable(model, names)
-        model = self.topology.wrap(name, model, self.s.loaded.n_blocks)
+        monitor = bool(self.cfg.monitor and self.cfg.norm_every)
+        wrap = lambda m: self.topology.wrap(name, m, self.s.loaded.n_blocks)  # a sharded run wraps the kind's model
+        built = torch_kind(plan).prepare(
+            model, plan, self.s.layout, seed=self.cfg.seed, splits=self.s.splits, monitor=monitor, wrap=wrap
+        )
+        model, names, tracker = built.model, built.trainable, built.tracker
         fused = self.cfg.dtype == "fp16" and device.type == "cuda"
         optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
-        if not isinstance(plan, LoraPlan):  # on the wrapped (maybe sharded) parameters
-            tracker = DWTracker(model, self.s.splits) if self.cfg.monitor and self.cfg.norm_every else None
         timer = StepTimer(device)
         arm = Arm(name, plan, model, optimizer, tracker, timer, trainable=names, device=device)
         arm.scaler = make_scaler(self.cfg.dtype, device)
@@ -341,7 +337,7 @@ class Experiment:
                 continue
             out = Path(directory) / arm.name
             try:
-                model = save_lora(whole, out) if is_lora(whole) else whole  # + out/adapter
+                model = torch_kind(arm.plan).save(whole, out)
                 model.save_pretrained(out, safe_serialization=True)
                 self.s.tokenizer.save_pretrained(out)
             except OSError as exc:

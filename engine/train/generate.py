@@ -5,8 +5,6 @@ Arms then differ only by their weights: sample i of every arm draws from the sam
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 TOP_K = 40
@@ -23,11 +21,11 @@ def sample_tokens(
         gens = [torch.Generator().manual_seed(seed * 7919 + i) for i in range(n)]
         ids = torch.tensor([prompt_ids] * n, dtype=torch.long, device=device)
         out: list[list[int]] = [[] for _ in range(n)]
-        cache_arg = _cache_argument(model)
-        past = None
+        cache_arg, past = "", None
         for _ in range(max_new):
             result = model(input_ids=ids, use_cache=True, **({cache_arg: past} if past is not None else {}))
-            past = getattr(result, cache_arg)
+            cache_arg = cache_arg or _cache_name(result)
+            past = result[cache_arg]
             logits = result.logits[:, -1, :].float().cpu()
             nxt = [_draw(logits[i], gens[i]) for i in range(n)]
             for i, tok in enumerate(nxt):
@@ -38,11 +36,10 @@ def sample_tokens(
         model.train(was_training)
 
 
-def _cache_argument(model) -> str:
-    """transformers 5 renamed `past_key_values` to `cache` (in forward and in the output). A peft
-    model's forward takes **kwargs: ask the model it wraps."""
-    forward = model.get_base_model().forward if hasattr(model, "get_base_model") else model.forward
-    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+def _cache_name(result) -> str:
+    """transformers 5 renamed `past_key_values` to `cache`, in the output as in forward's arguments: the
+    first output names it, whatever wraps the model (an adapter kind's forward takes **kwargs)."""
+    return "cache" if "cache" in result else "past_key_values"
 
 
 def _draw(logits: torch.Tensor, gen: torch.Generator) -> int:

@@ -15,13 +15,11 @@ import torch
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from engine.plans.freeze import apply_trainable
-from engine.plans.lora import LoraPlan
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import build_layout
 from engine.train.arm import Arm, StepTimer, build_optimizer, make_scaler, train_step
 from engine.train.devices import copy_to, on_device
-from engine.train.lora import lora_parts
+from engine.train.kinds import torch_kind
 
 GAP_NOTE = (
     "the FLOP model counts matmul work only; memory-bound work (norms, softmax, GELU, saved activations, "
@@ -35,11 +33,8 @@ def build_arm(model, name: str, plan, device: torch.device, cfg: RunConfig, lr: 
     """An arm as a run builds it: its own copy on its device, only its trainable tensors in AdamW."""
     copy_ = copy.deepcopy(model).to(device)
     copy_.train(cfg.dropout == "same")
-    if isinstance(plan, LoraPlan):
-        copy_, names, _ = lora_parts(plan, copy_, build_layout(model), (), cfg)
-    else:
-        names = plan.trainable_at(0, 0)
-        apply_trainable(copy_, names)
+    built = torch_kind(plan).prepare(copy_, plan, build_layout(model), seed=cfg.seed, splits=(), monitor=False)
+    copy_, names = built.model, built.trainable
     fused = cfg.dtype == "fp16" and device.type == "cuda"
     optimizer = build_optimizer(copy_, names, lr, cfg.weight_decay, fused=fused)
     arm = Arm(name, plan, copy_, optimizer, None, StepTimer(device), trainable=names, device=device)

@@ -10,7 +10,7 @@ from engine.activity import Activity
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.log import events as ev
-from engine.plans.freeze import Plan
+from engine.plans.kinds import ArmPlan
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import ModelLayout, ParamSplit
 from engine.textfiles import Corpus, read_corpus
@@ -30,7 +30,7 @@ class Setup:
     corpus: Corpus
     data: TokenData
     layout: ModelLayout
-    plans: list[tuple[str, Plan]]  # (arm name, plan)
+    plans: list[tuple[str, ArmPlan]]  # (arm name, plan)
     splits: list[ParamSplit]
     lr: float
     prompts: list  # [(ids, text)] distinct prompts; sample i of every arm uses the same one

@@ -239,9 +239,7 @@ def _model_info(model) -> dict:
 def _tracker(model, plan):
     """ΔW of every attention matrix: the engine's own trackers (torch)."""
     from engine.plans.roles import attention_splits, build_layout
-    from engine.train.lora import LoraDWTracker, lora_layers
-    from engine.train.metrics import DWTracker
+    from engine.train.kinds import tracker_for_model
 
     layout = plan.layout if plan is not None else build_layout(model)
-    splits = attention_splits(layout)
-    return LoraDWTracker(model, splits) if lora_layers(model) else DWTracker(model, splits)
+    return tracker_for_model(model, attention_splits(layout), plan.plan if plan is not None else None)

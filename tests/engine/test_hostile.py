@@ -92,10 +92,10 @@ def test_a_catastrophic_regex_is_refused_at_once(files, capsys):
 
 
 def test_a_slow_regex_is_stopped_at_its_budget(files, monkeypatch):
-    from engine.plans import freeze
+    from engine.plans import freeze, match
     from engine.train.models import load_layout
 
-    monkeypatch.setattr(freeze, "REGEX_BUDGET_S", 0.01)
+    monkeypatch.setattr(match, "REGEX_BUDGET_S", 0.01)
     _, _, layout = load_layout(str(files / "gpt2"))
     with pytest.raises(FreezeTuiError, match="takes longer than 0.01 s .* simplify it"):
         freeze.resolve_plan("x", r"+re:((.)+)+\d{6}$", layout)

@@ -42,12 +42,12 @@ def test_apply_spec_lora_injects_adapters_in_place(tiny_gpt2):
     before = tiny_gpt2(input_ids=ids).logits
     applied = apply_spec(tiny_gpt2, "lora:4:attn.qkv[2:]")
     trainable = {n for n, p in tiny_gpt2.named_parameters() if p.requires_grad}
-    assert trainable and all(".lora_" in n for n in trainable)
+    assert trainable and all(".lora_" in n for n in trainable) and trainable == applied.plan.trainable_at(0, 0)
     assert applied.n_trainable == sum(p.numel() for p in tiny_gpt2.parameters() if p.requires_grad) == 2 * 4 * 128
     assert torch.equal(tiny_gpt2(input_ids=ids).logits, before)  # B = 0
 
 
-@pytest.mark.parametrize("spec", ["targeted", "lora:4:attn.qkv[2:]"])
+@pytest.mark.parametrize("spec", ["targeted", "lora:4:attn.qkv[2:]", "dora:4:attn.qkv[2:]"])
 def test_recorder_in_a_plain_loop_writes_a_log_report_reads(tiny_gpt2, tmp_path, spec):
     applied = apply_spec(tiny_gpt2, spec, arm="targeted")
     optimizer = torch.optim.AdamW([p for p in tiny_gpt2.parameters() if p.requires_grad], lr=1e-2)

@@ -9,14 +9,20 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.plans.freeze import resolve_plan
+from engine.plans.kinds import resolve_plan
 from engine.plans.roles import attention_splits
-from engine.train.lora import LoraDWTracker, lora_model
+from engine.train.kinds import torch_kind
+from engine.train.lora import AdapterDWTracker
 from engine.train.models import load_model
 from tests.engine.test_run import by_kind, run_session
 from tests.tiny_models import WORDS, make_tiny_model
 
 LORA = "lora:4/8:attn.qkv[2:]"
+
+
+def lora_model(model, plan, layout, seed):
+    """The arm's model as a run builds it (a PeftModel)."""
+    return torch_kind(plan).prepare(model, plan, layout, seed=seed, splits=(), monitor=False).model
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +67,9 @@ def test_trainable_count_equals_peft_own(tmp_path, family, spec):
     model = lora_model(loaded.model, plan, loaded.layout, seed=0)
     trainable, total = model.get_nb_trainable_parameters()
     assert (plan.n_trainable, plan.n_total) == (trainable, total)
-    assert {n for n, p in model.named_parameters() if p.requires_grad} == {
-        n for n, _ in model.named_parameters() if ".lora_" in n
-    }
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == {n for n, _ in model.named_parameters() if ".lora_" in n}
+    assert trained == {f"base_model.model.{n}" for n in plan.trainable_at(3, 1)}  # the plan names them
 
 
 def test_run_starts_equal_and_b_is_zero(finished):
@@ -108,7 +114,7 @@ def test_tracker_matches_scale_b_a_by_hand(tiny):
     loaded = load_model(str(tiny[0]))
     plan = resolve_plan("lora", LORA, loaded.layout)
     model = lora_model(loaded.model, plan, loaded.layout, seed=0)
-    tracker = LoraDWTracker(model, attention_splits(loaded.layout))
+    tracker = AdapterDWTracker(model, attention_splits(loaded.layout))
     layer = model.base_model.model.transformer.h[3].attn.c_attn
     tracker.snapshot()
     with torch.no_grad():

@@ -5,8 +5,8 @@ import pytest
 from engine.errors import SpecError
 from engine.plans.describe import arm_record
 from engine.plans.flops import flop_ratio, lora_step_flops, step_flops
-from engine.plans.freeze import resolve_plan
-from engine.plans.lora import LoraPlan
+from engine.plans.kinds import resolve_plan
+from engine.plans.lora import AdapterPlan
 from engine.plans.spec import parse_spec
 from freeze_tui.plan_grid import render_grid
 from tests.layouts import D, L, gpt2_layout
@@ -19,12 +19,12 @@ def layout():
 
 def test_lora_spec_parses_rank_alpha_and_targets():
     spec = parse_spec("lora:16/32:attn.q,attn.v[2:]")
-    assert (spec.lora.rank, spec.lora.alpha, spec.lora.scale) == (16, 32.0, 2.0)
-    assert [(t.role, t.blocks.text if t.blocks else None) for t in spec.lora.targets] == [
+    assert (spec.adapter.kind, spec.adapter.rank, spec.adapter.alpha, spec.adapter.scale) == ("lora", 16, 32.0, 2.0)
+    assert [(t.role, t.blocks.text if t.blocks else None) for t in spec.adapter.targets] == [
         ("attn.q", None),
         ("attn.v", "2:"),
     ]
-    assert parse_spec("lora:8:attn.qkv[6:]").lora.alpha == 8.0  # alpha defaults to r: scale 1
+    assert parse_spec("lora:8:attn.qkv[6:]").adapter.alpha == 8.0  # alpha defaults to r: scale 1
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,12 @@ def test_bad_lora_specs_say_where(text, pos, message):
 
 def test_lora_on_upper_qkv_counts_r_times_in_plus_out(layout):
     plan = resolve_plan("lora", "lora:8:attn.qkv[6:]", layout)
-    assert isinstance(plan, LoraPlan) and plan.initial == frozenset()
+    assert isinstance(plan, AdapterPlan) and plan.kind == "lora"
+    # what trains is the adapters, as peft names them, at every step (no base parameter ever)
+    modules = [f"transformer.h.{i}.attn.c_attn" for i in range(6, L)]
+    adapters = {f"{m}.lora_{ab}.default.weight" for m in modules for ab in "AB"}
+    assert plan.initial == plan.trainable_at(0, 0) == plan.trainable_at(10**6, 9) == plan.ever_trainable == adapters
+    assert plan.fired(None, (0, 0)) == plan.fired((0, 0), (5, 1)) == [] and plan.changes == ()
     assert plan.adapted == tuple(f"transformer.h.{i}.attn.c_attn.weight" for i in range(6, L))
     assert plan.modules[0] == "transformer.h.6.attn.c_attn"
     assert plan.n_trainable == 6 * 8 * (D + 3 * D)
