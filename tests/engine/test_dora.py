@@ -127,7 +127,7 @@ def test_headless_run_with_a_dora_arm_saves_adapter_and_merged_model(tiny, tmp_p
     assert len([e for e in events if e.kind == "step"]) == 3 and events[-1].status == "finished"
     assert len({a["init_checksum"] for a in start.arms}) == 1  # the same base weights as the full arm
     first = next(e for e in events if e.kind == "step").arms
-    assert first["dora"]["loss"] == pytest.approx(first["full"]["loss"], abs=1e-4)  # m = ||W||: the base function
+    assert first["dora"].loss == pytest.approx(first["full"].loss, abs=1e-4)  # m = ||W||: the base function
     base = AutoModelForCausalLM.from_pretrained(model)
     ids = torch.tensor([[3, 4, 5, 6, 7]])
     adapted = PeftModel.from_pretrained(base, save / "dora" / "adapter").eval()

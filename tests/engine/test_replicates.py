@@ -9,7 +9,7 @@ from tests.engine.test_run import by_kind, run_session
 
 
 def test_two_seeds_on_the_demo_end_with_intervals_across_seeds(tmp_path, monkeypatch):
-    import engine.plans.freeze
+    import engine.plans.kinds
     import engine.train.models
 
     calls = {"layout": 0, "spec": 0}  # the run is planned once: one layout read, each arm's spec resolved once
@@ -24,7 +24,7 @@ def test_two_seeds_on_the_demo_end_with_intervals_across_seeds(tmp_path, monkeyp
         monkeypatch.setattr(module, name, call)
 
     counted(engine.train.models, "load_layout", "layout")
-    counted(engine.plans.freeze, "parse_spec", "spec")
+    counted(engine.plans.kinds, "parse_spec", "spec")
     cfg = RunConfig(
         max_steps=3, samples=1, sample_prompts=2, sample_tokens=4, seeds=2, block_size=64, batch_size=4,
         val_fraction=0.01, device="cpu",
