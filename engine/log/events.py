@@ -1,7 +1,7 @@
 """Event dataclasses of the run log (schema 1) and their JSON codec. No torch.
 
 Events hold plain numbers, strings, lists and dicts only: they cross threads,
-go to disk and come back identical (DESIGN.md, "Event log").
+go to disk and come back identical (docs/DECISIONS.md, "Event log").
 """
 
 from __future__ import annotations
