@@ -32,9 +32,12 @@ PREFIX = "freeze-tui: error: "
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path, timeout: float | None = None) -> subprocess.CompletedProcess:
     """`freeze-tui ARGS` in-process through `main`, in `cwd`; starting an app fails the test (bad input
-    must be refused before any app starts)."""
+    must be refused before any app starts). With a `timeout`: in a real process that may not outlive it
+    (for inputs that could block a process, e.g. a FIFO as data)."""
+    if timeout is not None:
+        return cli_process(*args, cwd=cwd, timeout=timeout)
     out, err = io.StringIO(), io.StringIO()
     with (
         contextlib.chdir(cwd),
@@ -63,7 +66,7 @@ def cli_process(*args: str, cwd: Path, timeout: float = 180) -> subprocess.Compl
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"freeze-tui {' '.join(args)} was still running after {timeout} s")
+        pytest.fail(f"freeze-tui {' '.join(args)} was still running after {timeout} s (did an app start?)")
 
 
 def one_error_line(stderr: str, stdout: str, code: int, *needles: str) -> str:
