@@ -16,7 +16,7 @@ from engine.activity import Activity
 from engine.gpu import GpuSampler
 from engine.log.events import Heartbeat
 
-HEARTBEAT_S = 1.0  # DESIGN.md asks for at least every 2 s; half of it leaves room for a slow disk
+HEARTBEAT_S = 1.0  # the liveness contract asks for at least every 2 s; half of it leaves room for a slow disk
 GPU_EVERY_S = 3.0
 
 

@@ -36,15 +36,15 @@ from freeze_tui.widgets.samples_view import SamplesView
 from freeze_tui.widgets.time_view import TimeView
 
 REDRAW_S = 0.1
-VIEWS = {
-    "loss": ("1 Loss", LossView),
-    "dw": ("2 ΔW", DWView),
-    "samples": ("3 Samples", SamplesView),
-    "time": ("4 Time", TimeView),
-    "plan": ("5 Plan", PlanView),
-    "log": ("6 Log", LogView),
-    "run": ("7 Run", RunView),
-}
+VIEW_WIDGETS = {
+    "loss": LossView,
+    "dw": DWView,
+    "samples": SamplesView,
+    "time": TimeView,
+    "plan": PlanView,
+    "log": LogView,
+    "run": RunView,
+}  # by modes.VIEWS' names: the tabs, their keys and their order come from that table
 
 
 class FreezeApp(KeyActions, RunControl, App[None]):
@@ -70,16 +70,16 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         yield HeaderBar(id="header")
         yield ArmsPanel(id="arms")
         with TabbedContent(id="views"):
-            for key, (label, view) in VIEWS.items():
-                with TabPane(label, id=f"tab-{key}"):
-                    yield view(id=f"view-{key}")
+            for view in modes.VIEWS:
+                with TabPane(f"{view.key} {view.title}", id=f"tab-{view.name}"):
+                    yield VIEW_WIDGETS[view.name](id=f"view-{view.name}")
         yield Footer()
 
     def on_mount(self) -> None:
         # Kept, not queried per tick: App.query_one searches the active screen, a dialog while one is open.
         self.header, self.arms = self.query_one(HeaderBar), self.query_one(ArmsPanel)
         self.tabs, self.palette = self.query_one(TabbedContent), self.query_one(PaletteHolder).palette()
-        self.views: dict[str, Any] = {key: self.query_one(f"#view-{key}") for key in VIEWS}
+        self.views: dict[str, Any] = {v.name: self.query_one(f"#view-{v.name}") for v in modes.VIEWS}
         start_bridge(self, self.source)
         self.set_interval(REDRAW_S, self.redraw)
 

@@ -1,4 +1,4 @@
-"""The one bridge from an event source to the UI (DESIGN.md, house style 3).
+"""The one bridge from an event source to the UI (README.md, "How it is built").
 
 A thread worker loops `source.get_batch(POLL_S)` and posts one `EventsArrived` per
 batch. It waits for the app to acknowledge a batch before posting the next one, so a

@@ -1,5 +1,6 @@
-"""The app's keys and what they do, kept out of app.py. Which keys the footer offers follows the
-mode (modes.py): check_action hides what does not apply, e.g. `s` outside a live run."""
+"""The app's keys and what they do, kept out of app.py. The bindings come from the one key table
+(modes.KEYS); which keys the footer offers follows the mode and view: check_action hides what does
+not apply, e.g. `s` outside a live run, `m` outside the Loss view."""
 
 from __future__ import annotations
 
@@ -20,31 +21,9 @@ from freeze_tui.screens.arms import ArmsScreen
 from freeze_tui.screens.help import HelpScreen
 from freeze_tui.series import next_weight
 
-VIEW_KEYS = "1234567"
 BINDINGS: list[BindingType] = [
-    Binding("1", "view('loss')", "views", key_display="1-7"),
-    *(
-        Binding(k, f"view('{v}')", show=False)
-        for k, v in zip(VIEW_KEYS[1:], ("dw", "samples", "time", "plan", "log", "run"))
-    ),
-    Binding("question_mark,f1", "help", "help", key_display="?"),
-    Binding("p", "pause('live')", "pause"),
-    Binding("p", "pause('watch')", "pause display"),
-    Binding("p", "pause('replay')", "pause replay"),
-    Binding("s", "stop", "stop run"),
-    Binding("m", "smooth", "smoothing"),
-    Binding("plus,equals_sign", "weight(1)", "smoother", key_display="+", show=False),
-    Binding("minus", "weight(-1)", "rougher", key_display="-", show=False),
-    Binding("x", "axis", "x axis", show=False),
-    Binding("z", "zoom", "zoom", show=False),
-    Binding("a", "arms", "arms", show=False),
-    Binding("left_square_bracket", "arm_page(-1)", "arms", key_display="[", show=False),
-    Binding("right_square_bracket", "arm_page(1)", "arms", key_display="[ ]"),
-    Binding("ctrl+s,S", "save_screenshot", "screenshot", key_display="^s"),
-    Binding("q", "quit", "quit"),
+    Binding(b.keys, b.action, b.label, show=b.shown, key_display=b.display) for key in modes.KEYS for b in key.binds
 ]
-VIEW_ACTIONS = {"smooth": "loss", "weight": "loss", "axis": "loss", "zoom": "loss", "arms": "loss", "arm_page": "dw"}
-
 
 if TYPE_CHECKING:  # a mixin of FreezeApp: type-check it as the App it is part of
     _Base = App[None]
@@ -78,8 +57,8 @@ class KeyActions(_Base):
             return self.live_running()
         if action == "arm_page":  # only when some arms are on another page
             return self.active_view() == "dw" and self.views["dw"].pages > 1
-        if action in VIEW_ACTIONS:
-            return VIEW_ACTIONS[action] == self.active_view()
+        if action in modes.VIEW_ACTIONS:
+            return modes.VIEW_ACTIONS[action] == self.active_view()
         return True
 
     def action_view(self, key: str) -> None:

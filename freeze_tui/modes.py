@@ -1,7 +1,9 @@
 """Which mode the app is in (LIVE, REPLAY ×speed, WATCH, FINISHED) and which keys it offers there. Pure.
 
-One table of keys serves the footer (through the app's check_action), the help screen and
-the README, so what is offered, what works and what is documented cannot drift apart.
+One table of views (VIEWS) and one of keys (KEYS) make the bindings and the footer (keys.py, with
+check_action), the tabs (app.py), the help screen and the README's key table (a test compares), so
+what is offered, what works and what is documented cannot drift apart. A new view is one View row
+(and its widget in app.py's VIEW_WIDGETS).
 """
 
 from __future__ import annotations
@@ -33,37 +35,177 @@ def paused_label(mode: str) -> str:
 
 
 @dataclass(frozen=True)
-class Key:
-    keys: str  # as shown: "1-7", "+/-"
-    what: str
-    modes: frozenset[str] = ALL_MODES
-    view: str = ""  # "" = every view
+class View:
+    key: str  # the digit that shows it
+    name: str  # "loss": the tab is tab-loss, the widget view-loss
+    title: str  # "Loss": on its tab ("1 Loss") and in the help
+    about: str = ""  # said after the title in the README
 
 
-KEYS = (
-    Key("1-7", "views: Loss, ΔW, Samples, Time, Plan, Log, Run"),
-    Key("? F1", "this help"),
-    Key("p", "pause the display (training continues)", frozenset({WATCH})),
-    Key("p", "pause / resume the replay", frozenset({REPLAY})),
-    Key("p", "pause / resume the view of the live run", frozenset({LIVE})),
-    Key("s", "stop the run at the next step boundary (asks first)", frozenset({LIVE})),
-    Key("ctrl+s", "save an SVG screenshot (next to the log, or --screenshot-dir)"),
-    Key("q", "quit (a live run is stopped at a step boundary first)"),
-    Key("m", "smoothing on / off (raw curve stays, faded)", view="loss"),
-    Key("+ / -", "smoothing weight up / down (0 … 0.99, TensorBoard-style)", view="loss"),
-    Key("x", "x axis: steps → tokens → wall time", view="loss"),
-    Key("z", "zoom: all steps → last 1000 → 200 → 50", view="loss"),
-    Key("a", "show / hide arms (a list to toggle)", view="loss"),
-    Key("↑ ↓ ← →", "move / scroll the table (block and matrix stay put)", view="dw"),
-    Key("PgUp PgDn Home End", "page / jump through the table", view="dw"),
-    Key("[ ]", "previous / next arms when not all fit", view="dw"),
-    Key("↑ ↓ PgUp PgDn", "scroll", view="samples"),
-    Key("↑ ↓ PgUp PgDn", "scroll", view="plan"),
-    Key("↑ ↓ PgUp PgDn", "scroll", view="log"),
-    Key("↑ ↓ PgUp PgDn", "scroll", view="run"),
+VIEWS = (
+    View("1", "loss", "Loss"),
+    View("2", "dw", "ΔW"),
+    View("3", "samples", "Samples"),
+    View("4", "time", "Time"),
+    View("5", "plan", "Plan"),
+    View("6", "log", "Log"),
+    View("7", "run", "Run", "model, data, every setting, log path, version, start time"),
 )
+VIEW_TITLES = {v.name: v.title for v in VIEWS}
+VIEW_RANGE = f"{VIEWS[0].key}-{VIEWS[-1].key}"
+
+
+@dataclass(frozen=True)
+class Bind:
+    """One Textual binding of a key row (keys.py turns it into a textual.binding.Binding)."""
+
+    keys: str  # Textual key names, comma separated
+    action: str
+    label: str = ""  # the footer's word
+    shown: bool = True  # offered in the footer (when check_action allows it)
+    display: str | None = None  # the footer's key, when not the first of `keys`
+
+
+@dataclass(frozen=True)
+class Key:
+    keys: str  # as shown in the help and the README: "1-7", "+ / -"
+    what: str  # the help screen's line
+    modes: frozenset[str] = ALL_MODES
+    view: str = ""  # "" = every view; else the only view where it works (check_action hides it elsewhere)
+    binds: tuple[Bind, ...] = ()  # none: the view's own widget handles the key (scrolling)
+    doc: str = ""  # the README's line when longer than `what`; rows with the same keys and doc merge there
+
+
+def _pause(mode: str, what: str, label: str) -> Key:
+    doc = "pause / resume: the live view, the replay, or in WATCH only the display (training continues)"
+    return Key("p", what, frozenset({mode}), binds=(Bind("p", f"pause('{mode}')", label),), doc=doc)
+
+
+def _scroll(view: str) -> Key:
+    return Key("↑ ↓ PgUp PgDn", "scroll", view=view)
+
+
+# The one table of keys: in footer order; the help and the README list the keys of every view first.
+KEYS = (
+    Key(
+        VIEW_RANGE,
+        "views: " + ", ".join(v.title for v in VIEWS),
+        binds=tuple(Bind(v.key, f"view('{v.name}')", "views", v is VIEWS[0], VIEW_RANGE) for v in VIEWS),
+        doc="views: " + ", ".join(f"{v.title} ({v.about})" if v.about else v.title for v in VIEWS),
+    ),
+    Key(
+        "? F1",
+        "this help",
+        binds=(Bind("question_mark,f1", "help", "help", display="?"),),
+        doc="help: every key of this view and mode",
+    ),
+    _pause(WATCH, "pause the display (training continues)", "pause display"),
+    _pause(REPLAY, "pause / resume the replay", "pause replay"),
+    _pause(LIVE, "pause / resume the view of the live run", "pause"),
+    Key(
+        "s",
+        "stop the run at the next step boundary (asks first)",
+        frozenset({LIVE}),
+        binds=(Bind("s", "stop", "stop run"),),
+    ),
+    Key(
+        "m",
+        "smoothing on / off (raw curve stays, faded)",
+        view="loss",
+        binds=(Bind("m", "smooth", "smoothing"),),
+        doc="smoothing on / off: the smoothed line over the faded raw one",
+    ),
+    Key(
+        "+ / -",
+        "smoothing weight up / down (0 … 0.99, TensorBoard-style)",
+        view="loss",
+        binds=(
+            Bind("plus,equals_sign", "weight(1)", "smoother", False, "+"),
+            Bind("minus", "weight(-1)", "rougher", False, "-"),
+        ),
+        doc="smoothing weight up / down, TensorBoard-style 0 … 0.99 (default 0.9, debiased: right from step 1)",
+    ),
+    Key(
+        "x",
+        "x axis: steps → tokens → wall time",
+        view="loss",
+        binds=(Bind("x", "axis", "x axis", False),),
+        doc="x axis: steps → tokens seen (batch × block per step) → wall time",
+    ),
+    Key("z", "zoom: all steps → last 1000 → 200 → 50", view="loss", binds=(Bind("z", "zoom", "zoom", False),)),
+    Key(
+        "a",
+        "show / hide arms (a list to toggle)",
+        view="loss",
+        binds=(Bind("a", "arms", "arms", False),),
+        doc="show / hide arms on the charts (a list: space toggles, Esc closes)",
+    ),
+    Key(
+        "↑ ↓ ← →",
+        "move / scroll the table (block and matrix stay put)",
+        view="dw",
+        doc="move / scroll the table; block and matrix columns stay put",
+    ),
+    Key("PgUp PgDn Home End", "page / jump through the table", view="dw"),
+    Key(
+        "[ ]",
+        "previous / next arms when not all fit",
+        view="dw",
+        binds=(
+            Bind("left_square_bracket", "arm_page(-1)", "arms", False, "["),
+            Bind("right_square_bracket", "arm_page(1)", "arms", True, "[ ]"),
+        ),
+        doc="previous / next arms when not all fit the width",
+    ),
+    *(_scroll(view) for view in ("samples", "plan", "log", "run")),
+    Key(
+        "ctrl+s",
+        "save an SVG screenshot (next to the log, or --screenshot-dir)",
+        binds=(Bind("ctrl+s,S", "save_screenshot", "screenshot", display="^s"),),
+        doc="save an SVG screenshot next to the log (or `--screenshot-dir DIR`); the toast gives the path",
+    ),
+    Key(
+        "q",
+        "quit (a live run is stopped at a step boundary first)",
+        binds=(Bind("q", "quit", "quit"),),
+        doc="quit (a live run is stopped at a step boundary first, so its log stays complete)",
+    ),
+)
+
+
+def action_name(action: str) -> str:
+    """ "view('loss')" -> "view"."""
+    return action.split("(", 1)[0]
+
+
+# The actions that work in one view only (check_action hides them elsewhere), from the table.
+VIEW_ACTIONS = {action_name(b.action): k.view for k in KEYS if k.view for b in k.binds}
 
 
 def keys_for(mode: str, view: str) -> list[Key]:
     """Every key that works in this mode and view, global ones first."""
-    return [k for k in KEYS if mode in k.modes and k.view in ("", view)]
+    return sorted((k for k in KEYS if mode in k.modes and k.view in ("", view)), key=lambda k: k.view != "")
+
+
+def _where(rows: list[Key]) -> str:
+    views = [VIEW_TITLES[k.view] for k in rows if k.view]
+    if views:
+        return ", ".join(views)
+    modes = frozenset().union(*(k.modes for k in rows))
+    return (
+        "all"
+        if modes == ALL_MODES
+        else "not FINISHED"
+        if modes == RUNNING
+        else ", ".join(sorted(m.upper() for m in modes))
+    )
+
+
+def readme_key_table() -> str:
+    """The README's key table (a test keeps README.md equal to it): rows with the same keys and text merge."""
+    merged: dict[tuple[str, str], list[Key]] = {}
+    for key in sorted(KEYS, key=lambda k: k.view != ""):
+        merged.setdefault((key.keys, key.doc or key.what), []).append(key)
+    lines = ["| key | what it does | where |", "|---|---|---|"]
+    lines += [f"| `{keys}` | {doc} | {_where(rows)} |" for (keys, doc), rows in merged.items()]
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """Shared test set-up: nothing reaches the network; torch uses one thread (2 shared cores); the token
 cache (engine/train/tokens.py) of a test session, its subprocesses included, is a fresh temporary folder,
-so tests never read or fill the user's ~/.cache/freeze-tui."""
+so tests never read or fill the user's ~/.cache/freeze-tui. Fixtures live in each folder's conftest.py."""
 
 import atexit
 import os

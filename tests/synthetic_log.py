@@ -75,7 +75,7 @@ def _sig6(values: dict) -> dict:
 
 
 def _trains(arm: str, block: int, role: str, n_blocks: int) -> bool:
-    """What each preset trains (see DESIGN.md, "Freeze spec")."""
+    """What each preset trains (see README.md, "Freeze specs")."""
     upper = block >= n_blocks // 2
     if arm == "targeted":
         return upper and role == "attn.qkv"

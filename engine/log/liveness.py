@@ -13,7 +13,7 @@ import os
 import socket
 import time
 
-CONTRACT_S = 2.0  # DESIGN.md: a live engine writes a heartbeat at least this often
+CONTRACT_S = 2.0  # a live engine writes a heartbeat at least this often (docs/DECISIONS.md, "Liveness")
 GONE_AFTER_S = 3 * CONTRACT_S + 4.0  # three missed beats plus slack for a slow disk or a busy host
 PID_GONE_AFTER_S = 1.5  # a dead pid is believed once this long passed without a heartbeat
 

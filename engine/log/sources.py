@@ -1,6 +1,6 @@
 """Where events come from: the one protocol the app reads, and the replay and watch sources. No torch.
 
-Live, replay and watch differ only in their source (DESIGN.md, "Data flow"); the live
+Live, replay and watch differ only in their source (README.md, "How it is built"); the live
 engine provides its own object with the same protocol (a bounded coalescing channel).
 """
 

@@ -1,6 +1,6 @@
 """Resolve a freeze spec against a model layout into a Plan: which parameters train when.
 
-Semantics (DESIGN.md, "Freeze spec"): the first rule sets the start (``+`` from all
+Semantics (README.md, "Freeze specs"): the first rule sets the start (``+`` from all
 frozen, ``-`` from all trainable); rules apply left to right; a rule with ``@step N``
 / ``@epoch N`` applies once the trainer's 0-based counter reaches N (gradual
 unfreezing). A tied embed/head parameter is tracked as two "units" (its embed side

@@ -1,4 +1,4 @@
-"""Parser for the freeze-spec language (DESIGN.md, "Freeze spec"). Pure: no torch.
+"""Parser for the freeze-spec language (README.md, "Freeze specs"). Pure: no torch.
 
     SPEC   := PRESET | RULE ("," RULE)*
     PRESET := full | targeted | reverse | attn-top:N

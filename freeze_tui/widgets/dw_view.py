@@ -13,9 +13,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from engine.log.state import RunState
-from freeze_tui.colors import PLAIN
 from freeze_tui.dw_cells import FIXED, arm_page, arms_per_page, dw_table
 from freeze_tui.throttle import ThrottledRedraw
+from freeze_tui.widgets.state_view import StateView
 
 LEGEND = "ΔW = ‖W_t − W_t−1‖_F, drift = ‖W_t − W_0‖_F"
 
@@ -34,7 +34,7 @@ class DWTable(DataTable):
     BINDINGS = [Binding("home", "scroll_top", show=False), Binding("end", "scroll_bottom", show=False)]
 
 
-class DWView(Vertical):
+class DWView(StateView, Vertical):
     """Rebuilt at most once a second: norms arrive every norm_every steps, and repainting a
     full table of rich cells costs far more than a person can read in that time."""
 
@@ -44,10 +44,9 @@ class DWView(Vertical):
 
     def on_mount(self) -> None:
         self.table = self.query_one(DataTable)
-        self._drawn: tuple | None = None
         self._state: RunState | None = None
         self._page, self.pages = 0, 1
-        self._throttled = ThrottledRedraw(self, self._rebuild, min_interval=1.0)
+        self._throttled = ThrottledRedraw(self, self.redraw, min_interval=1.0)
 
     def focus_target(self) -> DataTable:
         return self.table
@@ -59,29 +58,30 @@ class DWView(Vertical):
     def turn_page(self, direction: int) -> None:
         self._page += direction
         if self._state is not None:
-            self._rebuild(self._state)
+            self.redraw(self._state)
 
     def on_resize(self) -> None:
         if self._state is not None:
-            self._rebuild(self._state)
+            self.redraw(self._state)
 
-    def _key(self, state: RunState) -> tuple:
+    def key(self, state: RunState) -> tuple:
         """What the table depends on: the width too, since it decides which arms fit a page (a table
         built while the layout was still settling must be rebuilt once the width is known)."""
         return state.dw_step, len(state.arms), len(state.dw_history), self.size.width
 
     def show(self, state: RunState) -> None:
-        self._state = state
-        if self._key(state) != self._drawn:
-            self._throttled(state)
+        self._state = state  # for a page turn or a resize between ticks
+        super().show(state)
 
-    def _rebuild(self, state: RunState) -> None:
-        self._drawn = self._key(state)
+    def request(self, state: RunState) -> None:
+        self._throttled(state)
+
+    def draw(self, state: RunState) -> None:
         names = list(state.arms)
         shown, self._page, self.pages = arm_page(names, self._page, arms_per_page(self.size.width or 80, names))
         self.query_one("#dw-caption", Static).update(page_caption(self._page, self.pages, shown, len(names)))
         self.app.refresh_bindings()  # the footer offers [ ] only when there is another page
-        table = dw_table(state, shown, getattr(self.app, "palette", PLAIN))
+        table = dw_table(state, shown, self.palette)
         cursor, scroll = self.table.cursor_coordinate, self.table.scroll_offset
         self.table.clear(columns=True)  # columns too: DataTable keeps stale widths across clear()
         for index, label in enumerate(table.columns):  # explicit widths: auto widths settle a frame late

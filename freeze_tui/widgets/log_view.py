@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from engine.log.state import Message, RunState
 from freeze_tui import fmt
 from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
+from freeze_tui.widgets.state_view import TextView
 
 LEVEL = {"warning": ("W", "paused"), "error": ("E", "failed")}  # tag, palette name (app.tcss)
 
@@ -35,12 +33,11 @@ def log_text(state: RunState, palette: Palette = PLAIN) -> Text:
     return Text("\n").join(message_line(m, state.t_start, palette) for m in reversed(state.messages))
 
 
-class LogView(VerticalScroll):
-    def compose(self) -> ComposeResult:
-        yield Static(id="log-text")
+class LogView(TextView):
+    TEXT_ID = "log-text"
 
-    def show(self, state: RunState) -> None:
-        key = (len(state.messages), state.messages[-1].seq if state.messages else None)
-        if key != getattr(self, "_drawn", None):
-            self._drawn = key
-            self.query_one("#log-text", Static).update(log_text(state, getattr(self.app, "palette", PLAIN)))
+    def key(self, state: RunState) -> tuple:
+        return len(state.messages), state.messages[-1].seq if state.messages else None
+
+    def text(self, state: RunState) -> Text:
+        return log_text(state, self.palette)

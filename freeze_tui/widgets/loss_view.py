@@ -13,6 +13,7 @@ from engine.log.state import RunState
 from freeze_tui import charts
 from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.throttle import ThrottledRedraw
+from freeze_tui.widgets.state_view import StateView
 
 DIAGONAL = "y = x (no difference)"
 
@@ -73,7 +74,7 @@ class StateChart(PlotextPlot):
         return result
 
 
-class LossView(Horizontal):
+class LossView(StateView, Horizontal):
     """Redraws its charts only when there are new steps, and spends at most about a fifth of the
     UI thread on them: a braille line plot of a noisy curve takes 0.1-0.3 s to build."""
 
@@ -82,9 +83,8 @@ class LossView(Horizontal):
         yield StateChart(draw_scatter, id="scatter-chart")
 
     def on_mount(self) -> None:
-        self._shown: tuple | None = None
         self._throttled = ThrottledRedraw(
-            self, self._redraw, cost_factor=4.0, cost=lambda: sum(c.cost for c in self.query(StateChart))
+            self, self.redraw, cost_factor=4.0, cost=lambda: sum(c.cost for c in self.query(StateChart))
         )
 
     @property
@@ -95,12 +95,13 @@ class LossView(Horizontal):
     def opts(self) -> charts.ChartOptions:
         return getattr(self.app, "chart", charts.ChartOptions())
 
-    def show(self, state: RunState) -> None:
-        if (len(state.steps), state.status, self.opts) != self._shown:
-            self._throttled(state)
+    def key(self, state: RunState) -> tuple:
+        return len(state.steps), state.status, self.opts
 
-    def _redraw(self, state: RunState) -> None:
-        self._shown = (len(state.steps), state.status, self.opts)
+    def request(self, state: RunState) -> None:
+        self._throttled(state)
+
+    def draw(self, state: RunState) -> None:
         for chart in self.query(StateChart):
             chart.state, chart.opts = state, self.opts
             chart.refresh()

@@ -5,15 +5,13 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from engine.log.state import ArmState, RunState
 from freeze_tui import fmt
 from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.plan_grid import render_grid
 from freeze_tui.safe_text import safe
+from freeze_tui.widgets.state_view import TextView
 
 
 def grid_renderable(grid: dict) -> RenderableType:
@@ -61,12 +59,11 @@ def plan_renderable(state: RunState, palette: Palette = PLAIN) -> Group:
     return Group(*parts)
 
 
-class PlanView(VerticalScroll):
-    def compose(self) -> ComposeResult:
-        yield Static(id="plan-text")
+class PlanView(TextView):
+    TEXT_ID = "plan-text"
 
-    def show(self, state: RunState) -> None:
-        key = (len(state.arms), len(state.plan_changes))
-        if key != getattr(self, "_drawn", None):
-            self._drawn = key
-            self.query_one("#plan-text", Static).update(plan_renderable(state, getattr(self.app, "palette", PLAIN)))
+    def key(self, state: RunState) -> tuple:
+        return len(state.arms), len(state.plan_changes)
+
+    def text(self, state: RunState) -> RenderableType:
+        return plan_renderable(state, self.palette)

@@ -6,16 +6,14 @@ from __future__ import annotations
 import math
 import time
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from engine.log.state import RunState
 from freeze_tui import fmt
 from freeze_tui.safe_text import safe
+from freeze_tui.widgets.state_view import TextView
 
 # Shown first, in this order, with a readable name; every other config key follows as logged.
 FIRST = {
@@ -87,13 +85,11 @@ def run_tables(state: RunState, log_path: str = "") -> Group:
     return Group(run, Text(""), what, Text(""), settings, Text(""), arms)
 
 
-class RunView(VerticalScroll):
-    def compose(self) -> ComposeResult:
-        yield Static(id="run-text")
+class RunView(TextView):
+    TEXT_ID = "run-text"
 
-    def show(self, state: RunState) -> None:
-        key = (state.run_id, len(state.config), len(state.arms), state.t_start)
-        if key != getattr(self, "_drawn", None):
-            self._drawn = key
-            log = getattr(self.app, "log_path", None)
-            self.query_one("#run-text", Static).update(run_tables(state, str(log or "")))
+    def key(self, state: RunState) -> tuple:
+        return state.run_id, len(state.config), len(state.arms), state.t_start
+
+    def text(self, state: RunState) -> RenderableType:
+        return run_tables(state, str(getattr(self.app, "log_path", None) or ""))

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from engine.log.state import RunState, SampleSet
 from freeze_tui import fmt
 from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
+from freeze_tui.widgets.state_view import TextView
 
 SAMPLE_CHARS = 600  # cap one sample so a runaway generation cannot flood the view
 
@@ -76,16 +74,15 @@ def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
     return Text("\n\n").join(parts)
 
 
-class SamplesView(VerticalScroll):
-    def compose(self) -> ComposeResult:
-        yield Static(id="samples-text")
+class SamplesView(TextView):
+    TEXT_ID = "samples-text"
 
-    def show(self, state: RunState) -> None:
-        key = (
+    def key(self, state: RunState) -> tuple:
+        return (
             id(state.pre_samples),
             *((id(a.samples), len(a.samples.samples)) if a.samples else None for a in state.arms.values()),
             len(state.pre_samples.samples) if state.pre_samples else 0,
         )
-        if key != getattr(self, "_drawn", None):
-            self._drawn = key
-            self.query_one("#samples-text", Static).update(samples_text(state, getattr(self.app, "palette", PLAIN)))
+
+    def text(self, state: RunState) -> Text:
+        return samples_text(state, self.palette)

@@ -8,9 +8,6 @@ from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from engine.log.state import RunState
 from engine.stats import inside
@@ -18,6 +15,7 @@ from freeze_tui import fmt
 from freeze_tui.activity import gpu_lines
 from freeze_tui.colors import PLAIN, Palette
 from freeze_tui.safe_text import safe
+from freeze_tui.widgets.state_view import TextView
 
 MAX_EPOCH_COLUMNS = 6  # older epochs fold into T; the table must fit 80 columns
 
@@ -91,16 +89,15 @@ def time_renderable(state: RunState, palette: Palette = PLAIN, intervals: dict |
     return Group(*parts)
 
 
-class TimeView(VerticalScroll):
-    def compose(self) -> ComposeResult:
-        yield Static(id="time-text")
+class TimeView(TextView):
+    TEXT_ID = "time-text"
+    _ci_key: tuple | None = None
 
-    def show(self, state: RunState) -> None:
-        key = (state.step, sum(len(a.epochs) for a in state.arms.values()), state.status, state.gpus_t)
-        if key != getattr(self, "_drawn", None):
-            self._drawn = key
-            if key[1:] != getattr(self, "_ci_key", None):  # the bootstrap once per epoch, not per step
-                self._ci_key = key[1:]
-                self._intervals = {name: state.saving_ci(name)[1:] for name in state.arms}
-            palette = getattr(self.app, "palette", PLAIN)
-            self.query_one("#time-text", Static).update(time_renderable(state, palette, self._intervals))
+    def key(self, state: RunState) -> tuple:
+        return state.step, sum(len(a.epochs) for a in state.arms.values()), state.status, state.gpus_t
+
+    def text(self, state: RunState) -> RenderableType:
+        if self.key(state)[1:] != self._ci_key:  # the bootstrap once per epoch, not per step
+            self._ci_key = self.key(state)[1:]
+            self._intervals = {name: state.saving_ci(name)[1:] for name in state.arms}
+        return time_renderable(state, self.palette, self._intervals)

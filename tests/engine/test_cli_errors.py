@@ -1,27 +1,30 @@
 """Bad input ends with one clear line on stderr, exit code 2, no traceback, nothing already written lost.
 
-Three tiers, cheapest first:
-* real subprocesses of `python -m freeze_tui` for everything that fails before torch loads
-  (about 0.2 s each: config, spec syntax, data files, log paths, unreadable logs);
-* `freeze_tui.cli.main` in-process for errors found in the engine thread after the run started
-  (model, tokenizer, plan, context, device): same code path, without a torch start-up per case;
+Two tiers, cheapest first:
+* `freeze_tui.cli.main` in-process, the same entry point `python -m freeze_tui` calls, for every error
+  found before or after the run started (config, spec syntax, data files, log paths, unreadable logs,
+  model, tokenizer, plan, context, device): no interpreter and torch start-up per case;
 * one real subprocess for a post-start error, to see the terminal split for real: `log: PATH` on
   stdout, the one error line on stderr, and a valid log that ends with run_end "failed".
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import random
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from engine.log.runlog import read_events
+from freeze_tui.cli import main
 from tests.synthetic_log import write_synthetic_log
 from tests.tiny_models import WORDS, make_tiny_model
 
@@ -29,21 +32,33 @@ PREFIX = "freeze-tui: error: "
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-def cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """`freeze-tui ARGS` in a subprocess; a run that outlives `timeout` (an app that started) fails the test."""
-    full_env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-        "TERM": "dumb",
-        **(env or {}),
-    }
+def cli(*args: str, cwd: Path, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`freeze-tui ARGS` in-process through `main`, in `cwd`; starting an app fails the test (bad input
+    must be refused before any app starts). With a `timeout`: in a real process that may not outlive it
+    (for inputs that could block a process, e.g. a FIFO as data)."""
+    if timeout is not None:
+        return cli_process(*args, cwd=cwd, timeout=timeout)
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.chdir(cwd),
+        mock.patch("freeze_tui.cli.run_app", side_effect=AssertionError("an app started")),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        pytest.raises(SystemExit) as exit_info,
+    ):
+        main(list(args))
+    code = exit_info.value.code
+    return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`freeze-tui ARGS` in a real process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
     try:
         return subprocess.run(
             [sys.executable, "-m", "freeze_tui", *args],
             cwd=cwd,
-            env=full_env,
+            env=env,
             timeout=timeout,
             capture_output=True,
             text=True,
@@ -239,8 +254,8 @@ LOG_CASES = {
 @pytest.mark.parametrize("command", ["report", "replay", "watch"])
 @pytest.mark.parametrize("name", list(LOG_CASES))
 def test_unreadable_logs(bad_logs, command, name):
-    # replay/watch open the app only after the log checked out: here no app may start (timeout = failure)
-    result = cli(command, name, cwd=bad_logs, timeout=20)
+    # replay/watch open the app only after the log checked out: here no app may start (cli fails the test)
+    result = cli(command, name, cwd=bad_logs)
     check(result, *LOG_CASES[name])
     assert "\x1b" not in result.stdout  # no app drew anything
 
@@ -253,7 +268,7 @@ def test_report_on_a_log_cut_mid_line(bad_logs):
 
 
 def test_replay_speed_must_be_positive(bad_logs):
-    check(cli("replay", "good.jsonl", "--speed", "0", cwd=bad_logs, timeout=20), "--speed '0'", "or 'max'")
+    check(cli("replay", "good.jsonl", "--speed", "0", cwd=bad_logs), "--speed '0'", "or 'max'")
 
 
 # -- after the engine thread started: in-process through the same entry point ---------------------------
@@ -320,11 +335,11 @@ def test_errors_found_after_the_run_started(files, case, capsys, monkeypatch, tm
 # -- after the engine thread started: one real process (torch's start-up costs ~10 s on a busy 2-core box) ---
 def test_post_start_error_in_a_real_process(files, tmp_path):
     log = tmp_path / "run.jsonl"
-    result = cli(*run_args(model="no-tokenizer", log=str(log)), cwd=files, timeout=180)
+    result = cli_process(*run_args(model="no-tokenizer", log=str(log)), cwd=files)
     line = check(result, "has no usable tokenizer", "tokenizer.save_pretrained")
     assert result.stdout.splitlines()[0] == f"log: {log}"
     assert_failed_log(log, line.removeprefix(PREFIX)[:60])
-    report = cli("report", str(log), cwd=files)  # the failed run's log still makes a report that says why
+    report = cli_process("report", str(log), cwd=files)  # the failed run's log still makes a report that says why
     assert report.returncode == 0 and report.stderr == ""
     assert "The run failed" in report.stdout and "has no usable tokenizer" in report.stdout
     assert "None" not in report.stdout

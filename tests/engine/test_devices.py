@@ -14,7 +14,7 @@ from engine.config import RunConfig
 from engine.log.runlog import read_events
 from engine.train import devices
 from tests.engine.test_cli_errors import files, one_error_line, run_args, run_main  # noqa: F401 (fixture)
-from tests.engine.test_run import config, run_session, tiny  # noqa: F401 (fixture)
+from tests.engine.test_run import config, run_session
 
 PARTS = {"weights", "grads", "optimizer", "activations", "total"}
 
@@ -23,7 +23,7 @@ def steps_of(events) -> list[dict]:
     return [e.arms for e in events if e.kind == "step"]
 
 
-def test_two_cpu_devices_train_exactly_like_one(tiny, tmp_path):  # noqa: F811
+def test_two_cpu_devices_train_exactly_like_one(tiny, tmp_path):
     _, one = run_session(config(tiny, max_steps=4, samples=1, device="cpu"), tmp_path / "one.jsonl")
     _, two = run_session(config(tiny, max_steps=4, samples=1, device="cpu,cpu"), tmp_path / "two.jsonl")
     assert [e.kind for e in two][-1] == "run_end" and two[-1].status == "finished"
@@ -113,7 +113,7 @@ def test_plan_json_for_a_7b_config_allocates_no_weights(tmp_path):
     assert line.startswith("arm full does not fit on cpu")
 
 
-def test_plan_measure_times_real_steps(tiny):  # noqa: F811
+def test_plan_measure_times_real_steps(tiny):
     model, _ = tiny
     args = ("--model", str(model), "--arm", "full", "--arm", "targeted", "--block-size", "16", "--batch-size", "2")
     desc = plan_json(*args, "--measure", "--steps", "1")
@@ -127,13 +127,13 @@ def test_plan_measure_times_real_steps(tiny):  # noqa: F811
     assert "r measured" in text and "why they differ" in text and "memory plan" in text
 
 
-def test_fp16_trains_with_a_grad_scaler(tiny, tmp_path):  # noqa: F811
+def test_fp16_trains_with_a_grad_scaler(tiny, tmp_path):
     session, events = run_session(config(tiny, max_steps=3, samples=0, dtype="fp16"), tmp_path / "fp16.jsonl")
     assert events[-1].status == "finished"
     assert all(math.isfinite(v.loss) for s in steps_of(events) for v in s.values())
 
 
-def test_an_overflowing_fp16_step_is_skipped_and_logged(tiny, tmp_path, monkeypatch):  # noqa: F811
+def test_an_overflowing_fp16_step_is_skipped_and_logged(tiny, tmp_path, monkeypatch):
     import engine.train.experiment as experiment
 
     # a scale of 2^100 overflows fp16 gradients: the scaler must skip those steps and say so
@@ -148,7 +148,7 @@ def test_an_overflowing_fp16_step_is_skipped_and_logged(tiny, tmp_path, monkeypa
     assert start.arms[0]["init_checksum"]
 
 
-def test_fp16_scaler_skips_without_touching_the_weights(tiny):  # noqa: F811
+def test_fp16_scaler_skips_without_touching_the_weights(tiny):
     from engine.plans.freeze import resolve_plan
     from engine.train.measure import build_arm
     from engine.train.models import load_model

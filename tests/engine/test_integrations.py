@@ -13,14 +13,14 @@ from engine.log.state import RunState
 from freeze_tui import apply_spec
 from freeze_tui.cli import cli
 from freeze_tui.integrations import Recorder
-from tests.tiny_models import make_tiny_model
 
 
 @pytest.fixture
-def tiny_gpt2(tmp_path):
+def tiny_gpt2(tiny):
+    """A fresh model object per test (tests change requires_grad and train it) from the session's files."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(make_tiny_model(tmp_path, "gpt2", n_layer=4))
+    return AutoModelForCausalLM.from_pretrained(tiny[0])
 
 
 def kinds(events):

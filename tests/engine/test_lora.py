@@ -3,8 +3,6 @@ update, saving in peft's format and merged."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 
@@ -15,7 +13,7 @@ from engine.train.kinds import torch_kind
 from engine.train.lora import AdapterDWTracker
 from engine.train.models import load_model
 from tests.engine.test_run import by_kind, run_session
-from tests.tiny_models import WORDS, make_tiny_model
+from tests.tiny_models import make_tiny_model
 
 LORA = "lora:4/8:attn.qkv[2:]"
 
@@ -23,16 +21,6 @@ LORA = "lora:4/8:attn.qkv[2:]"
 def lora_model(model, plan, layout, seed):
     """The arm's model as a run builds it (a PeftModel)."""
     return torch_kind(plan).prepare(model, plan, layout, seed=seed, splits=(), monitor=False).model
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    model = make_tiny_model(root, "gpt2", n_layer=4)
-    rng = random.Random(0)
-    corpus = root / "corpus.txt"
-    corpus.write_text(" ".join(rng.choice(WORDS[2:40]) for _ in range(6000)))
-    return model, corpus
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 import torch
@@ -11,18 +10,6 @@ import torch
 from engine.config import RunConfig
 from engine.log.runlog import read_events
 from engine.train.session import RunSession
-from tests.tiny_models import WORDS, make_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    model = make_tiny_model(root, "gpt2", n_layer=4)
-    rng = random.Random(0)
-    text = " ".join(rng.choice(WORDS[2:40]) for _ in range(6000))
-    corpus = root / "corpus.txt"
-    corpus.write_text(text)
-    return model, corpus
 
 
 def run_session(cfg: RunConfig, log) -> tuple[RunSession, list]:

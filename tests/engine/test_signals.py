@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pty
-import random
 import select
 import signal
 import subprocess
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from engine.log.runlog import read_events
-from tests.tiny_models import WORDS, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
@@ -41,15 +39,6 @@ experiment.Experiment._one_step = one_step
 from freeze_tui.cli import main
 main(sys.argv[1:])
 """
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("signals")
-    model = make_tiny_model(root, "gpt2", n_layer=2)
-    corpus = root / "corpus.txt"
-    corpus.write_text(" ".join(random.Random(0).choice(WORDS[2:40]) for _ in range(3000)))
-    return model, corpus
 
 
 def run_args(tiny, log: Path, *extra: str) -> list[str]:

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 from engine.train.probe import Unit, choose, spec_for
 from freeze_tui.cli import cli
-from tests.engine.test_run import tiny  # noqa: F401  (module fixture: a tiny GPT-2 and its corpus)
 
 
 def test_choose_takes_the_top_that_fits_and_writes_one_rule_per_role():
@@ -24,7 +23,7 @@ def test_choose_takes_the_top_that_fits_and_writes_one_rule_per_role():
     assert spec_for(chosen) == "+attn.o[1,2],+attn.qkv[2],+mlp[3]"
 
 
-def test_suggest_prints_a_spec_that_plan_accepts_within_the_budget(tiny):  # noqa: F811
+def test_suggest_prints_a_spec_that_plan_accepts_within_the_budget(tiny):
     model, corpus = tiny
     args = ["--model", str(model), "--data", str(corpus), "--block-size", "16", "--batch-size", "4", "--lr", "0.01"]
     result = CliRunner().invoke(cli, ["suggest", *args, "--budget", "0.3", "--max-steps", "3"])

@@ -7,11 +7,6 @@ from engine.plans.freeze import resolve_plan
 from tests.layouts import D, L, V, gpt2_layout
 
 
-@pytest.fixture(scope="module")
-def layout():
-    return gpt2_layout()
-
-
 def saving(layout, spec: str, seq_len: int = 0) -> float:
     return predicted_saving(layout, resolve_plan("arm", spec, layout).initial, seq_len=seq_len)
 

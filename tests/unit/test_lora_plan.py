@@ -9,12 +9,7 @@ from engine.plans.kinds import resolve_plan
 from engine.plans.lora import AdapterPlan
 from engine.plans.spec import parse_spec
 from freeze_tui.plan_grid import render_grid
-from tests.layouts import D, L, gpt2_layout
-
-
-@pytest.fixture(scope="module")
-def layout():
-    return gpt2_layout()
+from tests.layouts import D, L
 
 
 def test_lora_spec_parses_rank_alpha_and_targets():

@@ -113,10 +113,27 @@ def test_screenshot_names_never_collide(tmp_path: Path):
     assert second != first and second.name.endswith("-2.svg") and "/" not in second.name
 
 
-def test_readme_key_table_lists_every_key():
+def test_readme_key_table_is_the_one_key_table():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip().strip("`") for line in readme.splitlines() if line.startswith("| `")}
-    assert {k.keys for k in modes.KEYS} <= rows
+    assert modes.readme_key_table() in readme, "README.md's key table differs from modes.KEYS: paste readme_key_table()"
+
+
+def test_bindings_tabs_and_help_come_from_the_one_table():
+    from freeze_tui.keys import BINDINGS
+
+    bound = [(b.key, b.action) for b in BINDINGS]  # type: ignore[union-attr]
+    assert bound == [(b.keys, b.action) for k in modes.KEYS for b in k.binds]
+    assert [(v.key, f"view('{v.name}')") for v in modes.VIEWS] == [kb for kb in bound if kb[1].startswith("view(")]
+    assert modes.KEYS[0].keys == f"1-{len(modes.VIEWS)}" and "Run" in modes.KEYS[0].what
+    assert modes.VIEW_ACTIONS == {
+        "smooth": "loss",
+        "weight": "loss",
+        "axis": "loss",
+        "zoom": "loss",
+        "arms": "loss",
+    } | {"arm_page": "dw"}
+    help_rows = [k.keys for k in modes.keys_for("replay", "dw")]  # the keys of every view first, then this view's
+    assert help_rows == ["1-7", "? F1", "p", "ctrl+s", "q", "↑ ↓ ← →", "PgUp PgDn Home End", "[ ]"]
 
 
 def test_long_series_are_smoothed_over_bucket_means_with_the_same_time_constant():
