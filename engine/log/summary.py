@@ -8,6 +8,7 @@ import math
 
 from engine.log.state import RunState
 from engine.stats import clipped, inside, mean_ci95, mean_var, paired_ci95
+from engine.study import study_summary
 
 LOSS_TENTH = "first/last 10 % of steps"
 LOSS_EPOCHS = "epoch means"
@@ -125,7 +126,7 @@ def summarize(state: RunState, extra: dict | None = None) -> dict:
         for key, per_arm in extra.items():
             if name in per_arm:
                 arms[name][key] = per_arm[name]
-    return {
+    out = {
         "arms": arms,
         "r": {name: a["r"] for name, a in arms.items()},
         "baseline": state.baseline,
@@ -133,6 +134,10 @@ def summarize(state: RunState, extra: dict | None = None) -> dict:
         "replicates": len(state.past) + 1,
         "common_base_rate": state.common_base_rate,
     }
+    study = study_summary(state, arms)  # `freeze-tui study` (--arm-roles): does each method beat random?
+    if study is not None:
+        out["study"] = study
+    return out
 
 
 def _f(value) -> float:

@@ -1,0 +1,122 @@
+"""`freeze-tui study`: one paired run of `full`, one arm per selector and K random controls of the same
+budget, through the `run` path (live app, --headless, --detach, --seeds, devices, torchrun). The arm
+roles go into run_start (`--arm-roles`), so run_end's summary says whether each method beats random."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from engine.errors import FreezeTuiError
+from engine.plans.select import Budget
+from freeze_tui.distributed_run import launch_options
+from freeze_tui.run_options import FIELDS, config_from, config_options
+
+STUDY_FIELDS = [name for name in FIELDS if name not in ("arms", "arm_roles")]
+SELECTORS = ("rgn", "snr", "fisher")
+
+
+@click.command()
+@config_options(STUDY_FIELDS)
+@click.option("--budget", type=float, default=None, help="Share of the parameters each selected arm trains.")
+@click.option("--time-budget", type=float, default=None, help="Share of full training's step FLOPs per arm.")
+@click.option(
+    "--methods", default="rgn,snr,fisher", show_default=True, help="Selectors, comma separated: rgn, snr, fisher."
+)
+@click.option("--random", "n_random", type=int, default=3, show_default=True, help="Random control arms (K).")
+@click.option("--probe-seeds", type=int, default=1, show_default=True, help="rgn/fisher: probes averaged.")
+@click.option("--probe-steps", type=int, default=8, show_default=True, help="rgn: steps of each probe.")
+@click.option("--probe-batches", type=int, default=8, show_default=True, help="fisher: batches of each probe.")
+@click.option("--headless", is_flag=True, help="No app: print progress and the summary table.")
+@click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it.")
+@click.option("--screenshot-dir", default=None, type=click.Path(file_okay=False), help="Where ctrl+s saves.")
+@launch_options
+@click.pass_context
+def study(
+    ctx: click.Context,
+    budget: float | None,
+    time_budget: float | None,
+    methods: str,
+    n_random: int,
+    probe_seeds: int,
+    probe_steps: int,
+    probe_batches: int,
+    **opts,
+) -> int:
+    """Which selector earns trust? Builds arms full, one per --methods selector and random-1..K at the
+    same budget, shows the plan, and runs them as one paired run (every `run` option works). The
+    summary says per method: r, validation-loss gap to full, and whether it beats the random arms."""
+    chosen = _methods(methods)
+    if budget is None and time_budget is None:
+        raise FreezeTuiError("study needs --budget F (share of parameters) or --time-budget F (share of FLOPs)")
+    for flag, value in (("--budget", budget), ("--time-budget", time_budget)):
+        if value is not None and not 0 < value <= 1:
+            raise FreezeTuiError(f"{flag} must be a share in (0, 1], got {value}; e.g. {flag} 0.1 for 10 %")
+    counts = (("--random", n_random), ("--probe-seeds", probe_seeds), ("--probe-steps", probe_steps))
+    for flag, value in (*counts, ("--probe-batches", probe_batches)):
+        if value < 1:
+            raise FreezeTuiError(f"{flag} must be at least 1, got {value}")
+    base = config_from({k: opts[k] for k in STUDY_FIELDS if k in opts} | {"samples": 0})
+    arms, roles = study_arms(
+        base, chosen, n_random, Budget(budget, time_budget, base.block_size), probe_seeds, probe_steps, probe_batches
+    )
+    shares = Budget(budget, time_budget).describe()
+    click.echo(f"study: {len(chosen)} selector arm(s) and {n_random} random control(s) at {shares}")
+    _preview(base, arms, roles)
+    from freeze_tui.cli import run
+
+    run_opts = {
+        **opts,
+        "arms": tuple(f"{n}={s}" for n, s in arms),
+        "arm_roles": ",".join(f"{n}={r}" for n, r in roles.items()),
+    }
+    return ctx.invoke(run, **run_opts)
+
+
+def _methods(text: str) -> list[str]:
+    chosen = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in chosen if m not in SELECTORS]
+    if bad or not chosen:
+        raise FreezeTuiError(f"--methods {text!r}: give one or more of {', '.join(SELECTORS)}, comma separated")
+    return list(dict.fromkeys(chosen))
+
+
+def study_arms(
+    cfg, methods: list[str], n_random: int, budget: Budget, probe_seeds: int, probe_steps: int, probe_batches: int
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """(arms as (name, spec), {arm: role}): full, one arm per method, random-1..K with seeds s..s+K-1."""
+    from engine.train.probe import select
+
+    arms = [("full", "full")]
+    roles = {"full": "full"}
+    picks = [(m, m, cfg) for m in methods]
+    picks += [
+        (f"random-{k}", "random", dataclasses.replace(cfg, seed=cfg.seed + k - 1)) for k in range(1, n_random + 1)
+    ]
+    for name, method, run_cfg in picks:
+        sel = select(
+            run_cfg, method, budget, probe_seeds=probe_seeds, probe_steps=probe_steps, probe_batches=probe_batches
+        )
+        if not sel.spec:
+            raise FreezeTuiError(f"{name}: no block matrix fits in {budget.describe()}; raise the budget")
+        arms.append((name, sel.spec))
+        roles[name] = "random" if method == "random" else "method"
+    return arms, roles
+
+
+def _preview(cfg, arms: list[tuple[str, str]], roles: dict[str, str]) -> None:
+    """The plan of every arm before anything trains: role, trained share, FLOP cost, memory, spec."""
+    from engine.train.memory_plan import add_memory_plan
+    from engine.train.models import describe_plans
+
+    desc = describe_plans(cfg.model, tuple(arms), block_size=cfg.block_size, trust_remote_code=cfg.trust_remote_code)
+    add_memory_plan(desc, dataclasses.replace(cfg, arms=tuple(arms)), measure=False, steps=0)
+    click.echo(f"  {'arm':<10} {'role':<7} {'trains':>8} {'FLOPs':>7} {'r_pred':>7} {'memory':>9}  spec")
+    for arm in desc["arms"]:
+        mem = (arm.get("memory") or {}).get("total")
+        mem_text = f"{mem / 2**20:7.1f} MB" if isinstance(mem, (int, float)) else "        –"
+        click.echo(
+            f"  {arm['name']:<10} {roles[arm['name']]:<7} {arm['pct']:7.2f}% {100 * arm['flop_ratio']:6.1f}% "
+            f"{100 * arm['r_pred']:6.1f}% {mem_text}  {arm['spec']}"
+        )
