@@ -5,6 +5,9 @@ roles go into run_start (`--arm-roles`), so run_end's summary says whether each 
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
+from pathlib import Path
 
 import click
 
@@ -66,12 +69,49 @@ def study(
     _preview(base, arms, roles)
     from freeze_tui.cli import run
 
+    if not opts.get("log"):  # the study names the log itself, to read its verdicts back at the end
+        opts["log"] = str(base.default_log_path(time.strftime("%Y%m%d-%H%M%S")))
     run_opts = {
         **opts,
         "arms": tuple(f"{n}={s}" for n, s in arms),
         "arm_roles": ",".join(f"{n}={r}" for n, r in roles.items()),
     }
-    return ctx.invoke(run, **run_opts)
+    code = ctx.invoke(run, **run_opts)
+    for line in verdict_lines(Path(opts["log"])):
+        click.echo(line)
+    return code
+
+
+def verdict_lines(log: Path) -> list[str]:
+    """The study's answer from the log's run_end, one line per method; [] while the run has not ended
+    (--detach) or when it ended without one."""
+    from engine.log.runlog import read_events
+
+    try:
+        end = next((e for e in read_events(log) if e.kind == "run_end"), None)
+    except (OSError, FreezeTuiError):
+        return []
+    study = (getattr(end, "summary", None) or {}).get("study") if end is not None else None
+    if not study:
+        return []
+    lines = ["study: validation loss of each method vs the mean of the random arms (95 % interval):"]
+    for arm, row in study["methods"].items():
+        lo, hi = row["vs_random_ci"]
+        gap_lo, gap_hi = row["val_gap_ci"]
+        lines.append(
+            f"  {arm}: {_signed(row['vs_random'])} [{_signed(lo)}, {_signed(hi)}] {row['vs_random_basis']}: "
+            f"{row['verdict']}; vs full {_signed(row['val_gap'])} [{_signed(gap_lo)}, {_signed(gap_hi)}], "
+            f"r {_pct(row['r'])}"
+        )
+    return lines
+
+
+def _signed(value) -> str:
+    return "–" if not isinstance(value, (int, float)) or math.isnan(value) else f"{value:+.3f}"
+
+
+def _pct(value) -> str:
+    return "–" if not isinstance(value, (int, float)) or math.isnan(value) else f"{100 * value:.1f} %"
 
 
 def _methods(text: str) -> list[str]:

@@ -18,6 +18,8 @@ def test_a_headless_study_runs_every_arm_and_says_which_methods_beat_random(tiny
     argv += ["--max-steps", "3", "--samples", "0", "--headless", "--log", str(log)]
     code, out, err = run_main(argv, capsys)
     assert code == 0, err
+    verdicts = out[out.index("study: validation loss of each method") :].splitlines()
+    assert [line.split(":")[0].strip() for line in verdicts[1:4]] == ["rgn", "snr", "fisher"]
     assert out.startswith("study: 3 selector arm(s) and 2 random control(s) at 30 % of parameters")
     for arm in ("full", "rgn", "snr", "fisher", "random-1", "random-2"):
         assert f"\n  {arm:<10} " in out  # the preview lists every arm before it trains
