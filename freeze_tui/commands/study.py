@@ -27,6 +27,9 @@ SELECTORS = ("rgn", "snr", "fisher")
 @click.option(
     "--methods", default="rgn,snr,fisher", show_default=True, help="Selectors, comma separated: rgn, snr, fisher."
 )
+@click.option(
+    "--lora", "lora_rank", type=int, default=0, help="Also a rank-R LoRA arm on the first method's matrices (0 = none)."
+)
 @click.option("--random", "n_random", type=int, default=3, show_default=True, help="Random control arms (K).")
 @click.option("--probe-seeds", type=int, default=1, show_default=True, help="rgn/fisher: probes averaged.")
 @click.option("--probe-steps", type=int, default=8, show_default=True, help="rgn: steps of each probe.")
@@ -41,6 +44,7 @@ def study(
     budget: float | None,
     time_budget: float | None,
     methods: str,
+    lora_rank: int,
     n_random: int,
     probe_seeds: int,
     probe_steps: int,
@@ -60,10 +64,14 @@ def study(
     for flag, value in (*counts, ("--probe-batches", probe_batches)):
         if value < 1:
             raise FreezeTuiError(f"{flag} must be at least 1, got {value}")
+    if lora_rank < 0:
+        raise FreezeTuiError(f"--lora must be a rank of at least 1 (or 0 for no LoRA arm), got {lora_rank}")
     base = config_from({k: opts[k] for k in STUDY_FIELDS if k in opts} | {"samples": 0})
     arms, roles = study_arms(
         base, chosen, n_random, Budget(budget, time_budget, base.block_size), probe_seeds, probe_steps, probe_batches
     )
+    if lora_rank:
+        arms.append(lora_arm(chosen[0], dict(arms)[chosen[0]], lora_rank))
     shares = Budget(budget, time_budget).describe()
     click.echo(f"study: {len(chosen)} selector arm(s) and {n_random} random control(s) at {shares}")
     _preview(base, arms, roles)
@@ -145,6 +153,12 @@ def study_arms(
     return arms, roles
 
 
+def lora_arm(method: str, spec: str, rank: int) -> tuple[str, str]:
+    """A LoRA arm on exactly the matrices `method`'s spec trains (`+attn.o[0,3],+mlp[1]` ->
+    `lora:R:attn.o[0,3],mlp[1]`); it has no study role (it is no selector), the summary lists it."""
+    return f"lora-{method}", f"lora:{rank}:" + ",".join(rule.lstrip("+") for rule in spec.split(","))
+
+
 def _preview(cfg, arms: list[tuple[str, str]], roles: dict[str, str]) -> None:
     """The plan of every arm before anything trains: role, trained share, FLOP cost, memory, spec."""
     from engine.train.memory_plan import add_memory_plan
@@ -156,7 +170,8 @@ def _preview(cfg, arms: list[tuple[str, str]], roles: dict[str, str]) -> None:
     for arm in desc["arms"]:
         mem = (arm.get("memory") or {}).get("total")
         mem_text = f"{mem / 2**20:7.1f} MB" if isinstance(mem, (int, float)) else "        –"
+        role = roles.get(arm["name"], "lora")
         click.echo(
-            f"  {arm['name']:<10} {roles[arm['name']]:<7} {arm['pct']:7.2f}% {100 * arm['flop_ratio']:6.1f}% "
+            f"  {arm['name']:<10} {role:<7} {arm['pct']:7.2f}% {100 * arm['flop_ratio']:6.1f}% "
             f"{100 * arm['r_pred']:6.1f}% {mem_text}  {arm['spec']}"
         )
