@@ -53,3 +53,31 @@ def test_a_headless_study_runs_every_arm_and_says_which_methods_beat_random(tiny
 def test_bad_study_input_is_one_line_and_exit_2(extra, needle, capsys):
     code, out, err = run_main(["study", *extra, "--headless"], capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+
+
+def test_a_study_over_processes_gives_the_losses_and_verdict_of_one_process(tiny, tmp_path, capsys):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model, corpus = tiny
+    args = ["study", "--model", str(model), "--data", str(corpus), "--block-size", "16", "--batch-size", "4"]
+    args += ["--lr", "0.01", "--budget", "0.3", "--methods", "snr", "--random", "1", "--max-steps", "3"]
+    args += ["--samples", "0", "--device", "cpu", "--headless"]
+    code, _, err = run_main([*args, "--log", str(tmp_path / "one.jsonl")], capsys)
+    assert code == 0, err
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "TERM": "dumb", "HF_HUB_OFFLINE": "1"}
+    many = [sys.executable, "-m", "freeze_tui", *args, "--log", str(tmp_path / "many.jsonl"), "--nproc-per-node", "3"]
+    done = subprocess.run(many, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    one, dist = (list(read_events(tmp_path / f"{n}.jsonl")) for n in ("one", "many"))
+    steps = [[e.arms for e in run if e.kind == "step"] for run in (one, dist)]
+    assert len(steps[0]) == 3 and [{a: s[a]["loss"] for a in s} for s in steps[0]] == pytest.approx(
+        [{a: s[a]["loss"] for a in s} for s in steps[1]], rel=1e-6
+    )
+    a, b = (run[-1].summary["study"]["methods"]["snr"] for run in (one, dist))
+    assert b["vs_random"] == pytest.approx(a["vs_random"], rel=1e-5) and b["verdict"] == a["verdict"]
+    config = next(e for e in dist if e.kind == "run_start").config
+    assert config["world_size"] == 3 and config["arm_roles"] == "full=full,snr=method,random-1=random"
