@@ -96,6 +96,12 @@ class RunConfig:
         "the batch; the world is arms x shards processes (torchrun or --nproc-per-node).",
         metavar="K",
     )
+    arm_roles: str = setting(
+        "",
+        "Study roles of the arms, NAME=method|random|full comma separated (`freeze-tui study` sets it); "
+        "run_end then says whether each method arm beats the random ones.",
+        metavar="NAME=ROLE,...",
+    )
     monitor: bool = setting(True, "False: bare loop without ΔW norms or samples (benchmarks only).", cli=False)
 
     def validate(self) -> RunConfig:
@@ -148,6 +154,11 @@ class RunConfig:
             if not spec.strip():
                 raise FreezeTuiError(f"arm {name!r} has an empty spec; use e.g. --arm {name}=full")
             seen.add(name)
+        from engine.study import parse_roles
+
+        unknown = sorted(set(parse_roles(self.arm_roles)) - seen)
+        if unknown:
+            raise FreezeTuiError(f"--arm-roles names {', '.join(unknown)}, which is not an arm; name arms from --arm")
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

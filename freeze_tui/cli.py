@@ -18,6 +18,7 @@ from engine.world import check_one_process, quiet_rank, under_torchrun
 from freeze_tui import __version__, exit_codes
 from freeze_tui.commands.export import export
 from freeze_tui.commands.serve import serve
+from freeze_tui.commands.study import study
 from freeze_tui.commands.suggest import suggest
 from freeze_tui.distributed_run import launch_options, pop_launch, run_distributed
 from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
@@ -298,6 +299,7 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
 cli.add_command(export)
 cli.add_command(suggest)
 cli.add_command(serve)
+cli.add_command(study)
 
 
 def main(argv: list[str] | None = None) -> None:

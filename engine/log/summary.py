@@ -11,6 +11,7 @@ import msgspec
 from engine.log import events as ev
 from engine.log.state import RunState
 from engine.stats import clipped, inside, mean_ci95, mean_var, paired_ci95
+from engine.study import study_summary
 
 LOSS_TENTH = "first/last 10 % of steps"
 LOSS_EPOCHS = "epoch means"
@@ -117,8 +118,8 @@ def _across_seeds(state: RunState, rows: list[ev.ArmSummary]) -> list[ev.ArmSumm
 
 def summarize(state: RunState, extra: dict | None = None) -> dict:
     """The run_end summary: per arm its ArmSummary (T, loss_final, p_pre, p_post, ...) and `extra`
-    ({key: {arm: value}}); r per arm vs the baseline."""
-    return ev.run_summary(
+    ({key: {arm: value}}); r per arm vs the baseline; `study` when the run is a study (--arm-roles)."""
+    out = ev.run_summary(
         arm_rows(state),
         extra or {},
         baseline=state.baseline,
@@ -126,6 +127,10 @@ def summarize(state: RunState, extra: dict | None = None) -> dict:
         replicates=len(state.past) + 1,
         common_base_rate=state.common_base_rate,
     )
+    study = study_summary(state, out["arms"])  # `freeze-tui study`: does each method beat random?
+    if study is not None:
+        out["study"] = study
+    return out
 
 
 def _f(value) -> float:

@@ -1,116 +1,128 @@
-"""A freeze plan suggested from the model itself: a short probe run ranks each block's matrices by
-how far they want to move (torch).
+"""`freeze-tui suggest`'s engine side (torch): the `rgn` probe, and the one entry that runs any
+selector, fills the budget and measures the choice's stability.
 
-The probe trains everything for a few steps on the run's own data with the run's optimizer (AdamW)
-and measures each unit's relative update ||W_n - W_0||_F / ||W_0||_F. Full training rather than
-gradient statistics because Adam rescales gradients per weight: raw gradient norms mostly tell
-matrix sizes and scales apart, while the relative update is what the arm would actually get.
-
-Units are the block matrices a spec can name (attn.qkv or attn.q/k/v, attn.o, mlp per block).
-Embeddings and the head are left out: they sit lowest (training them forces a full backward pass, so
-freezing the rest saves nothing) and are a large share of a small model.
+The `rgn` probe trains everything for a few steps on the run's own data with the run's optimizer
+(AdamW) and measures each unit's relative update ||W_n - W_0||_F / ||W_0||_F. Full training rather
+than gradient statistics because Adam rescales gradients per weight: raw gradient norms mostly tell
+matrix sizes and scales apart, while the relative update is what the arm would actually get. (Issue
+17 found it correlates 0.73-0.91 with 1/RMS of the weights; the other selectors are there to test it.)
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from engine.config import RunConfig
+from engine.errors import FreezeTuiError
 from engine.plans.freeze import resolve_plan
-from engine.plans.roles import ModelLayout
+from engine.plans.select import (
+    Budget,
+    Selection,
+    Unit,
+    candidate_units,
+    fill_budget,
+    peft_modules,
+    rank,
+    spec_for,
+    unit_cost,
+)
 from engine.train.arm import train_step
 from engine.train.data import batch_order
 from engine.train.measure import build_arm
 
-UNIT_ROLES = ("attn.qkv", "attn.q", "attn.k", "attn.v", "attn.o", "mlp")
 
-
-@dataclass(frozen=True)
-class Unit:
-    role: str
-    block: int
-    params: tuple[str, ...]
-    numel: int
-    score: float  # relative update over the probe
-
-    @property
-    def label(self) -> str:
-        return f"{self.role}[{self.block}]"
-
-
-def units(layout: ModelLayout) -> dict[tuple[str, int], list]:
-    found: dict[tuple[str, int], list] = {}
-    for p in layout.params:
-        if p.block is not None and p.role in UNIT_ROLES:
-            found.setdefault((p.role, p.block), []).append(p)
-    return found
-
-
-def probe(setup, steps: int) -> list[Unit]:
-    """Train a copy of the model fully for `steps` steps; units ranked by relative update, largest first."""
+def relative_updates(setup, steps: int, units: list[Unit], *, seed: int) -> dict[str, float]:
+    """Train a copy of the model fully for `steps` steps (batch order and dropout from `seed`);
+    {unit label: relative update of its matrices}."""
     cfg: RunConfig = setup.cfg
     arm = build_arm(setup.model, "probe", resolve_plan("probe", "full", setup.layout), setup.device, cfg, setup.lr)
     model = arm.model
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
-    order = batch_order(len(setup.data.train), cfg.batch_size, cfg.seed, 0)
+    order = batch_order(len(setup.data.train), cfg.batch_size, seed, 0)
+    if not order:
+        raise FreezeTuiError("the probe needs at least one training batch; pass more --data or a smaller --batch-size")
     for step in range(steps):
         batch = setup.data.train[order[step % len(order)]].to(arm.device)
         train_step(
             arm,
             batch,
             lr=setup.lr,
-            rng_seed=cfg.seed * 1_000_003 + step + 1,
+            rng_seed=seed * 1_000_003 + step + 1,
             grad_clip=cfg.grad_clip,
             autocast_dtype=None,
             measure=False,
         )
     now = dict(model.named_parameters())
-    ranked = [_unit(role, block, params, start, now) for (role, block), params in units(setup.layout).items()]
-    return sorted(ranked, key=lambda u: (-u.score, u.block, u.role))
+    return {u.label: _relative(u, start, now) for u in units}
 
 
-def _unit(role: str, block: int, params: list, start: dict, now: dict) -> Unit:
-    moved = sum(float((now[p.name].detach() - start[p.name]).float().pow(2).sum()) for p in params if len(p.shape) == 2)
-    size = sum(float(start[p.name].float().pow(2).sum()) for p in params if len(p.shape) == 2)
-    score = math.sqrt(moved / size) if size > 0 else 0.0
-    return Unit(role, block, tuple(p.name for p in params), sum(p.numel for p in params), score)
+def _relative(unit: Unit, start: dict, now: dict) -> float:
+    mats = [n for n in unit.params if start[n].dim() == 2]
+    moved = sum(float((now[n].detach() - start[n]).float().pow(2).sum()) for n in mats)
+    size = sum(float(start[n].float().pow(2).sum()) for n in mats)
+    return math.sqrt(moved / size) if size > 0 else 0.0
 
 
-def choose(ranked: list[Unit], budget: float, n_total: int) -> list[Unit]:
-    """The top of the ranking, skipping any unit that would take the trained share past `budget`."""
-    chosen, used = [], 0
-    for unit in ranked:
-        if used + unit.numel <= budget * n_total:
-            chosen.append(unit)
-            used += unit.numel
-    return chosen
-
-
-def spec_for(chosen: list[Unit]) -> str:
-    """A freeze spec that trains exactly the chosen units: one +ROLE[blocks] rule per role."""
-    by_role: dict[str, list[int]] = {}
-    for unit in chosen:
-        by_role.setdefault(unit.role, []).append(unit.block)
-    return ",".join(f"+{role}[{','.join(str(b) for b in sorted(blocks))}]" for role, blocks in sorted(by_role.items()))
-
-
-def suggest(setup, budget: float, steps: int) -> tuple[list[Unit], list[Unit], str, object]:
-    """Ranking, chosen units, their spec and the plan it resolves to (checked against the layout)."""
-    ranked = probe(setup, steps)
-    chosen = choose(ranked, budget, setup.layout.n_total)
-    spec = spec_for(chosen)
-    plan = resolve_plan("suggested", spec, setup.layout) if spec else None
-    return ranked, chosen, spec, plan
-
-
-def suggest_for_config(cfg: RunConfig, budget: float, steps: int):
-    """`freeze-tui suggest`'s one entry into the engine: load, probe, choose. Returns (ranking, chosen,
-    spec, plan, layout); transformers' config chatter is silenced (it would land among the lines)."""
+def select(
+    cfg: RunConfig, method: str, budget: Budget, *, probe_seeds: int, probe_steps: int, probe_batches: int
+) -> Selection:
+    """`freeze-tui suggest`'s one entry into the engine: score with `method` over `probe_seeds` probes
+    (seeds cfg.seed, cfg.seed + 1, ...), rank, fill the budget, and check the spec against the layout.
+    snr and random load no data and no tokenizer; snr reads the weights tensor by tensor."""
     from transformers.utils import logging as hf_logging
 
-    from engine.train.setup import prepare
+    from engine.train import selectors as sel
 
     hf_logging.set_verbosity_error()
-    setup = prepare(cfg)
-    return (*suggest(setup, budget, steps), setup.layout)
+    selector: sel.Selector
+    if method in ("snr", "random"):
+        from engine.train.models import load_layout
+
+        layout = load_layout(cfg.model, trust_remote_code=cfg.trust_remote_code)[2]
+        units = candidate_units(layout)
+        if method == "snr":
+            files = sel.safetensors_files(cfg.model, cfg.trust_remote_code)
+            selector = sel.SnrSelector(files, layout, units)
+        else:
+            selector = sel.RandomSelector(units, cfg.seed)
+    else:
+        from engine.train.setup import prepare
+
+        setup = prepare(cfg, memory_check=False)
+        layout = setup.layout
+        units = candidate_units(layout)
+        if method == "rgn":
+            selector = sel.RgnSelector(setup, probe_steps, units)
+        else:
+            selector = sel.FisherSelector(setup, probe_batches, units)
+    if not units:
+        raise FreezeTuiError(f"model {cfg.model or 'demo'!r}: no block matrices found to rank (unknown layout)")
+    probes = 1 if selector.deterministic else probe_seeds
+    score_sets = [selector.scores(k) for k in range(probes)]
+    ranking = rank(units, score_sets if selector.averaged else score_sets[:1])
+    fill = fill_budget([r.unit for r in ranking], layout, budget)
+    sets = [_chosen_labels(units, s, layout, budget) for s in score_sets]
+    spec = spec_for(fill.chosen)
+    names: tuple[str, ...] = ()
+    if spec:
+        plan = resolve_plan("suggested", spec, layout)
+        names = tuple(n for n in layout.names if n in plan.initial)
+    return Selection(
+        method=method,
+        basis=selector.basis,
+        budget=budget,
+        ranking=ranking,
+        fill=fill,
+        spec=spec,
+        trainable_names=names,
+        sets=sets if probes > 1 else [],
+        n_total=layout.n_total,
+        fused_qkv=layout.fused_qkv,
+        peft_modules=peft_modules(layout, fill.chosen),
+        costs={u.label: unit_cost(u, layout, budget.seq_len) for u in units},
+    )
+
+
+def _chosen_labels(units: list[Unit], scores: dict[str, float], layout, budget: Budget) -> frozenset[str]:
+    """What one probe (or seed) alone would choose: its own ranking filled to the same budget."""
+    return frozenset(u.label for u in fill_budget([r.unit for r in rank(units, [scores])], layout, budget).chosen)
