@@ -39,8 +39,8 @@ def last_val_batches(state, arm: str) -> list[float] | None:
     a = state.arms.get(arm)
     if a is None or not a.epochs:
         return None
-    values = a.epochs[-1].get("val_batches")
-    if not isinstance(values, list) or not values:
+    values = list(a.epochs[-1][1].val_batch_losses)
+    if not values:
         return None
     return [float(v) if isinstance(v, (int, float)) else math.nan for v in values]
 

@@ -127,7 +127,7 @@ def summarize(state: RunState, extra: dict | None = None) -> dict:
         replicates=len(state.past) + 1,
         common_base_rate=state.common_base_rate,
     )
-    study = study_summary(state, out["arms"])  # `freeze-tui study`: does each method beat random?
+    study = study_summary(state, ev.summary_arms(out))  # `freeze-tui study`: does each method beat random?
     if study is not None:
         out["study"] = study
     return out

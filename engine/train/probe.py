@@ -10,8 +10,6 @@ matrix sizes and scales apart, while the relative update is what the arm would a
 
 from __future__ import annotations
 
-import math
-
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.plans.freeze import resolve_plan
@@ -26,41 +24,6 @@ from engine.plans.select import (
     spec_for,
     unit_cost,
 )
-from engine.train.arm import train_step
-from engine.train.data import batch_order
-from engine.train.measure import build_arm
-
-
-def relative_updates(setup, steps: int, units: list[Unit], *, seed: int) -> dict[str, float]:
-    """Train a copy of the model fully for `steps` steps (batch order and dropout from `seed`);
-    {unit label: relative update of its matrices}."""
-    cfg: RunConfig = setup.cfg
-    arm = build_arm(setup.model, "probe", resolve_plan("probe", "full", setup.layout), setup.device, cfg, setup.lr)
-    model = arm.model
-    start = {n: p.detach().clone() for n, p in model.named_parameters()}
-    order = batch_order(len(setup.data.train), cfg.batch_size, seed, 0)
-    if not order:
-        raise FreezeTuiError("the probe needs at least one training batch; pass more --data or a smaller --batch-size")
-    for step in range(steps):
-        batch = setup.data.train[order[step % len(order)]].to(arm.device)
-        train_step(
-            arm,
-            batch,
-            lr=setup.lr,
-            rng_seed=seed * 1_000_003 + step + 1,
-            grad_clip=cfg.grad_clip,
-            autocast_dtype=None,
-            measure=False,
-        )
-    now = dict(model.named_parameters())
-    return {u.label: _relative(u, start, now) for u in units}
-
-
-def _relative(unit: Unit, start: dict, now: dict) -> float:
-    mats = [n for n in unit.params if start[n].dim() == 2]
-    moved = sum(float((now[n].detach() - start[n]).float().pow(2).sum()) for n in mats)
-    size = sum(float(start[n].float().pow(2).sum()) for n in mats)
-    return math.sqrt(moved / size) if size > 0 else 0.0
 
 
 def select(

@@ -132,8 +132,9 @@ class RunSession(ChannelSource):
             status = "failed"
         try:
             summary = summarize(self.state, extra)
-        except Exception:
+        except Exception as exc:  # the run's end must still be written; say why its summary is missing
             summary = {}
+            self.emit(ev.Error(message=f"summary failed: {type(exc).__name__}: {exc}", detail=traceback.format_exc()))
         self._heartbeat.halt()  # run_end is the last line
         self.emit(ev.RunEnd(status=status, summary=summary))
 

@@ -75,8 +75,11 @@ def study(
     shares = Budget(budget, time_budget).describe()
     click.echo(f"study: {len(chosen)} selector arm(s) and {n_random} random control(s) at {shares}")
     _preview(base, arms, roles)
-    from freeze_tui.cli import run
-
+    root = ctx.find_root()
+    group = root.command
+    assert isinstance(group, click.Group)
+    run = group.get_command(root, "run")  # the run command itself (no import: cli registers us)
+    assert run is not None
     if not opts.get("log"):  # the study names the log itself, to read its verdicts back at the end
         opts["log"] = str(base.default_log_path(time.strftime("%Y%m%d-%H%M%S")))
     run_opts = {

@@ -73,8 +73,8 @@ def test_a_study_over_processes_gives_the_losses_and_verdict_of_one_process(tiny
     assert done.returncode == 0, done.stderr[-2000:]
     one, dist = (list(read_events(tmp_path / f"{n}.jsonl")) for n in ("one", "many"))
     steps = [[e.arms for e in run if e.kind == "step"] for run in (one, dist)]
-    assert len(steps[0]) == 3 and [{a: s[a]["loss"] for a in s} for s in steps[0]] == pytest.approx(
-        [{a: s[a]["loss"] for a in s} for s in steps[1]], rel=1e-6
+    assert len(steps[0]) == 3 and [{a: s[a].loss for a in s} for s in steps[0]] == pytest.approx(
+        [{a: s[a].loss for a in s} for s in steps[1]], rel=1e-6
     )
     a, b = (run[-1].summary["study"]["methods"]["snr"] for run in (one, dist))
     assert b["vs_random"] == pytest.approx(a["vs_random"], rel=1e-5) and b["verdict"] == a["verdict"]

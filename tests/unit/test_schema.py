@@ -23,6 +23,7 @@ ALLOWED = {
     ("freeze_tui/app.py", "loss"): "a view's name",
     ("freeze_tui/keys.py", "arms"): "a key action's name",
     ("freeze_tui/activity.py", "arms"): "an engine phase's name",
+    ("freeze_tui/commands/study.py", "arms"): "the run command's --arm option and `plan`'s description",
 }
 
 
