@@ -357,9 +357,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only (re)write engine/demo/finetune.txt.gz from this Python's pydoc_data (use Python 3.11)",
     )
+    ap.add_argument(
+        "--write-retain-text",
+        action="store_true",
+        help="only (re)write engine/demo/retain.txt.gz, stdlib docstrings held out of pretraining (use Python 3.11)",
+    )
     args = ap.parse_args(argv)
     if args.write_finetune_text:
         corpus.write_finetune_text(corpus.topics_text())
+        return 0
+    if args.write_retain_text:
+        corpus.write_retain_text(corpus.heldout_text())
         return 0
     recipe = dict(RECIPE)
     if args.steps is not None:
