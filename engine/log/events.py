@@ -83,8 +83,20 @@ class DW(Event):
 
 
 @dataclass(frozen=True)
+class StepZero(Event):
+    """Every arm's measures before its first step (all arms hold the same weights then, so the values
+    are equal): arms: {arm: {retain_loss, retain_batches, expected_s, expected_s_batches}}; retain_*
+    only with a retain set. Forgetting at a validation = retain_loss there - retain_loss here."""
+
+    kind: ClassVar[str] = "step_zero"
+    arms: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EpochEnd(Event):
-    """arms: {arm: {loss_mean, loss_var, val_loss, t_epoch, t_total}}."""
+    """arms: {arm: {loss_mean, loss_var, val_loss, t_epoch, t_total}}; optional per arm: retain_loss,
+    retain_batches (loss on the retain set, per batch), expected_s, expected_s_batches (probability
+    mass on S at the validation positions)."""
 
     kind: ClassVar[str] = "epoch_end"
     epoch: int = 0
@@ -270,7 +282,21 @@ def _built(cls: type[Event], **fields) -> Event:
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (Header, RunStart, Step, DW, EpochEnd, Sample, Replicate, PlanChange, Warning, Error, RunEnd, Heartbeat)
+    for cls in (
+        Header,
+        RunStart,
+        Step,
+        DW,
+        StepZero,
+        EpochEnd,
+        Sample,
+        Replicate,
+        PlanChange,
+        Warning,
+        Error,
+        RunEnd,
+        Heartbeat,
+    )
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from engine.log.frontier import arm_frontier_fields
 from engine.log.state import RunState
 from engine.stats import clipped, inside, mean_ci95, mean_var, paired_ci95
 
@@ -57,6 +58,7 @@ def _arm_row(state: RunState, name: str) -> dict:
         "delta_p": p_post[0] - p_pre[0],
         "delta_p_ci": list(state.delta_p_ci(name)[1:]),
         "stopped": arm.stopped,
+        **arm_frontier_fields(state, name),  # target gain, forgetting, expected share of S, Pareto flags
     }
 
 

@@ -33,6 +33,7 @@ from engine.train.data import batch_order
 from engine.train.devices import copy_to, mixed_devices_warning, on_device, read_floats
 from engine.train.lora import base_named_parameters, is_lora, lora_parts, save_lora
 from engine.train.metrics import DWTracker
+from engine.train.retain import arm_measures
 from engine.train.setup import Setup
 
 SKIPPED = "fp16 gradients overflowed; the GradScaler skipped this optimizer step and lowered its scale"
@@ -130,6 +131,8 @@ class Experiment:
         stopped every arm, or the run under --on-nan stop-run)."""
         total = self._total_steps()
         self._warn_placement()
+        self.control.activity.enter("validate", epoch=-1)
+        self.emit(ev.StepZero(arms={a.name: self._measures(a, with_val=True) for a in self.arms}))  # forgetting's zero
         for epoch in range(self.cfg.epochs):
             for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
                 if self._should_end():
@@ -285,11 +288,26 @@ class Experiment:
                 "val_batches": val_batches,  # per validation batch, the same batches for every arm: pairs
                 "t_epoch": t_epoch,
                 "t_total": arm.t_total,
+                **(self._measures(arm) if arm.active else {}),
             }
             arm.epoch_losses = []
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
         self._sync()
+
+    def _measures(self, arm: Arm, with_val: bool = False) -> dict:
+        """Retain loss and expected share of S (engine.train.retain), on the same blocks for every arm."""
+        common = torch.tensor(self.s.data.common, dtype=torch.long)
+        return arm_measures(
+            arm.model,
+            retain=self.s.retain,
+            val=self.s.data.val,
+            common=common,
+            batch_size=self.cfg.batch_size,
+            device=arm.device,
+            autocast_dtype=self.autocast,
+            with_val=with_val,
+        )
 
     def samples(self, phase: str, epoch: int) -> None:
         """One set of samples per arm (or one `*` set before training, when all arms are equal)."""

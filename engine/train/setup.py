@@ -17,6 +17,7 @@ from engine.train.data import TokenData, common_base_rate, tokenize_corpus
 from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
 from engine.train.memory_plan import check_memory_plan
 from engine.train.models import LoadedModel
+from engine.train.retain import RetainSet, load_retain_set
 
 PROMPT_TOKENS = 16
 
@@ -37,6 +38,7 @@ class Setup:
     common_set: frozenset[int]
     placement: dict = field(default_factory=dict)  # {arm: torch.device}
     memory: dict = field(default_factory=dict)  # {arm: the memory plan's {weights, grads, ...} bytes}
+    retain: RetainSet | None = None  # the fixed retain blocks (forgetting), when there are any
 
     @property
     def model(self):
@@ -102,6 +104,7 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, 
         common_k=cfg.common_k,
         progress=progress,
     )
+    retain = load_retain_set(cfg, loaded.tokenizer)
     # the shared initial weights stay on the host; each arm copies them to its own device
     prompts = _prompts(cfg, loaded.tokenizer, data)
     _check_prompt(prompts[0][0], ctx)
@@ -122,6 +125,7 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, 
         frozenset(data.common),
         placement,
         memory,
+        retain,
     )
 
 
@@ -172,6 +176,8 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "cr_normalised": s.corpus.lone_cr,
         "common_base_rate": common_base_rate(s.data.val, s.common_set),  # nan without a validation split
     }
+    if s.retain is not None:
+        data["retain"] = s.retain.record(cfg.batch_size)
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
         {
