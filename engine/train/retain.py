@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
-from engine.textfiles import Corpus, read_corpus
+from engine.textfiles import Corpus, check_retain_data, read_corpus
 from engine.train.arm import validation_loss
 from engine.train.devices import copy_to
 from engine.train.tokens import corpus_tokens
@@ -41,15 +40,8 @@ class RetainSet:
 def load_retain_set(cfg: RunConfig, tokenizer) -> RetainSet | None:
     """--retain-data, or the demo's held-out docstrings when the model is the demo; None otherwise."""
     if cfg.retain_data:
-        for raw in cfg.retain_data:
-            if not Path(raw).expanduser().exists():
-                raise FreezeTuiError(
-                    f"--retain-data path {raw} does not exist; pass text files or folders of the model's original text"
-                )
-        try:
-            corpus = read_corpus(cfg.retain_data)
-        except FreezeTuiError as exc:
-            raise FreezeTuiError(f"--retain-data: {exc}") from None
+        check_retain_data(cfg.retain_data)
+        corpus = read_corpus(cfg.retain_data)
     elif cfg.model is None:
         from engine.demo.corpus import retain_source, retain_text
 

@@ -1,0 +1,65 @@
+"""Pareto fronts and frontier points from events alone (no torch); old logs without the fields read as nan."""
+
+from __future__ import annotations
+
+import math
+
+from engine.log import events as ev
+from engine.log.frontier import frontier_points, pareto
+from engine.log.state import RunState
+
+
+def test_pareto_marks_the_undominated_points():
+    # larger is better on both axes; (1, 1) dominates (0, 0) and (1, 0); (2, -1) trades off
+    assert pareto([(1, 1), (0, 0), (1, 0), (2, -1)]) == [True, False, False, True]
+    assert pareto([(math.nan, 5), (0, 0)]) == [False, True]
+    assert pareto([(1, 1), (1, 1)]) == [True, True]  # equal points do not dominate each other
+
+
+def _events(with_measures: bool = True) -> list[ev.Event]:
+    arms = [{"name": n, "spec": n, "trainable": 1, "total": 2} for n in ("full", "targeted", "random-1")]
+    out: list[ev.Event] = [ev.RunStart(arms=arms, config={"batch_size": 1, "block_size": 2})]
+    zero = {"retain_loss": 3.0, "retain_batches": [3.0, 3.0], "val_loss": 5.0, "val_batches": [5.0, 5.0]}
+    zero["expected_s"] = 0.4
+    if with_measures:
+        out.append(ev.StepZero(arms={n: dict(zero) for n in ("full", "targeted", "random-1")}))
+    for step in range(4):
+        out.append(
+            ev.Step(
+                step=step,
+                arms={n: {"loss": 1.0, "dt": dt} for n, dt in zip(("full", "targeted", "random-1"), (1.0, 0.5, 0.6))},
+            )
+        )
+    ends = {
+        "full": ([4.0, 4.2], [3.5, 3.7]),
+        "targeted": ([4.5, 4.7], [3.1, 3.1]),
+        "random-1": ([4.8, 4.8], [3.3, 3.2]),
+    }
+    rec = {}
+    for name, (val, retain) in ends.items():
+        rec[name] = {"val_loss": sum(val) / 2, "val_batches": val, "t_total": 1.0}
+        if with_measures:
+            rec[name].update(retain_loss=sum(retain) / 2, retain_batches=retain, expected_s=0.5)
+    out.append(ev.EpochEnd(epoch=0, arms=rec))
+    return out
+
+
+def test_points_pair_by_batch_and_mark_fronts():
+    points = {p.arm: p for p in frontier_points(RunState().apply_all(_events()))}
+    full, targeted, rand = points["full"], points["targeted"], points["random-1"]
+    assert math.isclose(full.forgetting[0], 0.6)
+    assert math.isclose(targeted.forgetting[0], 0.1)
+    assert math.isclose(targeted.val_gap[0], 0.5) and math.isclose(full.target_gain[0], 0.9)
+    assert math.isclose(targeted.forgetting_vs_full[0], -0.5)
+    assert full.expected_s_pre == 0.4 and targeted.expected_s == 0.5
+    assert rand.is_random and not targeted.is_random and full.is_baseline
+    # targeted saves more time than random-1 with a smaller gap: random-1 is off the time front
+    assert targeted.front_time and not rand.front_time and full.front_time
+    # learning-forgetting: full learns most, targeted forgets least, random-1 is dominated by targeted
+    assert full.front_forget and targeted.front_forget and not rand.front_forget
+
+
+def test_a_log_without_the_new_fields_reads_as_nan():
+    points = frontier_points(RunState().apply_all(_events(with_measures=False)))
+    assert all(math.isnan(p.forgetting[0]) and math.isnan(p.expected_s) for p in points)
+    assert all(not p.front_forget for p in points)
