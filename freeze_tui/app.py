@@ -26,6 +26,7 @@ from freeze_tui.keys import BINDINGS, KeyActions
 from freeze_tui.run_control import RunControl
 from freeze_tui.widgets.arms_panel import ArmsPanel
 from freeze_tui.widgets.dw_view import DWView
+from freeze_tui.widgets.frontier_view import FrontierView
 from freeze_tui.widgets.header_bar import HeaderBar, SourceView
 from freeze_tui.widgets.log_view import LogView
 from freeze_tui.widgets.loss_view import LossView
@@ -44,6 +45,7 @@ VIEWS = {
     "plan": ("5 Plan", PlanView),
     "log": ("6 Log", LogView),
     "run": ("7 Run", RunView),
+    "frontier": ("8 Frontier", FrontierView),
 }
 
 

@@ -20,12 +20,12 @@ from freeze_tui.screens.arms import ArmsScreen
 from freeze_tui.screens.help import HelpScreen
 from freeze_tui.series import next_weight
 
-VIEW_KEYS = "1234567"
+VIEW_KEYS = "12345678"
 BINDINGS: list[BindingType] = [
-    Binding("1", "view('loss')", "views", key_display="1-7"),
+    Binding("1", "view('loss')", "views", key_display="1-8"),
     *(
         Binding(k, f"view('{v}')", show=False)
-        for k, v in zip(VIEW_KEYS[1:], ("dw", "samples", "time", "plan", "log", "run"))
+        for k, v in zip(VIEW_KEYS[1:], ("dw", "samples", "time", "plan", "log", "run", "frontier"))
     ),
     Binding("question_mark,f1", "help", "help", key_display="?"),
     Binding("p", "pause('live')", "pause"),

@@ -41,7 +41,7 @@ class Key:
 
 
 KEYS = (
-    Key("1-7", "views: Loss, ΔW, Samples, Time, Plan, Log, Run"),
+    Key("1-8", "views: Loss, ΔW, Samples, Time, Plan, Log, Run, Frontier"),
     Key("? F1", "this help"),
     Key("p", "pause the display (training continues)", frozenset({WATCH})),
     Key("p", "pause / resume the replay", frozenset({REPLAY})),
