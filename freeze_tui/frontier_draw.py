@@ -123,7 +123,7 @@ def _loss(v: float) -> str:
 
 
 def _pct(v: float) -> str:
-    return fmt.DASH if not _finite(v) else f"{100 * v:.0f}%"
+    return fmt.DASH if not _finite(v) else f"{round(100 * v) + 0:d}%"  # + 0: no "-0%"
 
 
 def panels(points: Sequence[FrontierPoint], width: int, height: int, palette: Palette = PLAIN) -> list[Text]:
@@ -158,7 +158,8 @@ def panels(points: Sequence[FrontierPoint], width: int, height: int, palette: Pa
 
 
 def legend(points: Sequence[FrontierPoint], palette: Palette = PLAIN) -> Text:
-    """`1 full  2 targeted★  ∘ random ×3`: ★ on the time front, ◆ on the learning–forgetting front."""
+    """`1 full★  2 targeted◆  ∘ random ×3`: ★ on the time front (left plot), ◆ on the learning–forgetting
+    front (right plot)."""
     parts = []
     for index, p in enumerate(points):
         if p.is_random:
@@ -168,7 +169,7 @@ def legend(points: Sequence[FrontierPoint], palette: Palette = PLAIN) -> Text:
     n_random = sum(p.is_random for p in points)
     if n_random:
         parts.append(Text(f"{CLOUD} random ×{n_random}", style="dim"))
-    return Text("  ").join(parts) + Text("   ★ time front  ◆ learning–forgetting front", style="dim")
+    return Text("  ").join(parts) + Text("   ★◆ on the left / right front", style="dim")
 
 
 def ci_text(value: tuple[float, float, float], f: Callable[[float], str]) -> str:
@@ -183,7 +184,8 @@ def table_lines(points: Sequence[FrontierPoint], base_rate: float, palette: Pale
     head = Text(f"{'arm':<12} {'r':>5} {'val gap [95 %]':>23} {'forgetting [95 %]':>23} {'E[S] 0→now':>11}", "bold")
     lines = [head]
     for index, p in enumerate(points):
-        name = Text(f"{glyph_of(index)} {p.arm}"[:12].ljust(12), style=palette.arm(index))
+        glyph = CLOUD if p.is_random else glyph_of(index)
+        name = Text(f"{glyph} {p.arm}"[:12].ljust(12), style="dim" if p.is_random else palette.arm(index))
         es = f"{_pct(p.expected_s_pre)}→{_pct(p.expected_s)}"
         row = f" {_pct(p.r[0]):>5} {ci_text(p.val_gap, _loss):>23} {ci_text(p.forgetting, _loss):>23} {es:>11}"
         lines.append(name + Text(row))
