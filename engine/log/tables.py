@@ -73,6 +73,26 @@ SUMMARY_COLUMNS = (
     "p_post_hi",
     "delta_p",
     "stopped",
+    # the Frontier's numbers (engine.log.frontier); empty for logs without retain / expected-S fields
+    "val_diff",
+    "val_diff_lo",
+    "val_diff_hi",
+    "target_gain",
+    "target_gain_lo",
+    "target_gain_hi",
+    "retain_loss_pre",
+    "retain_loss",
+    "forgetting",
+    "forgetting_lo",
+    "forgetting_hi",
+    "forgetting_vs_full",
+    "forgetting_vs_full_lo",
+    "forgetting_vs_full_hi",
+    "expected_s_pre",
+    "expected_s",
+    "common_base_rate",
+    "pareto_time",
+    "pareto_forget",
 )
 
 
@@ -81,7 +101,11 @@ def summary_rows(state: RunState) -> list[Row]:
     rows = []
     for r in arm_rows(state):
         flat = {**r, **_triple("p_pre", r["p_pre"]), **_triple("p_post", r["p_post"])}
-        rows.append(tuple(_plain(flat[c]) for c in SUMMARY_COLUMNS))
+        for key in ("val_diff", "target_gain", "forgetting", "forgetting_vs_full"):
+            ci = r.get(f"{key}_ci")
+            if isinstance(ci, list) and len(ci) == 2:
+                flat[f"{key}_lo"], flat[f"{key}_hi"] = ci
+        rows.append(tuple(_plain(flat.get(c, math.nan)) for c in SUMMARY_COLUMNS))
     return rows
 
 

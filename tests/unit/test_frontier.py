@@ -63,3 +63,24 @@ def test_a_log_without_the_new_fields_reads_as_nan():
     points = frontier_points(RunState().apply_all(_events(with_measures=False)))
     assert all(math.isnan(p.forgetting[0]) and math.isnan(p.expected_s) for p in points)
     assert all(not p.front_forget for p in points)
+
+
+def test_report_and_export_carry_the_frontier_columns_only_when_measured():
+    from engine.log.tables import SUMMARY_COLUMNS, summary_rows
+    from freeze_tui.report import markdown_report
+    from tests.synthetic_log import synthetic_events
+
+    arms = ("full", "targeted", "random-1")
+    state = RunState().apply_all(synthetic_events(steps=40, arms=arms, retain=True))
+    text = markdown_report(state)
+    assert "## What each arm learned, forgot, and where it stands" in text
+    section = text.split("## What each arm learned")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| targeted |"))
+    forgetting = {p.arm: p for p in frontier_points(state)}["targeted"].forgetting[0]
+    assert f"{forgetting:+.3f}" in row
+    table = dict(zip(SUMMARY_COLUMNS, summary_rows(state)[1]))
+    assert table["forgetting"] == forgetting and table["forgetting_lo"] < forgetting < table["forgetting_hi"]
+    assert isinstance(table["pareto_time"], bool)
+    old = RunState().apply_all(synthetic_events(steps=40, arms=arms))
+    assert "What each arm learned" not in markdown_report(old)
+    assert dict(zip(SUMMARY_COLUMNS, summary_rows(old)[1]))["forgetting"] is None
