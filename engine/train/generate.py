@@ -10,6 +10,7 @@ import inspect
 import torch
 
 TOP_K = 40
+SAMPLER = f"top-{TOP_K} sampling, temperature 1"  # written into run_start.data: p depends on it
 
 
 @torch.no_grad()

@@ -150,6 +150,7 @@ def _prompts(cfg: RunConfig, tokenizer, data: TokenData) -> list[tuple[list[int]
 def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     """checksums: each arm's initial weights, as copied (they must all be equal)."""
     from engine.plans.describe import arm_record
+    from engine.train.generate import SAMPLER
 
     cfg = s.cfg
     config = {
@@ -178,6 +179,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     }
     if s.retain is not None:
         data["retain"] = s.retain.record(cfg.batch_size)
+    data["sampler"] = SAMPLER  # p is a sampled measure; expected_s (epoch_end) is not
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
         {
