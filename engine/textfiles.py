@@ -64,9 +64,10 @@ def check_retain_data(paths: tuple[str, ...]) -> None:
             )
     try:
         files = find_text_files(paths)
+        has_text = [check_text_file(f) for f in files]  # every file is checked, as --data's are
     except FreezeTuiError as exc:
         raise FreezeTuiError(f"--retain-data: {exc}") from None
-    if files and not any(check_text_file(f) for f in files):
+    if files and not any(has_text):
         raise FreezeTuiError(f"the retain data ({', '.join(paths)}) holds no text; pass non-empty text files")
 
 
