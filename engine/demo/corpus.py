@@ -225,30 +225,9 @@ def finetune_source() -> str:
     return "Python 3.11 Language Reference (pydoc_data.topics, 79 topics; shipped as engine/demo/finetune.txt.gz)"
 
 
-# The retain set: standard-library docstrings the demo model never saw. Pretraining skips these
-# packages (GUI code), so their docstrings are text of the same kind, held out; the model is unchanged.
+# The retain set: the tail of the pretraining text that the demo's build held out (its last
+# `val_fraction` of tokens were never trained on; see engine/demo/build.py, heldout_pretrain_text).
 RETAIN_FILE = Path(__file__).with_name("retain.txt.gz")
-_RETAIN_PARTS = ("idlelib", "tkinter", "turtle.py", "turtledemo")
-
-
-def heldout_text() -> str:
-    """Docstrings and comment blocks of idlelib, tkinter, turtle and turtledemo (tests excepted), cleaned
-    and filtered as the pretraining text is, minus any that also occur there: how ``retain.txt.gz`` was
-    made (``python -m engine.demo.build --write-retain-text``, under Python 3.11)."""
-    root = _stdlib_dir()
-    seen = set(pretrain_text().split("\n\n"))
-    chunks: list[str] = []
-    for part in _RETAIN_PARTS:
-        path = root / part
-        files = [path] if path.is_file() else [f for f in _source_files(path) if "idle_test" not in f.parts]
-        for file in files:
-            for doc in _python_docs(file.read_text(encoding="utf-8")):
-                text = _clean(doc)
-                if len(text) < 40 or len(_WORD.findall(text)) < 6 or text in seen:
-                    continue
-                seen.add(text)
-                chunks.append(text)
-    return "\n\n".join(chunks) + "\n"
 
 
 def retain_text() -> str:
@@ -262,4 +241,4 @@ def write_retain_text(text: str) -> None:
 
 
 def retain_source() -> str:
-    return "Python 3.11 docstrings of idlelib, tkinter, turtle, held out of the demo's pretraining (retain.txt.gz)"
+    return "Python 3.11 stdlib docstrings held out of the demo's pretraining (retain.txt.gz)"

@@ -125,3 +125,29 @@ def test_retain_text_shorter_than_a_block_is_refused(tiny, tmp_path):
     tokenizer = prepare(config(tiny)).tokenizer
     with pytest.raises(FreezeTuiError, match="fewer than one block"):
         load_retain_set(cfg, tokenizer)
+
+
+def test_demo_retain_set_is_the_held_out_tail_of_its_pretraining_text():
+    """Text of the kind the demo was pretrained on, never trained on: the build's held-out tail,
+    reproduced byte for byte from the standard library (Python 3.11, as the model was built)."""
+    import gzip
+    import sys
+
+    from engine.demo.corpus import RETAIN_FILE, finetune_text, retain_text
+
+    text = retain_text()
+    assert 40_000 < len(text) < 60_000 and text not in finetune_text()
+    assert gzip.decompress(RETAIN_FILE.read_bytes()) == text.encode("utf-8")
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the demo's pretraining text is Python 3.11's standard library")
+    import hashlib
+    import subprocess
+
+    # a fresh interpreter: the pretraining text reads docstrings of imported C modules, and pytest's own
+    # imports change a few of them
+    code = (
+        "import hashlib; from engine.demo.build import heldout_pretrain_text as h; "
+        "print(hashlib.sha256(h().encode()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    assert out.stdout.strip() == hashlib.sha256(text.encode()).hexdigest()
