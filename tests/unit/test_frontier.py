@@ -84,3 +84,38 @@ def test_report_and_export_carry_the_frontier_columns_only_when_measured():
     old = RunState().apply_all(synthetic_events(steps=40, arms=arms))
     assert "What each arm learned" not in markdown_report(old)
     assert dict(zip(SUMMARY_COLUMNS, summary_rows(old)[1]))["forgetting"] is None
+
+
+def test_drawing_fits_80_columns_and_shows_every_arm():
+    from rich.console import Console
+
+    from freeze_tui.frontier_draw import CLOUD, panels
+    from freeze_tui.widgets.frontier_view import frontier_renderable
+    from tests.synthetic_log import synthetic_events
+
+    arms = ("full", "targeted", "reverse", "random-1", "random-2")
+    state = RunState().apply_all(synthetic_events(steps=60, arms=arms, retain=True))
+    points = frontier_points(state)
+    lines = panels(points, 78, 9)
+    assert len(lines) == 1 + 9  # title row, 8 plot rows and the x axis, the two planes side by side
+    assert all(line.cell_len <= 78 for line in lines)
+    plot = "\n".join(line.plain for line in lines)
+    assert plot.count("1") >= 2 and "2" in plot and "3" in plot  # each arm in both planes (full at 0 gap)
+    left, right = ("".join(line.plain[a:b] for line in lines) for a, b in ((0, 39), (39, 78)))
+    assert CLOUD in left and CLOUD in right  # the random controls in both planes (they may share a cell)
+    console = Console(width=80, color_system=None, record=True)
+    console.print(frontier_renderable(state, 78))
+    text = console.export_text()
+    assert "random-2" in text and "★" in text and "waiting" not in text
+    stacked = panels(points, 50, 9)  # too narrow for two plots side by side: one above the other
+    assert all(line.cell_len <= 50 for line in stacked)
+    assert stacked[0].plain.startswith("val gap") and any(line.plain.startswith("forgetting") for line in stacked)
+
+
+def test_drawing_waits_for_the_first_validation():
+    from freeze_tui.frontier_draw import panels
+    from tests.synthetic_log import synthetic_events
+
+    events = [e for e in synthetic_events(steps=20, retain=True) if e.kind not in ("epoch_end", "run_end")]
+    lines = panels(frontier_points(RunState().apply_all(events)), 78, 9)
+    assert "waiting for the first validation" in "\n".join(line.plain for line in lines)
