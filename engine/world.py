@@ -66,7 +66,8 @@ def check_one_process(cfg: RunConfig) -> None:
 
 
 # -- merging the events of the arm groups (world rank 0, at every sync point) ---------------------------
-_MERGED = {"step": "step", "dw": "step", "epoch_end": "epoch"}  # kind -> the field that makes it "the same"
+# kind -> the field that makes it "the same" (one step_zero per replicate, so its kind is enough)
+_MERGED = {"step": "step", "dw": "step", "epoch_end": "epoch", "step_zero": "kind"}
 
 
 def merge_rank_events(per_rank: list[list[ev.Event]]) -> list[ev.Event]:
