@@ -87,7 +87,7 @@ def _val_diff(state: RunState, name: str) -> tuple[float, float, float]:
     return paired_ci95([_f(v) for v in theirs], [_f(v) for v in mine])
 
 
-ACROSS_SEEDS = ("val_loss", "val_diff", "r", "delta_p", "loss_last")
+ACROSS_SEEDS = ("val_loss", "val_diff", "r", "delta_p", "loss_last", "forgetting", "target_gain")
 
 
 def _across_seeds(state: RunState, rows: list[dict]) -> list[dict]:

@@ -151,3 +151,20 @@ def test_demo_retain_set_is_the_held_out_tail_of_its_pretraining_text():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
     assert out.stdout.strip() == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_with_seeds_each_replicate_has_its_step_zero_and_forgetting_is_their_mean(tiny, tmp_path):
+    log = tmp_path / "seeds.jsonl"
+    session = RunSession(config(tiny, max_steps=4, epochs=1, seeds=2), log, producer="test")
+    session.start()
+    while not session.done:
+        session.get_batch(0.5)
+    assert session.join(timeout=120)
+    events = list(read_events(log))
+    zeros = [e for e in events if e.kind == "step_zero"]
+    assert len(zeros) == 2 and zeros[0].arms["full"]["retain_loss"] == zeros[1].arms["full"]["retain_loss"]
+    state = RunState().apply_all(events)
+    per_seed = [{p.arm: p for p in frontier_points(s)}["targeted"].forgetting[0] for s in (*state.past, state)]
+    row = events[-1].summary["arms"]["targeted"]
+    assert row["replicates"] == 2 and row["forgetting"] == pytest.approx(sum(per_seed) / 2)
+    assert len(row["forgetting_ci"]) == 2
