@@ -38,6 +38,13 @@ class RunConfig:
     data: tuple[str, ...] = setting(
         (), "Text file or folder (*.txt, *.md, recursive); repeatable. Default: the demo corpus.", metavar="PATH"
     )
+    retain_data: tuple[str, ...] = setting(
+        (),
+        "Text from the model's original domain (files or folders, like --data); repeatable. Every arm's loss "
+        "on a fixed set of its blocks, at step 0 and each validation, measures forgetting. Default: none "
+        "(the demo: held-out standard-library docstrings).",
+        metavar="PATH",
+    )
     arms: tuple[tuple[str, str], ...] = setting(
         DEFAULT_ARMS,
         "An arm and its freeze spec; repeatable. Every arm starts from the same weights and sees "
@@ -164,6 +171,7 @@ class RunConfig:
         out = dataclasses.asdict(self)
         out["arms"] = [list(a) for a in self.arms]
         out["data"] = list(self.data)
+        out["retain_data"] = list(self.retain_data)
         return out
 
     def default_log_path(self, now: str) -> Path:

@@ -55,6 +55,22 @@ def find_text_files(paths: tuple[str, ...]) -> list[Path]:
     return files
 
 
+def check_retain_data(paths: tuple[str, ...]) -> None:
+    """--retain-data's paths, checked like --data's before anything loads; errors name --retain-data."""
+    for raw in paths:
+        if not Path(raw).expanduser().exists():
+            raise FreezeTuiError(
+                f"--retain-data path {raw} does not exist; pass text files or folders of the model's own text"
+            )
+    try:
+        files = find_text_files(paths)
+        has_text = [check_text_file(f) for f in files]  # every file is checked, as --data's are
+    except FreezeTuiError as exc:
+        raise FreezeTuiError(f"--retain-data: {exc}") from None
+    if files and not any(has_text):
+        raise FreezeTuiError(f"the retain data ({', '.join(paths)}) holds no text; pass non-empty text files")
+
+
 def _folder_files(folder: Path) -> list[Path]:
     def unreadable(exc: OSError) -> None:
         raise FreezeTuiError(

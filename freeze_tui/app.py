@@ -26,6 +26,7 @@ from freeze_tui.keys import BINDINGS, KeyActions
 from freeze_tui.run_control import RunControl
 from freeze_tui.widgets.arms_panel import ArmsPanel
 from freeze_tui.widgets.dw_view import DWView
+from freeze_tui.widgets.frontier_view import FrontierView
 from freeze_tui.widgets.header_bar import HeaderBar, SourceView
 from freeze_tui.widgets.log_view import LogView
 from freeze_tui.widgets.loss_view import LossView
@@ -44,6 +45,7 @@ VIEW_WIDGETS = {
     "plan": PlanView,
     "log": LogView,
     "run": RunView,
+    "frontier": FrontierView,
 }  # by modes.VIEWS' names: the tabs, their keys and their order come from that table
 
 

@@ -103,7 +103,7 @@ def _end(session, code: int, interrupts: Interrupts) -> int:
 def _precheck(cfg: RunConfig, log_path: Path) -> None:
     """Cheap checks before anything heavy loads: spec syntax, data files, model dir, --save."""
     from engine.plans.spec import parse_spec
-    from engine.textfiles import check_text_file, find_text_files
+    from engine.textfiles import check_retain_data, check_text_file, find_text_files
 
     for name, spec in cfg.arms:
         try:
@@ -114,6 +114,7 @@ def _precheck(cfg: RunConfig, log_path: Path) -> None:
     has_text = [check_text_file(path) for path in files]  # every file is checked, not only up to the first
     if files and not any(has_text):
         raise FreezeTuiError(f"the data ({', '.join(cfg.data)}) holds no text; pass non-empty text files")
+    check_retain_data(cfg.retain_data)
     if cfg.model and (Path(cfg.model).is_dir() and not (Path(cfg.model) / "config.json").exists()):
         raise FreezeTuiError(
             f"model directory {cfg.model} has no config.json; pass a folder saved with save_pretrained"

@@ -25,6 +25,7 @@ from rich.text import Text
 
 from engine.log.state import RunState
 from freeze_tui import exit_codes, fmt
+from freeze_tui.frontier_report import frontier_console_lines
 from freeze_tui.interrupts import Guarded, Interrupts
 from freeze_tui.report import Packed, SummaryTable, interval_lines, status_text
 from freeze_tui.safe_text import clean
@@ -175,7 +176,7 @@ def print_summary(state: RunState, console: Console) -> None:
     """The table (when any arm ran), then one line on how the run ended."""
     if state.arms:
         console.print(SummaryTable(state))
-        for line in interval_lines(state):
+        for line in [*interval_lines(state), *frontier_console_lines(state)]:
             console.print(Text(safe_line(line)))
     console.print(status_text(state))
     fatal = [m for m in state.messages if m.level == "error" and m.fatal]

@@ -50,6 +50,7 @@ VIEWS = (
     View("5", "plan", "Plan"),
     View("6", "log", "Log"),
     View("7", "run", "Run", "model, data, every setting, log path, version, start time"),
+    View("8", "frontier", "Frontier", "arms in the time-saving and learning–forgetting planes"),
 )
 VIEW_TITLES = {v.name: v.title for v in VIEWS}
 VIEW_RANGE = f"{VIEWS[0].key}-{VIEWS[-1].key}"

@@ -16,6 +16,7 @@ from engine.log.events import ArmSummary
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
 from freeze_tui import fmt
+from freeze_tui.frontier_report import frontier_console_lines, frontier_markdown
 from freeze_tui.safe_text import clean
 
 TITLE = "paired fine-tuning: what freezing bought and cost"
@@ -204,6 +205,7 @@ def markdown_report(state: RunState, source: str = "") -> str:
         lines += ["", *(f"- {n}" for n in notes)]
     if state.arms:  # a run that failed before it started has no arms to explain
         lines += ["", _legend(state)]
+    lines += frontier_markdown(state)  # forgetting, expected S, Pareto: runs that measured them
     return "\n".join(lines) + "\n"
 
 
@@ -298,6 +300,7 @@ def report_renderable(state: RunState, source: str = "") -> Group:
     if state.arms:
         parts.append(SummaryTable(state, title=None))
         parts += [Text(_safe(line)) for line in interval_lines(state)]  # a narrow table has no room for them
+        parts += [Text(_safe(line)) for line in frontier_console_lines(state)]
     parts += [Text("• " + _safe(n)) for n in _notes(state, rows)]
     if state.arms:
         parts.append(Text(clean(_legend(state), one_line=True, max_len=2000), style="dim"))

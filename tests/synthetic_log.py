@@ -232,10 +232,15 @@ def synthetic_events(
     seed: int = 0,
     finished: bool = True,
     norm_every: int = 10,
+    retain: bool = False,
 ) -> Iterator[ev.Event]:
-    """The events of a run, seq and t filled in, lazily."""
+    """The events of a run, seq and t filled in, lazily; retain: with step_zero and the per-batch
+    validation, retain and expected-S fields (the Frontier view's)."""
     t = T0
-    for seq, (e, dt) in enumerate(_all_events(steps, tuple(arms), n_blocks, epochs, seed, finished, norm_every)):
+    events = _all_events(steps, tuple(arms), n_blocks, epochs, seed, finished, norm_every)
+    if retain:
+        events = _with_retain(events, tuple(arms), seed)
+    for seq, (e, dt) in enumerate(events):
         t += dt
         yield ev.stamped(e, seq, round(t, 6))
 
@@ -264,6 +269,28 @@ def _all_events(steps, arms, n_blocks, epochs, seed, finished, norm_every):
             yield from _epoch_end(run, epoch, epoch_losses, step)
     if finished:
         yield _run_end(run, arms), 0.1
+
+
+def _with_retain(events, arms, seed):
+    """The same events plus step_zero and, per arm at each epoch end, 4 validation and 4 retain batches
+    (their own random stream, so nothing else of the log changes)."""
+    rng = random.Random(seed + 17)
+    zero_val, zero_retain = [4.0 + 0.1 * i for i in range(4)], [3.0 + 0.05 * i for i in range(4)]
+    for e, dt in events:
+        if isinstance(e, ev.EpochEnd):
+            arms_rec = {}
+            for k, (a, rec) in enumerate(e.arms.items()):
+                learn, forget = 0.3 + 0.1 * e.epoch - 0.04 * k, 0.02 + 0.06 * (len(arms) - k) / len(arms)
+                val = [v - learn + rng.gauss(0, 0.02) for v in zero_val]
+                kept = [v + forget * (e.epoch + 1) + rng.gauss(0, 0.01) for v in zero_retain]
+                extra = {"val_batches": val, "retain_batches": kept, "retain_loss": sum(kept) / 4}
+                arms_rec[a] = ev.replaced(rec, **extra, expected_s=0.41 + 0.01 * k)
+            e = ev.replaced(e, arms=arms_rec)
+        yield e, dt
+        if isinstance(e, ev.RunStart):
+            zero = {"val_batches": zero_val, "val_loss": sum(zero_val) / 4, "retain_batches": zero_retain}
+            zero.update(retain_loss=sum(zero_retain) / 4, expected_s=0.40)
+            yield ev.StepZero(arms={a: ev.ArmMeasures(**zero) for a in arms}), 0.5
 
 
 def _epoch_end(run: _Run, epoch: int, epoch_losses: dict, step: int):
@@ -310,12 +337,13 @@ def write_synthetic_log(
     epochs: int = 2,
     seed: int = 0,
     finished: bool = True,
+    retain: bool = False,
 ) -> Path:
     """Write the whole synthetic log to `path` through LogWriter (streaming, constant memory)."""
     writer = LogWriter(path, overwrite=True)
     try:
         for e in synthetic_events(
-            steps=steps, arms=arms, n_blocks=n_blocks, epochs=epochs, seed=seed, finished=finished
+            steps=steps, arms=arms, n_blocks=n_blocks, epochs=epochs, seed=seed, finished=finished, retain=retain
         ):
             writer.write(e)
     finally:

@@ -107,6 +107,19 @@ def wrap_tokenizer(tok, n_positions: int):
     )  # no pad token, exactly like gpt2: loading code must handle that
 
 
+def heldout_pretrain_text(recipe: dict = RECIPE) -> str:
+    """The pretraining text's held-out tail: build() trains on all but the last `val_fraction` of the
+    tokens, so the text from the first paragraph break inside that tail was never trained on. Needs the
+    shipped tokenizer (the one build() trained on the same text) and Python 3.11's standard library."""
+    from tokenizers import Tokenizer
+
+    text = corpus.pretrain_text()
+    encoding = Tokenizer.from_file(str(DEMO_MODEL_DIR / "tokenizer.json")).encode(text)
+    n_val = int(len(encoding.ids) * recipe["val_fraction"])
+    start = encoding.offsets[len(encoding.ids) - n_val][0]
+    return text[text.index("\n\n", start) + 2 :]
+
+
 def lr_at(step: int, r: dict) -> float:
     if step < r["warmup_steps"]:
         return r["lr"] * (step + 1) / r["warmup_steps"]
@@ -357,9 +370,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only (re)write engine/demo/finetune.txt.gz from this Python's pydoc_data (use Python 3.11)",
     )
+    ap.add_argument(
+        "--write-retain-text",
+        action="store_true",
+        help="only (re)write engine/demo/retain.txt.gz, the held-out tail of the pretraining text (use Python 3.11)",
+    )
     args = ap.parse_args(argv)
     if args.write_finetune_text:
         corpus.write_finetune_text(corpus.topics_text())
+        return 0
+    if args.write_retain_text:
+        corpus.write_retain_text(heldout_pretrain_text())
         return 0
     recipe = dict(RECIPE)
     if args.steps is not None:

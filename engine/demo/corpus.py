@@ -223,3 +223,22 @@ def write_finetune_text(text: str) -> None:
 
 def finetune_source() -> str:
     return "Python 3.11 Language Reference (pydoc_data.topics, 79 topics; shipped as engine/demo/finetune.txt.gz)"
+
+
+# The retain set: the tail of the pretraining text that the demo's build held out (its last
+# `val_fraction` of tokens were never trained on; see engine/demo/build.py, heldout_pretrain_text).
+RETAIN_FILE = Path(__file__).with_name("retain.txt.gz")
+
+
+def retain_text() -> str:
+    """The demo's default retain set (see RETAIN-NOTICE.md)."""
+    return gzip.decompress(RETAIN_FILE.read_bytes()).decode("utf-8")
+
+
+def write_retain_text(text: str) -> None:
+    with open(RETAIN_FILE, "wb") as f, gzip.GzipFile("retain.txt", "wb", 9, f, mtime=0) as g:
+        g.write(text.encode("utf-8"))
+
+
+def retain_source() -> str:
+    return "Python 3.11 stdlib docstrings held out of the demo's pretraining (retain.txt.gz)"

@@ -61,10 +61,34 @@ class ArmEpoch(msgspec.Struct, frozen=True):
     val_batches: Sequence[Value] | UnsetType = UNSET
     t_epoch: Value = None
     t_total: Value = None
+    # with a retain set: loss on it (and per retain batch); expected share of S at the validation
+    # positions (and per validation batch); absent from logs written before they were measured
+    retain_loss: Value | UnsetType = UNSET
+    retain_batches: Sequence[Value] | UnsetType = UNSET
+    expected_s: Value | UnsetType = UNSET
+    expected_s_batches: Sequence[Value] | UnsetType = UNSET
 
     @property
     def val_batch_losses(self) -> Sequence[Value]:
         return () if isinstance(self.val_batches, UnsetType) else self.val_batches
+
+
+class ArmMeasures(msgspec.Struct, frozen=True):
+    """One arm's measures before its first step (step_zero): validation loss, retain loss and expected
+    share of S, each with its per-batch values (retain_* only with a retain set)."""
+
+    val_loss: Value | UnsetType = UNSET
+    val_batches: Sequence[Value] | UnsetType = UNSET
+    retain_loss: Value | UnsetType = UNSET
+    retain_batches: Sequence[Value] | UnsetType = UNSET
+    expected_s: Value | UnsetType = UNSET
+    expected_s_batches: Sequence[Value] | UnsetType = UNSET
+
+
+def measured(record: ArmEpoch | ArmMeasures | None, name: str):
+    """A measure of an epoch_end or step_zero record by field name; None where it was not measured."""
+    value = getattr(record, name, None) if record is not None else None
+    return None if isinstance(value, UnsetType) else value
 
 
 Interval = Sequence[float]  # [lo, hi] of a 95 % interval
@@ -107,6 +131,19 @@ class ArmSummary(msgspec.Struct, frozen=True):
     loss_final: float = math.nan
     p_pre_ci: Interval = (math.nan, math.nan)
     p_post_ci: Interval = (math.nan, math.nan)
+    # what the arm learnt and forgot (engine.log.frontier): runs that measured them (step_zero) only
+    target_gain: float | UnsetType = UNSET
+    target_gain_ci: Interval | UnsetType = UNSET
+    retain_loss_pre: float | UnsetType = UNSET
+    retain_loss: float | UnsetType = UNSET
+    forgetting: float | UnsetType = UNSET
+    forgetting_ci: Interval | UnsetType = UNSET
+    forgetting_vs_full: float | UnsetType = UNSET
+    forgetting_vs_full_ci: Interval | UnsetType = UNSET
+    expected_s_pre: float | UnsetType = UNSET
+    expected_s: float | UnsetType = UNSET
+    pareto_time: bool | UnsetType = UNSET
+    pareto_forget: bool | UnsetType = UNSET
 
     def to_summary(self, extra: Mapping[str, Any]) -> dict[str, Any]:
         """As run_end.summary.arms[arm]: these fields in order, then the extras."""
@@ -210,6 +247,14 @@ class DW(Event, tag="dw", frozen=True):
         return _norm_maps(self.arms).get(name)
 
 
+class StepZero(Event, tag="step_zero", frozen=True):
+    """Every arm's measures before its first step (all arms hold the same weights then, so the values are
+    equal). Forgetting at a validation = its retain_loss there minus the retain_loss here."""
+
+    kind: ClassVar[str] = "step_zero"
+    arms: dict[str, ArmMeasures] = {}
+
+
 class EpochEnd(Event, tag="epoch_end", frozen=True):
     kind: ClassVar[str] = "epoch_end"
     epoch: Int = 0
@@ -295,12 +340,26 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
     gpus: list = []
 
 
-KINDS = (Header, RunStart, Step, DW, EpochEnd, Sample, Replicate, PlanChange, Warning, Error, RunEnd, Heartbeat)
+KINDS = (
+    Header,
+    RunStart,
+    Step,
+    DW,
+    StepZero,
+    EpochEnd,
+    Sample,
+    Replicate,
+    PlanChange,
+    Warning,
+    Error,
+    RunEnd,
+    Heartbeat,
+)
 EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in KINDS}
 AnyEvent = Union[KINDS]  # type: ignore[valid-type]  # noqa: UP007 - built from the tuple
 # kinds whose typed fields bound every number; the others hold free-form values (configs, summaries,
 # token lists) that check_value bounds after decoding
-_TYPED = (Step, DW, EpochEnd, Replicate, PlanChange, Warning, Error)
+_TYPED = (Step, DW, StepZero, EpochEnd, Replicate, PlanChange, Warning, Error)
 
 
 def stamped(event: Event, seq: int, t: float) -> Event:

@@ -183,6 +183,8 @@ class Merger:
             return [self._merge_dw(key, head.step)]
         if isinstance(head, ev.EpochEnd) and self.parts_of_one_run:
             return [self._merge_epoch_ends(key, head.epoch)]
+        if isinstance(head, ev.StepZero):
+            return [self._merge_arms(key, ev.StepZero)]
         run = self.runs[i]
         run.queue.popleft()
         event = self._translate(i, head)
@@ -214,7 +216,11 @@ class Merger:
         return self._out(joined, t=t, step=taken[0][1].step)
 
     def _merge_epoch_ends(self, key: Key, epoch: int) -> ev.Event:
-        taken = self._take(key, ev.EpochEnd, lambda e: e.epoch == epoch)
+        return self._merge_arms(key, ev.EpochEnd, lambda e: e.epoch == epoch)
+
+    def _merge_arms(self, key: Key, kind: type[ev.EpochEnd] | type[ev.StepZero], match=lambda e: True) -> ev.Event:
+        """One event of `kind` with the arms of every run whose head is one (renamed as merged)."""
+        taken = self._take(key, kind, match)
         arms = {self._arm(i, name): rec for i, e in taken for name, rec in e.arms.items()}
         t = max(self._retimed(i, e.t) for i, e in taken)
         return self._out(taken[0][1], t=t, arms=arms)

@@ -58,6 +58,7 @@ class ArmState:
     samples: SampleSet | None = None  # the latest set
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
     device: str = ""  # where this arm trains, when run_start says (several devices: placement)
+    step_zero: ev.ArmMeasures | None = None  # the step_zero event's measures (retain loss, expected S, ...)
 
     def restarted(self) -> ArmState:
         """This arm as run_start described it, before any step: how a new replicate begins."""
@@ -232,6 +233,11 @@ class RunState:
             if not arm.stopped:
                 arm.dw_event = e
 
+    def _step_zero(self, e: ev.StepZero) -> None:
+        for name, rec in e.arms.items():
+            if name in self.arms:
+                self.arms[name].step_zero = rec
+
     def _epoch_end(self, e: ev.EpochEnd) -> None:
         for name, rec in e.arms.items():
             if name in self.arms:
@@ -309,6 +315,7 @@ class RunState:
         "run_start": _run_start,
         "step": _step,
         "dw": _dw,
+        "step_zero": _step_zero,
         "epoch_end": _epoch_end,
         "sample": _sample,
         "replicate": _replicate,

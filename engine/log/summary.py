@@ -9,6 +9,7 @@ import math
 import msgspec
 
 from engine.log import events as ev
+from engine.log.frontier import arm_frontier_fields
 from engine.log.state import RunState
 from engine.stats import clipped, inside, mean_ci95, mean_var, paired_ci95
 from engine.study import study_summary
@@ -64,6 +65,7 @@ def _arm_row(state: RunState, name: str) -> ev.ArmSummary:
         loss_final=last,
         p_pre_ci=list(p_pre[1:]),
         p_post_ci=list(p_post[1:]),
+        **arm_frontier_fields(state, name),  # target gain, forgetting, expected share of S, Pareto flags
     )
 
 
@@ -92,7 +94,7 @@ def _val_diff(state: RunState, name: str) -> tuple[float, float, float]:
     return paired_ci95([_f(v) for v in theirs], [_f(v) for v in mine])
 
 
-ACROSS_SEEDS = ("val_loss", "val_diff", "r", "delta_p", "loss_last")
+ACROSS_SEEDS = ("val_loss", "val_diff", "r", "delta_p", "loss_last", "forgetting", "target_gain")
 
 
 def _across_seeds(state: RunState, rows: list[ev.ArmSummary]) -> list[ev.ArmSummary]:
@@ -104,10 +106,13 @@ def _across_seeds(state: RunState, rows: list[ev.ArmSummary]) -> list[ev.ArmSumm
         for rep in per_replicate:
             match = next((r for r in rep if r.arm == row.arm), None)
             for key in ACROSS_SEEDS:
-                if match is not None and not math.isnan(getattr(match, key)):
-                    values[key].append(getattr(match, key))
+                value = getattr(match, key, None)
+                if isinstance(value, float) and not math.isnan(value):
+                    values[key].append(value)
         changes: dict = {"replicates": len(per_replicate), "ci_basis": f"t interval across {len(per_replicate)} seeds"}
         for key, vals in values.items():
+            if not vals and isinstance(getattr(row, key), msgspec.UnsetType):
+                continue  # not measured in this run (forgetting without step_zero)
             mean, lo, hi = clipped(mean_ci95(vals), -1.0, 1.0) if key == "delta_p" else mean_ci95(vals)
             changes[key], changes[f"{key}_ci"] = mean, [lo, hi]
         changes["loss_final"] = changes["loss_last"]

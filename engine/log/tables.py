@@ -66,6 +66,26 @@ SUMMARY_COLUMNS = (
     "p_post_hi",
     "delta_p",
     "stopped",
+    # the Frontier's numbers (engine.log.frontier); empty for logs without retain / expected-S fields
+    "val_diff",
+    "val_diff_lo",
+    "val_diff_hi",
+    "target_gain",
+    "target_gain_lo",
+    "target_gain_hi",
+    "retain_loss_pre",
+    "retain_loss",
+    "forgetting",
+    "forgetting_lo",
+    "forgetting_hi",
+    "forgetting_vs_full",
+    "forgetting_vs_full_lo",
+    "forgetting_vs_full_hi",
+    "expected_s_pre",
+    "expected_s",
+    "common_base_rate",
+    "pareto_time",
+    "pareto_forget",
 )
 
 
@@ -76,8 +96,16 @@ def summary_rows(state: RunState) -> list[Row]:
         (pre_lo, pre_hi), (post_lo, post_hi) = r.p_pre_ci, r.p_post_ci
         bounds = {"p_pre_lo": pre_lo, "p_pre_hi": pre_hi, "p_post_lo": post_lo, "p_post_hi": post_hi}
         flat = {**msgspec.structs.asdict(r), **bounds}
-        rows.append(tuple(_plain(flat[c]) for c in SUMMARY_COLUMNS))
+        for key in ("val_diff", "target_gain", "forgetting", "forgetting_vs_full"):
+            ci = flat.get(f"{key}_ci")
+            if isinstance(ci, (list, tuple)) and len(ci) == 2:
+                flat[f"{key}_lo"], flat[f"{key}_hi"] = ci
+        rows.append(tuple(_plain(_unset_nan(flat.get(c, math.nan))) for c in SUMMARY_COLUMNS))
     return rows
+
+
+def _unset_nan(value):
+    return math.nan if isinstance(value, msgspec.UnsetType) else value
 
 
 def _plain(value):

@@ -33,6 +33,7 @@ from engine.train.devices import mixed_devices_warning, read_floats
 from engine.train.kinds import torch_kind
 from engine.train.lora import base_named_parameters
 from engine.train.metrics import DWTracker
+from engine.train.retain import arm_measures
 from engine.train.setup import Setup
 from engine.train.topology import Agreement, LocalDevices, Topology
 
@@ -123,6 +124,9 @@ class Experiment:
         stopped every arm, or the run under --on-nan stop-run)."""
         total = self._total_steps()
         self._warn_placement()
+        self.control.activity.enter("validate", epoch=-1)
+        zero = {a.name: ev.ArmMeasures(**self._measures(a, with_val=True)) for a in self.arms}
+        self.emit(ev.StepZero(arms=zero))  # forgetting's zero: every arm before its first step
         for epoch in range(self.cfg.epochs):
             for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
                 if self._should_end():
@@ -269,12 +273,27 @@ class Experiment:
                 if arm.active
                 else (math.nan, [])
             )
+            measures = self._measures(arm) if arm.active else {}  # retain loss, expected share of S
             arms[arm.name] = ev.ArmEpoch(
-                totals.loss_mean, totals.loss_var, val, val_batches, totals.t_epoch, totals.t_total
+                totals.loss_mean, totals.loss_var, val, val_batches, totals.t_epoch, totals.t_total, **measures
             )
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
         self._sync()
+
+    def _measures(self, arm: Arm, with_val: bool = False) -> dict:
+        """Retain loss and expected share of S (engine.train.retain), on the same blocks for every arm."""
+        common = torch.tensor(self.s.data.common, dtype=torch.long)
+        return arm_measures(
+            arm.model,
+            retain=self.s.retain,
+            val=self.s.data.val,
+            common=common,
+            batch_size=self.cfg.batch_size,
+            device=arm.device,
+            autocast_dtype=self.autocast,
+            with_val=with_val,
+        )
 
     def samples(self, phase: str, epoch: int) -> None:
         """One set of samples per arm (or one `*` set before training, when all arms are equal)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 TOP_K = 40
+SAMPLER = f"top-{TOP_K} sampling, temperature 1"  # written into run_start.data: p depends on it
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from engine.train.data import TokenData, common_base_rate, tokenize_corpus
 from engine.train.devices import resolve_device  # noqa: F401 (resolve_device: old import path)
 from engine.train.memory_plan import planned_run
 from engine.train.models import LoadedModel
+from engine.train.retain import RetainSet, load_retain_set
 
 PROMPT_TOKENS = 16
 
@@ -39,6 +40,7 @@ class Setup:
     placement: dict = field(default_factory=dict)  # {arm: torch.device}
     memory: dict = field(default_factory=dict)  # {arm: the memory plan's {weights, grads, ...} bytes}
     planned: PlannedRun | None = None  # what the plans, placement and memory came from
+    retain: RetainSet | None = None  # the fixed retain blocks (forgetting), when there are any
 
     @property
     def model(self):
@@ -98,6 +100,7 @@ def prepare(
         common_k=cfg.common_k,
         progress=progress,
     )
+    retain = load_retain_set(cfg, loaded.tokenizer)
     # the shared initial weights stay on the host; each arm copies them to its own device
     prompts = _prompts(cfg, loaded.tokenizer, data)
     _check_prompt(prompts[0][0], ctx)
@@ -120,6 +123,7 @@ def prepare(
         placement,
         dict(planned.memory) if memory_check else {},
         planned,
+        retain,
     )
 
 
@@ -144,6 +148,7 @@ def _prompts(cfg: RunConfig, tokenizer, data: TokenData) -> list[tuple[list[int]
 def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     """checksums: each arm's initial weights, as copied (they must all be equal)."""
     from engine.plans.describe import arm_record
+    from engine.train.generate import SAMPLER
 
     cfg = s.cfg
     config = {
@@ -170,6 +175,9 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "cr_normalised": s.corpus.lone_cr,
         "common_base_rate": common_base_rate(s.data.val, s.common_set),  # nan without a validation split
     }
+    if s.retain is not None:
+        data["retain"] = s.retain.record(cfg.batch_size)
+    data["sampler"] = SAMPLER  # p is a sampled measure; expected_s (epoch_end) is not
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
         {

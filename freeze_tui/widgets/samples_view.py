@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 
+from engine.log import events as ev
 from engine.log.state import RunState, SampleSet
 from freeze_tui import fmt
 from freeze_tui.colors import PLAIN, Palette
@@ -55,19 +56,37 @@ def delta_p_text(state: RunState, name: str) -> str:
     return f"{fmt.signed_pts(state.delta_p(name))} [{100 * lo:+.1f}, {100 * hi:+.1f}] (paired)"
 
 
+def expected_s_note(state: RunState) -> str:
+    """What E[S] is, when the log has it (logs before it have no such field)."""
+    if not any(ev.measured(a.step_zero, "expected_s") is not None for a in state.arms.values()):
+        return ""
+    return "; E[S] = probability mass on S at the validation positions (no sampler), step 0 → now"
+
+
+def expected_s_text(arm) -> str:
+    zero = ev.measured(arm.step_zero, "expected_s")
+    now = ev.measured(arm.epochs[-1][1], "expected_s") if arm.epochs else None
+    if not isinstance(zero, (int, float)) or isinstance(zero, bool):
+        return ""
+    return f"  E[S] {fmt.pct(zero)} → {fmt.pct(now)}"
+
+
 def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
     k = len(state.common_tokens) or "k"
+    sampler = state.data.get("sampler")
     parts = [
         Text(
             f"highlighted: generated tokens in S (the {k} most frequent training tokens); "
-            "p = share of generated tokens in S, with its 95 % interval over prompts × seeds; "
-            f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}",
+            f"p{f' ({sampler})' if isinstance(sampler, str) else ''} = share of generated tokens in S, with its "
+            "95 % interval over prompts × seeds; "
+            f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}" + expected_s_note(state),
             style="dim",
         ),
         set_text(Text("pre", style="bold"), state.pre_samples, palette=palette),
     ]
     for index, (name, arm) in enumerate(state.arms.items()):
         delta = f"  Δp = {delta_p_text(state, name)}" if arm.samples else ""
+        delta += expected_s_text(arm)
         parts.append(
             set_text(safe(name, Style(bold=True) + palette.arm(index), max_len=24), arm.samples, delta, palette)
         )

@@ -77,6 +77,15 @@ async def play_to_end_of_live(pilot):
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_frontier_snapshot(snap_compare, tmp_path, size):
+    """The Frontier view of a study-like run: arms with intervals, random controls as a cloud."""
+    arms = ("full", "targeted", "reverse", "random-1", "random-2", "random-3")
+    log = write_synthetic_log(tmp_path / "study.jsonl", steps=120, arms=arms, retain=True)
+    app = quiet(FreezeApp(ReplaySource(log, None)))
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=_replayed(["8"]))
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_finished_watch_snapshot(snap_compare, log_path, size):
     app = quiet(FreezeApp(WatchSource(log_path, poll_interval=0.02)))
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_replayed([]))

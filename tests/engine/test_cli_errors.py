@@ -158,6 +158,8 @@ PRE_START = {
     "bad dtype": (["--dtype", "fp8"], "--dtype 'fp8' is not one of", "bf16"),
     "epochs not a number": (["--epochs", "three"], "'three' is not a valid integer", "--help"),
     "unknown option": (["--epoch", "3"], "No such option '--epoch'", "--epochs", "--help"),
+    "missing retain data": (["--retain-data", "nope.txt"], "--retain-data path nope.txt does not exist"),
+    "binary retain data": (["--retain-data", "binary.txt"], "--retain-data: ", "looks binary"),
 }
 
 

@@ -61,6 +61,7 @@ def test_a_run_beats_through_every_phase_and_ends_with_run_end(tmp_path, monkeyp
         ("tokenize", -1, -1),
         ("arms", -1, -1),
         ("sample", -1, -1),
+        ("validate", -1, -1),  # step 0: retain loss and expected share of S before training
         *(("step", i, 0) for i in range(4)),
         ("validate", -1, 0),
         ("sample", -1, 0),

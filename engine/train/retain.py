@@ -1,0 +1,110 @@
+"""What the model forgets, and a sampler-free common-token measure (torch).
+
+* The retain set: a fixed set of blocks of text from the model's original domain (`--retain-data`,
+  or the demo's held-out docstrings). Every arm is measured on the same blocks in the same batches,
+  so retain losses pair by batch; forgetting = retain loss now - retain loss at step 0.
+* Expected share of S: the probability mass the model puts on S's tokens at the validation positions
+  (every next-token position of the validation blocks). Unlike p it needs no sampler.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.config import RunConfig
+from engine.errors import FreezeTuiError
+from engine.textfiles import Corpus, check_retain_data, read_corpus
+from engine.train.arm import validation_loss
+from engine.train.devices import copy_to
+from engine.train.tokens import corpus_tokens
+
+MAX_RETAIN_BLOCKS = 64  # spread evenly over the retain text: enough batches for a paired interval, cheap to run
+
+
+@dataclass
+class RetainSet:
+    blocks: torch.Tensor  # long [n_blocks, block_size], the same for every arm and every measurement
+    n_tokens: int  # tokens measured (n_blocks * block_size)
+    source: str
+
+    def record(self, batch_size: int) -> dict:
+        """run_start.data.retain."""
+        n = len(self.blocks)
+        return {"n_tokens": self.n_tokens, "n_blocks": n, "n_batches": -(-n // batch_size), "source": self.source}
+
+
+def load_retain_set(cfg: RunConfig, tokenizer) -> RetainSet | None:
+    """--retain-data, or the demo's held-out docstrings when the model is the demo; None otherwise."""
+    if cfg.retain_data:
+        check_retain_data(cfg.retain_data)
+        corpus = read_corpus(cfg.retain_data)
+    elif cfg.model is None:
+        from engine.demo.corpus import retain_source, retain_text
+
+        corpus = Corpus((retain_text(),), retain_source())
+    else:
+        return None
+    ids = corpus_tokens(corpus, tokenizer)
+    n = len(ids) // cfg.block_size
+    if n == 0:
+        raise FreezeTuiError(
+            f"the retain data has {len(ids)} tokens, fewer than one block of {cfg.block_size}; "
+            "add text to --retain-data or lower --block-size"
+        )
+    rows = np.unique(np.linspace(0, n - 1, min(n, MAX_RETAIN_BLOCKS)).round().astype(np.int64))
+    grid = np.asarray(ids[: n * cfg.block_size]).reshape(n, cfg.block_size)[rows]
+    return RetainSet(torch.from_numpy(grid.astype(np.int64)), len(rows) * cfg.block_size, corpus.source)
+
+
+@torch.no_grad()
+def expected_share(
+    model: torch.nn.Module, blocks: torch.Tensor, batch_size: int, device, autocast_dtype, common: torch.Tensor
+) -> tuple[float, list[float]]:
+    """Mean over the next-token positions of the blocks of P(next token in S), and the mean of each
+    batch (pairs across arms and phases); (nan, []) without blocks or S."""
+    if len(blocks) == 0 or len(common) == 0 or blocks.shape[1] < 2:
+        return math.nan, []
+    was_training = model.training
+    model.eval()
+    means = []
+    for i in range(0, len(blocks), batch_size):
+        batch = copy_to(blocks[i : i + batch_size], [device])[device]
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(input_ids=batch).logits[:, :-1].float()
+        # P(S) = exp(logsumexp over S - logsumexp over the vocabulary): no softmax over the vocabulary kept
+        mass = torch.exp(torch.logsumexp(logits[..., common.to(logits.device)], -1) - torch.logsumexp(logits, -1))
+        means.append(mass.mean())
+    model.train(was_training)
+    values = torch.stack(means).tolist()
+    sizes = [len(blocks[i : i + batch_size]) for i in range(0, len(blocks), batch_size)]
+    return sum(v * n for v, n in zip(values, sizes)) / len(blocks), values
+
+
+def arm_measures(
+    model: torch.nn.Module,
+    *,
+    retain: RetainSet | None,
+    val: torch.Tensor,
+    common: torch.Tensor,
+    batch_size: int,
+    device,
+    autocast_dtype,
+    with_val: bool = False,
+) -> dict:
+    """One arm's retain loss (mean, per batch) and expected share of S (mean, per batch): fields of
+    epoch_end.arms[] and step_zero.arms[]; with_val: the validation loss too (step 0: target gain)."""
+    out: dict = {}
+    if with_val:
+        out["val_loss"], out["val_batches"] = validation_loss(model, val, batch_size, device, autocast_dtype)
+    if retain is not None:
+        out["retain_loss"], out["retain_batches"] = validation_loss(
+            model, retain.blocks, batch_size, device, autocast_dtype
+        )
+    out["expected_s"], out["expected_s_batches"] = expected_share(
+        model, val, batch_size, device, autocast_dtype, common
+    )
+    return out
