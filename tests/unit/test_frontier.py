@@ -22,12 +22,12 @@ def _events(with_measures: bool = True) -> list[ev.Event]:
     zero = {"retain_loss": 3.0, "retain_batches": [3.0, 3.0], "val_loss": 5.0, "val_batches": [5.0, 5.0]}
     zero["expected_s"] = 0.4
     if with_measures:
-        out.append(ev.StepZero(arms={n: dict(zero) for n in ("full", "targeted", "random-1")}))
+        out.append(ev.StepZero(arms={n: ev.ArmMeasures(**zero) for n in ("full", "targeted", "random-1")}))
     for step in range(4):
         out.append(
             ev.Step(
                 step=step,
-                arms={n: {"loss": 1.0, "dt": dt} for n, dt in zip(("full", "targeted", "random-1"), (1.0, 0.5, 0.6))},
+                arms={n: ev.ArmStep(loss=1.0, dt=dt) for n, dt in zip(("full", "targeted", "random-1"), (1.0, 0.5, 0.6))},
             )
         )
     ends = {
@@ -40,7 +40,7 @@ def _events(with_measures: bool = True) -> list[ev.Event]:
         rec[name] = {"val_loss": sum(val) / 2, "val_batches": val, "t_total": 1.0}
         if with_measures:
             rec[name].update(retain_loss=sum(retain) / 2, retain_batches=retain, expected_s=0.5)
-    out.append(ev.EpochEnd(epoch=0, arms=rec))
+    out.append(ev.EpochEnd(epoch=0, arms={name: ev.ArmEpoch(**fields) for name, fields in rec.items()}))
     return out
 
 
