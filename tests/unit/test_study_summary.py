@@ -10,6 +10,7 @@ import pytest
 
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
+from engine.log import events as ev
 from engine.stats import mean_ci95
 from engine.study import BEATS, LOSES, UNDECIDED, parse_roles, study_summary
 
@@ -17,7 +18,7 @@ ROLES = "full=full,m=method,w=method,n=method,random-1=random,random-2=random"
 
 
 def _state(val: dict[str, list[float]], roles: str = ROLES, past=()):
-    arms = {name: SimpleNamespace(epochs=[{"val_batches": v}]) for name, v in val.items()}
+    arms = {name: SimpleNamespace(epochs=[(0, ev.ArmEpoch(val_batches=v))]) for name, v in val.items()}
     return SimpleNamespace(config={"arm_roles": roles}, arms=arms, past=list(past))
 
 
