@@ -118,7 +118,10 @@ def _precheck(cfg: RunConfig, log_path: Path) -> None:
 def _check_save(cfg: RunConfig, save: Path, log_path: Path) -> None:
     """Weights are saved after hours of training: every DIR/<arm> must be a folder we can write."""
     _check_writable_dir(save, "--save")
-    log = log_path.resolve()
+    log, inside = log_path.resolve(), save.resolve()
+    for name, _ in cfg.arms:  # a symlinked DIR/<arm> must not lead out of DIR either
+        if not (save / name).resolve().is_relative_to(inside):
+            raise FreezeTuiError(f"--save {save}: arm {name!r} would write outside {save}; rename the arm")
     for target in (save, *(save / name for name, _ in cfg.arms)):
         if target.resolve() == log:
             raise FreezeTuiError(f"--save {save} would write into the run log {log_path}; choose another folder")
