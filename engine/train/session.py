@@ -117,9 +117,10 @@ class RunSession(ChannelSource):
         self.state.apply(error)
         self.channel.put(error)
 
-    def _tokenizing(self, done: int, total: int) -> None:
+    def _tokenizing(self, done: int, total: int, cached: bool = True) -> None:
         tenth = 10 * done // max(1, total)  # a new line every 10 %, not every second
-        text = f"tokenizing the corpus ({total / 1e6:.0f} MB): {10 * tenth} %, cached for later runs"
+        kept = "cached for later runs" if cached else "not cached (the cache cannot be written)"
+        text = f"tokenizing the corpus ({total / 1e6:.0f} MB): {10 * tenth} %, {kept}"
         if text != self.activity:
             self.activity = text
 

@@ -66,3 +66,126 @@ def test_1_arm_folder_that_is_a_symlink_out_of_save_is_refused(tmp_path):
     cfg = RunConfig(arms=[("full", "full")], save=str(save))
     with pytest.raises(FreezeTuiError, match="would write outside"):
         _check_save(cfg, save, tmp_path / "log.jsonl")
+
+
+# -- 2, 3, 19. the token cache ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from engine.train.models import load_model
+    from tests.tiny_models import make_tiny_model
+
+    return load_model(str(make_tiny_model(tmp_path_factory.mktemp("tok"), "gpt2", n_layer=1))).tokenizer
+
+
+def words(n: int, seed: int = 0) -> str:
+    import random
+
+    from tests.tiny_models import WORDS
+
+    rng = random.Random(seed)
+    return "\n".join(" ".join(rng.choice(WORDS[2:40]) for _ in range(8)) for _ in range(n)) + "\n"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("FREEZE_TUI_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "tokens"
+
+
+def test_2_a_file_rewritten_while_tokenized_is_not_served_as_its_other_text(tokenizer, tmp_path, cache, monkeypatch):
+    from engine.textfiles import read_corpus
+    from engine.train import tokens
+
+    data = tmp_path / "a.txt"
+    full_text, part_text = words(400), words(40)
+    data.write_text(full_text)
+    corpus = read_corpus((str(data),))
+    real_pieces = tokens._file_pieces
+
+    def rewritten_meanwhile(path, report, *rest):  # hashed whole, then read while a copy rewrites it
+        data.write_text(part_text)
+        yield from real_pieces(path, report, *rest)
+        data.write_text(full_text)
+
+    monkeypatch.setattr(tokens, "_file_pieces", rewritten_meanwhile)
+    with pytest.warns(UserWarning, match="changed while it was tokenized"):
+        partial = tokens.corpus_tokens(corpus, tokenizer)
+    monkeypatch.setattr(tokens, "_file_pieces", real_pieces)
+    later = tokens.corpus_tokens(read_corpus((str(data),)), tokenizer)  # the same text as first hashed
+    eos = [tokenizer.eos_token_id]
+    assert partial.tolist() == tokenizer(part_text, add_special_tokens=False)["input_ids"] + eos
+    assert later.tolist() == tokenizer(full_text, add_special_tokens=False)["input_ids"] + eos
+
+
+def _entry(cache: Path, suffix: str) -> Path:
+    (found,) = cache.glob(f"*{suffix}")
+    return found
+
+
+BREAKAGES = {
+    "empty meta": (".json", lambda p: p.write_bytes(b"")),
+    "truncated bin": (".bin", lambda p: p.write_bytes(p.read_bytes()[:-6])),
+    "truncated counts": (".counts.npy", lambda p: p.write_bytes(p.read_bytes()[:40])),
+    "id out of range": (".bin", lambda p: p.write_bytes(b"\xff\xff" + p.read_bytes()[2:])),
+    "unreadable bin": (".bin", lambda p: p.chmod(0)),
+}
+
+
+@pytest.mark.parametrize("broken", list(BREAKAGES))
+def test_3_a_bad_cache_entry_is_a_named_miss(tokenizer, tmp_path, cache, broken):
+    from engine.textfiles import read_corpus
+    from engine.train import tokens
+
+    if broken == "unreadable bin" and os.geteuid() == 0:
+        pytest.skip("root reads a 0000 file")
+    (tmp_path / "a.txt").write_text(words(100))
+    corpus = read_corpus((str(tmp_path / "a.txt"),))
+    good = tokens.corpus_tokens(corpus, tokenizer).tolist()
+    suffix, damage = BREAKAGES[broken]
+    damage(_entry(cache, suffix))
+    with pytest.warns(UserWarning, match=r"token cache entry .*\.bin is not usable"):
+        again = tokens.corpus_tokens(corpus, tokenizer)
+    assert again.tolist() == good
+    assert tokens.corpus_tokens(corpus, tokenizer).tolist() == good  # rewritten whole: a hit now
+
+
+def test_3_token_files_follow_the_umask(tokenizer, tmp_path, cache):
+    from engine.textfiles import read_corpus
+    from engine.train import tokens
+
+    (tmp_path / "a.txt").write_text(words(20))
+    old = os.umask(0o022)
+    try:
+        tokens.corpus_tokens(read_corpus((str(tmp_path / "a.txt"),)), tokenizer)
+    finally:
+        os.umask(old)
+    for suffix in (".bin", ".json", ".counts.npy"):
+        assert _entry(cache, suffix).stat().st_mode & 0o777 == 0o644, suffix
+    assert not list(cache.glob(".*"))  # no temporary file left
+
+
+@pytest.mark.parametrize("where", ["a file", "a dangling symlink"])
+def test_19_an_unwritable_cache_leaves_no_temporary_folder(tokenizer, tmp_path, monkeypatch, where):
+    import tempfile
+
+    from engine.textfiles import read_corpus
+    from engine.train import tokens
+
+    (tmp_path / "a.txt").write_text(words(20))
+    target = tmp_path / "cache"
+    if where == "a file":
+        target.write_text("x")
+    else:
+        target.symlink_to(tmp_path / "nowhere" / "at-all")
+        (tmp_path / "nowhere").write_text("a file, so the link can never be followed into a folder")
+    monkeypatch.setenv("FREEZE_TUI_CACHE", str(target))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    seen = []
+    with pytest.warns(UserWarning, match="cannot be written"):
+        ids = tokens.corpus_tokens(
+            read_corpus((str(tmp_path / "a.txt"),)), tokenizer, progress=lambda d, t, cached: seen.append(cached)
+        )
+    assert len(ids) > 0 and int(tokens.token_counts(ids).sum()) == len(ids)
+    assert seen and not any(seen)  # "not cached", never "cached for later runs"
+    assert list((tmp_path / "tmp").iterdir()) == []
