@@ -6,6 +6,7 @@ Only click and the torch-free parts of the engine are imported at start-up, so `
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from freeze_tui.commands.export import export
 from freeze_tui.commands.serve import serve
 from freeze_tui.commands.suggest import suggest
 from freeze_tui.distributed_run import launch_options, pop_launch, run_distributed
-from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
+from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, lost_output, run_app
 from freeze_tui.run_options import config_from, config_options
 
 PRODUCER = f"freeze-tui {__version__}"
@@ -304,8 +305,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = _main(argv)
         flush_std()
+        lost = lost_output()
     finally:
         sys.stdout, sys.stderr = saved
+    if lost is not None and code in (0, None):  # `report > file` on a full disk must not exit 0
+        with contextlib.suppress(OSError, ValueError):
+            print(f"freeze-tui: error: {lost}", file=sys.stderr, flush=True)
+        code = exit_codes.BAD_INPUT
     sys.exit(code if isinstance(code, int) else 0)
 
 

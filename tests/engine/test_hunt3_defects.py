@@ -189,3 +189,68 @@ def test_19_an_unwritable_cache_leaves_no_temporary_folder(tokenizer, tmp_path, 
     assert len(ids) > 0 and int(tokens.token_counts(ids).sum()) == len(ids)
     assert seen and not any(seen)  # "not cached", never "cached for later runs"
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# -- 14, 17, 18. output: CSV cells, write errors ----------------------------------------------------------
+def test_14_csv_cells_that_start_like_formulas_are_neutralised(tmp_path):
+    import csv
+
+    from tests.synthetic_log import write_synthetic_log
+
+    log = write_synthetic_log(tmp_path / "run.jsonl", steps=20, arms=("full", "=HYPERLINK(1)"))
+    result = cli("export", str(log), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = "".join((tmp_path / "out" / f"{name}.csv").read_text() for name in ("steps", "summary"))
+    cells = [c for row in csv.reader(text.splitlines()) for c in row]
+    assert "'=HYPERLINK(1)" in cells
+    assert not any(c.startswith(("=", "+", "@")) for c in cells)
+
+
+def test_14_safe_cell_keeps_numbers_and_plain_text():
+    from freeze_tui.commands.export import safe_cell
+
+    assert [safe_cell(v) for v in ("+1", "-x", "@sum", "\tq", "ok", -0.5, 3)] == [
+        "'+1",
+        "'-x",
+        "'@sum",
+        "'\tq",
+        "ok",
+        -0.5,
+        3,
+    ]
+
+
+def test_17_report_onto_a_full_disk_is_one_line_exit_2_but_a_closed_pipe_stays_silent(tmp_path):
+    log = Path(__file__).resolve().parents[2] / "sample_runs" / "demo-full-vs-targeted.jsonl"
+    env = {**os.environ, "TERM": "dumb"}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "freeze_tui", "report", str(log)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "No space left on device" in result.stderr
+    piped = subprocess.run(
+        f"{sys.executable} -m freeze_tui report {log} | head -c 10 > /dev/null; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_18_export_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    from tests.synthetic_log import write_synthetic_log
+
+    log = write_synthetic_log(tmp_path / "run.jsonl", steps=20)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".steps.csv.partial").symlink_to("/dev/full")  # every write there fails with ENOSPC
+    result = cli("export", str(log), "--out", str(out), cwd=tmp_path)
+    one_line(result, "cannot write the tables", "No space left on device")
+    assert sorted(p.name for p in out.iterdir()) == []
