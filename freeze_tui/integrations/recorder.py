@@ -9,6 +9,7 @@ every 20 steps (or after 2 s), in one read. Torch is needed only for ΔW (pass `
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from engine.log import events as ev
+from engine.log.events import MAX_ABS
 from engine.log.runlog import LogWriter
 from engine.log.state import RunState
 from engine.log.summary import summarize
@@ -62,9 +64,11 @@ class Recorder:
         self._t_total = self._t_epoch_start = 0.0
         self._last_step_t = self._last_flush = time.perf_counter()
         self._tracker, self._norm_every, self.ended, self._open_epoch = None, norm_every, False, False
+        self._warned_big = False
         if not self.active:
             return
         self._writer = LogWriter(self.log, overwrite=overwrite)
+        atexit.register(self._left_open)  # a loop that died without end(): the log still ends
         self._emit(ev.Header(producer=f"freeze-tui {__version__} (recorder)", run_id=self._run_id()))
         self._emit(self._run_start(model, plan, dict(config or {})))
         if model is not None and norm_every:
@@ -84,6 +88,8 @@ class Recorder:
             self._epoch = epoch
         self._open_epoch = True
         loss = loss.detach() if hasattr(loss, "detach") else loss
+        if hasattr(loss, "numel") and loss.numel() != 1:  # refused now: pending, it would fail every flush
+            raise ValueError(f"Recorder.step: loss must be one number, got a tensor of shape {tuple(loss.shape)}")
         self._pending.append((self._step, self._epoch, loss, dt, lr))
         if self._tracker is not None and self._step % self._norm_every == 0:
             self._flush()  # ΔW is read at once: it is for this step
@@ -99,10 +105,13 @@ class Recorder:
         the epoch changes and it was not called."""
         if not self.active or self.ended or not self._open_epoch:
             return
+        self._close_epoch(val_loss)
+
+    def _close_epoch(self, val_loss: float | None = None) -> None:
         self._flush()
         mean, var = mean_var(self._epoch_losses)
         t_epoch, self._t_epoch_start = self._t_total - self._t_epoch_start, self._t_total
-        record = {"loss_mean": mean, "loss_var": var, "val_loss": _float(val_loss), "t_epoch": t_epoch}
+        record = {"loss_mean": mean, "loss_var": var, "val_loss": self._value(val_loss), "t_epoch": t_epoch}
         self._emit(ev.EpochEnd(epoch=self._epoch, arms={self.arm: {**record, "t_total": self._t_total}}))
         self._epoch_losses, self._open_epoch = [], False
         self._epoch += 1
@@ -134,18 +143,36 @@ class Recorder:
         """The last line: run_end with the same summary ``freeze-tui run`` writes. Safe to call twice."""
         if not self.active or self.ended:
             return
-        self._flush()
-        self.epoch_end()
-        self._emit(ev.RunEnd(status=status, summary=summarize(self.state)))
-        self.ended = True
+        self.ended = True  # whatever fails below, the log still gets its run_end, once
+        try:
+            self._flush()
+            if self._open_epoch:
+                self._close_epoch()
+        except Exception as exc:  # a bad value must not cost the run its last line
+            self._pending.clear()
+            self._emit(ev.Error(message=f"{type(exc).__name__}: {exc}", fatal=True))
+            status = "failed"
+        try:
+            summary = summarize(self.state)
+        except (ArithmeticError, ValueError) as exc:
+            self._emit(ev.Warning(message=f"no summary: {type(exc).__name__}: {exc}", arm=self.arm))
+            summary = {}
+        self._emit(ev.RunEnd(status=status, summary=summary))
         self._writer.close()
+        atexit.unregister(self._left_open)
+
+    def _left_open(self) -> None:
+        if self.active and not self.ended:
+            message = "the process ended before Recorder.end() (an exception in the training loop?)"
+            self._emit(ev.Error(message=message, fatal=True))
+            self.end("failed")
 
     def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.end()
+        if exc_type is None or (issubclass(exc_type, SystemExit) and exc.code in (0, None)):
+            self.end()  # sys.exit(0) inside the block is a normal end
         elif issubclass(exc_type, KeyboardInterrupt):
             self.end("stopped")
         else:
@@ -160,6 +187,17 @@ class Recorder:
         self.state.apply(event)
         self._writer.write(event)
 
+    def _value(self, value) -> float:
+        """A number the log can hold: beyond ±MAX_ABS (a diverged loss such as 1e300) it is logged as null,
+        with one warning, so every reader still takes the log."""
+        number = _float(value)
+        if math.isfinite(number) and abs(number) > MAX_ABS:
+            if not self._warned_big:
+                self._warned_big = True
+                self._emit(ev.Warning(message=f"a value of {number:.3g} is beyond what a log holds; logged as null"))
+            return math.nan
+        return number
+
     def _flush_due(self, loss, now: float) -> bool:
         on_device = getattr(getattr(loss, "device", None), "type", "cpu") != "cpu"
         return not on_device or len(self._pending) >= DEVICE_FLUSH_STEPS or now - self._last_flush >= LIVENESS_S
@@ -169,9 +207,10 @@ class Recorder:
         self._last_flush = time.perf_counter()
         if not self._pending:
             return
-        values = _floats([loss for _, _, loss, _, _ in self._pending])
+        values = [self._value(v) for v in _floats([loss for _, _, loss, _, _ in self._pending])]
         for (step, epoch, _, dt, lr), loss in zip(self._pending, values):
-            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: {"loss": loss, "dt": dt, "lr": _float(lr)}}))
+            record = {"loss": loss, "dt": dt, "lr": self._value(lr)}
+            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: record}))
             self._t_total += dt
             if math.isfinite(loss):
                 self._epoch_losses.append(loss)

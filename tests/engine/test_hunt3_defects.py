@@ -254,3 +254,137 @@ def test_18_export_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
     result = cli("export", str(log), "--out", str(out), cwd=tmp_path)
     one_line(result, "cannot write the tables", "No space left on device")
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+# -- 15, 16, 20, 25. the Recorder and the Trainer callback --------------------------------------------------
+def _events(log: Path) -> list:
+    from engine.log.runlog import read_events
+
+    return list(read_events(log))
+
+
+def test_16_a_value_beyond_the_log_is_null_with_a_warning_and_the_log_stays_readable(tmp_path):
+    from freeze_tui.integrations import Recorder
+
+    log = tmp_path / "r.jsonl"
+    with Recorder(log) as rec:
+        rec.step(1e300, 0.1)
+        rec.step(2.0, 1e300)
+    events = _events(log)  # the reader refused the whole log before
+    steps = [e.arms["run"] for e in events if e.kind == "step"]
+    assert steps[0]["loss"] is None and steps[1]["loss"] == 2.0 and steps[1]["lr"] is None  # null in the log
+    assert sum(1 for e in events if e.kind == "warning" and "beyond what a log holds" in e.message) == 1
+    assert events[-1].kind == "run_end" and events[-1].status == "finished"
+    assert cli("report", str(log), cwd=tmp_path).returncode == 0
+
+
+def test_20_a_non_scalar_loss_is_refused_at_once_and_the_log_still_ends(tmp_path):
+    import torch
+
+    from freeze_tui.integrations import Recorder
+
+    log = tmp_path / "r.jsonl"
+    rec = Recorder(log)
+    rec.step(torch.tensor(1.5))
+    with pytest.raises(ValueError, match="one number"):
+        rec.step(torch.ones(4))
+    rec.end()
+    events = _events(log)
+    assert [e.arms["run"]["loss"] for e in events if e.kind == "step"] == [1.5]
+    assert events[-1].kind == "run_end" and events[-1].status == "finished"
+
+
+def test_20_a_loop_that_dies_without_end_still_ends_its_log_failed(tmp_path):
+    code = (
+        "from freeze_tui.integrations import Recorder\n"
+        f"rec = Recorder({str(tmp_path / 'r.jsonl')!r})\n"
+        "rec.step(1.0)\n"
+        "raise RuntimeError('the loop broke')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "the loop broke" in result.stderr
+    events = _events(tmp_path / "r.jsonl")
+    assert events[-1].kind == "run_end" and events[-1].status == "failed"
+    assert any(e.kind == "error" and "before Recorder.end()" in e.message for e in events)
+
+
+def test_25_sys_exit_0_inside_a_recorder_block_is_finished(tmp_path):
+    from freeze_tui.integrations import Recorder
+
+    log = tmp_path / "r.jsonl"
+    with pytest.raises(SystemExit), Recorder(log) as rec:
+        rec.step(1.0)
+        sys.exit(0)
+    assert _events(log)[-1].status == "finished"
+
+
+@pytest.fixture
+def tiny_gpt2(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tests.tiny_models import make_tiny_model
+
+    return AutoModelForCausalLM.from_pretrained(make_tiny_model(tmp_path, "gpt2", n_layer=2))
+
+
+class _Blocks:
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        import torch
+
+        ids = torch.randint(3, 100, (16,), generator=torch.Generator().manual_seed(i))
+        return {"input_ids": ids, "labels": ids.clone()}
+
+
+def _trainer_args(tmp_path, **extra):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        num_train_epochs=1,
+        per_device_train_batch_size=4,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        **extra,
+    )
+
+
+def test_15_label_smoothing_leaves_a_warning_not_silent_nulls(tiny_gpt2, tmp_path):
+    from transformers import Trainer
+
+    from freeze_tui.integrations.hf import FreezeTuiCallback
+
+    log = tmp_path / "t.jsonl"
+    args = _trainer_args(tmp_path, label_smoothing_factor=0.1)
+    Trainer(model=tiny_gpt2, args=args, train_dataset=_Blocks(), callbacks=[FreezeTuiCallback(log=log)]).train()
+    events = _events(log)
+    warnings = [e.message for e in events if e.kind == "warning"]
+    assert sum("carries no loss" in m and "label_smoothing_factor" in m for m in warnings) == 1
+    assert events[-1].kind == "run_end"
+
+
+def test_20_an_exception_inside_trainer_train_ends_the_log_and_unhooks(tiny_gpt2, tmp_path):
+    from transformers import Trainer
+
+    from freeze_tui.integrations.hf import FreezeTuiCallback
+
+    calls = {"n": 0}
+
+    def breaks_at_second(module, inputs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("CUDA out of memory (pretend)")
+
+    tiny_gpt2.register_forward_pre_hook(breaks_at_second)
+    log = tmp_path / "t.jsonl"
+    with pytest.raises(RuntimeError, match="pretend"), FreezeTuiCallback(log=log) as callback:
+        Trainer(model=tiny_gpt2, args=_trainer_args(tmp_path), train_dataset=_Blocks(), callbacks=[callback]).train()
+    events = _events(log)
+    assert events[-1].kind == "run_end" and events[-1].status == "failed"
+    assert any(e.kind == "error" and "pretend" in e.message for e in events)
+    assert callback._hook is None and not tiny_gpt2._forward_hooks
