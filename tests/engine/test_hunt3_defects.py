@@ -388,3 +388,20 @@ def test_20_an_exception_inside_trainer_train_ends_the_log_and_unhooks(tiny_gpt2
     assert events[-1].kind == "run_end" and events[-1].status == "failed"
     assert any(e.kind == "error" and "pretend" in e.message for e in events)
     assert callback._hook is None and not tiny_gpt2._forward_hooks
+
+
+# -- 22, 23 ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_22_an_astronomic_memory_limit_is_one_line(tmp_path, command):
+    one_line(cli(command, "--memory-limit", "1e400GB", cwd=tmp_path), "--memory-limit '1e400GB'", "beyond any machine")
+
+
+def test_23_a_newline_in_an_arm_or_run_name_stays_in_its_markdown_row(tmp_path):
+    from tests.synthetic_log import write_synthetic_log
+
+    log = write_synthetic_log(tmp_path / "run.jsonl", steps=20, arms=("full", "two\nlines"))
+    result = cli("report", "--format", "markdown", f"my\nrun={log}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert len(rows) == 4 and all(row.endswith("|") for row in rows)  # header, rule, two arms
+    assert any("two⏎lines" in row for row in rows)
