@@ -68,6 +68,15 @@ def context_length(config) -> int | None:
     return None
 
 
+def _check_block_size(cfg: RunConfig, ctx: int | None) -> None:
+    """Before the memory plan: a block beyond the context is the problem, not the memory it would take."""
+    if ctx and cfg.block_size > ctx:
+        raise FreezeTuiError(
+            f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens; "
+            f"use --block-size {ctx} or less"
+        )
+
+
 def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, memory_check: bool = True) -> Setup:
     """Load and check everything; raises FreezeTuiError with one clear line for bad input.
     `activity` hears each slow phase (the heartbeat reports it); progress(done, total): bytes of the
@@ -75,20 +84,17 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, 
     (a sharded arm's rank holds 1/K of it; the plan counts whole arms)."""
     from engine.plans.freeze import resolve_plan
     from engine.plans.roles import attention_splits
-    from engine.train.models import load_model
+    from engine.train.models import load_model, resolve_source
 
     activity = activity or Activity()
     devices = resolve_devices(cfg.device)
     corpus = read_corpus(cfg.data)
+    _check_block_size(cfg, context_length(resolve_source(cfg.model, trust_remote_code=cfg.trust_remote_code).config))
     placement, memory = check_memory_plan(cfg, devices) if memory_check else ({}, {})  # before the weights load
     activity.enter("load_model")
     loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     ctx = context_length(loaded.model.config)
-    if ctx and cfg.block_size > ctx:
-        raise FreezeTuiError(
-            f"--block-size {cfg.block_size} is above the model's context of {ctx} tokens; "
-            f"use --block-size {ctx} or less"
-        )
+    _check_block_size(cfg, ctx)
     layout = loaded.layout
     plans = [(name, resolve_plan(name, spec, layout)) for name, spec in cfg.arms]
     activity.enter("tokenize")

@@ -405,3 +405,36 @@ def test_23_a_newline_in_an_arm_or_run_name_stays_in_its_markdown_row(tmp_path):
     rows = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert len(rows) == 4 and all(row.endswith("|") for row in rows)  # header, rule, two arms
     assert any("two⏎lines" in row for row in rows)
+
+
+# -- 25 (CLI), 10 (endpoints) --------------------------------------------------------------------------------
+LAUNCH = ("run", "--headless", "--nproc-per-node", "2", "--log", "x.jsonl")
+LAUNCH_ERRORS = {
+    "detach": (["--detach"], "--detach starts one background process", "--headless"),
+    "bogus backend": (["--rdzv-backend", "bogus"], "--rdzv-backend 'bogus' is not one of", "c10d"),
+    "backend without endpoint": (["--rdzv-backend", "static"], "needs --rdzv-endpoint"),
+    "port too big": (["--rdzv-endpoint", "node0:99999"], "'node0:99999' is not HOST:PORT"),
+    "port not a number": (["--rdzv-endpoint", ":abc"], "':abc' is not HOST:PORT"),
+    "negative port": (["--rdzv-endpoint", "node0:-1"], "'node0:-1' is not HOST:PORT"),
+}
+
+
+@pytest.mark.parametrize("case", list(LAUNCH_ERRORS))
+def test_25_10_launch_settings_are_checked_before_anything_starts(tmp_path, case):
+    extra, *needles = LAUNCH_ERRORS[case]
+    one_line(cli(*LAUNCH, *extra, cwd=tmp_path), *needles)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_25_a_block_beyond_the_context_says_so_not_the_memory_plan(tmp_path):
+    from freeze_tui.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["run", "--headless", "--block-size", "100000", "--memory-limit", "1MB", "--log", str(tmp_path / "x.jsonl")]
+        )
+    assert exit_info.value.code == 2
+    from engine.log.runlog import read_events
+
+    errors = [e.message for e in read_events(tmp_path / "x.jsonl") if e.kind == "error"]
+    assert errors and "above the model's context" in errors[-1]
