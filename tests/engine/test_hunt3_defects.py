@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -438,3 +439,28 @@ def test_25_a_block_beyond_the_context_says_so_not_the_memory_plan(tmp_path):
 
     errors = [e.message for e in read_events(tmp_path / "x.jsonl") if e.kind == "error"]
     assert errors and "above the model's context" in errors[-1]
+
+
+# -- 21. watch and a stopped writer ---------------------------------------------------------------------------
+def test_21_a_stopped_writer_on_this_host_is_paused_not_gone():
+    import signal
+    import socket
+
+    from engine.log import events as ev
+    from engine.log.liveness import GONE_AFTER_S, WriterWatch
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        now = [1000.0]
+        watch = WriterWatch(clock=lambda: now[0], wall=lambda: now[0], host=socket.gethostname())
+        watch.saw([ev.Heartbeat(t=now[0], pid=proc.pid, host=socket.gethostname(), phase="step")])
+        now[0] += GONE_AFTER_S + 1
+        assert watch.gone().startswith(f"writer paused/not responding (pid {proc.pid} alive")
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.3)
+        assert watch.gone().startswith("writer gone")  # alive and running, yet silent: not paused
+    finally:
+        proc.kill()
+        proc.wait()
