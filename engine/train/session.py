@@ -60,11 +60,26 @@ class RunSession(ChannelSource):
             self.abandoned = True
             writer, self.writer = self.writer, None
             if writer is not None:
+                self._last_run_end(writer)
                 writer.close()
             self.channel.close()
         finally:
             if locked:
                 self._emit_lock.release()
+
+    def _last_run_end(self, writer) -> None:
+        """A run quit before its engine wrote run_end (a second stop signal) still ends its log: "stopped",
+        with the summary of what the log holds, so every reader sees how it ended (issue 21)."""
+        if self.state.finished or self._seq == 0:
+            return
+        try:
+            end = ev.RunEnd(seq=self._seq, t=time.time(), status="stopped", summary=summarize(self.state))
+            writer.write(end)
+        except Exception:  # a log that cannot take it keeps what it has
+            return
+        self._seq += 1
+        self.state.apply(end)
+        self.channel.put(end)  # the viewer learns it too, before the channel closes
 
     # -- emitting --------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
