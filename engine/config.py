@@ -156,6 +156,10 @@ class RunConfig:
         for name, spec in self.arms:
             if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", name):
                 raise FreezeTuiError(f"arm name {name!r} must be 1-32 letters, digits, '_', '.' or '-'")
+            if name.startswith("-") or not name.strip("."):  # `..` is a path out of --save; `-x` reads as an option
+                raise FreezeTuiError(
+                    f"arm name {name!r} must not start with '-' or be only dots; use letters, e.g. --arm a{name}=full"
+                )
             if name in seen:
                 raise FreezeTuiError(f"two arms are named {name!r}; give each --arm a different NAME")
             if not spec.strip():

@@ -6,6 +6,7 @@ Only click and the torch-free parts of the engine are imported at start-up, so `
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from freeze_tui.commands.serve import serve
 from freeze_tui.commands.study import study
 from freeze_tui.commands.suggest import suggest
 from freeze_tui.distributed_run import launch_options, pop_launch, run_distributed
-from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, run_app
+from freeze_tui.interrupts import Guarded, Interrupts, exit_now, flush_std, lost_output, run_app
 from freeze_tui.run_options import config_from, config_options
 
 PRODUCER = f"freeze-tui {__version__}"
@@ -126,7 +127,10 @@ def _precheck(cfg: RunConfig, log_path: Path) -> None:
 def _check_save(cfg: RunConfig, save: Path, log_path: Path) -> None:
     """Weights are saved after hours of training: every DIR/<arm> must be a folder we can write."""
     _check_writable_dir(save, "--save")
-    log = log_path.resolve()
+    log, inside = log_path.resolve(), save.resolve()
+    for name, _ in cfg.arms:  # a symlinked DIR/<arm> must not lead out of DIR either
+        if not (save / name).resolve().is_relative_to(inside):
+            raise FreezeTuiError(f"--save {save}: arm {name!r} would write outside {save}; rename the arm")
     for target in (save, *(save / name for name, _ in cfg.arms)):
         if target.resolve() == log:
             raise FreezeTuiError(f"--save {save} would write into the run log {log_path}; choose another folder")
@@ -311,8 +315,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = _main(argv)
         flush_std()
+        lost = lost_output()
     finally:
         sys.stdout, sys.stderr = saved
+    if lost is not None and code in (0, None):  # `report > file` on a full disk must not exit 0
+        with contextlib.suppress(OSError, ValueError):
+            print(f"freeze-tui: error: {lost}", file=sys.stderr, flush=True)
+        code = exit_codes.BAD_INPUT
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -14,6 +14,7 @@ import click
 from engine.config import RunConfig
 from engine.errors import FreezeTuiError
 from engine.world import check_world, env_rank, env_world_size, under_torchrun
+from freeze_tui.launch_checks import check_launch
 
 LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend")
 
@@ -51,6 +52,7 @@ def run_distributed(
     if launch is not None:
         if launch["nproc_per_node"] < 1 or launch["nnodes"] < 1:
             raise FreezeTuiError("--nproc-per-node and --nnodes must be at least 1")
+        check_launch(launch, detach=detach)
         check_world(cfg, launch["nproc_per_node"] * launch["nnodes"], headless=headless, detach=detach)
         precheck(cfg)
         return launch_workers(cfg, log_path, launch)

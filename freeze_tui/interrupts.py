@@ -61,24 +61,27 @@ class Guarded:
     def __init__(self, stream) -> None:
         self._stream = stream
         self.gone = False
+        self.error: OSError | None = None  # why, unless the reader only went away (EPIPE): see lost_output
 
     def write(self, text: str) -> int:
         if not self.gone:
             try:
                 self._stream.write(text)
-            except (OSError, ValueError):
-                self._lost()
+            except (OSError, ValueError) as exc:
+                self._lost(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self.gone:
             try:
                 self._stream.flush()
-            except (OSError, ValueError):
-                self._lost()
+            except (OSError, ValueError) as exc:
+                self._lost(exc)
 
-    def _lost(self) -> None:
+    def _lost(self, exc: Exception) -> None:
         self.gone = True
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            self.error = exc  # a full disk or a file size limit: the output is cut, that must not pass as done
         silence(self._stream)
 
     def isatty(self) -> bool:
@@ -89,6 +92,14 @@ class Guarded:
 
     def __getattr__(self, name: str):  # encoding, errors, buffer …: as the real stream
         return getattr(self._stream, name)
+
+
+def lost_output() -> str | None:
+    """Why stdout lost output, when that was not its reader going away (`| head`: EPIPE stays silent)."""
+    error = getattr(sys.stdout, "error", None)
+    if error is None:
+        return None
+    return f"the output could not be written ({error.strerror or error}); it is incomplete"
 
 
 def silence(stream) -> None:

@@ -114,6 +114,10 @@ class KeyActions(_Base):
         self.views["dw"].turn_page(direction)
 
     def action_save_screenshot(self) -> None:
+        if self.is_web:  # served: the visitor gets the SVG in their browser; nothing is written on the server
+            self.deliver_screenshot(free_name(Path("."), self.state.run_id).name)
+            self.notify("screenshot sent to your browser", timeout=6)
+            return
         try:
             self.screenshot_dir.mkdir(parents=True, exist_ok=True)
             saved = self.save_screenshot(

@@ -193,12 +193,12 @@ def markdown_report(state: RunState, source: str = "") -> str:
     """The study's table as Markdown, for `freeze-tui report` into a file or pipe."""
     rows = arm_rows(state)
     strong, rest = status_parts(state)
-    lines = [f"# freeze-tui report{': ' + source if source else ''}", "", _meta_line(state), ""]
+    lines = [f"# freeze-tui report{': ' + _one_line(source) if source else ''}", "", _one_line(_meta_line(state)), ""]
     lines += [(f"**{strong}**" if strong else "") + rest, ""]
     lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
     lines.append("|" + "---|" * len(TABLE_HEADERS))
     for row in rows:
-        cells = [c.replace("|", "\\|") for c in table_cells(row)]
+        cells = [_one_line(c).replace("|", "\\|") for c in table_cells(row)]  # a newline would end the row
         lines.append("| " + " | ".join(cells) + " |")
     notes = _notes(state, rows)
     if notes:
@@ -305,6 +305,11 @@ def report_renderable(state: RunState, source: str = "") -> Group:
     if state.arms:
         parts.append(Text(clean(_legend(state), one_line=True, max_len=2000), style="dim"))
     return Group(*parts)
+
+
+def _one_line(text: object) -> str:
+    """Text from the run (arm and run names) on one Markdown line: a newline shows as ⏎."""
+    return clean(text, one_line=True, max_len=4000)
 
 
 def _safe(text: object) -> str:

@@ -1,7 +1,8 @@
 """Is the process that writes a followed log still alive? Judged from its heartbeats. No torch.
 
 A writer that is busy (loading a model, a slow step) keeps beating, so a quiet log is not a dead
-one. It is called gone after GONE_AFTER_S without a heartbeat, or, on the same host, as soon as
+one. It is called gone after GONE_AFTER_S without a heartbeat (paused, when its pid on this host is
+stopped: SIGSTOP, ^Z), or, on the same host, as soon as
 its pid has exited and its heartbeats have stopped too (a pid from another pid namespace, e.g. a
 container that shares the host name, would otherwise look dead while it beats). Logs written
 before heartbeats existed get no verdict: the viewer falls back to "no new events for N s".
@@ -28,18 +29,30 @@ def pid_alive(pid: int) -> bool:
     return not _zombie(pid)
 
 
+def pid_stopped(pid: int) -> bool:
+    """Stopped by a signal (SIGSTOP, ^Z) or a tracer: alive, and not beating only until continued."""
+    return _state(pid) in (b"T", b"t")
+
+
 def _zombie(pid: int) -> bool:
     """Exited but not yet reaped (a `run --detach` child, while its parent shows the watch view)."""
+    return _state(pid) == b"Z"
+
+
+def _state(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+            return f.read().rsplit(b")", 1)[1].split()[0]
     except (OSError, IndexError):  # no /proc (macOS): os.kill's answer stands
-        return False
+        return b""
 
 
 class WriterWatch:
-    def __init__(self, clock=time.monotonic, wall=time.time, host: str | None = None, alive=pid_alive) -> None:
+    def __init__(
+        self, clock=time.monotonic, wall=time.time, host: str | None = None, alive=pid_alive, stopped=None
+    ) -> None:
         self._clock, self._wall, self._alive = clock, wall, alive
+        self._stopped = stopped or pid_stopped
         self._this_host = socket.gethostname() if host is None else host
         self.pid, self.host = 0, ""
         self._t_log = 0.0  # the writer's clock at its latest line
@@ -82,6 +95,8 @@ class WriterWatch:
         if self._same_host() and self.pid > 0 and silence > PID_GONE_AFTER_S and not self._alive(self.pid):
             return f"writer gone (pid {self.pid} exited)"
         if silence > GONE_AFTER_S:
+            if self._same_host() and self.pid > 0 and self._stopped(self.pid):  # SIGSTOP, ^Z: it may go on
+                return f"writer paused/not responding (pid {self.pid} alive, stopped; silent {int(silence)} s)"
             return f"writer gone (no heartbeat for {int(silence)} s)"
         return ""
 

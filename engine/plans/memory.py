@@ -110,7 +110,13 @@ def parse_size(text: str, flag: str = "--memory-limit") -> int:
     unit = match.group(2) if match else None
     if not match or unit not in _UNITS or float(match.group(1)) <= 0:
         raise FreezeTuiError(f"{flag} {text!r} is not a size; write e.g. 24GB, 512MiB or 1MB")
-    return int(float(match.group(1)) * _UNITS[unit])
+    size = float(match.group(1)) * _UNITS[unit]
+    if not size < MAX_SIZE:  # 1e400GB reads as inf: int() of it would be an OverflowError traceback
+        raise FreezeTuiError(f"{flag} {text!r} is beyond any machine (at most 1 EB); write e.g. 24GB")
+    return int(size)
+
+
+MAX_SIZE = 1e18  # bytes: an exabyte, far above any device
 
 
 def fmt_bytes(n: float) -> str:

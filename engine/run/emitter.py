@@ -7,6 +7,7 @@ buffer. Nothing is emitted after `run_end` (the log's last line), nor after `clo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -55,10 +56,14 @@ class Emitter:
                 sink(event)  # a log sink that fails here may still say why (a re-entrant emit)
             self.ended = self.ended or isinstance(event, ev.RunEnd)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """No more events; a line being written is finished first (waits at most `timeout`)."""
+    def close(self, timeout: float = 5.0, last: Callable[[], ev.Event] | None = None) -> None:
+        """No more events; a line being written is finished first (waits at most `timeout`). `last()`: the
+        event that ends the stream when nothing ended it yet (a run quit before its run_end)."""
         locked = self.lock.acquire(timeout=timeout)
         try:
+            if last is not None and locked and not self.ended and self.seq > 0:
+                with contextlib.suppress(Exception):  # a sink that cannot take it keeps what it has
+                    self.emit(last())
             self.closed = True
         finally:
             if locked:

@@ -60,9 +60,14 @@ class RunSession(ChannelSource):
     def abandon(self, timeout: float = 5.0) -> None:
         """Quit without waiting for the engine (a second interrupt): the log is closed between two lines
         and gets nothing more, so it holds exactly what the state and the viewer have seen."""
-        self.emitter.close(timeout)  # a line being written is finished first
+        self.emitter.close(timeout, last=self._stopped_end)  # a line being written is finished first
         self.log.close()
         self.channel.close()
+
+    def _stopped_end(self) -> ev.RunEnd:
+        """A run quit before its engine wrote run_end (a second stop signal) still ends its log: "stopped",
+        with the summary of what the log holds, so every reader sees how it ended (issue 21)."""
+        return ev.RunEnd(status="stopped", summary=summarize(self.state))
 
     # -- emitting --------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -98,9 +103,10 @@ class RunSession(ChannelSource):
         self.control.stop.set()
         self.emit(ev.Error(message=self.log_failure, fatal=True))  # to the state and the viewer only
 
-    def _tokenizing(self, done: int, total: int) -> None:
+    def _tokenizing(self, done: int, total: int, cached: bool = True) -> None:
         tenth = 10 * done // max(1, total)  # a new line every 10 %, not every second
-        text = f"tokenizing the corpus ({total / 1e6:.0f} MB): {10 * tenth} %, cached for later runs"
+        kept = "cached for later runs" if cached else "not cached (the cache cannot be written)"
+        text = f"tokenizing the corpus ({total / 1e6:.0f} MB): {10 * tenth} %, {kept}"
         if text != self.activity:
             self.activity = text
 

@@ -78,10 +78,12 @@ def prepare(
     made it (a distributed rank: every arm, its own placed); memory_check=False: the plan's memory is not
     checked nor reported (a sharded arm's rank holds 1/K of it; the plan counts whole arms)."""
     from engine.plans.roles import attention_splits
-    from engine.train.models import check_block_size, load_model
+    from engine.train.models import check_block_size, load_model, resolve_source
 
     activity = activity or Activity()
     corpus = read_corpus(cfg.data)
+    # before the memory plan: a block beyond the context is the problem, not the memory it would take
+    check_block_size(cfg.block_size, resolve_source(cfg.model, trust_remote_code=cfg.trust_remote_code).config)
     planned = planned or planned_run(cfg)
     if memory_check:
         planned.check()  # before the weights load

@@ -2,7 +2,8 @@
 
 steps.csv (one row per arm per step), dw.csv (one row per arm, matrix and measurement),
 samples.csv (one row per generated sample) and summary.csv (one row per arm: the report's
-numbers). The log is read once; the tables are written beside each other under temporary
+numbers). A text cell that starts like a formula (= + - @) gets a leading ' (see safe_cell). The
+log is read once; the tables are written beside each other under temporary
 names and renamed only when all are complete, so a bad log leaves nothing half-written and an
 existing table is replaced only with --overwrite.
 """
@@ -44,6 +45,10 @@ def export(logs: tuple[str, ...], out_dir: str, form: str, overwrite: bool) -> i
         counts = _write(events, temps)
         for name, temp in temps.items():
             temp.replace(targets[name])
+    except OSError as exc:  # a full disk or a size limit while writing: one line, the partial files removed
+        raise FreezeTuiError(
+            f"cannot write the tables in {out}: {exc.strerror or exc}; free some space or choose another --out"
+        ) from None
     finally:
         for temp in temps.values():
             with contextlib.suppress(OSError):
@@ -75,7 +80,7 @@ def _write(events, temps: dict[str, Path]) -> dict[str, int]:
                 f = stack.enter_context(open(temp, "w", newline="", encoding="utf-8"))
             except OSError as exc:
                 raise FreezeTuiError(f"cannot write {temp.parent}: {exc.strerror}; choose a writable --out") from None
-            writers[name] = csv.writer(f)
+            writers[name] = SafeWriter(csv.writer(f))
             writers[name].writerow(EVENT_TABLES[name][0] if name in EVENT_TABLES else SUMMARY_COLUMNS)
         for event in events:
             state.apply(event)
@@ -87,3 +92,29 @@ def _write(events, temps: dict[str, Path]) -> dict[str, int]:
         writers["summary"].writerows(rows)
         counts["summary"] = len(rows)
     return counts
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A text cell that a spreadsheet would run as a formula (it starts with = + - @, a tab or a CR) gets
+    a leading ' (OWASP's advice for CSV injection): sample texts, prompts and names are untrusted text.
+    Numbers are written as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SafeWriter:
+    """csv.writer whose text cells pass through safe_cell."""
+
+    def __init__(self, writer) -> None:
+        self._writer = writer
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([safe_cell(v) for v in row])
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)

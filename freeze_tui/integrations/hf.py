@@ -42,9 +42,27 @@ class FreezeTuiCallback(TrainerCallback):
         self._lr: float | None = None
         self._eval_loss: float | None = None
         self._hook = None
+        self._said_no_loss = False
+
+    # -- an exception inside Trainer.train() reaches no callback: `with FreezeTuiCallback(...) as cb:` --------
+    def __enter__(self) -> FreezeTuiCallback:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Unhooks the model and ends the log: "failed" with the exception's error line, "stopped" on Ctrl-C.
+        (Without `with`, a Recorder left open still ends its log "failed" when the process exits.)"""
+        self._unhook()
+        if self.recorder is not None:
+            self.recorder.__exit__(exc_type, exc, tb)
+
+    def _unhook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
     # -- Trainer events ----------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._unhook()  # a train() that raised before leaves its hook: not twice
         config = {
             "source": "transformers.Trainer",
             "lr": args.learning_rate,
@@ -79,6 +97,12 @@ class FreezeTuiCallback(TrainerCallback):
             return
         losses, self._losses = self._losses, []
         loss = sum(losses) / len(losses) if losses else float("nan")
+        if not losses and not self._said_no_loss:
+            self._said_no_loss = True  # e.g. label_smoothing_factor: the Trainer computes the loss itself
+            self.recorder.warning(
+                "the model's output carries no loss (label_smoothing_factor or a custom compute_loss computes "
+                "it outside the model): step losses are empty; the Trainer's own logs have its loss"
+            )
         # state.epoch is fractional and reaches 1.0 on the last step of epoch 0
         self.recorder.step(loss, self._lr, epoch=max(0, math.ceil((state.epoch or 0) - 1e-9) - 1))
 
@@ -93,8 +117,7 @@ class FreezeTuiCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self.recorder is None:
             return
-        if self._hook is not None:
-            self._hook.remove()
+        self._unhook()
         if self.recorder.active and model is not None:
             self._sample(model, processing_class, "post")
         self.recorder.end(

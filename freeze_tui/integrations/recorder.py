@@ -9,12 +9,14 @@ every 20 steps (or after 2 s), in one read. Torch is needed only for ΔW (pass `
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import time
 from pathlib import Path
 
 from engine.log import events as ev
+from engine.log.events import MAX_ABS
 from engine.log.runlog import LogWriter
 from engine.log.state import RunState
 from engine.log.summary import summarize
@@ -60,10 +62,12 @@ class Recorder:
         self._totals = ArmTotals()
         self._last_step_t = self._last_flush = time.perf_counter()
         self._tracker, self._norm_every, self.ended, self._open_epoch = None, norm_every, False, False
+        self._warned_big = False
         if not self.active:
             return
         self._writer = LogWriter(self.log, overwrite=overwrite)
         self._emitter.sinks.append(self._writer.write)
+        atexit.register(self._left_open)  # a loop that died without end(): the log still ends
         self._emit(ev.Header(producer=f"freeze-tui {__version__} (recorder)", run_id=new_run_id()))
         self._emit(self._run_start(model, plan, dict(config or {})))
         if model is not None and norm_every:
@@ -83,6 +87,8 @@ class Recorder:
             self._epoch = epoch
         self._open_epoch = True
         loss = loss.detach() if hasattr(loss, "detach") else loss
+        if hasattr(loss, "numel") and loss.numel() != 1:  # refused now: pending, it would fail every flush
+            raise ValueError(f"Recorder.step: loss must be one number, got a tensor of shape {tuple(loss.shape)}")
         self._pending.append((self._step, self._epoch, loss, dt, lr))
         if self._tracker is not None and self._step % self._norm_every == 0:
             self._flush()  # ΔW is read at once: it is for this step
@@ -98,12 +104,15 @@ class Recorder:
         the epoch changes and it was not called."""
         if not self.active or self.ended or not self._open_epoch:
             return
+        self._close_epoch(val_loss)
+
+    def _close_epoch(self, val_loss: float | None = None) -> None:
         self._flush()
         totals = self._totals.end_epoch()
         record = ev.ArmEpoch(
             loss_mean=totals.loss_mean,
             loss_var=totals.loss_var,
-            val_loss=_float(val_loss),
+            val_loss=self._value(val_loss),
             t_epoch=totals.t_epoch,
             t_total=totals.t_total,
         )
@@ -138,18 +147,36 @@ class Recorder:
         """The last line: run_end with the same summary ``freeze-tui run`` writes. Safe to call twice."""
         if not self.active or self.ended:
             return
-        self._flush()
-        self.epoch_end()
-        self._emit(ev.RunEnd(status=status, summary=summarize(self.state)))
-        self.ended = True
+        self.ended = True  # whatever fails below, the log still gets its run_end, once
+        try:
+            self._flush()
+            if self._open_epoch:
+                self._close_epoch()
+        except Exception as exc:  # a bad value must not cost the run its last line
+            self._pending.clear()
+            self._emit(ev.Error(message=f"{type(exc).__name__}: {exc}", fatal=True))
+            status = "failed"
+        try:
+            summary = summarize(self.state)
+        except (ArithmeticError, ValueError) as exc:
+            self._emit(ev.Warning(message=f"no summary: {type(exc).__name__}: {exc}", arm=self.arm))
+            summary = {}
+        self._emit(ev.RunEnd(status=status, summary=summary))
         self._writer.close()
+        atexit.unregister(self._left_open)
+
+    def _left_open(self) -> None:
+        if self.active and not self.ended:
+            message = "the process ended before Recorder.end() (an exception in the training loop?)"
+            self._emit(ev.Error(message=message, fatal=True))
+            self.end("failed")
 
     def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.end()
+        if exc_type is None or (issubclass(exc_type, SystemExit) and exc.code in (0, None)):
+            self.end()  # sys.exit(0) inside the block is a normal end
         elif issubclass(exc_type, KeyboardInterrupt):
             self.end("stopped")
         else:
@@ -166,6 +193,17 @@ class Recorder:
     def _emit(self, event: ev.Event) -> None:
         self._emitter.emit(event)
 
+    def _value(self, value) -> float:
+        """A number the log can hold: beyond ±MAX_ABS (a diverged loss such as 1e300) it is logged as null,
+        with one warning, so every reader still takes the log."""
+        number = _float(value)
+        if math.isfinite(number) and abs(number) > MAX_ABS:
+            if not self._warned_big:
+                self._warned_big = True
+                self._emit(ev.Warning(message=f"a value of {number:.3g} is beyond what a log holds; logged as null"))
+            return math.nan
+        return number
+
     def _flush_due(self, loss, now: float) -> bool:
         on_device = getattr(getattr(loss, "device", None), "type", "cpu") != "cpu"
         return flush_due(len(self._pending), on_device=on_device, idle_s=now - self._last_flush, liveness_s=LIVENESS_S)
@@ -175,9 +213,9 @@ class Recorder:
         self._last_flush = time.perf_counter()
         if not self._pending:
             return
-        values = _floats([loss for _, _, loss, _, _ in self._pending])
+        values = [self._value(v) for v in _floats([loss for _, _, loss, _, _ in self._pending])]
         for (step, epoch, _, dt, lr), loss in zip(self._pending, values):
-            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: ev.ArmStep(loss, dt, _float(lr))}))
+            self._emit(ev.Step(step=step, epoch=epoch, arms={self.arm: ev.ArmStep(loss, dt, self._value(lr))}))
             self._totals.add_step(loss, dt)
         self._pending.clear()
 

@@ -81,7 +81,8 @@ def served():
     )
     try:
         _wait_for_port(port, proc, 60)
-        yield port, proc
+        url = proc.stdout.readline().split(" at ", 1)[1].strip()  # the printed URL carries serve's token
+        yield url, proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -101,7 +102,7 @@ def test_served_page_shows_the_app_header_in_chromium(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "FREEZE_TUI_REQUIRE_BROWSER=1 but no chromium on PATH"
-    port, _ = served
+    url, _ = served
     shot = Path(os.environ.get("FREEZE_TUI_SCREENSHOT") or tmp_path / "served.png")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, timeout=60_000)
@@ -110,7 +111,7 @@ def test_served_page_shows_the_app_header_in_chromium(served, tmp_path):
             page.add_init_script(CATCH_TERMINAL)
             # 127.0.0.1 only: the page's web-font link (fonts.googleapis.com) is refused, not fetched
             page.route("**/*", lambda route: route.continue_() if _local(route.request.url) else route.abort())
-            page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+            page.goto(url, timeout=60_000)
             page.wait_for_function(f"() => window.__screenText().includes({RUN_ID!r})", timeout=120_000)
             text = page.evaluate("window.__screenText()")
             page.wait_for_timeout(1500)  # let the canvas paint the last frame for the screenshot

@@ -168,9 +168,10 @@ def test_a_second_interrupt_quits_with_130_and_no_abort(ran):
     r = ran["twice"]
     assert r["code"] == 130, r
     assert "terminate called" not in r["err"] and "Traceback" not in r["err"] + r["out"]
-    assert "quitting now" in r["out"] and "did not finish" in r["out"]
+    assert "quitting now" in r["out"] and "did not finish" not in r["out"]
     events = whole_lines(ran["logs"]["twice"])
-    assert [e.step for e in events if e.kind == "step"] == [0, 1, 2] and events[-1].kind != "run_end"
+    assert [e.step for e in events if e.kind == "step"] == [0, 1, 2]
+    assert events[-1].kind == "run_end" and events[-1].status == "stopped"  # issue 21: even on the fast exit
 
 
 def test_sighup_stops_a_headless_run_like_ctrl_c(ran):

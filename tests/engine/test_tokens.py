@@ -57,7 +57,7 @@ def test_a_second_run_is_served_from_the_cache(tokenizer, tmp_path, monkeypatch)
     (tmp_path / "a.txt").write_text(text(200))
     corpus = read_corpus((str(tmp_path / "a.txt"),))
     calls = []
-    first = tokens.corpus_tokens(corpus, tokenizer, progress=lambda done, total: calls.append((done, total)))
+    first = tokens.corpus_tokens(corpus, tokenizer, progress=lambda done, total, cached: calls.append((done, total)))
     assert calls and calls[-1][0] == calls[-1][1] == (tmp_path / "a.txt").stat().st_size
 
     def no_tokenizing(*args):

@@ -16,6 +16,9 @@ def test_pareto_marks_the_undominated_points():
     assert pareto([(1, 1), (1, 1)]) == [True, True]  # equal points do not dominate each other
 
 
+ARMS = ("full", "targeted", "random-1")
+
+
 def _events(with_measures: bool = True) -> list[ev.Event]:
     arms = [{"name": n, "spec": n, "trainable": 1, "total": 2} for n in ("full", "targeted", "random-1")]
     out: list[ev.Event] = [ev.RunStart(arms=arms, config={"batch_size": 1, "block_size": 2})]
@@ -27,7 +30,9 @@ def _events(with_measures: bool = True) -> list[ev.Event]:
         out.append(
             ev.Step(
                 step=step,
-                arms={n: ev.ArmStep(loss=1.0, dt=dt) for n, dt in zip(("full", "targeted", "random-1"), (1.0, 0.5, 0.6))},
+                arms={
+                    n: ev.ArmStep(loss=1.0, dt=dt) for n, dt in zip(("full", "targeted", "random-1"), (1.0, 0.5, 0.6))
+                },
             )
         )
     ends = {
