@@ -273,7 +273,7 @@ def test_16_a_value_beyond_the_log_is_null_with_a_warning_and_the_log_stays_read
         rec.step(2.0, 1e300)
     events = _events(log)  # the reader refused the whole log before
     steps = [e.arms["run"] for e in events if e.kind == "step"]
-    assert steps[0]["loss"] is None and steps[1]["loss"] == 2.0 and steps[1]["lr"] is None  # null in the log
+    assert steps[0].loss is None and steps[1].loss == 2.0 and steps[1].lr is None  # null in the log
     assert sum(1 for e in events if e.kind == "warning" and "beyond what a log holds" in e.message) == 1
     assert events[-1].kind == "run_end" and events[-1].status == "finished"
     assert cli("report", str(log), cwd=tmp_path).returncode == 0
@@ -291,7 +291,7 @@ def test_20_a_non_scalar_loss_is_refused_at_once_and_the_log_still_ends(tmp_path
         rec.step(torch.ones(4))
     rec.end()
     events = _events(log)
-    assert [e.arms["run"]["loss"] for e in events if e.kind == "step"] == [1.5]
+    assert [e.arms["run"].loss for e in events if e.kind == "step"] == [1.5]
     assert events[-1].kind == "run_end" and events[-1].status == "finished"
 
 
