@@ -54,7 +54,7 @@ def table_cells(row: dict, *, intervals: bool = True, extras: bool = True) -> li
         fmt.num(row["loss_var"], 4),
         fmt.num(row["val_loss"]) + wide(_interval(row.get("val_loss_ci"), fmt.num) + _val_diff(row)),
         fmt.seconds(row["T"]),
-        "baseline" if row.get("is_baseline") and _unknown(row["r"]) else fmt.pct(row["r"]) + wide(_r_extra(row)),
+        _r_cell(row, wide),
         fmt.pct(row["r_pred"]) + wide(verdict(row.get("r_pred_verdict"), row.get("r_pred_margin"))),
         arrow(share(*row["p_pre"]), share(*row["p_post"])),
         fmt.signed_pts(row["delta_p"]) + wide(_interval(row.get("delta_p_ci"), _signed)),
@@ -85,6 +85,16 @@ def _val_diff(row: dict) -> str:
     if _unknown(diff) or not diff:
         return ""
     return f" (Δ {diff:+.3f}{_interval(row.get('val_diff_ci'), lambda v: f'{v:+.3f}')})"
+
+
+def _r_cell(row: dict, wide) -> str:
+    """r with its interval, "baseline" for the arm the others are timed against, and for an arm that
+    is its run's only one "T from separate runs: not paired" (shown even where intervals are not)."""
+    if row.get("is_baseline") and row.get("r_note"):
+        return f"– ({row['r_note']})"
+    if row.get("is_baseline"):
+        return "baseline"
+    return fmt.pct(row["r"]) + wide(_r_extra(row))
 
 
 def _r_extra(row: dict) -> str:

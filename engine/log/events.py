@@ -175,6 +175,7 @@ class Heartbeat(Event):
     pid: int = 0
     host: str = ""
     gpus: list = field(default_factory=list)
+    session: dict = field(default_factory=dict)  # {torch_threads, cpu_count, physical_cores, load_avg} (issue 18)
 
 
 class _LazyLine:

@@ -146,6 +146,7 @@ def _prompts(cfg: RunConfig, tokenizer, data: TokenData) -> list[tuple[list[int]
 def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     """checksums: each arm's initial weights, as copied (they must all be equal)."""
     from engine.plans.describe import arm_record
+    from engine.session_info import session_readings
 
     cfg = s.cfg
     config = {
@@ -154,6 +155,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "lr": s.lr,
         "model": cfg.model or "demo",
         "data_source": s.corpus.source,
+        "session": session_readings(),  # threads, cores, load: the session every r of this run holds for
     }
     model = {
         "name": s.loaded.name,
@@ -168,6 +170,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "source": s.corpus.source,
         "n_train_batches": s.data.n_train_batches(cfg.batch_size),
         "n_val_batches": s.data.n_val_batches(cfg.batch_size),
+        "n_val_blocks": len(s.data.val),  # weights the last, shorter validation batch by its tokens
         "crlf_normalised": s.corpus.crlf,
         "cr_normalised": s.corpus.lone_cr,
         "common_base_rate": common_base_rate(s.data.val, s.common_set),  # nan without a validation split

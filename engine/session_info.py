@@ -1,0 +1,42 @@
+"""What the machine was doing while a run timed its steps: torch's thread count, the cores, the load
+average (psutil / os.getloadavg). Every r holds for its session; the log says which. No torch import:
+the engine has loaded torch in this process already, and its thread count is read from there."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def torch_threads() -> int | None:
+    """torch's intra-op thread count, if the engine has loaded torch in this process."""
+    torch = sys.modules.get("torch")
+    get = getattr(torch, "get_num_threads", None)
+    return int(get()) if callable(get) else None
+
+
+def session_readings() -> dict:
+    """{torch_threads, cpu_count, physical_cores, load_avg [1, 5, 15 min]} (None where unknown)."""
+    import psutil
+
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # Windows has none; psutil emulates it there after a first call
+        load = [round(v, 2) for v in psutil.getloadavg()]
+    return {
+        "torch_threads": torch_threads(),
+        "cpu_count": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "load_avg": load,
+    }
+
+
+def overloaded(readings: dict) -> str:
+    """A warning when the 1-minute load exceeds the cores while steps are timed, else ''."""
+    load, cores = (readings.get("load_avg") or [None])[0], readings.get("cpu_count")
+    if not isinstance(load, (int, float)) or not isinstance(cores, int) or load <= cores:
+        return ""
+    return (
+        f"load average {load:.1f} exceeds the {cores} cores while steps are timed: step times include "
+        "waiting for a CPU, and r holds for this load only"
+    )
