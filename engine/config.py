@@ -72,7 +72,9 @@ class RunConfig:
     val_fraction: float = setting(0.1, "Share of the blocks held out for the validation loss.")
     samples: int = setting(4, "Generated samples per prompt and arm before training and after each epoch (0 = none).")
     sample_prompts: int = setting(
-        2, "Prompts for samples: starts of distinct validation blocks, each with the same --samples seeds."
+        8,
+        "Prompts for samples: starts of distinct validation blocks, each with the same --samples seeds "
+        "(p's interval is over prompts: 5 or more give one).",
     )
     sample_tokens: int = setting(32, "Tokens generated per sample.")
     prompt: str | None = setting(None, "Generation prompt (default: the start of the first validation block).")

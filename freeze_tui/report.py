@@ -136,13 +136,14 @@ def _interval_line(row: dict) -> str:
         for key, label in (("r", "r"), ("val_diff", "val"), ("delta_p", "Δp"))
         if not _unknown(row.get(key + "_p_holm"))
     )
-    return (
-        f"{row['arm']} vs {row.get('baseline', '?')}: r {fmt.pct(row['r'])}{_r_extra(row)}{median}; "
-        f"FLOP model {fmt.pct(row['r_pred'])}{verdict(row.get('r_pred_verdict'), row.get('r_pred_margin'))}; "
-        f"Δp {fmt.signed_pts(row['delta_p'])}{_interval(row['delta_p_ci'], _signed)};"
-        f"{_val_diff(row).replace(' (Δ', ' val loss Δ').removesuffix(')')}"
-        + (f"; Holm-adjusted p: {holm}" if holm else "")
-    )
+    parts = [
+        f"{row['arm']} vs {row.get('baseline', '?')}: r {fmt.pct(row['r'])}{_r_extra(row)}{median}",
+        f"FLOP model {fmt.pct(row['r_pred'])}{verdict(row.get('r_pred_verdict'), row.get('r_pred_margin'))}",
+        f"Δp {fmt.signed_pts(row['delta_p'])}{_interval(row['delta_p_ci'], _signed)}",
+        _val_diff(row).replace(" (Δ", "val loss Δ").removesuffix(")"),
+        f"Holm-adjusted p: {holm}" if holm else "",
+    ]
+    return "; ".join(part for part in parts if part)
 
 
 def _p(value) -> str:

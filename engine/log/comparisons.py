@@ -97,10 +97,7 @@ def val_comparison(state: RunState, base: str, name: str) -> tuple[float, float,
 
 def share(samples: SampleSet | None) -> tuple[float, float, float]:
     """p of a sample set: the mean within each prompt, a t interval over prompts (clipped to [0, 1])."""
-    if samples is None:
-        return NAN3
-    known = [s for s in samples.samples if s.p is not None]
-    return clustered_mean_ci95([_f(s.p) for s in known], [s.prompt_index for s in known], 0.0, 1.0)
+    return samples.p if samples is not None else NAN3
 
 
 def share_change(before: SampleSet | None, after: SampleSet | None) -> tuple[float, float, float]:

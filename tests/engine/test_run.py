@@ -45,6 +45,7 @@ def config(tiny, **kw) -> RunConfig:
         block_size=16,
         lr=1e-2,
         samples=2,
+        sample_prompts=2,
         sample_tokens=6,
         arms=(("full", "full"), ("targeted", "targeted"), ("reverse", "reverse")),
     )

@@ -170,6 +170,7 @@ def test_views_show_the_interval_the_verdict_and_the_base_rate():
     state = RunState().apply_all([ev.Header(), _start(), *_replicate(2, 0.0, 0)])
     console = Console(width=160, record=True)
     console.print(time_table(state, intervals={"t": (0.25, 0.35)}))
-    assert "[25.0 %, 35.0 %] prediction inside" in console.export_text()
+    assert "[25.0 %, 35.0 %] prediction agrees ±5 pts" in console.export_text()
     text = samples_text(state).plain
-    assert "base rate (the validation text's own share): 57.0 %" in text and "(paired)" in text
+    assert "base rate (the validation text's own share): 57.0 %" in text
+    assert "Δp = +30.0 pts\n" in text  # 4 samples of one prompt: no interval over prompts
