@@ -80,3 +80,30 @@ def test_session_readings_and_the_load_warning():
     assert overloaded({"cpu_count": 2, "load_avg": [1.5, 1, 1]}) == ""
     assert "exceeds the 2 cores" in overloaded({"cpu_count": 2, "load_avg": [3.5, 1, 1]})
     assert overloaded({}) == ""
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [("targeted", "give two arms as A,B"), ("targeted,nope", "no arm 'nope'"), ("full,full", "two different arms")],
+)
+def test_report_pair_refuses_bad_input_in_one_line(pair, message, capsys):
+    from freeze_tui.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--pair", pair, SAMPLES[-1]])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_json_is_plain_json_with_null_intervals(capsys):
+    import json
+
+    from freeze_tui.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--format", "json", SAMPLES[-1]])
+    data = json.loads(capsys.readouterr().out)
+    assert exit_.value.code == 0 and data["warmup_steps_left_out_of_r"] == 2
+    targeted = data["arms"]["targeted"]
+    lo, hi = targeted["r_ci"]
+    assert lo < targeted["r"] < hi and targeted["delta_p_ci"] == [None, None]  # 2 prompts: no interval
