@@ -37,6 +37,19 @@ TABLE_HEADERS = [c[0] for c in COLUMNS]
 COMPACT_HEADERS = [c[1] for c in COLUMNS]
 
 
+_ROWS: dict[tuple, list[dict]] = {}
+
+
+def rows_of(state: RunState) -> list[dict]:
+    """arm_rows of the state as it is now, computed once for the table, the lines below it and the
+    legend (each r needs a bootstrap: a report of a long run would pay for it three times)."""
+    key = (id(state), state.step, state.status, len(state.past), len(state.messages), state.t_last)
+    if key not in _ROWS:
+        _ROWS.clear()
+        _ROWS[key] = arm_rows(state)
+    return _ROWS[key]
+
+
 def arrow(a: str, b: str) -> str:
     return f"{a} → {b}"
 
@@ -117,7 +130,7 @@ def interval_lines(state: RunState) -> list[str]:
     """Per arm r's interval (or why none), the median-step r with its interval (and whether the two
     disagree), the FLOP model's verdict, Δp's and the val-loss gap's intervals with Holm-adjusted p
     values, then the basis: for the headless end and the console report."""
-    rows = arm_rows(state)
+    rows = rows_of(state)
     lines = [_interval_line(row) for row in rows if not row["is_baseline"] and "r_ci" in row]
     if rows and "ci_basis" in rows[0]:
         lines.append(
@@ -211,7 +224,7 @@ def _notes(state: RunState, rows: list[dict]) -> list[str]:
 
 def _legend(state: RunState) -> str:
     """What the table's numbers are, in words, with the basis of every interval."""
-    rows = arm_rows(state)
+    rows = rows_of(state)
     basis = rows[0].get("loss_basis", "epoch means") if rows else "epoch means"
     seeds = f"Intervals are 95 % t intervals across {len(state.past) + 1} seeds. " if state.past else ""
     r_basis = (
@@ -263,7 +276,7 @@ def session_label(state: RunState) -> str:
 
 def markdown_report(state: RunState, source: str = "") -> str:
     """The study's table as Markdown, for `freeze-tui report` into a file or pipe."""
-    rows = arm_rows(state)
+    rows = rows_of(state)
     strong, rest = status_parts(state)
     lines = [f"# freeze-tui report{': ' + source if source else ''}", "", _meta_line(state), ""]
     lines += [(f"**{strong}**" if strong else "") + rest, ""]
@@ -288,7 +301,7 @@ class SummaryTable:
     whichever is the widest layout that fits without breaking a word or a number."""
 
     def __init__(self, state: RunState, title: str | None = TITLE) -> None:
-        self.rows = arm_rows(state)
+        self.rows = rows_of(state)
         self.title = title
 
     def _table(self, intervals: bool) -> Table:
@@ -365,7 +378,7 @@ def _field_pieces(label: str, value: str, room: int, split: str, label_style: st
 
 def report_renderable(state: RunState, source: str = "") -> Group:
     """`freeze-tui report` on a terminal: the same content as the Markdown, laid out for the width."""
-    rows = arm_rows(state)
+    rows = rows_of(state)
     parts: list[RenderableType] = [
         Text(_safe(f"freeze-tui report{': ' + source if source else ''}"), style="bold"),
         Packed(_meta_fields(state)),
