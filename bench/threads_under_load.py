@@ -43,18 +43,21 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--tokens", type=int, default=128, help="block size (batch 8)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=8192, n_positions=128, n_embd=128, n_layer=6, n_head=4, bos_token_id=0, eos_token_id=0
     )
     model = GPT2LMHeadModel(config)
-    batch = torch.randint(0, 8192, (8, 128))
+    batch = torch.randint(0, 8192, (8, args.tokens))
     cores = os.cpu_count() or 1
     times: dict[int, list[float]] = {1: [], cores: []}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for threads in times:
-            times[threads] += step_times(threads, args.steps, model, batch)
+            new = step_times(threads, args.steps, model, batch)
+            times[threads] += new
+            print(f"round {round_}: {threads} thread(s) median {statistics.median(new):.3f} s", flush=True)
     load = os.getloadavg()[0]
     for threads, values in times.items():
         median = statistics.median(values)

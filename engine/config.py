@@ -69,6 +69,11 @@ class RunConfig:
         None, "Refuse a plan needing more than SIZE per device (e.g. 24GB; default: its free memory).", metavar="SIZE"
     )
     dtype: str = setting("fp32", "fp32, bf16 or fp16 (autocast; weights stay fp32).")
+    threads: int = setting(
+        0,
+        "Torch CPU threads (0 = OMP_NUM_THREADS if set, else the physical cores the load average leaves "
+        "free, at least 1: oversubscribed threads make step times slow and unsteady).",
+    )
     val_fraction: float = setting(0.1, "Share of the blocks held out for the validation loss.")
     samples: int = setting(4, "Generated samples per prompt and arm before training and after each epoch (0 = none).")
     sample_prompts: int = setting(
@@ -112,6 +117,7 @@ class RunConfig:
         _non_negative("--samples", self.samples)
         _positive("--sample-tokens", self.sample_tokens)
         _positive("--sample-prompts", self.sample_prompts)
+        _non_negative("--threads", self.threads)
         _positive("--seeds", self.seeds)
         _positive("--common-k", self.common_k)
         _positive("--shards", self.shards)

@@ -12,6 +12,7 @@ from engine.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.plans.freeze import Plan
 from engine.plans.roles import ModelLayout, ParamSplit
+from engine.session_info import cpu_threads, session_readings
 from engine.textfiles import Corpus, read_corpus
 from engine.train.data import TokenData, common_base_rate, tokenize_corpus
 from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
@@ -79,6 +80,8 @@ def prepare(cfg: RunConfig, activity: Activity | None = None, progress=None, *, 
 
     activity = activity or Activity()
     devices = resolve_devices(cfg.device)
+    if any(d.type == "cpu" for d in devices):  # fair CPU timing: no more threads than free cores
+        torch.set_num_threads(cpu_threads(cfg.threads))
     corpus = read_corpus(cfg.data)
     placement, memory = check_memory_plan(cfg, devices) if memory_check else ({}, {})  # before the weights load
     activity.enter("load_model")
@@ -146,7 +149,6 @@ def _prompts(cfg: RunConfig, tokenizer, data: TokenData) -> list[tuple[list[int]
 def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     """checksums: each arm's initial weights, as copied (they must all be equal)."""
     from engine.plans.describe import arm_record
-    from engine.session_info import session_readings
 
     cfg = s.cfg
     config = {

@@ -10,7 +10,7 @@ import pytest
 from engine.errors import FreezeTuiError
 from engine.log.comparisons import NOT_PAIRED, baseline_of, pair_row
 from engine.log.summary import arm_rows
-from engine.session_info import overloaded, session_readings
+from engine.session_info import cpu_threads, overloaded, session_readings
 from freeze_tui.logs import state_of
 from freeze_tui.report import markdown_report
 
@@ -107,3 +107,16 @@ def test_report_json_is_plain_json_with_null_intervals(capsys):
     targeted = data["arms"]["targeted"]
     lo, hi = targeted["r_ci"]
     assert lo < targeted["r"] < hi and targeted["delta_p_ci"] == [None, None]  # 2 prompts: no interval
+
+
+def test_cpu_threads_leave_busy_cores_alone(monkeypatch):
+    import os
+
+    assert cpu_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads() == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "getloadavg", lambda: (40.0, 40.0, 40.0))
+    assert cpu_threads() == 1  # every core busy: one thread, not a crowd waiting on each other
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert cpu_threads() >= 1
