@@ -136,6 +136,7 @@ def interval_lines(state: RunState) -> list[str]:
         lines.append(
             f"95 % intervals: {rows[0]['ci_basis']}; p's base rate (validation text): {fmt.pct(state.common_base_rate)}"
         )
+        lines.append(f"Every {session_label(state)}.")
     return lines
 
 
