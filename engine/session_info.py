@@ -31,13 +31,16 @@ def session_readings() -> dict:
     }
 
 
+LOAD_WARNING = "load average"  # how the warning starts (a heartbeat gives it, when the load says so)
+
+
 def overloaded(readings: dict) -> str:
     """A warning when the 1-minute load exceeds the cores while steps are timed, else ''."""
     load, cores = (readings.get("load_avg") or [None])[0], readings.get("cpu_count")
     if not isinstance(load, (int, float)) or not isinstance(cores, int) or load <= cores:
         return ""
     return (
-        f"load average {load:.1f} exceeds the {cores} cores while steps are timed: step times include "
+        f"{LOAD_WARNING} {load:.1f} exceeds the {cores} cores while steps are timed: step times include "
         "waiting for a CPU, and r holds for this load only"
     )
 
