@@ -76,10 +76,17 @@ class RunConfig:
         None, "Refuse a plan needing more than SIZE per device (e.g. 24GB; default: its free memory).", metavar="SIZE"
     )
     dtype: str = setting("fp32", "fp32, bf16 or fp16 (autocast; weights stay fp32).")
+    threads: int = setting(
+        0,
+        "Torch CPU threads (0 = OMP_NUM_THREADS if set, else the physical cores the load average leaves "
+        "free, at least 1: oversubscribed threads make step times slow and unsteady).",
+    )
     val_fraction: float = setting(0.1, "Share of the blocks held out for the validation loss.")
     samples: int = setting(4, "Generated samples per prompt and arm before training and after each epoch (0 = none).")
     sample_prompts: int = setting(
-        2, "Prompts for samples: starts of distinct validation blocks, each with the same --samples seeds."
+        8,
+        "Prompts for samples: starts of distinct validation blocks, each with the same --samples seeds "
+        "(p's interval is over prompts: 5 or more give one).",
     )
     sample_tokens: int = setting(32, "Tokens generated per sample.")
     prompt: str | None = setting(None, "Generation prompt (default: the start of the first validation block).")
@@ -123,6 +130,7 @@ class RunConfig:
         _non_negative("--samples", self.samples)
         _positive("--sample-tokens", self.sample_tokens)
         _positive("--sample-prompts", self.sample_prompts)
+        _non_negative("--threads", self.threads)
         _positive("--seeds", self.seeds)
         _positive("--common-k", self.common_k)
         _positive("--shards", self.shards)

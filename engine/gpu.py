@@ -48,8 +48,25 @@ class GpuSampler:
             except Exception:
                 util = None
             out.append(
-                {"index": index, "name": name, "mem_used": int(mem.used), "mem_total": int(mem.total), "util": util}
+                {
+                    "index": index,
+                    "name": name,
+                    "mem_used": int(mem.used),
+                    "mem_total": int(mem.total),
+                    "util": util,
+                    **self._limits(handle),
+                }
             )
+        return out
+
+    def _limits(self, handle) -> dict:
+        """SM clock (MHz) and enforced power limit (W) where NVML gives them: a throttled or capped GPU
+        times steps differently, so r is labelled with them (issue 18)."""
+        out = {}
+        with contextlib.suppress(Exception):
+            out["sm_clock_mhz"] = int(self._nvml.nvmlDeviceGetClockInfo(handle, self._nvml.NVML_CLOCK_SM))
+        with contextlib.suppress(Exception):
+            out["power_limit_w"] = self._nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000
         return out
 
     def close(self) -> None:

@@ -14,7 +14,8 @@ import time
 
 from engine.activity import Activity
 from engine.gpu import GpuSampler
-from engine.log.events import Heartbeat
+from engine.log.events import Heartbeat, Warning
+from engine.session_info import overloaded, session_readings
 
 HEARTBEAT_S = 1.0  # the liveness contract asks for at least every 2 s; half of it leaves room for a slow disk
 GPU_EVERY_S = 3.0
@@ -28,6 +29,7 @@ class HeartbeatThread(threading.Thread):
         self._halt = threading.Event()
         self._gpus_due = 0.0
         self._pid, self._host = os.getpid(), socket.gethostname()
+        self._load_warned = False  # one warning per run: the load is in every heartbeat anyway
 
     def run(self) -> None:
         try:
@@ -40,11 +42,23 @@ class HeartbeatThread(threading.Thread):
 
     def beat(self) -> None:
         phase, step, epoch, seconds = self.activity.read()
+        session = session_readings()
         self.emit(
             Heartbeat(
-                phase=phase, seconds=seconds, step=step, epoch=epoch, pid=self._pid, host=self._host, gpus=self._gpus()
+                phase=phase,
+                seconds=seconds,
+                step=step,
+                epoch=epoch,
+                pid=self._pid,
+                host=self._host,
+                gpus=self._gpus(),
+                session=session,
             )
         )
+        warning = overloaded(session) if phase == "step" and not self._load_warned else ""
+        if warning:
+            self._load_warned = True
+            self.emit(Warning(message=warning))
 
     def _gpus(self) -> list:
         now = time.monotonic()

@@ -256,19 +256,28 @@ def _watch_source(log: str):
 @click.option(
     "--format",
     "form",
-    type=click.Choice(["auto", "markdown", "text"]),
+    type=click.Choice(["auto", "markdown", "text", "json"]),
     default="auto",
     show_default=True,
-    help="auto: text laid out for the terminal's width, Markdown into a file or pipe.",
+    help="auto: text laid out for the terminal's width, Markdown into a file or pipe; "
+    "json: every statistic recomputed from the log's steps and samples.",
 )
-def report(logs: tuple[str, ...], form: str) -> int:
+@click.option("--pair", metavar="A,B", default=None, help="A paired comparison of arm B against arm A of one run.")
+def report(logs: tuple[str, ...], form: str, pair: str | None) -> int:
     """The study's table for run logs.
 
-    Also for stopped or failed runs. Several logs: one table, their arms side by side.
+    Also for stopped or failed runs. Several logs: one table, their arms side by side, each run's
+    arms timed against that run's own baseline.
     """
     from freeze_tui.commands.report import print_report
 
-    print_report(logs, form)
+    arms = None
+    if pair is not None:
+        names = [a.strip() for a in pair.split(",")]
+        if len(names) != 2 or not all(names):
+            raise click.BadParameter(f"give two arms as A,B, not {pair!r}", param_hint="--pair")
+        arms = (names[0], names[1])
+    print_report(logs, form, arms)
     return 0
 
 

@@ -12,9 +12,11 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from engine.log.events import ArmSummary
+from engine.log.comparisons import run_groups, sampler
+from engine.log.events import ArmSummary, measured_value
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
+from engine.stats import EQUIVALENCE_MARGIN, MIN_BLOCKS, MIN_PROMPTS, MIN_SEEDS_FOR_VERDICT, WARMUP_STEPS
 from freeze_tui import fmt
 from freeze_tui.frontier_report import frontier_console_lines, frontier_markdown
 from freeze_tui.safe_text import clean
@@ -37,6 +39,19 @@ TABLE_HEADERS = [c[0] for c in COLUMNS]
 COMPACT_HEADERS = [c[1] for c in COLUMNS]
 
 
+_ROWS: dict[tuple, list[ArmSummary]] = {}
+
+
+def rows_of(state: RunState) -> list[ArmSummary]:
+    """arm_rows of the state as it is now, computed once for the table, the lines below it and the
+    legend (each r needs a bootstrap: a report of a long run would pay for it three times)."""
+    key = (id(state), state.step, state.status, len(state.past), len(state.messages), state.t_last)
+    if key not in _ROWS:
+        _ROWS.clear()
+        _ROWS[key] = arm_rows(state)
+    return _ROWS[key]
+
+
 def arrow(a: str, b: str) -> str:
     return f"{a} → {b}"
 
@@ -52,12 +67,12 @@ def table_cells(row: ArmSummary, *, intervals: bool = True, extras: bool = True)
         fmt.pct(row.trainable_pct / 100, 2),
         arrow(fmt.num(row.loss_first), fmt.num(row.loss_last)),
         fmt.num(row.loss_var, 4),
-        fmt.num(row.val_loss) + wide(_interval(row.val_loss_ci, fmt.num) + _val_diff(row)),
+        fmt.num(row.val_loss) + wide(_interval(measured_value(row.val_loss_ci), fmt.num) + _val_diff(row)),
         fmt.seconds(row.T),
-        fmt.pct(row.r) + wide(_interval(row.r_ci, _pts) if not row.is_baseline else ""),
-        fmt.pct(row.r_pred) + wide(verdict(row.r_pred_inside)),
+        _r_cell(row, wide),
+        fmt.pct(row.r_pred) + wide(verdict(measured_value(row.r_pred_verdict), measured_value(row.r_pred_margin))),
         arrow(share(row.p_pre, *row.p_pre_ci), share(row.p_post, *row.p_post_ci)),
-        fmt.signed_pts(row.delta_p) + wide(_interval(row.delta_p_ci, _signed)),
+        fmt.signed_pts(row.delta_p) + wide(_interval(measured_value(row.delta_p_ci), _signed)),
     ]
 
 
@@ -81,34 +96,68 @@ def _interval(ci, word) -> str:
 
 
 def _val_diff(row: ArmSummary) -> str:
-    diff = row.val_diff
+    diff = measured_value(row.val_diff)
     if _unknown(diff) or not diff:
         return ""
-    return f" (Δ {diff:+.3f}{_interval(row.val_diff_ci, lambda v: f'{v:+.3f}')})"
+    return f" (Δ {diff:+.3f}{_interval(measured_value(row.val_diff_ci), lambda v: f'{v:+.3f}')})"
 
 
-def verdict(flag) -> str:
-    """Whether the FLOP model's prediction lies in r's interval."""
-    return "" if flag is None else (" (inside r's interval)" if flag else " (outside r's interval)")
+def _r_cell(row: ArmSummary, wide) -> str:
+    """r with its interval, "baseline" for the arm the others are timed against, and for an arm that
+    is its run's only one "T from separate runs: not paired" (shown even where intervals are not)."""
+    if row.is_baseline:
+        return f"– ({row.r_note})" if row.r_note else "baseline"
+    return fmt.pct(row.r) + wide(_r_extra(row.r_ci, row.r_note))
+
+
+def _r_extra(r_ci, r_note: str | None) -> str:
+    """r's interval, or why there is none (too few steps, another run's clock)."""
+    text = _interval(r_ci, _pts)
+    return text or (f" ({r_note})" if r_note else "")
+
+
+def verdict(word, margin=None) -> str:
+    """The FLOP model's prediction against r's interval, as an equivalence test within ± margin."""
+    if not isinstance(word, str):
+        return ""
+    points = f" ±{100 * margin:.0f} pts" if isinstance(margin, (int, float)) else ""
+    return f" ({word}{points})"
 
 
 def interval_lines(state: RunState) -> list[str]:
-    """Per arm r's interval (and the prediction inside/outside it), the median-step r and Δp's paired
-    interval, then p's base rate: for the headless end, whose table has no room for them."""
-    rows = arm_rows(state)
-    lines = [
-        f"{row.arm}: r {fmt.pct(row.r)}{_interval(row.r_ci, _pts)}, median step "
-        f"{fmt.pct(row.r_median)}; FLOP model {fmt.pct(row.r_pred)}{verdict(row.r_pred_inside)}; "
-        f"Δp {fmt.signed_pts(row.delta_p)}{_interval(row.delta_p_ci, _signed)};"
-        f"{_val_diff(row).replace(' (Δ', ' val loss Δ').removesuffix(')')}"
-        for row in rows
-        if row.arm != state.baseline
-    ]
+    """Per arm r's interval (or why none), the median-step r with its interval (and whether the two
+    disagree), the FLOP model's verdict, Δp's and the val-loss gap's intervals with Holm-adjusted p
+    values, then the basis: for the headless end and the console report."""
+    rows = rows_of(state)
+    lines = [_interval_line(row) for row in rows if not row.is_baseline]
     if rows:
         lines.append(
             f"95 % intervals: {rows[0].ci_basis}; p's base rate (validation text): {fmt.pct(state.common_base_rate)}"
         )
+        lines.append(f"Every {session_label(state)}.")
     return lines
+
+
+def _interval_line(row: ArmSummary) -> str:
+    median = f", median step {fmt.pct(row.r_median)}{_interval(measured_value(row.r_median_ci), _pts)}"
+    median += " (the two estimates disagree: bursts or a trend)" if measured_value(row.r_estimates_disagree) else ""
+    holm = ", ".join(
+        f"{label} {_p(measured_value(getattr(row, key + '_p_holm')))}"
+        for key, label in (("r", "r"), ("val_diff", "val"), ("delta_p", "Δp"))
+        if not _unknown(measured_value(getattr(row, key + "_p_holm")))
+    )
+    parts = [
+        f"{row.arm} vs {row.baseline or '?'}: r {fmt.pct(row.r)}{_r_extra(row.r_ci, row.r_note)}{median}",
+        f"FLOP model {fmt.pct(row.r_pred)}{verdict(row.r_pred_verdict, measured_value(row.r_pred_margin))}",
+        f"Δp {fmt.signed_pts(row.delta_p)}{_interval(row.delta_p_ci, _signed)}",
+        _val_diff(row).replace(" (Δ", "val loss Δ").removesuffix(")"),
+        f"Holm-adjusted p: {holm}" if holm else "",
+    ]
+    return "; ".join(part for part in parts if part)
+
+
+def _p(value) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def status_parts(state: RunState) -> tuple[str, str]:
@@ -172,26 +221,59 @@ def _notes(state: RunState, rows: list[ArmSummary]) -> list[str]:
 
 def _legend(state: RunState) -> str:
     """What the table's numbers are, in words, with the basis of every interval."""
-    rows = arm_rows(state)
+    rows = rows_of(state)
     basis = (rows[0].loss_basis or "epoch means") if rows else "epoch means"
-    base = state.baseline
     seeds = f"Intervals are 95 % t intervals across {len(state.past) + 1} seeds. " if state.past else ""
-    r_basis = "across seeds" if state.past else "a paired block bootstrap over steps"
+    r_basis = (
+        "a t interval across seeds"
+        if state.past
+        else f"a studentised circular block bootstrap over steps (block length from the data, none below {MIN_BLOCKS} "
+        "blocks' worth of steps)"
+    )
+    merged = len(run_groups(state)) > 1
+    order = (
+        "each run against its own baseline (full, else its first arm); times of different runs are never paired"
+        if merged
+        else "arms take turns going first each step"
+    )
+    family = (measured_value(rows[0].family_size) or 0) if rows else 0
+    holm = (
+        f" Every arm's primary comparison is with its baseline; p values are Holm-adjusted over the {family} "
+        "intervals printed (r, val Δ, Δp per arm)."
+        if family
+        else ""
+    )
     return (
         f"{seeds}Training loss L start → end: {basis}. Var(L_t): variance of the arm's per-step training "
-        f"loss L_t in the last epoch. Val Δ: L_arm − L_{base} on the same validation batches, paired t interval. "
-        f"r = (T_{base} − T_arm) / T_{base}; its interval is {r_basis} (arms take turns going first each "
-        "step); the FLOP model's r is marked inside or outside it. "
+        f"loss L_t in the last epoch. Val Δ: L_arm − L_baseline on the same validation batches, weighted by "
+        f"tokens, paired t interval. T: the sum of all step times. r = 1 − ΣT_arm / ΣT_baseline over paired "
+        f"steps without each replicate's first {WARMUP_STEPS} (warm-up); its interval is {r_basis} ({order}); "
+        f"{session_label(state)}. The FLOP model's r is tested for equivalence: agrees when r's interval lies "
+        f"within it ± {100 * EQUIVALENCE_MARGIN:.0f} points, differs when wholly outside, else undecided (no "
+        f"verdict from fewer than {MIN_SEEDS_FOR_VERDICT} seeds).{holm} "
         f"p = share of generated tokens among the {len(state.common_tokens)} most common training tokens "
         f"(S); the validation text itself scores {fmt.pct(state.common_base_rate)} (base rate). "
-        "p's interval covers prompts × seeds (clipped to [0, 1]); Δp pairs each sample with its "
-        "pre-training twin (same prompt and seed)."
+        f"p: mean within each prompt, t interval over prompts (none below {MIN_PROMPTS} prompts), clipped to "
+        f"[0, 1]; Δp pairs each sample with its pre-training twin (same prompt and seed). Sampler: {sampler(state)}."
     )
+
+
+def session_label(state: RunState) -> str:
+    """Where and how r was measured: it holds for this session on this device, not in general."""
+    config = state.config
+    session = config.get("session") if isinstance(config.get("session"), dict) else {}
+    parts = [f"device {config.get('device', '?')}"]
+    if session:
+        parts.append(f"{session.get('torch_threads', '?')} torch threads on {session.get('cpu_count', '?')} cores")
+        load = session.get("load_avg")
+        if isinstance(load, list) and load:
+            parts.append(f"load {load[0]:.1f} at the start")
+    return "r was measured in this session (" + ", ".join(parts) + ") and holds for it, not in general"
 
 
 def markdown_report(state: RunState, source: str = "") -> str:
     """The study's table as Markdown, for `freeze-tui report` into a file or pipe."""
-    rows = arm_rows(state)
+    rows = rows_of(state)
     strong, rest = status_parts(state)
     lines = [f"# freeze-tui report{': ' + _one_line(source) if source else ''}", "", _one_line(_meta_line(state)), ""]
     lines += [(f"**{strong}**" if strong else "") + rest, ""]
@@ -203,6 +285,9 @@ def markdown_report(state: RunState, source: str = "") -> str:
     notes = _notes(state, rows)
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
+    details = interval_lines(state)
+    if details:
+        lines += ["", *(f"- {line}" for line in details)]
     if state.arms:  # a run that failed before it started has no arms to explain
         lines += ["", _legend(state)]
     lines += frontier_markdown(state)  # forgetting, expected S, Pareto: runs that measured them
@@ -214,7 +299,7 @@ class SummaryTable:
     whichever is the widest layout that fits without breaking a word or a number."""
 
     def __init__(self, state: RunState, title: str | None = TITLE) -> None:
-        self.rows = arm_rows(state)
+        self.rows = rows_of(state)
         self.title = title
 
     def _table(self, intervals: bool) -> Table:
@@ -291,7 +376,7 @@ def _field_pieces(label: str, value: str, room: int, split: str, label_style: st
 
 def report_renderable(state: RunState, source: str = "") -> Group:
     """`freeze-tui report` on a terminal: the same content as the Markdown, laid out for the width."""
-    rows = arm_rows(state)
+    rows = rows_of(state)
     parts: list[RenderableType] = [
         Text(_safe(f"freeze-tui report{': ' + source if source else ''}"), style="bold"),
         Packed(_meta_fields(state)),
@@ -314,3 +399,22 @@ def _one_line(text: object) -> str:
 
 def _safe(text: object) -> str:
     return clean(text, one_line=True, max_len=500)
+
+
+def pair_lines(state: RunState, first: str, second: str) -> list[str]:
+    """`report --pair A,B` in words: B against A, every difference paired (see comparisons.pair_row)."""
+    from engine.log.comparisons import pair_row
+
+    row = pair_row(state, first, second)
+    seed = f" (seed replicate {row['replicate']})" if row["replicate"] is not None else ""
+    return [
+        f"{second} vs {first}{seed}, paired within one run:",
+        f"  r {fmt.pct(row['r'])}{_r_extra(row.get('r_ci'), row.get('r_note'))} (T_{first} as the baseline), "
+        f"median step {fmt.pct(row['r_median'])}{_interval(row.get('r_median_ci'), _pts)}"
+        + (" — the two estimates disagree" if row.get("r_estimates_disagree") else ""),
+        f"  validation loss {second} − {first}: {fmt.num(row['val_diff'])}"
+        f"{_interval(row['val_diff_ci'], lambda v: f'{v:+.3f}')} (same batches, weighted by tokens)",
+        f"  p_post {second} − {first}: {fmt.signed_pts(row['p_post_diff'])}"
+        f"{_interval(row['p_post_diff_ci'], _signed)} (same prompts and seeds, t interval over prompts)",
+        f"  {session_label(state)}",
+    ]

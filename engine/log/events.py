@@ -85,6 +85,11 @@ class ArmMeasures(msgspec.Struct, frozen=True):
     expected_s_batches: Sequence[Value] | UnsetType = UNSET
 
 
+def measured_value(value):
+    """None for a field the record does not have (UNSET), else the value."""
+    return None if isinstance(value, UnsetType) else value
+
+
 def measured(record: ArmEpoch | ArmMeasures | None, name: str):
     """A measure of an epoch_end or step_zero record by field name; None where it was not measured."""
     value = getattr(record, name, None) if record is not None else None
@@ -96,11 +101,14 @@ Interval = Sequence[float]  # [lo, hi] of a 95 % interval
 
 class ArmSummary(msgspec.Struct, frozen=True):
     """One arm's numbers at the end of a run (engine.log.summary.arm_rows): what `report`, `export`, the
-    headless end and the app show, and what run_end.summary.arms[arm] holds (with loss_final, and per-run
-    extras such as state_bytes). NaN: unknown (written as null). With replicates (--seeds N) the headline
-    numbers are means across seeds and `replicates` / `val_loss_ci` / `loss_last_ci` are set."""
+    headless end and the app show, and what run_end.summary.arms[arm] holds (with per-run extras such as
+    state_bytes). NaN: unknown (written as null). r, its interval and the FLOP verdict are against the arm's
+    own run's baseline (`baseline`), warm-up steps left out; `*_p_holm`: Holm-adjusted p values over the
+    family of primary comparisons the report prints. With replicates (--seeds N) the headline numbers are
+    means across seeds and `replicates` and the `*_ci` across seeds are set."""
 
     arm: str
+    baseline: str = ""
     is_baseline: bool = False
     spec: str = ""
     trainable_pct: float = math.nan
@@ -112,25 +120,42 @@ class ArmSummary(msgspec.Struct, frozen=True):
     val_loss: float = math.nan
     val_diff: float = math.nan
     val_diff_ci: Interval = (math.nan, math.nan)
+    val_diff_df: int = 0
     T: float = math.nan
     r: float = math.nan
     r_ci: Interval = (math.nan, math.nan)
+    r_note: str = ""  # why r has no interval ("too few steps for an interval", "T from separate runs: ...")
     r_median: float = math.nan
+    r_median_ci: Interval | UnsetType = UNSET
+    r_estimates_disagree: bool | UnsetType = UNSET
+    r_steps: int | UnsetType = UNSET  # steps r is measured over (warm-up left out)
+    r_block: int | UnsetType = UNSET  # the bootstrap's block length
     r_pred: float = math.nan
-    r_pred_inside: bool | None = None
+    r_over_pred: float | UnsetType = UNSET
+    r_over_pred_ci: Interval | UnsetType = UNSET
+    r_pred_verdict: str | None = None  # "agrees", "differs", "undecided" (± r_pred_margin); None: no verdict
+    r_pred_margin: float | UnsetType = UNSET
     ci_basis: str = ""
     common_base_rate: float = math.nan
+    sampler: str = ""
     p_pre: float = math.nan
     p_post: float = math.nan
     delta_p: float = math.nan
     delta_p_ci: Interval = (math.nan, math.nan)
+    delta_p_df: int = 0
     stopped: str = ""
     replicates: int | UnsetType = UNSET
     val_loss_ci: Interval | UnsetType = UNSET
+    loss_first_ci: Interval | UnsetType = UNSET
     loss_last_ci: Interval | UnsetType = UNSET
+    T_ci: Interval | UnsetType = UNSET
     loss_final: float = math.nan
     p_pre_ci: Interval = (math.nan, math.nan)
     p_post_ci: Interval = (math.nan, math.nan)
+    r_p_holm: float | UnsetType = UNSET
+    val_diff_p_holm: float | UnsetType = UNSET
+    delta_p_p_holm: float | UnsetType = UNSET
+    family_size: int | UnsetType = UNSET
     # what the arm learnt and forgot (engine.log.frontier): runs that measured them (step_zero) only
     target_gain: float | UnsetType = UNSET
     target_gain_ci: Interval | UnsetType = UNSET
@@ -338,6 +363,7 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
     pid: Int = 0
     host: str = ""
     gpus: list = []
+    session: dict = {}  # {torch_threads, cpu_count, physical_cores, load_avg} (issue 18)
 
 
 KINDS = (

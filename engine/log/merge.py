@@ -160,7 +160,12 @@ class Merger:
         ]
         models = list(dict.fromkeys(str(start.model.get("name", "?")) for _, start in starts))
         runs = [
-            {"name": run.name, "run_id": run.header.run_id if run.header else "", "model": start.model.get("name")}
+            {
+                "name": run.name,
+                "run_id": run.header.run_id if run.header else "",
+                "model": start.model.get("name"),
+                "arms": list(run.names.values()),  # which arms are paired: times of different runs never are
+            }
             for run, start in starts
         ]
         return ev.replaced(

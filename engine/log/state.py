@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.log import events as ev
-from engine.stats import clipped, mean_ci95, paired_ci95, saving, saving_ci95, step_saving_median
+from engine.stats import clustered_mean_ci95, saving, saving_ci95, step_saving_median
 
 DW_HISTORY = 48  # dw events kept per run for trend sparklines
 MESSAGE_LIMIT = 500
@@ -30,8 +30,9 @@ class SampleSet:
 
     @property
     def p(self) -> tuple[float, float, float]:
-        """Mean p over the set's samples (prompts x seeds), 95 % interval clipped to [0, 1]."""
-        return mean_ci95([s.p for s in self.samples if s.p is not None], 0.0, 1.0)  # p is a share
+        """Mean p over prompts (mean within each prompt first), t interval over prompts clipped to [0, 1]."""
+        known = [s for s in self.samples if s.p is not None]
+        return clustered_mean_ci95([s.p for s in known], [s.prompt_index for s in known], 0.0, 1.0)
 
     def by_index(self) -> dict[int, float]:
         return {s.index: s.p for s in self.samples if s.p is not None}
@@ -397,8 +398,9 @@ class RunState:
         if self.pre_samples is None or arm.samples is None:
             return math.nan, math.nan, math.nan
         pre, post = self.pre_samples.by_index(), arm.samples.by_index()
+        prompts = {s.index: s.prompt_index for s in arm.samples.samples}
         both = sorted(set(pre) & set(post))
-        return clipped(paired_ci95([pre[i] for i in both], [post[i] for i in both]), -1.0, 1.0)
+        return clustered_mean_ci95([post[i] - pre[i] for i in both], [prompts[i] for i in both], -1.0, 1.0)
 
     @property
     def common_base_rate(self) -> float:

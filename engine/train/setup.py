@@ -13,9 +13,10 @@ from engine.log import events as ev
 from engine.plans.kinds import ArmPlan
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import ModelLayout, ParamSplit
+from engine.session_info import cpu_threads, session_readings
 from engine.textfiles import Corpus, read_corpus
 from engine.train.data import TokenData, common_base_rate, tokenize_corpus
-from engine.train.devices import resolve_device  # noqa: F401 (resolve_device: old import path)
+from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
 from engine.train.memory_plan import planned_run
 from engine.train.models import LoadedModel
 from engine.train.retain import RetainSet, load_retain_set
@@ -81,6 +82,8 @@ def prepare(
     from engine.train.models import check_block_size, load_model, resolve_source
 
     activity = activity or Activity()
+    if any(d.type == "cpu" for d in resolve_devices(cfg.device)):  # fair CPU timing
+        torch.set_num_threads(cpu_threads(cfg.threads))  # no more threads than free cores
     corpus = read_corpus(cfg.data)
     # before the memory plan: a block beyond the context is the problem, not the memory it would take
     check_block_size(cfg.block_size, resolve_source(cfg.model, trust_remote_code=cfg.trust_remote_code).config)
@@ -159,6 +162,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "lr": s.lr,
         "model": cfg.model or "demo",
         "data_source": s.corpus.source,
+        "session": session_readings(),  # threads, cores, load: the session every r of this run holds for
     }
     model = {
         "name": s.loaded.name,
@@ -173,6 +177,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "source": s.corpus.source,
         "n_train_batches": s.data.n_train_batches(cfg.batch_size),
         "n_val_batches": s.data.n_val_batches(cfg.batch_size),
+        "n_val_blocks": len(s.data.val),  # weights the last, shorter validation batch by its tokens
         "crlf_normalised": s.corpus.crlf,
         "cr_normalised": s.corpus.lone_cr,
         "common_base_rate": common_base_rate(s.data.val, s.common_set),  # nan without a validation split

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.log.state import RunState
-from engine.stats import inside
+from engine.stats import EQUIVALENCE_MARGIN, equivalence
 from freeze_tui import fmt
 from freeze_tui.activity import gpu_lines
 from freeze_tui.colors import PLAIN, Palette
@@ -26,12 +26,12 @@ def _epochs_shown(state: RunState) -> list[int]:
 
 
 def r_interval_text(state: RunState, name: str, ci) -> Text:
-    """r's 95 % interval and whether the FLOP model's prediction lies in it."""
+    """r's 95 % interval and the FLOP model's equivalence verdict (within ± EQUIVALENCE_MARGIN)."""
     if ci is None or name == state.baseline or any(math.isnan(v) for v in ci):
         return Text("")
-    verdict = inside(state.arms[name].predicted_saving, ci)
-    word = "" if verdict is None else (" prediction inside" if verdict else " prediction outside")
-    return Text(f"[{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]{word}", "dim" if verdict else "yellow")
+    verdict = equivalence(ci, state.arms[name].predicted_saving)
+    word = "" if verdict is None else f" prediction {verdict} ±{100 * EQUIVALENCE_MARGIN:.0f} pts"
+    return Text(f"[{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]{word}", "yellow" if verdict == "differs" else "dim")
 
 
 def time_table(state: RunState, palette: Palette = PLAIN, intervals: dict | None = None) -> Table:

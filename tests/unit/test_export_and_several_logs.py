@@ -52,7 +52,8 @@ def test_export_writes_tidy_tables(tmp_path, log, capsys):
     rows = arm_rows(state)
     assert [r["arm"] for r in summary] == [r.arm for r in rows]
     assert float(summary[1]["r"]) == pytest.approx(rows[1].r) and float(summary[1]["T"]) == rows[1].T
-    assert float(summary[1]["p_post_hi"]) == pytest.approx(rows[1].p_post_ci[1])
+    assert float(summary[1]["p_post"]) == pytest.approx(rows[1].p_post)
+    assert summary[1]["p_post_hi"] == ""  # 2 prompts: no interval (issue 18), an empty cell
 
 
 def test_export_keeps_existing_tables_unless_told(tmp_path, log, capsys):

@@ -82,7 +82,7 @@ def test_reducer_folds_series_epochs_and_status():
 def test_p_and_delta_p_with_interval():
     s = RunState().apply_all(_run())
     mean, lo, hi = s.p_pre()
-    assert mean == pytest.approx(0.45) and lo < 0.45 < hi
+    assert mean == pytest.approx(0.45) and math.isnan(lo) and math.isnan(hi)  # one prompt: no interval (issue 18)
     assert s.delta_p("targeted") == pytest.approx(0.2)
     assert math.isnan(s.delta_p("full"))
 

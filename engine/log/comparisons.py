@@ -1,0 +1,148 @@
+"""Paired comparisons of one arm with another, recomputed from a RunState's steps and samples (never
+from a stored summary): r and its intervals, the validation-loss gap, p and Δp clustered by prompt, the
+FLOP model's verdict. Pure functions; engine/log/summary.py lays them out per arm. No torch.
+
+Arms are only compared within their own run: in merged logs (`config.runs[].arms`) each run has its own
+baseline (`full`, else its first arm); times of different runs are never paired."""
+
+from __future__ import annotations
+
+import math
+
+from engine.errors import FreezeTuiError
+from engine.log.state import RunState, SampleSet
+from engine.stats import (
+    EQUIVALENCE_MARGIN,
+    clustered_mean_ci95,
+    equivalence,
+    ratio_ci,
+    saving_estimate,
+    weighted_paired_ci95,
+)
+
+NOT_PAIRED = "T from separate runs: not paired"
+NAN3 = (math.nan, math.nan, math.nan)
+
+
+def run_groups(state: RunState) -> list[list[str]]:
+    """The arms of each run: one group for a single log, one per run in merged logs."""
+    runs = state.config.get("runs")
+    groups = [
+        [str(a) for a in run["arms"] if str(a) in state.arms]
+        for run in (runs if isinstance(runs, list) else [])
+        if isinstance(run, dict) and isinstance(run.get("arms"), list)
+    ]
+    return [g for g in groups if g] or [list(state.arms)]
+
+
+def baseline_of(state: RunState, name: str) -> str | None:
+    """The arm `name` is timed against: `full` of its own run (named `full` or `<run>/full`), else
+    the run's first arm. An arm that is its run's only arm is its own baseline (nothing to pair)."""
+    for group in run_groups(state):
+        if name in group:
+            return next((a for a in group if a == "full" or a.endswith("/full")), group[0])
+    return None
+
+
+def unpaired(state: RunState, name: str) -> bool:
+    """Whether `name` is the only arm of its run among merged runs: nothing shares its clock."""
+    groups = run_groups(state)
+    return len(groups) > 1 and any(group == [name] for group in groups)
+
+
+def time_comparison(state: RunState, base: str, name: str, margin: float = EQUIVALENCE_MARGIN) -> dict:
+    """r of `name` against `base` from their paired step times (warm-up left out), its interval or the
+    reason there is none, the median per-step r with its interval, and the FLOP model's verdict."""
+    if name == base:
+        return {}
+    est = saving_estimate(state.arms[base].dts, state.arms[name].dts)
+    r_pred = state.arms[name].predicted_saving
+    versus = ratio_ci(est.r, (est.lo, est.hi), r_pred)
+    return {
+        "r": est.r,
+        "r_ci": [est.lo, est.hi],
+        "r_note": est.note,
+        "r_median": est.median,
+        "r_median_ci": [est.median_lo, est.median_hi],
+        "r_estimates_disagree": est.disagree,
+        "r_steps": est.steps,
+        "r_block": est.block,
+        "r_over_pred": versus[0],
+        "r_over_pred_ci": list(versus[1:]),
+        "r_pred_verdict": equivalence((est.lo, est.hi), r_pred, margin),
+        "r_pred_margin": margin,
+    }
+
+
+def val_batch_weights(state: RunState, n_batches: int) -> list[float] | None:
+    """Blocks per validation batch (every batch `batch_size` blocks but the last), when the log says
+    how many validation blocks there are (`data.n_val_blocks`); None for older logs (equal weights)."""
+    blocks, size = state.data.get("n_val_blocks"), state.config.get("batch_size")
+    if not isinstance(blocks, int) or not isinstance(size, int) or size <= 0 or n_batches <= 0:
+        return None
+    last = blocks - size * (n_batches - 1)
+    return [float(size)] * (n_batches - 1) + [float(last)] if 0 < last <= size else None
+
+
+def val_comparison(state: RunState, base: str, name: str) -> tuple[float, float, float]:
+    """L_name - L_base on validation, paired by batch (the same batches for both), weighted by tokens."""
+    arm, ref = state.arms.get(name), state.arms.get(base)
+    if arm is None or ref is None or not arm.epochs or not ref.epochs:
+        return NAN3
+    mine, theirs = list(arm.epochs[-1][1].val_batch_losses), list(ref.epochs[-1][1].val_batch_losses)
+    if len(mine) != len(theirs) or not mine:
+        return NAN3
+    return weighted_paired_ci95([_f(v) for v in theirs], [_f(v) for v in mine], val_batch_weights(state, len(mine)))
+
+
+def share(samples: SampleSet | None) -> tuple[float, float, float]:
+    """p of a sample set: the mean within each prompt, a t interval over prompts (clipped to [0, 1])."""
+    return samples.p if samples is not None else NAN3
+
+
+def share_change(before: SampleSet | None, after: SampleSet | None) -> tuple[float, float, float]:
+    """Δp: sample i after minus its twin before (same prompt and seed), mean within prompt, t interval
+    over prompts, clipped to [-1, 1]."""
+    if before is None or after is None:
+        return NAN3
+    pre = {s.index: s for s in before.samples if s.p is not None}
+    post = {s.index: s for s in after.samples if s.p is not None}
+    both = sorted(set(pre) & set(post))
+    diffs = [_f(post[i].p) - _f(pre[i].p) for i in both]
+    return clustered_mean_ci95(diffs, [post[i].prompt_index for i in both], -1.0, 1.0)
+
+
+def sampler(state: RunState) -> str:
+    """How p's samples were drawn (engine/train/generate.py: top-k 40 at temperature 1, a seed per
+    sample shared by every arm), from the run's config: shown beside p."""
+    config = state.config
+    prompts, seeds, tokens = (config.get(k, "?") for k in ("sample_prompts", "samples", "sample_tokens"))
+    return f"{prompts} prompts × {seeds} seeds × {tokens} tokens, top-k 40 sampling"
+
+
+def _f(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def pair_row(state: RunState, first: str, second: str) -> dict:
+    """`report --pair A,B`: B against A, paired: r of B with A as baseline (their step times), the
+    validation-loss gap L_B - L_A (same batches) and p_post of B minus p_post of A (same prompts and
+    seeds), all clustered and intervalled as the per-arm comparisons. Arms of one run only."""
+    for name in (first, second):
+        if name not in state.arms:
+            raise FreezeTuiError(f"--pair: no arm {name!r} in the log (arms: {', '.join(state.arms)})")
+    if first == second:
+        raise FreezeTuiError("--pair needs two different arms, as A,B")
+    if not any(first in group and second in group for group in run_groups(state)):
+        raise FreezeTuiError(f"--pair: {first} and {second} are from separate runs, whose times are not paired")
+    val = val_comparison(state, first, second)
+    p_diff = share_change(state.arms[first].samples, state.arms[second].samples)
+    return {
+        "arms": [first, second],
+        "replicate": state.replicate if state.past else None,  # with --seeds: the last seed's steps and samples
+        **time_comparison(state, first, second),
+        "val_diff": val[0],
+        "val_diff_ci": list(val[1:]),
+        "p_post_diff": p_diff[0],
+        "p_post_diff_ci": list(p_diff[1:]),
+    }
