@@ -114,7 +114,7 @@ def _arm_row(state: RunState, name: str) -> dict:
 def loss_ends(arm) -> tuple[float, float, str]:
     """Training loss at the start and the end: first and last epoch means with two or more epochs,
     else the means of the first and last tenth of the steps (one epoch's mean twice says nothing)."""
-    means = [v for v in (_f(e.get("loss_mean")) for e in arm.epochs) if not math.isnan(v)]
+    means = [v for v in (_f(rec.loss_mean) for _, rec in arm.epochs) if not math.isnan(v)]
     if len(means) >= 2:
         return means[0], means[-1], LOSS_EPOCHS
     losses = [v for v in arm.losses if not math.isnan(v)]

@@ -19,13 +19,13 @@ SAMPLES = sorted(str(p) for p in (Path(__file__).parents[2] / "sample_runs").glo
 
 def test_merged_sample_runs_time_each_run_against_its_own_full():
     state = state_of(SAMPLES)
-    rows = {row["arm"]: row for row in arm_rows(state)}
+    rows = {row.arm: row for row in arm_rows(state)}
     for name, row in rows.items():
         run = name.split("/")[0]
-        assert row["baseline"] == f"{run}/full" and baseline_of(state, name) == f"{run}/full"
-    alone = {row["arm"]: row for row in arm_rows(state_of(SAMPLES[:1]))}
+        assert row.baseline == f"{run}/full" and baseline_of(state, name) == f"{run}/full"
+    alone = {row.arm: row for row in arm_rows(state_of(SAMPLES[:1]))}
     for name in alone:  # every r is the one its own log gives alone: nothing is timed across runs
-        assert rows[f"{Path(SAMPLES[0]).stem}/{name}"]["r"] == pytest.approx(alone[name]["r"], nan_ok=True)
+        assert rows[f"{Path(SAMPLES[0]).stem}/{name}"].r == pytest.approx(alone[name].r, nan_ok=True)
     text = markdown_report(state)
     assert "times of different runs are never paired" in text and "arms take turns" not in text
 
@@ -35,8 +35,8 @@ def test_an_arm_alone_in_its_run_is_not_timed_against_another_run(tmp_path):
     lines = Path(SAMPLES[0]).read_text().splitlines()
     only_full.write_text("\n".join(_without_arms(lines, keep="full")) + "\n")
     state = state_of([SAMPLES[1], f"solo={only_full}"])
-    row = {r["arm"]: r for r in arm_rows(state)}["solo/full"]
-    assert row["r_note"] == NOT_PAIRED and row["baseline"] == "solo/full"
+    row = {r.arm: r for r in arm_rows(state)}["solo/full"]
+    assert row.r_note == NOT_PAIRED and row.baseline == "solo/full"
     assert NOT_PAIRED in markdown_report(state)
 
 

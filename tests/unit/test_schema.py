@@ -24,6 +24,9 @@ ALLOWED = {
     ("freeze_tui/keys.py", "arms"): "a key action's name",
     ("freeze_tui/activity.py", "arms"): "an engine phase's name",
     ("freeze_tui/commands/study.py", "arms"): "the run command's --arm option and `plan`'s description",
+    ("engine/log/merge.py", "arms"): "run_start.config.runs[].arms: which arms each merged run brought",
+    ("engine/log/comparisons.py", "arms"): "config.runs[].arms of merged logs; the pair `report --pair` compares",
+    ("freeze_tui/commands/report.py", "arms"): "the JSON report's per-arm part",
 }
 
 
