@@ -70,7 +70,7 @@ class FloodSource(ChannelSource):
 
 
 async def drive(rate: int, seconds: float) -> tuple[float, float, float]:
-    from freeze_tui.app import FreezeApp
+    from freeze_tui.app.app import FreezeApp
 
     source = FloodSource(rate, seconds)
     app = FreezeApp(source)

@@ -26,7 +26,7 @@ from engine.train.models import load_model
 tokenizer = load_model(None).tokenizer
 base = rss("VmRSS:")
 start = time.perf_counter()
-from engine.textfiles import read_corpus
+from engine.core.textfiles import read_corpus
 from engine.train.data import tokenize_corpus
 data = tokenize_corpus(read_corpus((sys.argv[1],)), tokenizer, block_size=128, batch_size=8, val_fraction=0.1,
                        seed=0, common_k=100)

@@ -14,8 +14,8 @@ import warnings
 import torch
 
 from bench.result import Result
-from engine.config import RunConfig
-from engine.control import Control
+from engine.core.control import Control
+from engine.run.config import RunConfig
 
 
 def count_syncs(steps: int) -> tuple[int, int]:

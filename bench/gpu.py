@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from bench.result import Result
-from engine.config import RunConfig
 from engine.log.runlog import read_events
 from engine.plans.describe import arm_record
 from engine.plans.freeze import resolve_plan
 from engine.plans.roles import build_layout
+from engine.run.config import RunConfig
 from engine.train.arm import StepTimer, train_step
 from engine.train.measure import AUTOCAST, build_arm
 

@@ -16,11 +16,11 @@ import timeit
 from pathlib import Path
 
 from bench.result import Result
-from engine.activity import Activity
-from engine.config import RunConfig
+from engine.core.activity import Activity
 from engine.log import events as ev
 from engine.log.runlog import LogWriter, read_events
 from engine.log.state import RunState
+from engine.run.config import RunConfig
 from engine.train.session import RunSession
 from tests.synthetic_log import synthetic_events
 

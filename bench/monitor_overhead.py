@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 
 from bench.result import Result
-from engine.config import RunConfig
 from engine.log.runlog import read_events
 from engine.log.state import RunState
+from engine.run.config import RunConfig
 from engine.train.session import RunSession
 
 

@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> list[Result]:
             0.25,
             "s",
             higher_is_better=False,
-            note="heavy modules after `import freeze_tui.cli`: "
-            + (", ".join(heavy_imports("freeze_tui.cli")) or "none"),
+            note="heavy modules after `import freeze_tui.cli.main`: "
+            + (", ".join(heavy_imports("freeze_tui.cli.main")) or "none"),
         )
     ]
-    for module in ("engine.log.sources", "freeze_tui.app"):
+    for module in ("engine.log.sources", "freeze_tui.app.app"):
         loaded = [m for m in heavy_imports(module) if m != "textual"]
         results.append(
             Result(

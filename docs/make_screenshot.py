@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from engine.log.sources import ReplaySource
-from freeze_tui.app import FreezeApp
+from freeze_tui.app.app import FreezeApp
 
 DOCS = Path(__file__).parent
 

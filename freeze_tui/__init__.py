@@ -1,6 +1,6 @@
 """freeze-tui: a terminal monitor for paired fine-tuning experiments."""
 
-__version__ = "0.1.0"
+from freeze_tui.version import __version__
 
 __all__ = ["__version__", "apply_spec"]
 

@@ -1,3 +1,3 @@
-from freeze_tui.cli import main
+from freeze_tui.cli.main import main
 
 main()

@@ -1,7 +1,7 @@
 """The embedded demo: a small pretrained GPT-2-style model that ships with the package.
 
 ``DEMO_MODEL_DIR`` holds the tokenizer and safetensors weights made by
-``python -m engine.demo.build`` (see ``BUILD.json`` there for how). The texts it was
+``python -m tools.build_demo`` (see ``BUILD.json`` there for how). The texts it was
 pretrained and is fine-tuned on come from :mod:`engine.demo.corpus`.
 Nothing here imports torch.
 """

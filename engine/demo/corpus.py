@@ -204,7 +204,7 @@ FINETUNE_FILE = Path(__file__).with_name("finetune.txt.gz")
 
 def topics_text() -> str:
     """The running Python's Language Reference topics (``pydoc_data.topics``), sorted by key: how
-    ``finetune.txt.gz`` was made (``python -m engine.demo.build --write-finetune-text``)."""
+    ``finetune.txt.gz`` was made (``python -m tools.build_demo --write-finetune-text``)."""
     topics = _topics()
     return "\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n"
 
@@ -226,7 +226,7 @@ def finetune_source() -> str:
 
 
 # The retain set: the tail of the pretraining text that the demo's build held out (its last
-# `val_fraction` of tokens were never trained on; see engine/demo/build.py, heldout_pretrain_text).
+# `val_fraction` of tokens were never trained on; see tools/build_demo.py, heldout_pretrain_text).
 RETAIN_FILE = Path(__file__).with_name("retain.txt.gz")
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 
-from engine.control import Control
+from engine.core.control import Control
 from engine.log.events import Event, RunEnd
 
 DEFAULT_CAPACITY = 50_000

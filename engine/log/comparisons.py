@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 
-from engine.errors import FreezeTuiError
-from engine.log.state import RunState, SampleSet
-from engine.stats import (
+from engine.core.errors import FreezeTuiError
+from engine.core.stats import (
     EQUIVALENCE_MARGIN,
     clustered_mean_ci95,
     equivalence,
@@ -19,6 +18,7 @@ from engine.stats import (
     saving_estimate,
     weighted_paired_ci95,
 )
+from engine.log.state import RunState, SampleSet
 
 NOT_PAIRED = "T from separate runs: not paired"
 NAN3 = (math.nan, math.nan, math.nan)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, TypeVar, Union
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from engine.errors import LogError
+from engine.core.errors import LogError
 
 SCHEMA = 1
 
@@ -350,7 +350,7 @@ class RunEnd(Event, tag="run_end", frozen=True):
 
 class Heartbeat(Event, tag="heartbeat", frozen=True):
     """What the engine is doing, written at least every 2 s while it lives (a schema-1 addition).
-    phase: one of engine.activity.PHASES; seconds: time in that phase so far; step/epoch: -1 when
+    phase: one of engine.core.activity.PHASES; seconds: time in that phase so far; step/epoch: -1 when
     none applies; pid/host: the writing process, so a viewer on the same host can tell whether it
     still lives; gpus: NVML readings of the run's CUDA devices, [{index, name, mem_used, mem_total,
     util}] (bytes, %), on some heartbeats only (empty on the others, on CPU and without NVML)."""

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from engine.core.stats import mean_ci95, paired_ci95
 from engine.log import events as ev
 from engine.log.state import ArmState, RunState
-from engine.stats import mean_ci95, paired_ci95
 
 NAN3 = (math.nan, math.nan, math.nan)
 RANDOM_PREFIX = "random-"  # the random controls of `freeze-tui study`: drawn as a cloud

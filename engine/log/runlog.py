@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.errors import FreezeTuiError, LogError
+from engine.core.errors import FreezeTuiError, LogError
 from engine.log.events import SCHEMA, Event, Header, decode
 
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.stats import clustered_mean_ci95, saving, saving_ci95, step_saving_median
 from engine.log import events as ev
-from engine.stats import clustered_mean_ci95, saving, saving_ci95, step_saving_median
 
 DW_HISTORY = 48  # dw events kept per run for trend sparklines
 MESSAGE_LIMIT = 500

@@ -1,11 +1,12 @@
 """The study's numbers per arm, derived from a RunState: for run_end, `report`, `export` and the headless end.
 
-Data only (no torch, no formatting): freeze_tui/report.py words them for people."""
+Data only (no torch, no formatting): freeze_tui/draw/report.py words them for people."""
 
 from __future__ import annotations
 
 import math
 
+from engine.core.stats import MIN_SEEDS_FOR_VERDICT, clipped, equivalence, holm, mean_ci95, mean_var, p_value
 from engine.log import events as ev
 from engine.log.comparisons import (
     NOT_PAIRED,
@@ -19,8 +20,7 @@ from engine.log.comparisons import (
 )
 from engine.log.frontier import arm_frontier_fields
 from engine.log.state import RunState
-from engine.stats import MIN_SEEDS_FOR_VERDICT, clipped, equivalence, holm, mean_ci95, mean_var, p_value
-from engine.study import study_summary
+from engine.log.study import study_summary
 
 LOSS_TENTH = "first/last 10 % of steps"
 LOSS_EPOCHS = "epoch means"

@@ -1,6 +1,6 @@
 """Plans as JSON-able data: per-arm counts, FLOP-model cost and a block x role grid.
 
-``describe_plans`` is what ``freeze-tui plan`` prints (via ``freeze_tui.plan_grid``);
+``describe_plans`` is what ``freeze-tui plan`` prints (via ``freeze_tui.draw.plan_grid``);
 ``arm_record`` is what the trainer writes into ``run_start.arms``. No torch at
 import: the model is only read (as a config, on the meta device) inside
 ``describe_plans``.
@@ -20,7 +20,7 @@ parameters in this model).
 
 from __future__ import annotations
 
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import DEFAULT_ARMS

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 from engine.plans.flops import flop_ratio
 from engine.plans.match import Unit, match_rule, matches_role
 from engine.plans.memory import arm_memory

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 from engine.plans.freeze import FREEZE
 from engine.plans.lora import LORA, AdapterKind, out_features
 from engine.plans.roles import ModelLayout

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 from engine.plans.flops import lora_flop_ratio
 from engine.plans.match import match_rule
 from engine.plans.memory import activation_bytes

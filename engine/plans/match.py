@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 from engine.plans.roles import ATTN_ROLES, ModelLayout, ParamInfo
 from engine.plans.spec import Rule
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.roles import ModelLayout
 
 __all__ = ["arm_memory", "plan_memory", "parse_size", "fmt_bytes", "ACT_BYTES"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.memory import HINTS, misfit, plan_memory
 from engine.plans.roles import ModelLayout

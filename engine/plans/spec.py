@@ -28,7 +28,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 
 __all__ = [
     "ROLES",

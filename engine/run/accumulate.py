@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from engine.stats import mean_var
+from engine.core.stats import mean_var
 
 DEVICE_FLUSH_STEPS = 20
 

@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from engine.config import RunConfig
 from engine.log import events as ev
+from engine.run.config import RunConfig
 
 
 class Replicate(Protocol):

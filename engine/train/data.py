@@ -1,7 +1,7 @@
 """Training data: the corpus as a memory-mapped token file (engine.train.tokens), cut into blocks,
 split, batches ordered (torch).
 
-Reading the text files is `engine.textfiles` (torch-free). Training blocks stay in the token file
+Reading the text files is `engine.core.textfiles` (torch-free). Training blocks stay in the token file
 and are read per batch; the validation blocks (a small share) are held as one tensor.
 """
 
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.errors import FreezeTuiError
-from engine.textfiles import Corpus
+from engine.core.errors import FreezeTuiError
+from engine.core.textfiles import Corpus
 from engine.train.tokens import COUNT_CHUNK, Progress, corpus_tokens, count_ids, token_counts
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import os
 
 import torch
 
-from engine.config import device_list
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
+from engine.run.config import device_list
 
 
 def resolve_device(name: str) -> torch.device:

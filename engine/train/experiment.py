@@ -12,12 +12,12 @@ import math
 
 import torch
 
-from engine.config import RunConfig
-from engine.control import Control
-from engine.errors import FreezeTuiError
+from engine.core.control import Control
+from engine.core.errors import FreezeTuiError
+from engine.core.stats import common_share
 from engine.log import events as ev
 from engine.run.accumulate import ArmTotals, flush_due
-from engine.stats import common_share
+from engine.run.config import RunConfig
 from engine.train.arm import (
     Arm,
     StepTimer,

@@ -13,10 +13,10 @@ import copy
 
 import torch
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import build_layout
+from engine.run.config import RunConfig
 from engine.train.arm import Arm, StepTimer, build_optimizer, make_scaler, train_step
 from engine.train.devices import copy_to, on_device
 from engine.train.kinds import torch_kind

@@ -4,9 +4,9 @@ memory)."""
 
 from __future__ import annotations
 
-from engine.config import RunConfig
 from engine.plans.memory import parse_size
 from engine.plans.planned import PlannedRun, plan_run
+from engine.run.config import RunConfig
 from engine.train.devices import free_bytes, resolve_devices
 
 

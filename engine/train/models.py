@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.roles import ModelLayout, build_layout
 
 __all__ = ["LoadedModel", "load_model", "load_layout", "describe_plans", "resolve_source"]

@@ -10,8 +10,7 @@ matrix sizes and scales apart, while the relative update is what the arm would a
 
 from __future__ import annotations
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.freeze import resolve_plan
 from engine.plans.select import (
     Budget,
@@ -24,6 +23,7 @@ from engine.plans.select import (
     spec_for,
     unit_cost,
 )
+from engine.run.config import RunConfig
 
 
 def select(

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
-from engine.textfiles import Corpus, check_retain_data, read_corpus
+from engine.core.errors import FreezeTuiError
+from engine.core.textfiles import Corpus, check_retain_data, read_corpus
+from engine.run.config import RunConfig
 from engine.train.arm import validation_loss
 from engine.train.devices import copy_to
 from engine.train.tokens import corpus_tokens

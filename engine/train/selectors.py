@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.roles import ModelLayout
 from engine.plans.select import Unit
 

@@ -8,14 +8,14 @@ import threading
 import traceback
 import warnings
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
-from engine.heartbeat import HeartbeatThread
+from engine.core.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.log.channel import ChannelSource
 from engine.log.state import RunState
 from engine.log.summary import summarize
+from engine.run.config import RunConfig
 from engine.run.emitter import Emitter, LogSink, new_run_id
+from engine.run.heartbeat import HeartbeatThread
 from engine.run.replicates import run_replicates
 
 OOM_HINT = (
@@ -145,7 +145,7 @@ class RunSession(ChannelSource):
         self.emit(ev.RunEnd(status=status, summary=summary))
 
     def _run(self) -> tuple[str, dict]:
-        from engine.gpu import GpuSampler
+        from engine.run.gpu import GpuSampler
         from engine.train.experiment import Experiment, weights_checksum
         from engine.train.setup import cuda_devices, prepare, run_start_event
 

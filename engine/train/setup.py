@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.activity import Activity
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.activity import Activity
+from engine.core.errors import FreezeTuiError
+from engine.core.textfiles import Corpus, read_corpus
 from engine.log import events as ev
 from engine.plans.kinds import ArmPlan
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import ModelLayout, ParamSplit
-from engine.session_info import cpu_threads, session_readings
-from engine.textfiles import Corpus, read_corpus
+from engine.run.config import RunConfig
+from engine.run.session_info import cpu_threads, session_readings
 from engine.train.data import TokenData, common_base_rate, tokenize_corpus
 from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
 from engine.train.memory_plan import planned_run

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import FreezeTuiError
-from engine.filememo import cache_dir, recall, remember
-from engine.textfiles import Corpus, normalise_stream
+from engine.core.errors import FreezeTuiError
+from engine.core.filememo import cache_dir, recall, remember
+from engine.core.textfiles import Corpus, normalise_stream
 
 FORMAT = "freeze-tui-tokens-1"  # bump when the file layout or the tokenization rule changes
 CHUNK = 1 << 20  # characters tokenized per call: bounds the tokenizer's per-call memory

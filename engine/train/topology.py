@@ -2,7 +2,7 @@
 
 `LocalDevices`: one process trains every arm, each on its placed device (several GPUs in one process:
 the batch is copied once per device and each arm's kernels launch on its own device, so the devices
-work at the same time). `engine.train.distributed.MeshRanks`: one arm per group of ranks of a
+work at the same time). `engine.dist.distributed.MeshRanks`: one arm per group of ranks of a
 DeviceMesh, maybe sharded, whose events meet at world rank 0 at sync points. The experiment asks the
 topology, never which one it has.
 """

@@ -22,7 +22,7 @@ from engine.log.state import RunState
 from engine.log.summary import summarize
 from engine.run.accumulate import ArmTotals, flush_due
 from engine.run.emitter import Emitter, new_run_id
-from freeze_tui import __version__
+from freeze_tui.version import __version__
 
 __all__ = ["Recorder", "is_main_process"]
 

@@ -6,8 +6,8 @@ import pytest
 
 from engine.log.events import RunEnd
 from engine.log.sources import ReplaySource
-from freeze_tui.app import FreezeApp
-from freeze_tui.screens.confirm import ConfirmScreen
+from freeze_tui.app.app import FreezeApp
+from freeze_tui.app.screens.confirm import ConfirmScreen
 from tests.app.helpers import FakeLiveSource, play_to_end, quiet, shown
 from tests.synthetic_log import synthetic_events
 
@@ -128,7 +128,7 @@ async def test_a_corrupt_line_mid_log_is_reported_not_fatal(tmp_path):
 
 async def test_redraws_are_coalesced(tmp_path, monkeypatch):
     """A fast source (20k steps as fast as possible) must not redraw more than ~10 times a second."""
-    from freeze_tui.widgets.arms_panel import ArmsPanel
+    from freeze_tui.app.widgets.arms_panel import ArmsPanel
     from tests.synthetic_log import write_synthetic_log
 
     path = write_synthetic_log(tmp_path / "big.jsonl", steps=20_000)

@@ -3,9 +3,9 @@
 import pytest
 
 from engine.log.sources import ReplaySource, WatchSource
-from freeze_tui.app import FreezeApp
-from freeze_tui.screens.arms import ArmsScreen
-from freeze_tui.screens.help import HelpScreen
+from freeze_tui.app.app import FreezeApp
+from freeze_tui.app.screens.arms import ArmsScreen
+from freeze_tui.app.screens.help import HelpScreen
 from tests.app.helpers import FakeLiveSource, play_to_end, quiet, shown
 from tests.synthetic_log import synthetic_events, write_synthetic_log
 

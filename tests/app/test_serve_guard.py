@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from engine.errors import FreezeTuiError
-from freeze_tui.commands.serve_guard import MAX_SIZE, GuardedServer, clamp_size
+from engine.core.errors import FreezeTuiError
+from freeze_tui.cli.commands.serve_guard import MAX_SIZE, GuardedServer, clamp_size
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "sample_runs" / "demo-full-vs-targeted.jsonl"
@@ -132,7 +132,7 @@ def test_8_page_urls_follow_the_request_host(tmp_path, host, websocket):
 
 
 def test_8_banner_names_this_machine_for_a_wildcard_bind_and_brackets_ipv6():
-    from freeze_tui.commands.serve import _shown_host, _url_host
+    from freeze_tui.cli.commands.serve import _shown_host, _url_host
 
     assert _shown_host("0.0.0.0") not in ("0.0.0.0", "")
     assert _url_host("::1") == "[::1]" and _url_host("127.0.0.1") == "127.0.0.1"
@@ -185,7 +185,7 @@ def test_24_port_in_use_and_bad_host_are_one_line_without_a_banner():
 @pytest.mark.anyio
 async def test_6_a_served_app_sends_screenshots_to_the_browser_and_writes_nothing(tmp_path, log_path, monkeypatch):
     from engine.log.sources import ReplaySource
-    from freeze_tui.app import FreezeApp
+    from freeze_tui.app.app import FreezeApp
     from tests.app.helpers import play_to_end, quiet
 
     shots = tmp_path / "shots"

@@ -6,8 +6,8 @@ import pytest
 from textual.widgets import DataTable
 
 from engine.log.sources import ReplaySource
-from freeze_tui.app import FreezeApp
-from freeze_tui.logs import source_of
+from freeze_tui.app.app import FreezeApp
+from freeze_tui.cli.logs import source_of
 from tests.app.helpers import play_to_end, quiet, shown
 
 pytestmark = pytest.mark.anyio

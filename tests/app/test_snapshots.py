@@ -9,7 +9,7 @@ at the SVGs in __snapshots__ before committing them.
 import pytest
 
 from engine.log.sources import ReplaySource, WatchSource
-from freeze_tui.app import FreezeApp
+from freeze_tui.app.app import FreezeApp
 from tests.app.helpers import FakeLiveSource, play_to_end, quiet
 from tests.synthetic_log import synthetic_events, write_synthetic_log
 

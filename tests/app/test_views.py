@@ -6,7 +6,7 @@ import pytest
 from textual.widgets import DataTable, Static
 
 from engine.log.sources import ReplaySource
-from freeze_tui.app import FreezeApp
+from freeze_tui.app.app import FreezeApp
 from tests.app.helpers import play_to_end, quiet, shown
 
 pytestmark = pytest.mark.anyio  # async tests run on asyncio through anyio's pytest plugin

@@ -11,7 +11,7 @@ import pytest
 from engine.log import events as ev
 from engine.log.runlog import LogWriter
 from engine.log.sources import ReplaySource, WatchSource
-from freeze_tui.app import FreezeApp
+from freeze_tui.app.app import FreezeApp
 from tests.app.helpers import play_to_end, quiet, shown
 from tests.synthetic_log import synthetic_events
 
@@ -125,7 +125,7 @@ async def test_markup_and_escapes_from_a_log_are_shown_literally(tmp_path):
 
 def test_importing_the_app_does_not_import_torch():
     code = (
-        "import sys, freeze_tui.app, freeze_tui.bridge, engine.log.sources; "
+        "import sys, freeze_tui.app.app, freeze_tui.app.bridge, engine.log.sources; "
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -6,7 +6,7 @@ import os
 import sys
 
 from engine.train.experiment import Experiment
-from freeze_tui.cli import main
+from freeze_tui.cli.main import main
 
 
 def _failing_step(original):

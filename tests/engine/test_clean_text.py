@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.textfiles import normalise_newlines, normalise_stream, read_corpus
+from engine.core.textfiles import normalise_newlines, normalise_stream, read_corpus
 
 transformers = pytest.importorskip("transformers")
 

@@ -1,7 +1,7 @@
 """Bad input ends with one clear line on stderr, exit code 2, no traceback, nothing already written lost.
 
 Two tiers, cheapest first:
-* `freeze_tui.cli.main` in-process, the same entry point `python -m freeze_tui` calls, for every error
+* `freeze_tui.cli.main.main` in-process, the same entry point `python -m freeze_tui` calls, for every error
   found before or after the run started (config, spec syntax, data files, log paths, unreadable logs,
   model, tokenizer, plan, context, device): no interpreter and torch start-up per case;
 * one real subprocess for a post-start error, to see the terminal split for real: `log: PATH` on
@@ -24,7 +24,7 @@ from unittest import mock
 import pytest
 
 from engine.log.runlog import read_events
-from freeze_tui.cli import main
+from freeze_tui.cli.main import main
 from tests.synthetic_log import write_synthetic_log
 from tests.tiny_models import WORDS, make_tiny_model
 
@@ -41,7 +41,7 @@ def cli(*args: str, cwd: Path, timeout: float | None = None) -> subprocess.Compl
     out, err = io.StringIO(), io.StringIO()
     with (
         contextlib.chdir(cwd),
-        mock.patch("freeze_tui.cli.run_app", side_effect=AssertionError("an app started")),
+        mock.patch("freeze_tui.cli.main.run_app", side_effect=AssertionError("an app started")),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
         pytest.raises(SystemExit) as exit_info,
@@ -307,7 +307,7 @@ POST_START = {
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    from freeze_tui.cli import main
+    from freeze_tui.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

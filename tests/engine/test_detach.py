@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 import time
 
-from engine.config import RunConfig
 from engine.log.sources import WatchSource
-from freeze_tui.detach import child_argv, detach_run
+from engine.run.config import RunConfig
+from freeze_tui.cli.detach import child_argv, detach_run
 from tests.tiny_models import WORDS, make_tiny_model
 
 
@@ -89,8 +89,8 @@ def test_a_background_run_given_up_on_is_killed(tmp_path, monkeypatch):
 
     import pytest
 
-    from engine.errors import FreezeTuiError
-    from freeze_tui import detach
+    from engine.core.errors import FreezeTuiError
+    from freeze_tui.cli import detach
 
     args, cfg = tiny_run(tmp_path)
     started = []
@@ -105,8 +105,8 @@ def test_a_background_run_given_up_on_is_killed(tmp_path, monkeypatch):
 def test_detach_keeps_an_existing_output_file_and_accepts_a_log_named_out(tmp_path):
     import pytest
 
-    from engine.errors import FreezeTuiError
-    from freeze_tui.detach import output_path
+    from engine.core.errors import FreezeTuiError
+    from freeze_tui.cli.detach import output_path
 
     (tmp_path / "r.out").write_text("an earlier run's output")
     with pytest.raises(FreezeTuiError, match="r.out .* already exists"):

@@ -10,8 +10,8 @@ import resource
 import torch
 from click.testing import CliRunner
 
-from engine.config import RunConfig
 from engine.log.runlog import read_events
+from engine.run.config import RunConfig
 from engine.train import devices
 from tests.engine.test_cli_errors import files, one_error_line, run_args, run_main  # noqa: F401 (fixture)
 from tests.engine.test_run import config, run_session
@@ -73,7 +73,7 @@ def test_memory_limit_refuses_before_the_weights_load(files, capsys, monkeypatch
 
 
 def plan_json(*args: str) -> dict:
-    from freeze_tui.cli import cli
+    from freeze_tui.cli.main import cli
 
     result = CliRunner().invoke(cli, ["plan", "--json", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -121,7 +121,7 @@ def test_plan_measure_times_real_steps(tiny):
     full, targeted = (a["measured"] for a in desc["arms"])
     assert full["t_step"] > 0 and targeted["t_step"] > 0 and full["r"] == 0.0
     assert targeted["r_flop"] == desc["arms"][1]["r_pred"]
-    from freeze_tui.cli import cli
+    from freeze_tui.cli.main import cli
 
     text = CliRunner().invoke(cli, ["plan", *args, "--measure", "--steps", "1"]).output
     assert "r measured" in text and "why they differ" in text and "memory plan" in text

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig, parse_arm
 from engine.log.runlog import read_events
-from engine.session_info import LOAD_WARNING
+from engine.run.config import RunConfig, parse_arm
+from engine.run.session_info import LOAD_WARNING
 from engine.train.session import RunSession
 from tests.tiny_models import WORDS, make_tiny_model
 

@@ -111,7 +111,7 @@ def test_headless_run_with_a_dora_arm_saves_adapter_and_merged_model(tiny, tmp_p
     from transformers import AutoModelForCausalLM
 
     from engine.log.runlog import read_events
-    from freeze_tui.cli import cli
+    from freeze_tui.cli.main import cli
 
     model, corpus = tiny
     log, save = tmp_path / "run.jsonl", tmp_path / "weights"
@@ -153,7 +153,7 @@ def test_apply_spec_injects_dora_in_place_and_the_recorder_tracks_it(tiny):
 
 
 def test_plan_prints_a_dora_arm(tiny):
-    from freeze_tui.cli import cli
+    from freeze_tui.cli.main import cli
 
     args = ["plan", "--json", "--model", str(tiny[0]), "--arm", "full", "--arm", f"dora={DORA}", "--block-size", "16"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)

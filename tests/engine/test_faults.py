@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.config import RunConfig
 from engine.log.runlog import LogWriter, read_events
 from engine.log.sources import WatchSource
 from engine.log.state import RunState
+from engine.run.config import RunConfig
 from engine.train.session import OOM_HINT, RunSession
-from freeze_tui.headless import run_headless
+from freeze_tui.cli.headless import run_headless
 from tests.synthetic_log import synthetic_events
 
 

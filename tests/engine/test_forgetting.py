@@ -10,11 +10,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.log.frontier import frontier_points
 from engine.log.runlog import read_events
 from engine.log.state import RunState
+from engine.run.config import RunConfig
 from engine.train.arm import validation_loss
 from engine.train.retain import expected_share, load_retain_set
 from engine.train.session import RunSession
@@ -146,7 +146,7 @@ def test_demo_retain_set_is_the_held_out_tail_of_its_pretraining_text():
     # a fresh interpreter: the pretraining text reads docstrings of imported C modules, and pytest's own
     # imports change a few of them
     code = (
-        "import hashlib; from engine.demo.build import heldout_pretrain_text as h; "
+        "import hashlib; from tools.build_demo import heldout_pretrain_text as h; "
         "print(hashlib.sha256(h().encode()).hexdigest())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError, LogError
+from engine.core.errors import FreezeTuiError, LogError
 from engine.log.events import encode
 from engine.log.runlog import LogFollower, LogWriter, read_events
+from engine.run.config import RunConfig
 from engine.train.session import RunSession
-from freeze_tui.headless import run_headless
+from freeze_tui.cli.headless import run_headless
 from tests.engine.test_cli_errors import check, cli, run_main
 from tests.synthetic_log import synthetic_events, write_synthetic_log
 from tests.tiny_models import WORDS, make_tiny_model
@@ -161,7 +161,7 @@ def test_every_arm_dead_on_the_last_step_is_a_failed_run(files, tmp_path, monkey
 
 
 def test_the_exit_code_follows_the_logged_status():
-    from freeze_tui.exit_codes import for_status
+    from freeze_tui.cli.exit_codes import for_status
 
     assert [for_status(s) for s in ("finished", "failed", "stopped", "running", "loading")] == [0, 1, 130, 130, 130]
 
@@ -281,7 +281,7 @@ def test_watch_notices_a_truncated_and_rewritten_log(tmp_path):
 
 def test_an_unreadable_data_subfolder_is_named_in_process(tmp_path, monkeypatch):
     """The same as above where the tests run as root (who reads every folder): scandir refuses."""
-    from engine.textfiles import find_text_files
+    from engine.core.textfiles import find_text_files
 
     folder = tmp_path / "data"
     (folder / "locked").mkdir(parents=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
+from engine.run.config import RunConfig
 
 PREFIX = "freeze-tui: error: "
 
@@ -58,7 +58,7 @@ def test_1_dot_dot_arm_with_save_exits_2_and_writes_nothing(tmp_path):
 
 
 def test_1_arm_folder_that_is_a_symlink_out_of_save_is_refused(tmp_path):
-    from freeze_tui.cli import _check_save
+    from freeze_tui.cli.main import _check_save
 
     save, elsewhere = tmp_path / "save", tmp_path / "elsewhere"
     save.mkdir()
@@ -94,7 +94,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 
 def test_2_a_file_rewritten_while_tokenized_is_not_served_as_its_other_text(tokenizer, tmp_path, cache, monkeypatch):
-    from engine.textfiles import read_corpus
+    from engine.core.textfiles import read_corpus
     from engine.train import tokens
 
     data = tmp_path / "a.txt"
@@ -134,7 +134,7 @@ BREAKAGES = {
 
 @pytest.mark.parametrize("broken", list(BREAKAGES))
 def test_3_a_bad_cache_entry_is_a_named_miss(tokenizer, tmp_path, cache, broken):
-    from engine.textfiles import read_corpus
+    from engine.core.textfiles import read_corpus
     from engine.train import tokens
 
     if broken == "unreadable bin" and os.geteuid() == 0:
@@ -151,7 +151,7 @@ def test_3_a_bad_cache_entry_is_a_named_miss(tokenizer, tmp_path, cache, broken)
 
 
 def test_3_token_files_follow_the_umask(tokenizer, tmp_path, cache):
-    from engine.textfiles import read_corpus
+    from engine.core.textfiles import read_corpus
     from engine.train import tokens
 
     (tmp_path / "a.txt").write_text(words(20))
@@ -169,7 +169,7 @@ def test_3_token_files_follow_the_umask(tokenizer, tmp_path, cache):
 def test_19_an_unwritable_cache_leaves_no_temporary_folder(tokenizer, tmp_path, monkeypatch, where):
     import tempfile
 
-    from engine.textfiles import read_corpus
+    from engine.core.textfiles import read_corpus
     from engine.train import tokens
 
     (tmp_path / "a.txt").write_text(words(20))
@@ -208,7 +208,7 @@ def test_14_csv_cells_that_start_like_formulas_are_neutralised(tmp_path):
 
 
 def test_14_safe_cell_keeps_numbers_and_plain_text():
-    from freeze_tui.commands.export import safe_cell
+    from freeze_tui.cli.commands.export import safe_cell
 
     assert [safe_cell(v) for v in ("+1", "-x", "@sum", "\tq", "ok", -0.5, 3)] == [
         "'+1",
@@ -428,7 +428,7 @@ def test_25_10_launch_settings_are_checked_before_anything_starts(tmp_path, case
 
 
 def test_25_a_block_beyond_the_context_says_so_not_the_memory_plan(tmp_path):
-    from freeze_tui.cli import main
+    from freeze_tui.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from engine.log.runlog import read_events
 from engine.log.state import RunState
 from freeze_tui import apply_spec
-from freeze_tui.cli import cli
+from freeze_tui.cli.main import cli
 from freeze_tui.integrations import Recorder
 
 

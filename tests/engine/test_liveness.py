@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import RunConfig
 from engine.log.runlog import read_events
 from engine.log.sources import WatchSource
 from engine.log.state import RunState
+from engine.run.config import RunConfig
 from engine.train.session import RunSession
-from freeze_tui.widgets.header_bar import IDLE_AFTER_S, SourceView, status_label
+from freeze_tui.app.widgets.header_bar import IDLE_AFTER_S, SourceView, status_label
 from tests.tiny_models import WORDS, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,8 +81,8 @@ def test_a_run_beats_through_every_phase_and_ends_with_run_end(tmp_path, monkeyp
 WRITER = """
 import sys, threading, time
 from engine.log import events as ev
-from engine.activity import Activity
-from engine.heartbeat import HeartbeatThread
+from engine.core.activity import Activity
+from engine.run.heartbeat import HeartbeatThread
 from engine.log.runlog import LogWriter
 from tests.synthetic_log import synthetic_events
 writer, lock, seq = LogWriter(sys.argv[1]), threading.Lock(), [0]
@@ -180,7 +180,7 @@ def test_an_uncached_model_without_network_fails_in_one_line_quickly(tmp_path, a
 
 @pytest.mark.parametrize("var", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
 def test_offline_variables_fail_at_once_without_asking_the_hub(monkeypatch, var):
-    from engine.errors import FreezeTuiError
+    from engine.core.errors import FreezeTuiError
     from engine.train import models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import RunConfig
 from engine.plans.kinds import resolve_plan
 from engine.plans.roles import attention_splits
+from engine.run.config import RunConfig
 from engine.train.kinds import torch_kind
 from engine.train.lora import AdapterDWTracker
 from engine.train.models import load_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from engine.config import RunConfig
+from engine.run.config import RunConfig
 from tests.engine.test_run import by_kind, run_session
 
 

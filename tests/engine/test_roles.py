@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from engine.errors import FreezeTuiError, SpecError
+from engine.core.errors import FreezeTuiError, SpecError
 from engine.plans.describe import arm_record
 from engine.plans.freeze import apply_trainable, resolve_plan
 from engine.plans.roles import attention_splits

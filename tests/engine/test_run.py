@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from engine.config import RunConfig
+from engine.core.stats import TOO_FEW_STEPS
 from engine.log.runlog import read_events
-from engine.stats import TOO_FEW_STEPS
+from engine.run.config import RunConfig
 from engine.train.session import RunSession
 
 
@@ -125,8 +125,8 @@ RECOMPUTED = ("T", "r", "r_ci", "r_median", "r_median_ci", "val_diff", "val_diff
 def test_report_json_recomputes_what_run_end_says(tiny, tmp_path, steps):
     """`report --format json` recomputes every statistic from steps and samples, with the stored
     summary set aside, and agrees with run_end (interval or none alike)."""
-    from freeze_tui.commands.report import json_report
-    from freeze_tui.logs import state_of
+    from freeze_tui.cli.commands.report import json_report
+    from freeze_tui.cli.logs import state_of
 
     log = tmp_path / "run.jsonl"
     arms = (("full", "full"), ("targeted", "targeted"))

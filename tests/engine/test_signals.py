@@ -36,7 +36,7 @@ def one_step(self, *args, **kwargs):
             x = torch.tanh(x @ x)
     return original(self, *args, **kwargs)
 experiment.Experiment._one_step = one_step
-from freeze_tui.cli import main
+from freeze_tui.cli.main import main
 main(sys.argv[1:])
 """
 

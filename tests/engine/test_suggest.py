@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.plans.select import Budget, candidate_units, fill_budget, jaccard_stability, peft_regex
-from freeze_tui.cli import cli
+from freeze_tui.cli.main import cli
 from tests.tiny_models import FAMILIES, WORDS, make_tiny_model
 
 FAST = ["--block-size", "16", "--batch-size", "4", "--lr", "0.01", "--probe-seeds", "2"]
@@ -25,7 +25,7 @@ METHOD_ARGS = {
 
 
 def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    from freeze_tui.cli import main
+    from freeze_tui.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(argv)

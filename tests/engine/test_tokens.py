@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config import RunConfig
+from engine.core.textfiles import Corpus, read_corpus
 from engine.log.runlog import read_events
-from engine.textfiles import Corpus, read_corpus
+from engine.run.config import RunConfig
 from engine.train import tokens
 from engine.train.data import common_token_ids, tokenize_corpus, top_ids
 from engine.train.models import load_model
@@ -120,7 +120,7 @@ def test_the_demo_run_starts_as_recorded(tmp_path):
 
 
 def test_an_unchanged_file_is_not_read_again(tmp_path, monkeypatch):
-    from engine import textfiles
+    from engine.core import textfiles
 
     path = tmp_path / "a.txt"
     path.write_text(text(50))

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.log.runlog import LogWriter, read_events
 from engine.log.state import RunState
-from freeze_tui.headless import print_summary, run_headless
-from freeze_tui.report import markdown_report
-from freeze_tui.safe_text import clean
+from engine.run.config import RunConfig
+from freeze_tui.cli.headless import print_summary, run_headless
+from freeze_tui.draw.report import markdown_report
+from freeze_tui.draw.safe_text import clean
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKUP = "[bold red]x[/]"
@@ -226,7 +226,7 @@ def test_weights_are_written_and_shipped_as_safetensors():
 
 def test_trust_remote_code_is_off_unless_asked():
     from engine.train import models
-    from freeze_tui.cli import plan, run
+    from freeze_tui.cli.main import plan, run
 
     assert RunConfig().trust_remote_code is False
     for fn in (models.load_model, models.load_layout, models.resolve_source, models.describe_plans):

@@ -7,8 +7,8 @@ import math
 from engine.log import events as ev
 from engine.log.bands import arm_bands, seed_range
 from engine.log.state import RunState
-from freeze_tui import charts
-from freeze_tui.widgets.header_bar import SourceView, progress_line
+from freeze_tui.app.widgets.header_bar import SourceView, progress_line
+from freeze_tui.draw import charts
 
 
 def test_seed_range_takes_min_and_max_and_skips_gaps():

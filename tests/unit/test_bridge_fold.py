@@ -1,7 +1,7 @@
 """Folding a batch into the state in time-boxed slices (the UI side of the bridge)."""
 
 from engine.log.state import RunState
-from freeze_tui.bridge import FOLD_CHUNK, EventsArrived, fold
+from freeze_tui.app.bridge import FOLD_CHUNK, EventsArrived, fold
 from tests.synthetic_log import synthetic_events
 
 

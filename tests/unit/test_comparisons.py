@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.log.comparisons import NOT_PAIRED, baseline_of, pair_row
 from engine.log.summary import arm_rows
-from engine.session_info import cpu_threads, overloaded, session_readings
-from freeze_tui.logs import state_of
-from freeze_tui.report import markdown_report
+from engine.run.session_info import cpu_threads, overloaded, session_readings
+from freeze_tui.cli.logs import state_of
+from freeze_tui.draw.report import markdown_report
 
 SAMPLES = sorted(str(p) for p in (Path(__file__).parents[2] / "sample_runs").glob("*.jsonl"))
 
@@ -87,7 +87,7 @@ def test_session_readings_and_the_load_warning():
     [("targeted", "give two arms as A,B"), ("targeted,nope", "no arm 'nope'"), ("full,full", "two different arms")],
 )
 def test_report_pair_refuses_bad_input_in_one_line(pair, message, capsys):
-    from freeze_tui.cli import main
+    from freeze_tui.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["report", "--pair", pair, SAMPLES[-1]])
@@ -98,7 +98,7 @@ def test_report_pair_refuses_bad_input_in_one_line(pair, message, capsys):
 def test_report_json_is_plain_json_with_null_intervals(capsys):
     import json
 
-    from freeze_tui.cli import main
+    from freeze_tui.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["report", "--format", "json", SAMPLES[-1]])

@@ -2,11 +2,11 @@
 
 import pytest
 
-from engine.config import RunConfig, parse_arm
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
+from engine.core.textfiles import find_text_files, read_corpus, read_text_file
 from engine.log import events as ev
 from engine.log.channel import Channel
-from engine.textfiles import find_text_files, read_corpus, read_text_file
+from engine.run.config import RunConfig, parse_arm
 from engine.train.data import batch_order, common_token_ids
 
 
@@ -99,8 +99,8 @@ def test_every_run_setting_is_documented_and_is_an_option():
     an option of `freeze-tui run` with the same default."""
     import dataclasses
 
-    from freeze_tui.cli import run
-    from freeze_tui.run_options import FIELDS, flag_of
+    from freeze_tui.cli.main import run
+    from freeze_tui.cli.run_options import FIELDS, flag_of
 
     params = {p.name: p for p in run.params}
     for f in dataclasses.fields(RunConfig):
@@ -114,7 +114,7 @@ def test_every_run_setting_is_documented_and_is_an_option():
 
 
 def test_options_build_the_same_config_as_the_dataclass():
-    from freeze_tui.run_options import config_from
+    from freeze_tui.cli.run_options import config_from
 
     cfg = config_from({"max_steps": 5, "arms": ("full", "t=+attn.qkv[3:]"), "data": (), "headless": True})
     assert cfg == RunConfig(max_steps=5, arms=(("full", "full"), ("t", "+attn.qkv[3:]")))

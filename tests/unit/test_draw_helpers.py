@@ -6,9 +6,9 @@ from array import array
 
 import pytest
 
-from freeze_tui import fmt
-from freeze_tui.colors import heat_position, heat_style
-from freeze_tui.series import BARS, bucket_bounds, bucket_centers, bucket_means, finite_pairs, smooth, sparkline
+from freeze_tui.draw import fmt
+from freeze_tui.draw.colors import heat_position, heat_style
+from freeze_tui.draw.series import BARS, bucket_bounds, bucket_centers, bucket_means, finite_pairs, smooth, sparkline
 
 NAN = math.nan
 
@@ -100,7 +100,7 @@ def test_screenshot_name_is_a_safe_file_name():
 
 # -- issue 14, case 16 ---------------------------------------------------------------------------------------
 def test_a_share_interval_stays_within_0_and_1():
-    from engine.stats import mean_ci95
+    from engine.core.stats import mean_ci95
 
     mean, low, high = mean_ci95([0.0, 0.9], 0.0, 1.0)  # two samples: the t interval is far wider than [0, 1]
     assert mean == 0.45 and (low, high) == (0.0, 1.0)

@@ -12,7 +12,7 @@ import pytest
 from engine.log.runlog import read_events
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
-from freeze_tui.cli import main
+from freeze_tui.cli.main import main
 from tests.synthetic_log import write_synthetic_log
 
 TABLES = ["steps.csv", "dw.csv", "samples.csv", "summary.csv"]
@@ -125,7 +125,7 @@ def test_several_logs_fail_on_the_bad_one(tmp_path, capsys):
 
 def test_export_and_report_stay_torch_free(tmp_path, log):
     code = (
-        "import sys; from freeze_tui.cli import cli; "
+        "import sys; from freeze_tui.cli.main import cli; "
         f"cli.main(args=['export', {str(log)!r}, '--out', {str(tmp_path / 'x')!r}], standalone_mode=False); "
         f"cli.main(args=['report', {str(log)!r}], standalone_mode=False); "
         "assert 'torch' not in sys.modules, 'torch was imported'"

@@ -72,7 +72,7 @@ def test_a_log_without_the_new_fields_reads_as_nan():
 
 def test_report_and_export_carry_the_frontier_columns_only_when_measured():
     from engine.log.tables import SUMMARY_COLUMNS, summary_rows
-    from freeze_tui.report import markdown_report
+    from freeze_tui.draw.report import markdown_report
     from tests.synthetic_log import synthetic_events
 
     arms = ("full", "targeted", "random-1")
@@ -94,8 +94,8 @@ def test_report_and_export_carry_the_frontier_columns_only_when_measured():
 def test_drawing_fits_80_columns_and_shows_every_arm():
     from rich.console import Console
 
-    from freeze_tui.frontier_draw import CLOUD, panels
-    from freeze_tui.widgets.frontier_view import frontier_renderable
+    from freeze_tui.app.widgets.frontier_view import frontier_renderable
+    from freeze_tui.draw.frontier_draw import CLOUD, panels
     from tests.synthetic_log import synthetic_events
 
     arms = ("full", "targeted", "reverse", "random-1", "random-2")
@@ -118,7 +118,7 @@ def test_drawing_fits_80_columns_and_shows_every_arm():
 
 
 def test_drawing_waits_for_the_first_validation():
-    from freeze_tui.frontier_draw import panels
+    from freeze_tui.draw.frontier_draw import panels
     from tests.synthetic_log import synthetic_events
 
     events = [e for e in synthetic_events(steps=20, retain=True) if e.kind not in ("epoch_end", "run_end")]

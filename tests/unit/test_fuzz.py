@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import FreezeTuiError, LogError
+from engine.core.errors import FreezeTuiError, LogError
 from engine.log.events import EVENT_TYPES, encode, from_dict, to_dict
 from engine.log.runlog import LogFollower, read_events
 from engine.log.state import RunState
 from engine.log.summary import arm_rows, summarize
-from freeze_tui.report import markdown_report
+from freeze_tui.draw.report import markdown_report
 from tests.synthetic_log import synthetic_events
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_app_cli_serve_and_integrations_do_not_import_torch():
     code = (
-        "import sys, freeze_tui, freeze_tui.cli, freeze_tui.commands.serve, freeze_tui.integrations; "
+        "import sys, freeze_tui, freeze_tui.cli.main, freeze_tui.cli.commands.serve, freeze_tui.integrations; "
         "assert callable(freeze_tui.apply_spec); "
         "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"

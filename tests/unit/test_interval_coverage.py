@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.stats import TOO_FEW_STEPS, saving_estimate
+from engine.core.stats import TOO_FEW_STEPS, saving_estimate
 
 N = 366
 TRUE_R = 0.4  # the arm takes 0.6 of the baseline's time on average

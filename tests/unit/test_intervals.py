@@ -9,10 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from engine.log import events as ev
-from engine.log.state import RunState
-from engine.log.summary import LOSS_TENTH, arm_rows, summarize
-from engine.stats import (
+from engine.core.stats import (
     NO_VARIATION,
     TOO_FEW_STEPS,
     clipped,
@@ -27,7 +24,10 @@ from engine.stats import (
     t95,
     weighted_paired_ci95,
 )
-from freeze_tui.report import markdown_report
+from engine.log import events as ev
+from engine.log.state import RunState
+from engine.log.summary import LOSS_TENTH, arm_rows, summarize
+from freeze_tui.draw.report import markdown_report
 
 
 def test_bootstrap_interval_of_r_has_the_known_spread():
@@ -167,8 +167,8 @@ def test_replicates_fold_into_intervals_across_seeds():
 def test_views_show_the_interval_the_verdict_and_the_base_rate():
     from rich.console import Console
 
-    from freeze_tui.widgets.samples_view import samples_text
-    from freeze_tui.widgets.time_view import time_table
+    from freeze_tui.app.widgets.samples_view import samples_text
+    from freeze_tui.app.widgets.time_view import time_table
 
     state = RunState().apply_all([ev.Header(), _start(), *_replicate(2, 0.0, 0)])
     console = Console(width=160, record=True)

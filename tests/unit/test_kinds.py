@@ -4,7 +4,7 @@ from chosen (block, role) matrices and resolve back to exactly them, no import c
 import grimp
 import pytest
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 from engine.plans.describe import arm_record
 from engine.plans.kinds import KINDS, kind_of, resolve_plan, spec_for_matrices
 from engine.plans.spec import blocks_text, parse_spec

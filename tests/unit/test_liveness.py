@@ -10,16 +10,16 @@ import types
 
 import pytest
 
-from engine.activity import Activity
-from engine.gpu import GpuSampler
-from engine.heartbeat import HeartbeatThread
+from engine.core.activity import Activity
 from engine.log import events as ev
 from engine.log.channel import Channel
 from engine.log.liveness import GONE_AFTER_S, WriterWatch
 from engine.log.state import RunState
-from freeze_tui.activity import activity_label, gpu_brief, gpu_lines
-from freeze_tui.widgets.header_bar import SourceView, progress_line, status_label
-from freeze_tui.widgets.time_view import time_renderable
+from engine.run.gpu import GpuSampler
+from engine.run.heartbeat import HeartbeatThread
+from freeze_tui.app.activity import activity_label, gpu_brief, gpu_lines
+from freeze_tui.app.widgets.header_bar import SourceView, progress_line, status_label
+from freeze_tui.app.widgets.time_view import time_renderable
 from tests.synthetic_log import synthetic_events
 
 GIB = 2**30
@@ -40,7 +40,7 @@ def beat(state: RunState, phase: str, seconds: float, *, step: int = -1, epoch: 
 # -- the engine side ---------------------------------------------------------------------------------------
 def test_activity_reports_the_phase_and_its_age(monkeypatch):
     clock = iter([100.0, 100.0, 112.5])
-    monkeypatch.setattr("engine.activity.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("engine.core.activity.time.monotonic", lambda: next(clock))
     activity = Activity()
     activity.enter("step", 36, 1)
     assert activity.read() == ("step", 36, 1, 12.5)
@@ -64,7 +64,7 @@ def test_heartbeat_carries_activity_pid_host_and_gpus_now_and_then(monkeypatch):
 
     gpus = thread.gpus = FakeGpus()
     now = [0.0]
-    monkeypatch.setattr("engine.heartbeat.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("engine.run.heartbeat.time.monotonic", lambda: now[0])
     for t in (0.0, 1.0, 2.0, 3.0):  # GPUs every GPU_EVERY_S (3 s), not on every beat
         now[0] = t
         thread.beat()

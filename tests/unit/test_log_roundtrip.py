@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from engine.errors import FreezeTuiError, LogError
+from engine.core.errors import FreezeTuiError, LogError
 from engine.log import events as ev
 from engine.log.runlog import LogFollower, LogWriter, read_events
 

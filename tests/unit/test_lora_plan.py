@@ -2,13 +2,13 @@
 
 import pytest
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 from engine.plans.describe import arm_record
 from engine.plans.flops import flop_ratio, lora_step_flops, step_flops
 from engine.plans.kinds import resolve_plan
 from engine.plans.lora import AdapterPlan
 from engine.plans.spec import parse_spec
-from freeze_tui.plan_grid import render_grid
+from freeze_tui.draw.plan_grid import render_grid
 from tests.layouts import D, L
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from engine.config import RunConfig, device_list
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.freeze import resolve_plan
 from engine.plans.memory import activation_bytes, arm_memory, misfit, parse_size
+from engine.run.config import RunConfig, device_list
 from tests.layouts import gpt2_layout
 
 

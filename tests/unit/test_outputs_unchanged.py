@@ -16,7 +16,7 @@ import pytest
 from engine.log.runlog import read_events
 from engine.log.state import RunState
 from engine.log.summary import summarize
-from freeze_tui.cli import main
+from freeze_tui.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "data" / "golden"

@@ -7,7 +7,7 @@ from rich.console import Console
 
 from engine.plans.describe import describe_layout, plan_grid
 from engine.plans.freeze import resolve_plan
-from freeze_tui.plan_grid import render_grid, render_plans
+from freeze_tui.draw.plan_grid import render_grid, render_plans
 from tests.layouts import gpt2_layout
 
 
@@ -58,7 +58,7 @@ def test_render_plans_table():
 def test_plan_modules_do_not_import_torch():
     code = (
         "import sys, engine.plans.spec, engine.plans.roles, engine.plans.freeze, engine.plans.flops, "
-        "freeze_tui.plan_grid, "
+        "freeze_tui.draw.plan_grid, "
         "engine.plans.describe, engine.train.models; assert 'torch' not in sys.modules "
         "and 'transformers' not in sys.modules, sorted(sys.modules)"
     )

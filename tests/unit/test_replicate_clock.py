@@ -6,7 +6,7 @@ import pytest
 
 from engine.log import events as ev
 from engine.log.state import RunState
-from freeze_tui.charts import x_of
+from freeze_tui.draw.charts import x_of
 
 
 def two_replicates() -> list[ev.Event]:

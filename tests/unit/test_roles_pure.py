@@ -4,7 +4,7 @@ from types import SimpleNamespace as Config
 
 import pytest
 
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.plans.freeze import resolve_plan
 from engine.plans.roles import RawParam, arch_info, attention_splits, classify
 

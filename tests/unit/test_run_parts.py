@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.log.runlog import LogWriter, read_events
 from engine.plans.planned import plan_run
 from engine.run.accumulate import DEVICE_FLUSH_STEPS, ArmTotals, flush_due
+from engine.run.config import RunConfig
 from engine.run.emitter import Emitter, LogSink, new_run_id
 from engine.run.replicates import run_replicates
 from tests.layouts import gpt2_layout

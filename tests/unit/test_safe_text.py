@@ -2,7 +2,7 @@
 
 from rich.console import Console
 
-from freeze_tui.safe_text import ELLIPSIS, NEWLINE_MARK, clean, safe
+from freeze_tui.draw.safe_text import ELLIPSIS, NEWLINE_MARK, clean, safe
 
 
 def test_markup_is_kept_as_text():

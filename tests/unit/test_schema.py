@@ -19,14 +19,14 @@ EVENT_KEYS = {"loss", "dt", "lr", "arms", "drift", "rel"}
 # the same words as other keys, in files that also read events
 ALLOWED = {
     ("engine/train/setup.py", "lr"): "the config's lr (a RunConfig setting)",
-    ("freeze_tui/widgets/run_view.py", "lr"): "the config's lr, labelled",
-    ("freeze_tui/app.py", "loss"): "a view's name",
-    ("freeze_tui/keys.py", "arms"): "a key action's name",
-    ("freeze_tui/activity.py", "arms"): "an engine phase's name",
-    ("freeze_tui/commands/study.py", "arms"): "the run command's --arm option and `plan`'s description",
+    ("freeze_tui/app/widgets/run_view.py", "lr"): "the config's lr, labelled",
+    ("freeze_tui/app/app.py", "loss"): "a view's name",
+    ("freeze_tui/app/keys.py", "arms"): "a key action's name",
+    ("freeze_tui/app/activity.py", "arms"): "an engine phase's name",
+    ("freeze_tui/cli/commands/study.py", "arms"): "the run command's --arm option and `plan`'s description",
     ("engine/log/merge.py", "arms"): "run_start.config.runs[].arms: which arms each merged run brought",
     ("engine/log/comparisons.py", "arms"): "config.runs[].arms of merged logs; the pair `report --pair` compares",
-    ("freeze_tui/commands/report.py", "arms"): "the JSON report's per-arm part",
+    ("freeze_tui/cli/commands/report.py", "arms"): "the JSON report's per-arm part",
 }
 
 

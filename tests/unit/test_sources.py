@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from engine.errors import LogError
+from engine.core.errors import LogError
 from engine.log.events import Header, RunEnd, Step
 from engine.log.runlog import LogWriter
 from engine.log.sources import EventSource, ReplaySource, WatchSource

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import SpecError
+from engine.core.errors import SpecError
 from engine.plans.spec import Blocks, Preset, Rule, Schedule, parse_spec
 
 

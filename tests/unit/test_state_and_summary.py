@@ -8,7 +8,7 @@ import pytest
 from engine.log import events as ev
 from engine.log.state import RunState
 from engine.log.summary import arm_rows, summarize
-from freeze_tui.report import markdown_report
+from freeze_tui.draw.report import markdown_report
 
 
 def _run(status="finished"):

@@ -1,10 +1,10 @@
-"""The views' one redraw rule (freeze_tui/widgets/state_view.py): draw again only when the key changed."""
+"""The views' one redraw rule (freeze_tui/app/widgets/state_view.py): draw again only when the key changed."""
 
 from __future__ import annotations
 
 from engine.log.state import RunState
-from freeze_tui.colors import PLAIN
-from freeze_tui.widgets.state_view import StateView
+from freeze_tui.app.widgets.state_view import StateView
+from freeze_tui.draw.colors import PLAIN
 from tests.synthetic_log import synthetic_events
 
 

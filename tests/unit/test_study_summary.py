@@ -1,4 +1,4 @@
-"""engine/study.py: does a method arm beat the random controls? Paired by validation batch (one seed)
+"""engine/log/study.py: does a method arm beat the random controls? Paired by validation batch (one seed)
 or across seeds (replicates); roles come from run_start's config."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
+from engine.core.stats import mean_ci95
 from engine.log import events as ev
-from engine.stats import mean_ci95
-from engine.study import BEATS, LOSES, UNDECIDED, parse_roles, study_summary
+from engine.log.study import BEATS, LOSES, UNDECIDED, parse_roles, study_summary
+from engine.run.config import RunConfig
 
 ROLES = "full=full,m=method,w=method,n=method,random-1=random,random-2=random"
 

@@ -8,12 +8,12 @@ from rich.console import Console
 from rich.style import Style
 
 from engine.log.state import RunState
-from freeze_tui import modes
-from freeze_tui.colors import PLAIN, Palette, heat_style
-from freeze_tui.dw_cells import arm_page, arms_per_page, dw_table
-from freeze_tui.keys import free_name
-from freeze_tui.series import SMOOTH_WEIGHTS, ema_weighted, envelope, next_weight, smoothed_points
-from freeze_tui.widgets.run_view import run_tables
+from freeze_tui.app import modes
+from freeze_tui.app.keys import free_name
+from freeze_tui.app.widgets.run_view import run_tables
+from freeze_tui.draw.colors import PLAIN, Palette, heat_style
+from freeze_tui.draw.dw_cells import arm_page, arms_per_page, dw_table
+from freeze_tui.draw.series import SMOOTH_WEIGHTS, ema_weighted, envelope, next_weight, smoothed_points
 from tests.synthetic_log import synthetic_events
 
 NAN = math.nan
@@ -119,7 +119,7 @@ def test_readme_key_table_is_the_one_key_table():
 
 
 def test_bindings_tabs_and_help_come_from_the_one_table():
-    from freeze_tui.keys import BINDINGS
+    from freeze_tui.app.keys import BINDINGS
 
     bound = [(b.key, b.action) for b in BINDINGS]  # type: ignore[union-attr]
     assert bound == [(b.keys, b.action) for k in modes.KEYS for b in k.binds]

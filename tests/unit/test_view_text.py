@@ -7,14 +7,14 @@ from rich.style import Style
 
 from engine.log import events as ev
 from engine.log.state import RunState
-from freeze_tui import charts
-from freeze_tui.colors import Palette
-from freeze_tui.dw_cells import dw_table, grid_trains, is_frozen, parse_matrix
-from freeze_tui.widgets.arm_card import arm_card_text
-from freeze_tui.widgets.header_bar import SourceView, progress_line, run_line, status_label
-from freeze_tui.widgets.log_view import log_text
-from freeze_tui.widgets.samples_view import samples_text
-from freeze_tui.widgets.time_view import time_table
+from freeze_tui.app.widgets.arm_card import arm_card_text
+from freeze_tui.app.widgets.header_bar import SourceView, progress_line, run_line, status_label
+from freeze_tui.app.widgets.log_view import log_text
+from freeze_tui.app.widgets.samples_view import samples_text
+from freeze_tui.app.widgets.time_view import time_table
+from freeze_tui.draw import charts
+from freeze_tui.draw.colors import Palette
+from freeze_tui.draw.dw_cells import dw_table, grid_trains, is_frozen, parse_matrix
 from tests.synthetic_log import synthetic_events
 
 

@@ -13,9 +13,9 @@ from engine.log.runlog import read_events
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
 from engine.plans.describe import describe_layout
-from freeze_tui.headless import epoch_plan, print_summary
-from freeze_tui.plan_grid import render_grid, render_plans
-from freeze_tui.report import pack_fields, report_renderable, table_cells
+from freeze_tui.cli.headless import epoch_plan, print_summary
+from freeze_tui.draw.plan_grid import render_grid, render_plans
+from freeze_tui.draw.report import pack_fields, report_renderable, table_cells
 from tests.layouts import gpt2_layout
 from tests.synthetic_log import synthetic_events
 

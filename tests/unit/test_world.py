@@ -7,13 +7,13 @@ import dataclasses
 
 import pytest
 
-from engine.config import RunConfig
-from engine.errors import FreezeTuiError
+from engine.core.errors import FreezeTuiError
+from engine.dist.world import LIVE_APP_REFUSED, check_world
 from engine.log import events as ev
 from engine.log.merge import merge_parts
-from engine.world import LIVE_APP_REFUSED, check_world
-from freeze_tui.cli import main, run
-from freeze_tui.run_options import FIELDS, config_args, config_from
+from engine.run.config import RunConfig
+from freeze_tui.cli.main import main, run
+from freeze_tui.cli.run_options import FIELDS, config_args, config_from
 
 
 def step(n, arm, loss):

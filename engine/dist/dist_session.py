@@ -1,0 +1,161 @@
+"""The processes of a distributed run: world rank 0 is a RunSession (the only emitter: it writes the log,
+the console prints it); every other rank trains in its main thread and prints only its own errors.
+No torch at import: the engine thread (rank 0) or `run_worker` loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from typing import Any
+
+from engine.run.config import RunConfig
+from engine.core.control import Control
+from engine.core.errors import FreezeTuiError
+from engine.log import events as ev
+from engine.log.summary import summarize
+from engine.run.emitter import new_run_id
+from engine.train.session import OOM_HINT, RunSession
+
+STOP_GRACE_S = 15.0
+DONE_WAIT_S = 60.0  # how long a failed rank waits for rank 0 to end the log before it exits anyway
+
+
+def failure_message(exc: BaseException) -> str:
+    if isinstance(exc, FreezeTuiError):
+        return str(exc)
+    text = str(exc)
+    if "out of memory" in text.lower():
+        return OOM_HINT
+    if "closed by peer" in text or "reset by peer" in text:  # gloo: a rank's process is gone
+        return "lost contact with another rank: its process ended without a word (killed? see the launcher's output)"
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+class DistRunSession(RunSession):
+    """World rank 0: trains its own arm (in the engine thread, like a one-process run), merges every
+    rank's events into the one log, and ends it -- also when another rank fails."""
+
+    def __init__(self, cfg: RunConfig, log_path, *, producer: str) -> None:
+        super().__init__(cfg, log_path, producer=producer)
+        self.world: Any = None  # engine.dist.distributed.World, once the process group exists
+
+    @property
+    def _ended(self) -> bool:
+        """The engine thread and the failure watcher may both end the run: the emitter takes one run_end."""
+        return self.emitter.ended
+
+    def stop(self) -> None:
+        """Stop at the next sync point, where every rank agrees; a rank that died (killed by the system
+        or the launcher) never gets there, so after STOP_GRACE_S the log ends without it."""
+        super().stop()
+
+        def give_up() -> None:
+            if not self._ended:
+                why = f"stopped, but not every rank reached a step boundary within {STOP_GRACE_S:.0f} s"
+                self._end_failed({0: why + " (did one die? see the launcher's output)"}, status="stopped")
+
+        timer = threading.Timer(STOP_GRACE_S, give_up)
+        timer.daemon = True
+        timer.start()
+
+    def end_unfinished(self, interrupted: bool) -> None:
+        """The console quit before the run ended (a second Ctrl-C, or the launcher's SIGTERM when
+        another rank died): the log still ends, saying so."""
+        if not self._ended:
+            why = "interrupted" if interrupted else "ended by a signal (a launcher ends every rank when one dies)"
+            self._end_failed({0: f"{why} before the run finished"}, status="stopped" if interrupted else "failed")
+
+    def mark_done(self) -> None:
+        """The log is whole and the console has said it: ranks waiting on a failure may exit."""
+        if self.world is not None:
+            self.world.board.mark_done()
+
+    def _main_body(self) -> None:
+        self.emit(ev.Header(producer=self.producer, run_id=new_run_id()))
+        self._heartbeat.start()
+        try:
+            self._route_library_output()
+            status, extra = self._run()
+        except Exception as exc:
+            self._fail_here(exc)
+            return
+        if self.log_failure:
+            status = "failed"
+        self._heartbeat.halt()  # run_end is the last line
+        self.emit(ev.RunEnd(status=status, summary=summarize(self.state, extra)))
+        with contextlib.suppress(Exception):  # the log is whole; tearing the groups down is best effort
+            self.world.close()
+
+    def _run(self) -> tuple[str, dict]:
+        from engine.dist.distributed import drive, init_world
+
+        self.world = init_world(self.cfg)
+        self.world.board.watch(self._end_failed)
+        return drive(self.cfg, self.emit, self.control, self.world)
+
+    def _fail_here(self, exc: Exception) -> None:
+        """Rank 0 failed -- or broke because another rank did first: then that rank is the cause."""
+        if isinstance(exc, FreezeTuiError):
+            self.failure = exc
+        if self.world is None:
+            self._end_failed({0: failure_message(exc)}, traceback.format_exc())
+            return
+        self.world.board.report(failure_message(exc))
+        time.sleep(2 * 0.2)  # a failure that reached the store first is the cause, not this one
+        others = {r: m for r, m in self.world.board.failures().items() if r != 0}
+        self._end_failed(others or {0: failure_message(exc)}, "" if others else traceback.format_exc())
+
+    def _end_failed(self, failures: dict[int, str], detail: str = "", status: str = "failed") -> None:
+        """The log's end for a failed run, naming every rank that failed; then the others may exit."""
+        self._heartbeat.halt()
+        with self.emitter.lock:  # the errors and their run_end in one piece
+            for rank, message in sorted(failures.items()):
+                self.emit(ev.Error(message=f"rank {rank}: {message}", fatal=True, detail=detail))
+            summary = summarize(self.state, {})
+            rank, message = min(failures.items())
+            summary["failure"] = {"rank": rank, "message": message}
+            self.emit(ev.RunEnd(status=status, summary=summary))
+        with self.emitter.lock:
+            self.log.close()
+        self.channel.close()
+
+
+def run_worker(cfg: RunConfig) -> int:
+    """A rank other than 0: train, print nothing but this rank's own error; exit 0 when the run ended
+    (rank 0 says how), 1 (or 2 for bad input) when this rank failed."""
+    from engine.dist.distributed import drive, init_world
+
+    warnings.simplefilter("ignore")  # rank 0 logs the warnings; the same ones would repeat here
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    control = Control()
+    signal.signal(signal.SIGINT, lambda *_: control.stop.set())  # the launcher's Ctrl-C: stop with rank 0
+    world = None
+    try:
+        world = init_world(cfg)
+        world.board.watch(lambda failures: _exit_after_rank0(world))
+        drive(cfg, lambda event: None, control, world)
+        world.close()
+        return 0
+    except Exception as exc:
+        message, code = failure_message(exc), 2 if isinstance(exc, FreezeTuiError) else 1
+        if world is None:  # before the world formed (this rank's device, the rendezvous): no one to tell
+            print(f"freeze-tui: error: rank {os.environ.get('RANK')}: {message}", file=sys.stderr, flush=True)
+            return code
+        world.board.report(message)
+        world.board.wait_done(DONE_WAIT_S)
+        if world.board.failures().get(0) != message:  # the same bad input on every rank: rank 0 said it
+            print(f"freeze-tui: error: rank {world.rank}: {message}", file=sys.stderr, flush=True)
+        os._exit(code)
+
+
+def _exit_after_rank0(world) -> None:
+    """Another rank failed: rank 0 writes the end of the log; this rank's work is void, it leaves quietly."""
+    world.board.wait_done(DONE_WAIT_S)
+    os._exit(1)

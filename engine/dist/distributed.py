@@ -1,0 +1,315 @@
+"""A run over several processes (torchrun): the world is arms x shards, a 2-D DeviceMesh (`arm`, `shard`) (torch).
+
+Each arm group trains one arm; with --shards K > 1 the arm is sharded with FSDP2 (`fully_shard`) over
+its K ranks, each taking an equal slice of every batch (the gradient is then the full batch's). Every
+group draws the same seeded batch order, so no batch travels. Per step, a sharded group reduces its
+values (loss: mean of the slices; dt: the slowest rank; squared norms: summed over the shards, which
+makes the norms exact); at every sync point the groups' events are gathered to world rank 0, which
+merges them and is the only emitter. Failures go through the rendezvous store (`FailureBoard`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import threading
+import time
+from datetime import timedelta
+from typing import Any, cast
+
+import torch
+import torch.distributed as dist
+
+from engine.run.config import RunConfig
+from engine.core.errors import FreezeTuiError
+from engine.log import events as ev
+from engine.log.merge import merge_parts
+from engine.run.replicates import run_replicates
+from engine.train.devices import copy_to, on_device
+from engine.train.experiment import Experiment, weights_checksum
+from engine.train.memory_plan import planned_run
+from engine.train.setup import prepare, run_start_event
+from engine.train.topology import Agreement
+
+# A backstop only: a rank that fails tells the others through the store at once. A group waits at a
+# sync point for the slowest arm's validation pass or samples, which on a large model takes minutes.
+COLLECTIVE_TIMEOUT = timedelta(seconds=float(os.environ.get("FREEZE_TUI_COLLECTIVE_TIMEOUT", "1800")))
+POLL_S = 0.2
+
+
+@dataclasses.dataclass
+class World:
+    rank: int
+    size: int
+    arm_index: int
+    shard_index: int
+    shards: int
+    device: torch.device
+    mesh: Any  # DeviceMesh (arm, shard)
+    ctl: Any  # gloo process group for the event exchange
+    board: FailureBoard
+
+    @property
+    def shard_group(self):
+        return self.mesh["shard"].get_group()
+
+    def gather(self, value) -> list:
+        out: list = [None] * self.size
+        dist.all_gather_object(out, value, group=self.ctl)
+        return out
+
+    def close(self) -> None:
+        """Every rank has left its last collective: then the groups may go."""
+        self.board.wait_all("finished", self.size)
+        self.board.closed = True
+        dist.destroy_process_group()
+
+
+def rank_device(name: str, local_rank: int) -> torch.device:
+    """--device names the kind; the index is the process's local rank (one GPU per process)."""
+    kind = name.split(":")[0]
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "mps":
+        raise FreezeTuiError("--device mps has no distributed backend; use --device cpu or cuda")
+    if kind == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise FreezeTuiError(
+                f"local rank {local_rank} has no GPU: {torch.cuda.device_count()} visible; "
+                "start at most one process per GPU (--nproc-per-node)"
+            )
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def init_world(cfg: RunConfig) -> World:
+    from torch.distributed.device_mesh import init_device_mesh
+
+    device = rank_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+    board = FailureBoard(dist.get_rank(), dist.get_world_size())  # after the group: rank 0 may host the store
+    mesh = init_device_mesh(device.type, (len(cfg.arms), cfg.shards), mesh_dim_names=("arm", "shard"))
+    ctl = dist.group.WORLD if backend == "gloo" else dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
+    return World(
+        rank=dist.get_rank(),
+        size=dist.get_world_size(),
+        arm_index=mesh.get_local_rank("arm"),
+        shard_index=mesh.get_local_rank("shard"),
+        shards=cfg.shards,
+        device=device,
+        mesh=mesh,
+        ctl=ctl,
+        board=board,
+    )
+
+
+class FailureBoard:
+    """Failures travel through the rendezvous store, not through collectives: a rank that fails writes
+    its error there and waits; a watcher thread on every rank sees it within POLL_S; world rank 0 ends
+    the log (`run_end failed`, naming the rank) and says "done"; then every rank exits. No hang."""
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank, self.size = rank, size
+        store = dist.TCPStore(
+            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timedelta(seconds=60)
+        )
+        run = os.environ.get("TORCHELASTIC_RUN_ID", "run")
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        self._store = dist.PrefixStore(f"freeze_tui/{run}/{restart}/", store)
+        self._lock = threading.Lock()
+        self.closed = False  # the run ended normally: stop watching
+
+    def report(self, message: str) -> None:
+        with self._lock:
+            self._store.set(f"error/{self.rank}", message)
+            self._store.add("failed", 1)
+
+    def failures(self) -> dict[int, str]:
+        """{rank: message} of every rank that has reported."""
+        with self._lock:
+            if not self._store.check(["failed"]):
+                return {}
+            keys = {r: f"error/{r}" for r in range(self.size)}
+            return {r: self._store.get(k).decode() for r, k in keys.items() if self._store.check([k])}
+
+    def mark_done(self) -> None:
+        with self._lock:
+            self._store.set("done", "1")
+
+    def wait_done(self, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._store.check(["done"]):
+                    return True
+            time.sleep(POLL_S)
+        return False
+
+    def wait_all(self, key: str, count: int, timeout: float = 120.0) -> None:
+        with self._lock:
+            self._store.add(key, 1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if int(self._store.add(key, 0)) >= count:
+                    return
+            time.sleep(POLL_S)
+
+    def watch(self, on_failure) -> None:
+        """Call on_failure({rank: message}) once, from a daemon thread, when another rank fails."""
+
+        def poll() -> None:
+            while not self.closed:
+                try:
+                    others = {r: m for r, m in self.failures().items() if r != self.rank}
+                except Exception:  # the store went away: the launcher is ending the run
+                    return
+                if others:
+                    on_failure(others)
+                    return
+                time.sleep(POLL_S)
+
+        threading.Thread(target=poll, name="freeze-tui-failures", daemon=True).start()
+
+
+class MeshRanks:
+    """The topology of one rank: its arm (its slice of the batch when sharded) on its device; its events
+    leave at sync points, where world rank 0 merges every group's and is the only emitter."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.outbox: list = []
+        self.final_emit = None
+        self.checksums: dict[str, str] = {}  # this rank's arm's initial weights, as copied
+        self.last = Agreement(stop=False, nan_stop=False, active=True)
+        # before training every arm is the same: arm group 0 samples for all (every rank of a sharded
+        # group takes part in the forward passes; its first rank sends the events)
+        self.samples_before_training = world.arm_index == 0
+
+    def own(self, plans: list) -> list:
+        return [plans[self.world.arm_index]]
+
+    def place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        # a sharded arm is never whole on its device: fully_shard moves each rank's shards, block by block
+        return model if self.world.shards > 1 else model.to(device)
+
+    def wrap(self, name: str, model: torch.nn.Module, n_blocks: int) -> torch.nn.Module:
+        self.checksums[name] = weights_checksum(model)  # before sharding: the weights as copied
+        if self.world.shards == 1:
+            return model
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = self.world.mesh["shard"]
+        for block in _blocks(model, n_blocks):
+            fully_shard(block, mesh=mesh, reshard_after_forward=True)
+        fully_shard(model, mesh=mesh, reshard_after_forward=True)  # the same module, its class now FSDP's
+        return model
+
+    def batches(self, batch: torch.Tensor, devices: list[torch.device]) -> dict[torch.device, torch.Tensor]:
+        width = len(batch) // self.world.shards
+        start = self.world.shard_index * width
+        return copy_to(batch[start : start + width], devices)
+
+    def launching_on(self, device: torch.device):
+        return on_device(device)
+
+    def reduce(self, losses: list, dts: list, dw_squares: list) -> tuple[list, list, list]:
+        if self.world.shards == 1:
+            return losses, dts, dw_squares
+        group, device = self.world.shard_group, self.world.device
+        sums = torch.tensor(losses, dtype=torch.float64, device=device)
+        dist.all_reduce(sums, group=group)
+        times = torch.tensor(dts, dtype=torch.float64, device=device)
+        dist.all_reduce(times, op=dist.ReduceOp.MAX, group=group)  # an arm is as fast as its slowest rank
+        squares = torch.tensor(dw_squares, dtype=torch.float64, device=device)
+        dist.all_reduce(squares, group=group)
+        return (sums / self.world.shards).tolist(), times.tolist(), squares.tolist()
+
+    def emitter(self, emit):
+        """The experiment's events wait here for the next sync point; `emit` (the log's, on world rank 0)
+        gets the merged ones."""
+        self.final_emit = emit
+        return self.outbox.append
+
+    def sync(self, local: Agreement) -> Agreement:
+        """Every rank: its events (only a group's first rank sends them; the others hold copies) and
+        its stop/arm state go to all; world rank 0 emits the merged events; all agree on stopping."""
+        mine = self.outbox if self.world.shard_index == 0 else []
+        payload = {"events": list(mine), "stop": local.stop, "nan_stop": local.nan_stop, "active": local.active}
+        self.outbox.clear()
+        gathered = self.world.gather(payload)
+        if self.world.rank == 0 and self.final_emit is not None:
+            for event in merge_parts([p["events"] for p in gathered]):
+                self.final_emit(event)
+        self.last = Agreement(
+            stop=any(p["stop"] for p in gathered),
+            nan_stop=any(p["nan_stop"] for p in gathered),
+            active=any(p["active"] for p in gathered),
+        )
+        return self.last
+
+    def agreed(self, local: Agreement) -> Agreement:
+        """What all ranks agreed at the last sync point: a rank never stops alone."""
+        return self.last
+
+    def whole_model(self, model: Any, initial: torch.nn.Module) -> Any:
+        """A sharded arm gathers its full weights (every rank of the group takes part); its first rank saves."""
+        if self.world.shards == 1:
+            return model
+        # one tensor at a time through the device: never the whole model there at once
+        full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu() for k, v in model.state_dict().items()}
+        if self.world.shard_index != 0:
+            return None
+        plain = copy.deepcopy(initial)
+        plain.load_state_dict(full)
+        return plain
+
+    def arm_memory(self, mine: dict) -> dict:
+        # a DTensor counts its whole size: a group's first rank reports the whole arm, as one process would
+        mine = mine if self.world.shard_index == 0 else {}
+        return {k: v for part in self.world.gather(mine) for k, v in part.items()}
+
+
+def _blocks(model: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
+    """The transformer blocks (the ModuleList of n_blocks), each its own FSDP unit: one block's
+    weights are gathered at a time."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_blocks and n_blocks > 0:
+            return list(module)
+    return []
+
+
+def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
+    """One rank's whole run; `emit` is the log's emitter on world rank 0 and a no-op elsewhere."""
+    # every rank plans every arm once (the run_start it writes names them all) and places them all on its
+    # own device; it checks the memory of its own arm only (none when sharded: the plan counts whole arms)
+    own_name = cfg.arms[world.arm_index][0]
+    planned = planned_run(cfg, [world.device])
+    if world.shards == 1:
+        planned.only([own_name]).check()
+    setup = prepare(cfg, control.activity, planned=planned, memory_check=False)
+    ranks = world.gather(planned.only([own_name]).placement)  # every arm on its ranks' device
+    setup.placement = {name: torch.device(d) for part in ranks for name, d in part.items()}
+    if world.shards == 1:
+        setup.memory = dict(planned.memory)
+
+    def run_start(experiment: Experiment) -> ev.RunStart:  # every rank takes part in the gather
+        mine = cast(MeshRanks, experiment.topology).checksums
+        checksums = {name: c for part in world.gather(mine) for name, c in part.items()}
+        start = run_start_event(setup, checksums)
+        start.config.update(world_size=world.size, backend=dist.get_backend())
+        return start
+
+    # replicates as in one process; the status is the same on every rank: stopping is agreed at sync points
+    status, experiment = run_replicates(
+        cfg, lambda c: Experiment(c, setup, emit, control, MeshRanks(world)), emit, run_start
+    )
+    if cfg.save:
+        experiment.save(cfg.save)
+    experiment._sync()
+    return status, {"state_bytes": experiment.arm_memory()}

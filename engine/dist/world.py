@@ -1,0 +1,63 @@
+"""What a process knows of a distributed run before torch loads: the torchrun environment, the world's
+layout (arms x shards) and what a distributed run refuses. No torch. (World rank 0 merges the events of
+the arm groups with the one merger, engine.log.merge.merge_parts.)
+"""
+
+from __future__ import annotations
+
+import os
+
+from engine.run.config import RunConfig
+from engine.core.errors import FreezeTuiError
+
+LIVE_APP_REFUSED = (
+    "the live app runs in one process: under torchrun (or with --nproc-per-node) pass --headless, "
+    "then follow the run with `freeze-tui watch LOG` from another terminal"
+)
+
+
+def under_torchrun() -> bool:
+    """True in a worker that torchrun (or torch's elastic launcher) started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
+
+
+def quiet_rank() -> bool:
+    """A torchrun worker other than world rank 0: it prints only errors of its own."""
+    return under_torchrun() and env_rank() != 0
+
+
+def env_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def env_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_world(cfg: RunConfig, world_size: int, *, headless: bool, detach: bool = False) -> None:
+    """One clear line for what a distributed run cannot do: the live app, or a world of the wrong size."""
+    if not headless or detach:
+        raise FreezeTuiError(LIVE_APP_REFUSED)
+    if cfg.shards > 1 and cfg.dtype == "fp16":
+        raise FreezeTuiError(
+            "--dtype fp16 with --shards: each shard's GradScaler would skip steps on its own; use --dtype bf16"
+        )
+    if "," in cfg.device:
+        raise FreezeTuiError(
+            f"--device {cfg.device}: a distributed run has one device per process (its local rank's); "
+            "pass --device cuda, cpu or auto"
+        )
+    need = len(cfg.arms) * cfg.shards
+    if world_size != need:
+        raise FreezeTuiError(
+            f"the world has {world_size} process(es) but {len(cfg.arms)} arm(s) x --shards {cfg.shards} "
+            f"need {need}: start {need} processes (--nproc-per-node x --nnodes) or change --arm/--shards"
+        )
+
+
+def check_one_process(cfg: RunConfig) -> None:
+    if cfg.shards > 1:
+        raise FreezeTuiError(
+            f"--shards {cfg.shards} shards each arm over {cfg.shards} processes: add --nproc-per-node "
+            f"{len(cfg.arms) * cfg.shards} --headless (or start it with torchrun)"
+        )

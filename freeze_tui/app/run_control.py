@@ -1,0 +1,62 @@
+"""Stopping and quitting a live run: both ask first, and both let the run end at a step boundary
+so its log stays complete (a second `q` quits without waiting). Mixed into FreezeApp."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import App
+
+from engine.log.sources import EventSource
+from engine.log.state import RunState
+from freeze_tui.app.screens.confirm import ConfirmScreen
+
+if TYPE_CHECKING:  # a mixin of FreezeApp: type-check it as the App it is part of
+    _Base = App[None]
+else:
+    _Base = object
+
+
+class RunControl(_Base):
+    source: EventSource
+    state: RunState
+    _stopping: bool
+    _quit_when_done: bool
+
+    def live_running(self) -> bool:
+        return self.source.mode == "live" and not self.source.done and not self.state.finished
+
+    def action_stop(self) -> None:
+        if self.live_running() and not self._stopping:
+            self.push_screen(ConfirmScreen("Stop the run at the next step boundary?"), self._stop_confirmed)
+
+    def _stop_confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self._stopping = True
+            self.source.stop()
+            self.notify("stopping at the next step boundary… (q again: quit without waiting)", timeout=4)
+
+    async def action_quit(self) -> None:
+        if not self.live_running():
+            self.source.stop()
+            self.exit()
+        elif self._stopping:
+            self.exit()  # asked twice: quit without waiting for the run to end
+        else:
+            self.push_screen(
+                ConfirmScreen("A run is going. Stop it and quit once its log is complete?"), self._quit_confirmed
+            )
+
+    def stop_signal(self, count: int) -> None:
+        """SIGINT/SIGTERM/SIGHUP (freeze_tui.cli.interrupts): the first is q answered yes (stop the run, quit
+        once its log is complete); the second quits now. Quitting through Textual restores the terminal."""
+        if count > 1 or not self.live_running():
+            self.source.stop()
+            self.exit()
+        else:
+            self._quit_confirmed(True)
+
+    def _quit_confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self._quit_when_done = True
+            self._stop_confirmed(True)

@@ -1,0 +1,125 @@
+"""`freeze-tui run` over several processes: as a torchrun worker, or starting them itself
+(`--nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT]`) through torch's elastic launcher,
+the same machinery as torchrun, in this process. No torch at import.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from engine.core.errors import FreezeTuiError
+from engine.dist.world import check_world, env_rank, env_world_size, under_torchrun
+from engine.run.config import RunConfig
+from freeze_tui.cli.launch_checks import check_launch
+
+LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend")
+
+
+def launch_options(command):
+    """The launcher's options of `run` (torchrun's names)."""
+    options = [
+        click.option("--nproc-per-node", type=int, help="Start N processes on this node (a distributed run)."),
+        click.option(
+            "--nnodes", type=int, default=1, show_default=True, help="Nodes in the run (with --nproc-per-node)."
+        ),
+        click.option("--node-rank", type=int, help="This node's rank (static rendezvous only)."),
+        click.option(
+            "--rdzv-endpoint", metavar="HOST:PORT", help="Rendezvous of a multi-node run (the same on every node)."
+        ),
+        click.option(
+            "--rdzv-id", default="freeze-tui", show_default=True, help="Rendezvous id (the same on every node)."
+        ),
+        click.option("--rdzv-backend", default="c10d", show_default=True, help="torch rendezvous backend."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def pop_launch(opts: dict) -> dict | None:
+    """The launcher's settings, or None when this `run` starts no processes."""
+    launch = {name: opts.pop(name) for name in LAUNCH_FLAGS}
+    return launch if launch["nproc_per_node"] is not None and not under_torchrun() else None
+
+
+def run_distributed(
+    cfg: RunConfig, log_path: Path, *, headless: bool, detach: bool, launch: dict | None, precheck, producer: str
+) -> int:
+    if launch is not None:
+        if launch["nproc_per_node"] < 1 or launch["nnodes"] < 1:
+            raise FreezeTuiError("--nproc-per-node and --nnodes must be at least 1")
+        check_launch(launch, detach=detach)
+        check_world(cfg, launch["nproc_per_node"] * launch["nnodes"], headless=headless, detach=detach)
+        precheck(cfg)
+        return launch_workers(cfg, log_path, launch)
+    check_world(cfg, env_world_size(), headless=headless, detach=detach)
+    precheck(cfg)
+    if env_rank() != 0:
+        from freeze_tui.cli.engine_door import run_worker
+
+        _exit(run_worker(cfg))
+    return _run_rank0(cfg, log_path, producer)
+
+
+def _run_rank0(cfg: RunConfig, log_path: Path, producer: str) -> int:
+    from freeze_tui.cli.engine_door import dist_run_session
+    from freeze_tui.cli.headless import run_headless
+    from freeze_tui.cli.interrupts import Interrupts
+
+    session = dist_run_session(cfg, log_path, producer=producer)
+    click.echo(f"log: {log_path}")
+    with Interrupts() as interrupts:
+        code = run_headless(session.start(), interrupts=interrupts)
+    session.end_unfinished(interrupted=code == 130)
+    session.mark_done()
+    stuck = not session.join(timeout=10)  # the engine thread may wait in a collective of a failed rank
+    if session.failure is not None:
+        raise session.failure
+    if stuck:
+        _exit(code)
+    return code
+
+
+def _exit(code: int) -> None:
+    """Leave now: a thread may still wait in a collective that will never finish (the log is whole)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
+    """Start this node's processes through torch's elastic launcher; the exit code of the lowest rank
+    that failed (rank 0's: 1 for a failed run, 2 for bad input), else 0."""
+    import logging
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets, without its banner
+    from freeze_tui.cli.engine_door import child_failure_type, elastic_launch
+    from freeze_tui.cli.run_options import config_args
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # workers say what failed
+    child = ["-m", "freeze_tui", "run", "--headless", "--log-path", str(log_path), *config_args(cfg, skip=["log"])]
+    torchrun_args = _torchrun_args(launch) + child
+    try:
+        elastic_launch(torchrun_args)
+    except child_failure_type() as exc:
+        failures = getattr(exc, "failures", {})  # ChildFailedError: {rank: its failure}
+        code = failures[min(failures)].exitcode if failures else 1
+        return code if code > 0 else 1
+    return 0
+
+
+def _torchrun_args(launch: dict) -> list[str]:
+    args = ["--nproc-per-node", str(launch["nproc_per_node"]), "--nnodes", str(launch["nnodes"])]
+    if launch["rdzv_endpoint"] is None:
+        if launch["nnodes"] > 1:
+            raise FreezeTuiError("--nnodes above 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
+        import uuid  # torchrun's --standalone: a c10d store on a free local port
+
+        return [*args, "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", str(uuid.uuid4())]
+    args += ["--rdzv-endpoint", launch["rdzv_endpoint"], "--rdzv-id", launch["rdzv_id"]]
+    args += ["--rdzv-backend", launch["rdzv_backend"]]
+    return args + (["--node-rank", str(launch["node_rank"])] if launch["node_rank"] is not None else [])

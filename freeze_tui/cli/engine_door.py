@@ -1,0 +1,72 @@
+"""The CLI's one door to the torch side of the engine. Each function imports what it needs when it is
+called, so `--help`, `replay`, `watch`, `report`, `export` and `serve` never load torch (a test checks
+sys.modules), and the import contract for the CLI names this module alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.dist.dist_session import DistRunSession
+    from engine.plans.planned import PlannedRun
+    from engine.plans.select import Budget, Selection
+    from engine.run.config import RunConfig
+    from engine.train.session import RunSession
+
+
+def run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> RunSession:
+    """A one-process run (its engine thread loads torch when it starts)."""
+    from engine.train.session import RunSession
+
+    return RunSession(cfg, log_path, producer=producer)
+
+
+def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> DistRunSession:
+    """World rank 0 of a distributed run: the only emitter."""
+    from engine.dist.dist_session import DistRunSession
+
+    return DistRunSession(cfg, log_path, producer=producer)
+
+
+def run_worker(cfg: RunConfig) -> int:
+    """Any other rank of a distributed run."""
+    from engine.dist.dist_session import run_worker as worker
+
+    return worker(cfg)
+
+
+def planned_run(cfg: RunConfig) -> PlannedRun:
+    """Layout (meta device), plans, placement and memory, once."""
+    from engine.train.memory_plan import planned_run as plan_it
+
+    return plan_it(cfg)
+
+
+def add_memory_plan(desc: dict, cfg: RunConfig, planned: PlannedRun, **options: Any) -> dict:
+    """`plan`'s per-arm memory and devices (and `--measure`'s timed steps)."""
+    from engine.train.memory_plan import add_memory_plan as add
+
+    return add(desc, cfg, planned, **options)
+
+
+def select(cfg: RunConfig, method: str, budget: Budget, **probe: int) -> Selection:
+    """A selector's ranking and spec within the budget (`suggest`, `study`)."""
+    from engine.train.probe import select as run_selector
+
+    return run_selector(cfg, method, budget, **probe)
+
+
+def elastic_launch(torchrun_args: list[str]) -> None:
+    """Start this node's processes through torch's elastic launcher (raises its ChildFailedError)."""
+    from torch.distributed.launcher.api import elastic_launch as launch
+    from torch.distributed.run import config_from_args, parse_args
+
+    config, cmd, cmd_args = config_from_args(parse_args(torchrun_args))
+    launch(config, cmd)(*cmd_args)
+
+
+def child_failure_type() -> type[Exception]:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    return ChildFailedError
