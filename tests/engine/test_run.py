@@ -118,7 +118,10 @@ def test_intervals_contain_their_estimates(finished):
         assert arm["p_pre_ci"] == [None, None] and arm["p_post_ci"] == [None, None]
 
 
-RECOMPUTED = ("T", "r", "r_ci", "r_median", "r_median_ci", "val_diff", "val_diff_ci", "delta_p", "delta_p_ci")
+RECOMPUTED = (
+    *("T", "r", "r_ci", "r_median", "r_median_ci", "val_diff", "val_diff_ci", "delta_p", "delta_p_ci"),
+    *("p_pre", "p_pre_ci", "p_post", "p_post_ci"),
+)
 
 
 @pytest.mark.parametrize("steps", [12, 200])
@@ -137,8 +140,6 @@ def test_report_json_recomputes_what_run_end_says(tiny, tmp_path, steps):
         mine, theirs = recomputed[name], stored[name]
         for key in RECOMPUTED:
             assert mine.get(key) == pytest.approx(theirs.get(key), rel=1e-9, nan_ok=True), (name, key)
-        assert mine["p_pre"] == pytest.approx([theirs["p_pre"], *theirs["p_pre_ci"]], nan_ok=True)
-        assert mine["p_post"] == pytest.approx([theirs["p_post"], *theirs["p_post_ci"]], nan_ok=True)
     if steps == 12:  # at 200 steps the data choose the block length: under heavy load maybe too long for 30
         assert recomputed["targeted"]["r_ci"] == [None, None]
 
