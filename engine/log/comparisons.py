@@ -14,7 +14,9 @@ from engine.core.stats import (
     EQUIVALENCE_MARGIN,
     clustered_mean_ci95,
     equivalence,
+    paired_steps,
     ratio_ci,
+    saving,
     saving_estimate,
     weighted_paired_ci95,
 )
@@ -48,6 +50,27 @@ def unpaired(state: RunState, name: str) -> bool:
     """Whether `name` is the only arm of its run among merged runs: nothing shares its clock."""
     groups = run_groups(state)
     return len(groups) > 1 and any(group == [name] for group in groups)
+
+
+def live_saving(state: RunState, name: str) -> float:
+    """r so far, as the summary counts it: against the arm's own run's baseline, over paired steps with
+    the warm-up left out (from T before any step past it); nan for a baseline or an arm alone in its run."""
+    base = baseline_of(state, name)
+    if base is None or base == name or unpaired(state, name):
+        return math.nan
+    full, arm = paired_steps(state.arms[base].dts, state.arms[name].dts)
+    if len(full):
+        return saving(float(full.sum()), float(arm.sum()))
+    return saving(state.arm_time(base), state.arm_time(name))
+
+
+def live_interval(state: RunState, name: str) -> tuple[float, float]:
+    """r's 95 % interval against the arm's own run's baseline (nan, nan: none yet, or nothing to pair)."""
+    base = baseline_of(state, name)
+    if base is None or base == name or unpaired(state, name):
+        return math.nan, math.nan
+    est = saving_estimate(state.arms[base].dts, state.arms[name].dts)
+    return est.lo, est.hi
 
 
 def time_comparison(state: RunState, base: str, name: str, margin: float = EQUIVALENCE_MARGIN) -> dict:

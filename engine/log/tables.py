@@ -14,6 +14,7 @@ import msgspec
 
 from engine.log import events as ev
 from engine.log.state import RunState
+from engine.log.study import study_summary
 from engine.log.summary import arm_rows
 
 Row = tuple
@@ -86,17 +87,33 @@ SUMMARY_COLUMNS = (
     "common_base_rate",
     "pareto_time",
     "pareto_forget",
+    # r's and Δp's intervals; `freeze-tui study`: a method's val loss vs the mean of the random controls
+    "r_lo",
+    "r_hi",
+    "delta_p_lo",
+    "delta_p_hi",
+    "vs_random",
+    "vs_random_lo",
+    "vs_random_hi",
+    "random_verdict",
+    "status",
 )
 
 
 def summary_rows(state: RunState) -> list[Row]:
     """The report's numbers, one row per arm (intervals as their own columns)."""
     rows = []
-    for r in arm_rows(state):
+    arms = arm_rows(state)
+    study = study_summary(state, {r.arm: msgspec.to_builtins(r) for r in arms}) or {"methods": {}}
+    for r in arms:
         (pre_lo, pre_hi), (post_lo, post_hi) = r.p_pre_ci, r.p_post_ci
         bounds = {"p_pre_lo": pre_lo, "p_pre_hi": pre_hi, "p_post_lo": post_lo, "p_post_hi": post_hi}
-        flat = {**msgspec.structs.asdict(r), **bounds}
-        for key in ("val_diff", "target_gain", "forgetting", "forgetting_vs_full"):
+        flat = {**msgspec.structs.asdict(r), **bounds, "status": state.status}
+        method = study["methods"].get(r.arm)
+        if method is not None:
+            flat |= {"vs_random": method["vs_random"], "vs_random_ci": method["vs_random_ci"]}
+            flat["random_verdict"] = method["verdict"]
+        for key in ("val_diff", "target_gain", "forgetting", "forgetting_vs_full", "r", "delta_p", "vs_random"):
             ci = flat.get(f"{key}_ci")
             if isinstance(ci, (list, tuple)) and len(ci) == 2:
                 flat[f"{key}_lo"], flat[f"{key}_hi"] = ci

@@ -128,15 +128,6 @@ def jaccard_stability(sets: list[frozenset[str]]) -> float | None:
     return sum(len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs) / len(pairs)
 
 
-def spec_for(chosen) -> str:
-    """A freeze spec that trains exactly the chosen units: one +ROLE[blocks] rule per role.
-    (The lead may swap this for the arm-kind seam's own spec builder; keep it this one function.)"""
-    by_role: dict[str, list[int]] = {}
-    for unit in chosen:
-        by_role.setdefault(unit.role, []).append(unit.block)
-    return ",".join(f"+{role}[{','.join(str(b) for b in sorted(blocks))}]" for role, blocks in sorted(by_role.items()))
-
-
 def peft_modules(layout: ModelLayout, chosen) -> list[str]:
     """Names of the modules whose 2-D weights the chosen units hold (what LoRA attaches to)."""
     modules = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from engine.core.errors import FreezeTuiError
 from engine.plans.freeze import resolve_plan
+from engine.plans.kinds import spec_for_matrices
 from engine.plans.select import (
     Budget,
     Selection,
@@ -20,7 +21,6 @@ from engine.plans.select import (
     fill_budget,
     peft_modules,
     rank,
-    spec_for,
     unit_cost,
 )
 from engine.run.config import RunConfig
@@ -65,7 +65,8 @@ def select(
     ranking = rank(units, score_sets if selector.averaged else score_sets[:1])
     fill = fill_budget([r.unit for r in ranking], layout, budget)
     sets = [_chosen_labels(units, s, layout, budget) for s in score_sets]
-    spec = spec_for(fill.chosen)
+    matrices = [(unit.block, unit.role) for unit in fill.chosen]
+    spec = spec_for_matrices("freeze", matrices, layout) if matrices else ""  # through the arm-kind seam
     names: tuple[str, ...] = ()
     if spec:
         plan = resolve_plan("suggested", spec, layout)

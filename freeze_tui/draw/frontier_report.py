@@ -84,3 +84,23 @@ def frontier_console_lines(state: RunState) -> list[str]:
             f"{'' if p.is_baseline else f' (vs full {cells[5]})'}; E[S] {cells[6]}; Pareto {cells[7]}"
         )
     return out
+
+
+def study_lines(study: dict | None) -> list[str]:
+    """`freeze-tui study`'s verdicts (run_end.summary.study or engine.log.study), one line per method."""
+    if not study or not study.get("methods"):
+        return []
+    lines = ["study: validation loss of each method vs the mean of the random arms (95 % interval):"]
+    for arm, row in study["methods"].items():
+        lo, hi = row["vs_random_ci"]
+        gap_lo, gap_hi = row["val_gap_ci"]
+        lines.append(
+            f"  {arm}: {_signed(row['vs_random'])} [{_signed(lo)}, {_signed(hi)}] {row['vs_random_basis']}: "
+            f"{row['verdict']}; vs full {_signed(row['val_gap'])} [{_signed(gap_lo)}, {_signed(gap_hi)}], "
+            f"r {fmt.pct(row['r'])}"
+        )
+    return lines
+
+
+def _signed(value) -> str:
+    return fmt.DASH if not isinstance(value, (int, float)) or math.isnan(value) else f"{value:+.3f}"

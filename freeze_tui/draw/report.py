@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 
+import msgspec
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
@@ -16,9 +17,10 @@ from engine.core.stats import EQUIVALENCE_MARGIN, MIN_BLOCKS, MIN_PROMPTS, MIN_S
 from engine.log.comparisons import run_groups, sampler
 from engine.log.events import ArmSummary, measured_value
 from engine.log.state import RunState
+from engine.log.study import study_summary
 from engine.log.summary import arm_rows
 from freeze_tui.draw import fmt
-from freeze_tui.draw.frontier_report import frontier_console_lines, frontier_markdown
+from freeze_tui.draw.frontier_report import frontier_console_lines, frontier_markdown, study_lines
 from freeze_tui.draw.safe_text import clean
 
 TITLE = "paired fine-tuning: what freezing bought and cost"
@@ -291,6 +293,10 @@ def markdown_report(state: RunState, source: str = "") -> str:
     if state.arms:  # a run that failed before it started has no arms to explain
         lines += ["", _legend(state)]
     lines += frontier_markdown(state)  # forgetting, expected S, Pareto: runs that measured them
+    verdicts = study_lines(_study(state, rows))  # `freeze-tui study`: does each method beat random?
+    if verdicts:
+        lines += ["", "## Selectors against random controls", "", verdicts[0], ""]
+        lines += [f"- {line.strip()}" for line in verdicts[1:]]
     return "\n".join(lines) + "\n"
 
 
@@ -386,10 +392,15 @@ def report_renderable(state: RunState, source: str = "") -> Group:
         parts.append(SummaryTable(state, title=None))
         parts += [Text(_safe(line)) for line in interval_lines(state)]  # a narrow table has no room for them
         parts += [Text(_safe(line)) for line in frontier_console_lines(state)]
+        parts += [Text(_safe(line)) for line in study_lines(_study(state, rows))]
     parts += [Text("• " + _safe(n)) for n in _notes(state, rows)]
     if state.arms:
         parts.append(Text(clean(_legend(state), one_line=True, max_len=2000), style="dim"))
     return Group(*parts)
+
+
+def _study(state: RunState, rows: list[ArmSummary]) -> dict | None:
+    return study_summary(state, {r.arm: msgspec.to_builtins(r) for r in rows})
 
 
 def _one_line(text: object) -> str:

@@ -183,7 +183,7 @@ def calls(source: str, name: str) -> list[str]:
 
 def test_the_code_base_is_there():
     names = {p.name for p in code_files()}
-    assert {"runlog.py", "models.py", "cli.py", "headless.py"} <= names
+    assert {"runlog.py", "models.py", "main.py", "headless.py"} <= names
 
 
 def test_torch_load_only_with_weights_only():

@@ -14,7 +14,8 @@ from engine.run.session_info import cpu_threads, overloaded, session_readings
 from freeze_tui.cli.logs import state_of
 from freeze_tui.draw.report import markdown_report
 
-SAMPLES = sorted(str(p) for p in (Path(__file__).parents[2] / "sample_runs").glob("*.jsonl"))
+RUNS = ("demo-full-targeted-lora", "demo-full-targeted-reverse", "demo-full-vs-targeted")  # the last: 3 arms
+SAMPLES = [str(Path(__file__).parents[2] / "sample_runs" / f"{name}.jsonl") for name in RUNS]
 
 
 def test_merged_sample_runs_time_each_run_against_its_own_full():

@@ -27,6 +27,7 @@ ALLOWED = {
     ("engine/log/merge.py", "arms"): "run_start.config.runs[].arms: which arms each merged run brought",
     ("engine/log/comparisons.py", "arms"): "config.runs[].arms of merged logs; the pair `report --pair` compares",
     ("freeze_tui/cli/commands/report.py", "arms"): "the JSON report's per-arm part",
+    ("engine/run/config.py", "arms"): "the --arm setting in run_start.config",
 }
 
 

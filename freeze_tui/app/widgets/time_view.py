@@ -9,7 +9,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from engine.core.stats import EQUIVALENCE_MARGIN, equivalence
+from engine.core.stats import EQUIVALENCE_MARGIN, WARMUP_STEPS, equivalence
+from engine.log.comparisons import NOT_PAIRED, baseline_of, live_interval, live_saving, unpaired
 from engine.log.state import RunState
 from freeze_tui.app.activity import gpu_lines
 from freeze_tui.app.widgets.state_view import TextView
@@ -27,7 +28,7 @@ def _epochs_shown(state: RunState) -> list[int]:
 
 def r_interval_text(state: RunState, name: str, ci) -> Text:
     """r's 95 % interval and the FLOP model's equivalence verdict (within ± EQUIVALENCE_MARGIN)."""
-    if ci is None or name == state.baseline or any(math.isnan(v) for v in ci):
+    if ci is None or baseline_of(state, name) == name or any(math.isnan(v) for v in ci):
         return Text("")
     verdict = equivalence(ci, state.arms[name].predicted_saving)
     word = "" if verdict is None else f" prediction {verdict} ±{100 * EQUIVALENCE_MARGIN:.0f} pts"
@@ -48,13 +49,20 @@ def time_table(state: RunState, palette: Palette = PLAIN, intervals: dict | None
         t_k = {epoch: rec.t_epoch for epoch, rec in arm.epochs}
         row = [safe(name, Style(bold=True) + palette.arm(index), max_len=16)]
         row += [Text(fmt.duration(t_k.get(k))) for k in epochs]
-        measured = (
-            Text("baseline", style="dim") if name == state.baseline else Text(fmt.pct(state.saving(name)), "bold")
-        )
-        row += [Text(fmt.duration(state.arm_time(name))), measured, Text(fmt.pct(arm.predicted_saving), "dim")]
+        row.append(Text(fmt.duration(state.arm_time(name))))
+        row += [_measured(state, name), Text(fmt.pct(arm.predicted_saving), "dim")]
         row.append(r_interval_text(state, name, intervals.get(name)))
         table.add_row(*row)
     return table
+
+
+def _measured(state: RunState, name: str) -> Text:
+    """r so far against the arm's own run's baseline (warm-up left out), or why there is none."""
+    if unpaired(state, name):
+        return Text(NOT_PAIRED, style="dim")
+    if baseline_of(state, name) == name:
+        return Text("baseline", style="dim")
+    return Text(fmt.pct(live_saving(state, name)), "bold")
 
 
 def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Text:
@@ -71,10 +79,11 @@ def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Tex
 
 
 def time_renderable(state: RunState, palette: Palette = PLAIN, intervals: dict | None = None) -> Group:
-    base = state.baseline or "full"
     note = Text(
-        f"r = (T_{base} − T_arm) / T_{base}, measured so far; FLOP model: 1 − FLOP ratio at block "
-        f"{state.config.get('block_size', '?')}; interval: paired block bootstrap over steps, as of the last epoch end",
+        f"r = 1 − ΣT_arm / ΣT_baseline over paired steps so far, each run's first {WARMUP_STEPS} (warm-up) left "
+        f"out, each arm against its own run's baseline; T: all steps; FLOP model: 1 − FLOP ratio at block "
+        f"{state.config.get('block_size', '?')}; interval: studentised block bootstrap over steps, as of the last "
+        "epoch end",
         style="dim",
     )
     parts: list[RenderableType] = [
@@ -99,5 +108,5 @@ class TimeView(TextView):
     def text(self, state: RunState) -> RenderableType:
         if self.key(state)[1:] != self._ci_key:  # the bootstrap once per epoch, not per step
             self._ci_key = self.key(state)[1:]
-            self._intervals = {name: state.saving_ci(name)[1:] for name in state.arms}
+            self._intervals = {name: live_interval(state, name) for name in state.arms}
         return time_renderable(state, self.palette, self._intervals)

@@ -5,7 +5,6 @@ roles go into run_start (`--arm-roles`), so run_end's summary says whether each 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from engine.core.errors import FreezeTuiError
 from engine.plans.select import Budget
 from freeze_tui.cli.distributed_run import launch_options
 from freeze_tui.cli.run_options import FIELDS, config_from, config_options
+from freeze_tui.draw.frontier_report import study_lines
 
 STUDY_FIELDS = [name for name in FIELDS if name not in ("arms", "arm_roles")]
 SELECTORS = ("rgn", "snr", "fisher")
@@ -105,24 +105,7 @@ def verdict_lines(log: Path) -> list[str]:
     study = (getattr(end, "summary", None) or {}).get("study") if end is not None else None
     if not study:
         return []
-    lines = ["study: validation loss of each method vs the mean of the random arms (95 % interval):"]
-    for arm, row in study["methods"].items():
-        lo, hi = row["vs_random_ci"]
-        gap_lo, gap_hi = row["val_gap_ci"]
-        lines.append(
-            f"  {arm}: {_signed(row['vs_random'])} [{_signed(lo)}, {_signed(hi)}] {row['vs_random_basis']}: "
-            f"{row['verdict']}; vs full {_signed(row['val_gap'])} [{_signed(gap_lo)}, {_signed(gap_hi)}], "
-            f"r {_pct(row['r'])}"
-        )
-    return lines
-
-
-def _signed(value) -> str:
-    return "–" if not isinstance(value, (int, float)) or math.isnan(value) else f"{value:+.3f}"
-
-
-def _pct(value) -> str:
-    return "–" if not isinstance(value, (int, float)) or math.isnan(value) else f"{100 * value:.1f} %"
+    return study_lines(study)
 
 
 def _methods(text: str) -> list[str]:
