@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.core.stats import mean_ci95, paired_ci95
+from engine.core.stats import mean_ci95, paired_ci95, saving_estimate
 from engine.log import events as ev
+from engine.log.comparisons import baseline_of, unpaired, val_comparison
 from engine.log.state import ArmState, RunState
 
 NAN3 = (math.nan, math.nan, math.nan)
@@ -45,10 +46,9 @@ class FrontierPoint:
 
 
 def frontier_points(state: RunState) -> list[FrontierPoint]:
-    """Every arm's point, in arm order, with its Pareto flags."""
-    base = state.baseline
-    ref = state.arms.get(base) if base else None
-    points = [_point(state, arm, ref, base) for arm in state.arms.values()]
+    """Every arm's point, in arm order, with its Pareto flags. Each arm is compared with its own run's
+    baseline, as the report does (r without the warm-up, the val gap weighted by tokens)."""
+    points = [_point(state, arm, baseline_of(state, arm.name)) for arm in state.arms.values()]
     time_front = pareto([(p.r[0], -p.val_gap[0]) for p in points])
     forget_front = pareto([(p.target_gain[0], -p.forgetting[0]) for p in points])
     return [_flag(p, t, f) for p, t, f in zip(points, time_front, forget_front)]
@@ -69,16 +69,16 @@ def pareto(points: list[tuple[float, float]]) -> list[bool]:
     return out
 
 
-def _point(state: RunState, arm: ArmState, ref: ArmState | None, base: str | None) -> FrontierPoint:
+def _point(state: RunState, arm: ArmState, base: str | None) -> FrontierPoint:
     last = arm.epochs[-1][1] if arm.epochs else None
     zero = arm.step_zero
-    r = state.saving_ci(arm.name) if base and arm.name != base else ((0.0, 0.0, 0.0) if arm.name == base else NAN3)
+    ref = state.arms.get(base) if base else None
     ref_last = ref.epochs[-1][1] if ref is not None and ref.epochs else None
     m = ev.measured
     return FrontierPoint(
         arm=arm.name,
-        r=r,
-        val_gap=_paired(m(ref_last, "val_batches"), m(last, "val_batches")),
+        r=_saving(state, base, arm.name),
+        val_gap=_val_gap(state, base, arm.name, validated=last is not None),
         target_gain=_paired(m(last, "val_batches"), m(zero, "val_batches")),
         forgetting=_paired(m(zero, "retain_batches"), m(last, "retain_batches")),
         forgetting_vs_full=_paired(m(ref_last, "retain_batches"), m(last, "retain_batches")),
@@ -89,6 +89,26 @@ def _point(state: RunState, arm: ArmState, ref: ArmState | None, base: str | Non
         is_baseline=arm.name == base,
         is_random=arm.name.startswith(RANDOM_PREFIX),
     )
+
+
+ZERO3 = (0.0, 0.0, 0.0)
+
+
+def _val_gap(state: RunState, base: str | None, name: str, *, validated: bool) -> tuple[float, float, float]:
+    """L_arm - L_baseline on the same validation batches, token-weighted; 0 for the baseline once validated."""
+    if name == base:
+        return ZERO3 if validated else NAN3
+    return val_comparison(state, base, name) if base else NAN3
+
+
+def _saving(state: RunState, base: str | None, name: str) -> tuple[float, float, float]:
+    """r against the arm's own run's baseline with its interval; 0 for the baseline itself."""
+    if name == base:
+        return ZERO3
+    if base is None or unpaired(state, name):
+        return NAN3
+    est = saving_estimate(state.arms[base].dts, state.arms[name].dts)
+    return est.r, est.lo, est.hi
 
 
 def _paired(before, after) -> tuple[float, float, float]:

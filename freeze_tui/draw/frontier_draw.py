@@ -53,13 +53,14 @@ def scatter(
     height: int,
     x_fmt: Callable[[float], str],
     y_fmt: Callable[[float], str],
+    empty: str = "waiting for the first validation",
 ) -> list[Text]:
     """`height` lines of at most `width` cells: the plot, the y axis labelled at top/middle/bottom, the
-    x axis labelled at both ends; dotted lines at x = 0 and y = 0."""
+    x axis labelled at both ends; dotted lines at x = 0 and y = 0. `empty`: said while no point is known."""
     shown = [m for m in marks if _finite(m.x[0]) and _finite(m.y[0])]
     plot_w, plot_h = max(8, width - Y_LABEL_WIDTH - 1), max(3, height - 1)
     if not shown:
-        return [Text("waiting for the first validation", style="dim")]
+        return [Text(empty, style="dim")]
     xs = [v for m in shown for v in m.x if _finite(v)]
     ys = [v for m in shown for v in m.y if _finite(v)]
     (x0, x1), (y0, y1) = _span(xs), _span(ys)
@@ -140,6 +141,7 @@ def panels(points: Sequence[FrontierPoint], width: int, height: int, palette: Pa
         h,
         _loss,
         _loss,
+        empty="no forgetting measured yet (logs from before retain sets have none)",
     )
     titles = (
         Text("val gap to full ↓  vs  time saving r →", style="bold"),

@@ -122,5 +122,5 @@ def test_drawing_waits_for_the_first_validation():
     from tests.synthetic_log import synthetic_events
 
     events = [e for e in synthetic_events(steps=20, retain=True) if e.kind not in ("epoch_end", "run_end")]
-    lines = panels(frontier_points(RunState().apply_all(events)), 78, 9)
-    assert "waiting for the first validation" in "\n".join(line.plain for line in lines)
+    text = "\n".join(line.plain for line in panels(frontier_points(RunState().apply_all(events)), 160, 9))
+    assert "waiting for the first validation" in text and "no forgetting measured yet" in text
