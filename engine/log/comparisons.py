@@ -73,11 +73,21 @@ def live_interval(state: RunState, name: str) -> tuple[float, float]:
     return est.lo, est.hi
 
 
-def time_comparison(state: RunState, base: str, name: str, margin: float = EQUIVALENCE_MARGIN) -> dict:
+def margin_of(state: RunState) -> float:
+    """The equivalence margin (a share of r) the run stated (run_start.config.equivalence_margin, in
+    points), else the default ±5 points."""
+    points = state.config.get("equivalence_margin")
+    if isinstance(points, (int, float)) and not isinstance(points, bool) and 0 < points < 100:
+        return points / 100
+    return EQUIVALENCE_MARGIN
+
+
+def time_comparison(state: RunState, base: str, name: str, margin: float | None = None) -> dict:
     """r of `name` against `base` from their paired step times (warm-up left out), its interval or the
     reason there is none, the median per-step r with its interval, and the FLOP model's verdict."""
     if name == base:
         return {}
+    margin = margin_of(state) if margin is None else margin
     est = saving_estimate(state.arms[base].dts, state.arms[name].dts)
     r_pred = state.arms[name].predicted_saving
     versus = ratio_ci(est.r, (est.lo, est.hi), r_pred)

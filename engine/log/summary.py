@@ -11,6 +11,7 @@ from engine.log import events as ev
 from engine.log.comparisons import (
     NOT_PAIRED,
     baseline_of,
+    margin_of,
     sampler,
     share,
     share_change,
@@ -155,7 +156,7 @@ def _across_seeds(state: RunState, rows: list[dict]) -> list[dict]:
             else:
                 merged[key], merged[f"{key}_ci"] = mean, [lo, hi]
         enough = seeds >= MIN_SEEDS_FOR_VERDICT and not row["is_baseline"]
-        merged["r_pred_verdict"] = equivalence(merged["r_ci"], row["r_pred"]) if enough else None
+        merged["r_pred_verdict"] = equivalence(merged["r_ci"], row["r_pred"], margin_of(state)) if enough else None
         out.append(merged)
     return out
 

@@ -83,6 +83,11 @@ class RunConfig:
     )
     val_fraction: float = setting(0.1, "Share of the blocks held out for the validation loss.")
     samples: int = setting(4, "Generated samples per prompt and arm before training and after each epoch (0 = none).")
+    equivalence_margin: float = setting(
+        5.0,
+        "Points of r within which the FLOP model's prediction 'agrees' with the measured interval (an "
+        "equivalence test: agrees / differs / undecided); `report --margin` re-reads a log with another.",
+    )
     sample_prompts: int = setting(
         8,
         "Prompts for samples: starts of distinct validation blocks, each with the same --samples seeds "
@@ -131,6 +136,8 @@ class RunConfig:
         _positive("--sample-tokens", self.sample_tokens)
         _positive("--sample-prompts", self.sample_prompts)
         _non_negative("--threads", self.threads)
+        if not 0 < self.equivalence_margin < 100:
+            raise FreezeTuiError(f"--equivalence-margin is in points of r, in (0, 100); got {self.equivalence_margin}")
         _positive("--seeds", self.seeds)
         _positive("--common-k", self.common_k)
         _positive("--shards", self.shards)

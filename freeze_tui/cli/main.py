@@ -264,7 +264,14 @@ def _watch_source(log: str):
     "json: every statistic recomputed from the log's steps and samples.",
 )
 @click.option("--pair", metavar="A,B", default=None, help="A paired comparison of arm B against arm A of one run.")
-def report(logs: tuple[str, ...], form: str, pair: str | None) -> int:
+@click.option(
+    "--margin",
+    type=float,
+    default=None,
+    help="Equivalence margin in points of r for the FLOP model's verdict (default: the run's "
+    "--equivalence-margin, else 5).",
+)
+def report(logs: tuple[str, ...], form: str, pair: str | None, margin: float | None) -> int:
     """The study's table for run logs.
 
     Also for stopped or failed runs. Several logs: one table, their arms side by side, each run's
@@ -278,7 +285,9 @@ def report(logs: tuple[str, ...], form: str, pair: str | None) -> int:
         if len(names) != 2 or not all(names):
             raise click.BadParameter(f"give two arms as A,B, not {pair!r}", param_hint="--pair")
         arms = (names[0], names[1])
-    print_report(logs, form, arms)
+    if margin is not None and not 0 < margin < 100:
+        raise click.BadParameter(f"points of r in (0, 100), not {margin:g}", param_hint="--margin")
+    print_report(logs, form, arms, margin)
     return 0
 
 

@@ -13,8 +13,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from engine.core.stats import EQUIVALENCE_MARGIN, MIN_BLOCKS, MIN_PROMPTS, MIN_SEEDS_FOR_VERDICT, WARMUP_STEPS
-from engine.log.comparisons import run_groups, sampler
+from engine.core.stats import MIN_BLOCKS, MIN_PROMPTS, MIN_SEEDS_FOR_VERDICT, WARMUP_STEPS
+from engine.log.comparisons import margin_of, run_groups, sampler
 from engine.log.events import ArmSummary, measured_value
 from engine.log.state import RunState
 from engine.log.study import study_summary
@@ -251,7 +251,7 @@ def _legend(state: RunState) -> str:
         f"tokens, paired t interval. T: the sum of all step times. r = 1 − ΣT_arm / ΣT_baseline over paired "
         f"steps without each replicate's first {WARMUP_STEPS} (warm-up); its interval is {r_basis} ({order}); "
         f"{session_label(state)}. The FLOP model's r is tested for equivalence: agrees when r's interval lies "
-        f"within it ± {100 * EQUIVALENCE_MARGIN:.0f} points, differs when wholly outside, else undecided (no "
+        f"within it ± {100 * margin_of(state):g} points, differs when wholly outside, else undecided (no "
         f"verdict from fewer than {MIN_SEEDS_FOR_VERDICT} seeds).{holm} "
         f"p = share of generated tokens among the {len(state.common_tokens)} most common training tokens "
         f"(S); the validation text itself scores {fmt.pct(state.common_base_rate)} (base rate). "

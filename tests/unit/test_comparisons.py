@@ -10,6 +10,7 @@ import pytest
 from engine.core.errors import FreezeTuiError
 from engine.log.comparisons import NOT_PAIRED, baseline_of, pair_row
 from engine.log.summary import arm_rows
+from engine.run.config import RunConfig
 from engine.run.session_info import cpu_threads, overloaded, session_readings
 from freeze_tui.cli.logs import state_of
 from freeze_tui.draw.report import markdown_report
@@ -108,6 +109,31 @@ def test_report_json_is_plain_json_with_null_intervals(capsys):
     targeted = data["arms"]["targeted"]
     lo, hi = targeted["r_ci"]
     assert lo < targeted["r"] < hi and targeted["delta_p_ci"] == [None, None]  # 2 prompts: no interval
+
+
+@pytest.mark.parametrize("margin, verdict", [(None, "undecided"), ("7", "agrees"), ("2", "differs")])
+def test_the_equivalence_margin_is_stated_and_can_be_reread(margin, verdict, capsys):
+    """targeted: r 37.8 % [36.3, 39.0] against a FLOP model's 42.4 %: within ±7 points, not within ±5, and
+    wholly outside ±2."""
+    import json
+
+    from freeze_tui.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--format", "json", *(["--margin", margin] if margin else []), SAMPLES[-1]])
+    targeted = json.loads(capsys.readouterr().out)["arms"]["targeted"]
+    assert exit_.value.code == 0 and targeted["r_pred_verdict"] == verdict
+    assert targeted["r_pred_margin"] == pytest.approx(float(margin or 5) / 100)
+
+
+def test_a_margin_outside_0_100_is_one_line(capsys):
+    from freeze_tui.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--margin", "0", SAMPLES[-1]])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--margin" in err and len(err.strip().splitlines()) == 1
+    assert RunConfig().equivalence_margin == 5.0
 
 
 def test_cpu_threads_leave_busy_cores_alone(monkeypatch):

@@ -9,8 +9,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from engine.core.stats import EQUIVALENCE_MARGIN, WARMUP_STEPS, equivalence
-from engine.log.comparisons import NOT_PAIRED, baseline_of, live_interval, live_saving, unpaired
+from engine.core.stats import WARMUP_STEPS, equivalence
+from engine.log.comparisons import NOT_PAIRED, baseline_of, live_interval, live_saving, margin_of, unpaired
 from engine.log.state import RunState
 from freeze_tui.app.activity import gpu_lines
 from freeze_tui.app.widgets.state_view import TextView
@@ -30,8 +30,9 @@ def r_interval_text(state: RunState, name: str, ci) -> Text:
     """r's 95 % interval and the FLOP model's equivalence verdict (within ± EQUIVALENCE_MARGIN)."""
     if ci is None or baseline_of(state, name) == name or any(math.isnan(v) for v in ci):
         return Text("")
-    verdict = equivalence(ci, state.arms[name].predicted_saving)
-    word = "" if verdict is None else f" prediction {verdict} ±{100 * EQUIVALENCE_MARGIN:.0f} pts"
+    margin = margin_of(state)
+    verdict = equivalence(ci, state.arms[name].predicted_saving, margin)
+    word = "" if verdict is None else f" prediction {verdict} ±{100 * margin:g} pts"
     return Text(f"[{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]{word}", "yellow" if verdict == "differs" else "dim")
 
 

@@ -13,11 +13,13 @@ from freeze_tui.cli.logs import state_of, title_of
 from freeze_tui.draw.safe_text import clean
 
 
-def print_report(logs, form: str = "auto", pair: tuple[str, str] | None = None) -> None:
+def print_report(logs, form: str = "auto", pair: tuple[str, str] | None = None, margin: float | None = None) -> None:
     """Markdown into a file or pipe (or with form="markdown"); on a terminal a layout for its width;
     form="json": every statistic recomputed from the log's steps and samples. `pair`: one paired
     comparison of two arms of one run instead of the table."""
     state = state_of(logs)
+    if margin is not None:  # read the log with another stated margin (points of r)
+        state.config["equivalence_margin"] = margin
     title = title_of(logs)
     if form == "json":
         click.echo(json.dumps(json_report(state, pair), ensure_ascii=False, allow_nan=False, indent=1))
