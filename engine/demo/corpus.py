@@ -212,12 +212,20 @@ def topics_text() -> str:
 def finetune_text() -> str:
     """The demo fine-tuning text: Python 3.11's Language Reference topics, shipped in the package so
     the demo and its recorded runs are the same on every Python (each version's pydoc_data differs)."""
-    return gzip.decompress(FINETUNE_FILE.read_bytes()).decode("utf-8")
+    return _read_gz(FINETUNE_FILE)
 
 
 def write_finetune_text(text: str) -> None:
-    """Store the text reproducibly (gzip without a time stamp: the same text gives the same bytes)."""
-    with open(FINETUNE_FILE, "wb") as f, gzip.GzipFile("finetune.txt", "wb", 9, f, mtime=0) as g:
+    _write_gz(FINETUNE_FILE, text)
+
+
+def _read_gz(path: Path) -> str:
+    return gzip.decompress(path.read_bytes()).decode("utf-8")
+
+
+def _write_gz(path: Path, text: str) -> None:
+    """Store a shipped text reproducibly (gzip without a time stamp: the same text gives the same bytes)."""
+    with open(path, "wb") as f, gzip.GzipFile(path.stem, "wb", 9, f, mtime=0) as g:
         g.write(text.encode("utf-8"))
 
 
@@ -232,12 +240,11 @@ RETAIN_FILE = Path(__file__).with_name("retain.txt.gz")
 
 def retain_text() -> str:
     """The demo's default retain set (see RETAIN-NOTICE.md)."""
-    return gzip.decompress(RETAIN_FILE.read_bytes()).decode("utf-8")
+    return _read_gz(RETAIN_FILE)
 
 
 def write_retain_text(text: str) -> None:
-    with open(RETAIN_FILE, "wb") as f, gzip.GzipFile("retain.txt", "wb", 9, f, mtime=0) as g:
-        g.write(text.encode("utf-8"))
+    _write_gz(RETAIN_FILE, text)
 
 
 def retain_source() -> str:
