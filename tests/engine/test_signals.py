@@ -25,12 +25,16 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NU
 
 # `freeze-tui` whose steps from step 3 on are stuck inside torch (a slow step, a long model load):
 # the engine thread never reaches another step boundary, so only a second interrupt ends the process.
+# It touches STUCK_MARK once stuck: a first interrupt sent before that could still stop the run at the
+# step boundary, and the second would then land in interpreter shutdown (seen once in CI as exit -2).
 STUCK = """
-import sys, torch
+import os, sys, torch
+from pathlib import Path
 from engine.train import experiment
 original = experiment.Experiment._one_step
 def one_step(self, *args, **kwargs):
     if self.step >= 3:
+        Path(os.environ["STUCK_MARK"]).touch()
         x = torch.randn(300, 300)
         for _ in range(10**6):
             x = torch.tanh(x @ x)
@@ -51,7 +55,17 @@ def start(args: list[str], *, code: str | None = None, **kw) -> subprocess.Popen
     argv = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "freeze_tui", *args]
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
-    return subprocess.Popen(argv, cwd=ROOT, env=ENV, stdin=subprocess.DEVNULL, **kw)
+    kw.setdefault("env", ENV)
+    return subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, **kw)
+
+
+def _wait_stuck(mark: Path, proc: subprocess.Popen, timeout: float = 150) -> None:
+    deadline = time.monotonic() + timeout
+    while not mark.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the run never got stuck at step 3: {proc.communicate()}")
+        time.sleep(0.05)
 
 
 def wait_for(log: Path, what: bytes, proc: subprocess.Popen, n: int = 1, timeout: float = 150) -> None:
@@ -77,7 +91,11 @@ def ran(tiny, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("procs")
     logs = {name: root / f"{name}.jsonl" for name in ("twice", "hup", "pipe", "app", "gone")}
     procs = {
-        "twice": start(run_args(tiny, logs["twice"], "--headless", "--epochs", "50"), code=STUCK),
+        "twice": start(
+            run_args(tiny, logs["twice"], "--headless", "--epochs", "50"),
+            code=STUCK,
+            env={**ENV, "STUCK_MARK": str(root / "stuck")},
+        ),
         "hup": start(run_args(tiny, logs["hup"], "--headless", "--epochs", "500")),
         "pipe": start(run_args(tiny, logs["pipe"], "--headless", "--epochs", "1", "--max-steps", "40")),
     }
@@ -92,6 +110,7 @@ def ran(tiny, tmp_path_factory) -> dict:
         results["pipe_first"] = procs["pipe"].stdout.readline()
         procs["pipe"].stdout.close()
         wait_for(logs["twice"], b'"kind":"step"', procs["twice"], n=3)
+        _wait_stuck(root / "stuck", procs["twice"])
         procs["twice"].send_signal(signal.SIGINT)
         time.sleep(1.0)
         procs["twice"].send_signal(signal.SIGINT)
