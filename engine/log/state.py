@@ -354,6 +354,24 @@ class RunState:
             return min(max_steps, planned) if planned else max_steps
         return planned
 
+    @property
+    def replicate_complete(self) -> bool:
+        """Has the current replicate run all its steps, each arm's last validation included? A run
+        stopped part-way through seed k must not mix that seed's partial numbers into the summary."""
+        if self.status == "finished":
+            return True
+        total = self.total_steps
+        return (
+            total is not None
+            and self.step + 1 >= total
+            and all(arm.epochs and arm.epochs[-1][0] == self.epoch for arm in self.arms.values())
+        )
+
+    @property
+    def finished_replicates(self) -> list[RunState]:
+        """The replicates that ran to their end (--seeds N): the earlier ones, and this one if complete."""
+        return [*self.past, self] if self.replicate_complete else list(self.past)
+
     def arm_time(self, name: str) -> float:
         """T for an arm: the last epoch's t_total once an epoch ended, else the sum of step times."""
         arm = self.arms[name]

@@ -80,7 +80,7 @@ def study_summary(state, rows: dict) -> dict | None:
     randoms = [a for a, r in roles.items() if r == "random"]
     if not methods or not randoms:
         return None
-    replicates = [*state.past, state]
+    replicates = state.finished_replicates or [state]  # a seed stopped part-way is left out
     out = {}
     for arm in methods:
         if len(replicates) > 1:
@@ -88,7 +88,7 @@ def study_summary(state, rows: dict) -> dict | None:
             means = [math.fsum(g) / len(g) for g in per_seed if g]
             ci, n, basis = mean_ci95(means), len(means), f"t interval across {len(means)} seeds"
         else:
-            gaps = [g for g in (random_gap(state, arm, randoms) or []) if not math.isnan(g)]
+            gaps = [g for g in (random_gap(replicates[0], arm, randoms) or []) if not math.isnan(g)]
             ci, n, basis = mean_ci95(gaps), len(gaps), f"paired by validation batch ({len(gaps)} batches)"
         row = rows.get(arm, {})
         out[arm] = {

@@ -33,10 +33,18 @@ def arm_rows(state: RunState) -> list[ev.ArmSummary]:
     its block-bootstrap interval and median-step estimate, r_pred and whether it lies in the interval,
     p_pre -> p_post (95 % intervals, clipped) beside the base rate, paired Δp, trainable %. With
     replicates (--seeds N) the headline numbers are means across seeds with intervals across seeds."""
-    rows = [_arm_row(state, name) for name in state.arms]
-    if state.past:
-        rows = _across_seeds(state, rows)
-    return [_typed(row) for row in _holm_adjusted(rows, len(state.past) + 1)]
+    seeds = summarised_seeds(state)
+    if len(seeds) == 1:
+        rows = [_arm_row(seeds[0], name) for name in seeds[0].arms]
+    else:
+        rows = _across_seeds(state, seeds)
+    return [_typed(row) for row in _holm_adjusted(rows, len(seeds))]
+
+
+def summarised_seeds(state: RunState) -> list[RunState]:
+    """The replicates the summary covers: with --seeds N stopped part-way, the finished seeds only (a
+    partial seed's numbers are not comparable); the run as it is when no seed finished or N is 1."""
+    return state.finished_replicates or [state]
 
 
 def _typed(row: dict) -> ev.ArmSummary:
@@ -129,11 +137,11 @@ ACROSS_SEEDS = ("val_loss", "val_diff", "r", "r_median", "delta_p", "loss_first"
 ACROSS_SEEDS_IF_MEASURED = ("forgetting", "target_gain")  # runs with step_zero measures
 
 
-def _across_seeds(state: RunState, rows: list[dict]) -> list[dict]:
+def _across_seeds(state: RunState, replicates: list[RunState]) -> list[dict]:
     """Each replicate's rows, then per arm the mean and 95 % t-interval across seeds of every per-arm
     number (none is the last seed's alone); the FLOP verdict only from more than 3 seeds."""
-    per_replicate = [[_arm_row(past, name) for name in past.arms] for past in state.past] + [rows]
-    seeds = len(per_replicate)
+    per_replicate = [[_arm_row(rep, name) for name in rep.arms] for rep in replicates]
+    rows, seeds = per_replicate[-1], len(per_replicate)
     out = []
     for row in rows:
         keys = ACROSS_SEEDS + tuple(k for k in ACROSS_SEEDS_IF_MEASURED if k in row)
@@ -169,7 +177,7 @@ def summarize(state: RunState, extra: dict | None = None) -> dict:
         extra or {},
         baseline=state.baseline,
         steps=state.step + 1,
-        replicates=len(state.past) + 1,
+        replicates=len(summarised_seeds(state)),
         common_base_rate=state.common_base_rate,
     )
     study = study_summary(state, ev.summary_arms(out))  # `freeze-tui study`: does each method beat random?

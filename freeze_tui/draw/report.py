@@ -18,7 +18,7 @@ from engine.log.comparisons import margin_of, run_groups, sampler
 from engine.log.events import ArmSummary, measured_value
 from engine.log.state import RunState
 from engine.log.study import study_summary
-from engine.log.summary import arm_rows
+from engine.log.summary import arm_rows, summarised_seeds
 from freeze_tui.draw import fmt
 from freeze_tui.draw.frontier_report import frontier_console_lines, frontier_markdown, study_lines
 from freeze_tui.draw.safe_text import clean
@@ -167,6 +167,10 @@ def status_parts(state: RunState) -> tuple[str, str]:
     status, steps = state.status, state.step + 1
     if status == "finished":
         return "", "The run finished."
+    if status in ("stopped", "failed") and state.replicates > 1:  # --seeds N: how many seeds count
+        done = len(state.finished_replicates)
+        covered = "the finished seeds only" if done else "only what ran"
+        return f"The run {status}", f" with {done} of {state.replicates} seeds finished: numbers cover {covered}."
     if status in ("stopped", "failed"):
         return f"The run {status}", f" after {steps} steps: numbers cover only what ran."
     return (
@@ -225,10 +229,11 @@ def _legend(state: RunState) -> str:
     """What the table's numbers are, in words, with the basis of every interval."""
     rows = rows_of(state)
     basis = (rows[0].loss_basis or "epoch means") if rows else "epoch means"
-    seeds = f"Intervals are 95 % t intervals across {len(state.past) + 1} seeds. " if state.past else ""
+    finished = len(summarised_seeds(state))
+    seeds = f"Intervals are 95 % t intervals across {finished} seeds. " if finished > 1 else ""
     r_basis = (
         "a t interval across seeds"
-        if state.past
+        if finished > 1
         else f"a studentised circular block bootstrap over steps (block length from the data, none below {MIN_BLOCKS} "
         "blocks' worth of steps)"
     )

@@ -46,14 +46,14 @@ def json_report(state, pair: tuple[str, str] | None = None) -> dict:
     is set aside, so anyone can check it): intervals as [lo, hi] fractions, null where there is none."""
     from engine.core.stats import WARMUP_STEPS
     from engine.log.comparisons import pair_row
-    from engine.log.summary import arm_rows
+    from engine.log.summary import arm_rows, summarised_seeds
 
     state.summary = {}  # T from the steps, not from run_end
     out = {
         "run_id": state.run_id,
         "status": state.status,
         "steps": state.step + 1,
-        "replicates": len(state.past) + 1,
+        "replicates": len(summarised_seeds(state)),
         "warmup_steps_left_out_of_r": WARMUP_STEPS,
         "device": state.config.get("device"),
         "session": state.config.get("session"),
