@@ -120,7 +120,7 @@ class KeyActions(_Base):
     def action_compare(self) -> None:
         on = self.views["samples"].toggle_compare()
         self._dirty = True
-        self.refresh_bindings()  # `, .` are offered side by side only
+        self.refresh_bindings()  # `n` / `N` are offered side by side only
         self.notify("samples side by side: one prompt and seed" if on else "samples: the list", timeout=2)
 
     def action_sample(self, direction: int) -> None:

@@ -145,7 +145,7 @@ KEYS = (
         "d",
         "paired difference arm − full (band, validation gaps) ↔ loss",
         view="loss",
-        binds=(Bind("d", "difference", "difference"),),
+        binds=(Bind("d", "difference", "difference", False),),  # the footer is full at 80 columns in LIVE
         doc="the paired difference L_arm − L_full per step (smoothed, 95 % band) with each validation's gap "
         "and interval, and a validation-loss table; again: back to the loss curves",
     ),
@@ -170,17 +170,17 @@ KEYS = (
         "c",
         "samples side by side: one prompt and seed, every arm ↔ the list",
         view="samples",
-        binds=(Bind("c", "compare", "side by side"),),
+        binds=(Bind("c", "compare", "side by side", False),),
         doc="samples side by side: one prompt and seed, the text before training and every arm's in columns "
         "(stacked when narrow), common tokens highlighted; again: back to the list",
     ),
     Key(
-        ", .",
-        "previous / next prompt and seed (side by side)",
+        "n / N",
+        "next / previous prompt and seed (side by side)",
         view="samples",
         binds=(
-            Bind("comma", "sample(-1)", "sample", False, ","),
-            Bind("full_stop", "sample(1)", "sample", True, ", ."),
+            Bind("n", "sample(1)", "next sample", True, "n"),
+            Bind("N", "sample(-1)", "previous", False, "N"),
         ),
     ),
     *(_scroll(view) for view in ("samples", "plan", "log", "run")),

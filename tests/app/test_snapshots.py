@@ -22,7 +22,7 @@ SCENES = {
     "tokens-raw": ["x", "m"],
     "dw-keys": ["2", "pagedown", "down", "right_square_bracket"],
     "difference": ["d"],
-    "samples-side-by-side": ["3", "c", "full_stop"],
+    "samples-side-by-side": ["3", "c", "n"],
 }
 
 

@@ -78,12 +78,12 @@ async def test_samples_side_by_side_steps_through_prompts_and_seeds(log_path):
     app = _app(log_path)
     async with app.run_test(size=(160, 50)) as pilot:
         await play_to_end(pilot)
-        for key in ("3", "c", "full_stop"):
+        for key in ("3", "c", "n"):
             await pilot.press(key)
         await play_to_end(pilot)
         text = shown(app.views["samples"].query_one(Static))
         assert "sample 2 of" in text and "targeted" in text and "after epoch 2" in text
-        await pilot.press("comma", "comma")
+        await pilot.press("N", "N")
         await play_to_end(pilot)
         assert re.search(r"sample (\d+) of \1:", shown(app.views["samples"].query_one(Static)))  # wrapped to the last
 

@@ -41,7 +41,9 @@ def draw_loss(plt, state: RunState, opts: charts.ChartOptions, width: int, palet
         plt.vline(x, palette.rgb("grid"))
     seeds = f"; faint: range over {state.replicates} seeds" if bands else ""
     val = f"; {GAP_MARKER} val loss" if validations else ""
-    plt.title(f"loss per step ({opts.describe()}{seeds}{val})")
+    title = f"loss per step ({opts.describe()}{seeds}{val})"
+    hint = f"{title}  d: paired difference"
+    plt.title(hint if len(hint) <= width - 4 else title)  # plotext drops a title wider than its chart
     plt.xlabel({"step": "step", "tokens": "tokens seen", "time": "wall time"}[opts.axis])
 
 

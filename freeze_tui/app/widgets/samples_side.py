@@ -1,6 +1,6 @@
 """The Samples view's side-by-side mode (`c`): one prompt and seed, the text before training and every
 arm's latest text in columns (stacked when the view is narrow), common tokens highlighted as in the list.
-Sample `index` pairs across arms and phases (same prompt and seed), so `,` `.` step through indices."""
+Sample `index` pairs across arms and phases (same prompt and seed), so `n` / `N` step through indices."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def side_by_side(state: RunState, position: int, width: int, palette: Palette = 
     prompt, seed = prompt_and_seed(state, index)
     top = Text(
         f"sample {position % len(indices) + 1} of {len(indices)}: prompt {prompt}, seed {seed} "
-        "(every arm the same prompt and seed)   , . other samples   c back to the list",
+        "(every arm the same prompt and seed)   n / N other samples   c back to the list",
         style="dim",
     )
     said = _first(state, index)

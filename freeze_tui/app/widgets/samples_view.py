@@ -60,7 +60,9 @@ def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
             f"highlighted: generated tokens in S (the {k} most frequent training tokens); "
             f"p{f' ({sampler})' if isinstance(sampler, str) else ''} = share of generated tokens in S, with its "
             "95 % interval over prompts × seeds; "
-            f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}" + expected_s_note(state),
+            f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}"
+            + expected_s_note(state)
+            + "; c: one prompt and seed, every arm side by side",
             style="dim",
         ),
         set_text(Text("pre", style="bold"), state.pre_samples, palette=palette, empty=no_samples(state, True)),
@@ -92,7 +94,7 @@ def no_samples(state: RunState, before: bool) -> str:
 
 
 class SamplesView(TextView):
-    """The list of every set, or (`c`) one prompt and seed side by side across arms (`,` `.` move)."""
+    """The list of every set, or (`c`) one prompt and seed side by side across arms (`n` / `N` move)."""
 
     TEXT_ID = "samples-text"
     compare = False  # side by side
