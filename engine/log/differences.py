@@ -3,9 +3,9 @@
 Arms see the same batches in the same order, so their losses at one step pair: the difference is the
 experiment's point. Per step it is smoothed like the loss curves (TensorBoard's debiased EMA) and gets a
 95 % band: across seeds (a t interval over replicates, --seeds N) when there are several, else from the
-moving block bootstrap's variance of the smoothed value (closed form, no resampling; the block length is
-arch's Politis–White choice, engine/core/stats.block_length). Per validation the gap is paired by batch
-and weighted by tokens (engine/log/comparisons.val_comparison's estimator, for every epoch).
+long-run variance of the difference's noise, measured on block sums (second differences of consecutive
+blocks, so a linear trend cancels; block length: arch's Politis–White choice, stats.block_length). Per
+validation the gap is paired by batch and weighted by tokens (comparisons.val_comparison's estimator).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from engine.log.comparisons import baseline_of, unpaired, val_batch_weights
 from engine.log.state import RunState
 
 Z95 = 1.959963984540054
-SEEDS, BOOTSTRAP = "seeds", "bootstrap"
+SEEDS, BLOCKS = "seeds", "blocks"
 
 
 @dataclass(frozen=True)
 class DifferenceCurve:
     """One arm's smoothed L_arm − L_base per step index of the state's steps, and its band (nan where
-    there is none yet); `band` says which kind ("seeds", "bootstrap" or "" for none)."""
+    there is none yet); `band` says which kind ("seeds", "blocks" or "" for none)."""
 
     arm: str
     base: str
@@ -89,37 +89,39 @@ def debiased_ema(values: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndar
     return smoothed, factor
 
 
-def running_long_run_variance(residual: np.ndarray, length: int) -> np.ndarray:
-    """Per index t, the moving block bootstrap's variance per step of a sum of the residuals up to t:
-    mean over the blocks of `length` that end by t of (block sum − length × mean)² / length. nan until
-    MIN_BLOCKS blocks' worth of steps are in (fewer blocks under-cover, as for r)."""
-    n = len(residual)
+def running_long_run_variance(values: np.ndarray, length: int) -> np.ndarray:
+    """Per index t, the long-run variance per step of the noise in `values` up to t, from block sums
+    S_j of `length` steps: E[(S_j − 2 S_{j−b} + S_{j−2b})²] = 6 b σ²_LR for blocks longer than the noise's
+    memory, and a linear trend cancels exactly (a residual against the smoothed curve would not do:
+    it has no power at frequency 0, so its block sums shrink as blocks grow). nan until MIN_BLOCKS
+    blocks' worth of steps are in (fewer blocks under-cover, as for r)."""
+    n, b = len(values), max(1, length)
     out = np.full(n, np.nan)
-    if n < length or length < 1:
+    if n < 3 * b:
         return out
-    sums = np.concatenate([[0.0], np.cumsum(residual)])
-    blocks = sums[length:] - sums[:-length]  # block j covers steps j .. j + length − 1
-    count = np.arange(1, len(blocks) + 1)
-    mean_block = np.cumsum(blocks) / count  # ≈ length × the mean residual so far
-    mean_square = np.cumsum(blocks**2) / count
-    variance = np.maximum(mean_square - mean_block**2, 0.0) / length
-    ends = np.arange(length - 1, n)
-    ok = ends + 1 >= MIN_BLOCKS * length
-    out[ends[ok]] = variance[ok]
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    blocks = sums[b:] - sums[:-b]  # block j covers steps j .. j + b − 1
+    second = blocks[2 * b :] - 2 * blocks[b:-b] + blocks[: -2 * b]  # ends at step j + 3b − 1
+    running = np.cumsum(second**2) / np.arange(1, len(second) + 1) / (6 * b)
+    ends = np.arange(3 * b - 1, n)
+    ok = ends + 1 >= MIN_BLOCKS * b
+    out[ends[ok]] = running[ok]
     return out
 
 
-def bootstrap_curve(diffs: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Smoothed difference and a running 95 % band: ± z √(long-run variance × Σ ω²). The noise is the
-    difference's deviation from its own smoothed curve; its long-run variance (autocorrelation included)
-    comes from moving blocks of arch's chosen length over the finite steps so far."""
+def block_curve(diffs: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smoothed difference and a running 95 % band: ± z √(σ²_LR × Σ ω²). σ²_LR, the noise's long-run
+    variance (autocorrelation included), comes from block sums over the finite steps so far; the block
+    length is arch's Politis–White choice on the difference's deviation from its smoothed curve, at most
+    the smoother's memory (1 + w) / (1 − w) steps: longer blocks would measure drift, not noise."""
     smoothed, factor = debiased_ema(diffs, weight)
     finite = np.flatnonzero(np.isfinite(diffs))
     variance = np.full(len(diffs), np.nan)
     if len(finite) >= MIN_BLOCKS:
-        residual = diffs[finite] - smoothed[finite]
-        length = max(1, block_length(residual))
-        variance[finite] = running_long_run_variance(residual, length)
+        w = min(max(weight, 0.0), 0.999)
+        memory = max(1, math.ceil((1 + w) / (1 - w)))
+        length = min(max(1, block_length(diffs[finite] - smoothed[finite])), memory)
+        variance[finite] = running_long_run_variance(diffs[finite], length)
     half = Z95 * np.sqrt(variance * factor)
     return smoothed, smoothed - half, smoothed + half
 
@@ -143,7 +145,7 @@ def seed_curve(per_seed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.n
 
 def difference_curves(state: RunState, weight: float) -> list[DifferenceCurve]:
     """Every paired arm's smoothed difference with its band: across seeds once a replicate has ended
-    (--seeds N), else the running block-bootstrap band."""
+    (--seeds N), else the running band from block sums."""
     out = []
     for name, base in paired_arms(state):
         diffs = step_differences(state, name, base)
@@ -153,8 +155,8 @@ def difference_curves(state: RunState, weight: float) -> list[DifferenceCurve]:
             mean, lo, hi, seeds = seed_curve([*per_seed, debiased_ema(diffs, weight)[0]])
             out.append(DifferenceCurve(name, base, mean, lo, hi, SEEDS, seeds))
             continue
-        smoothed, lo, hi = bootstrap_curve(diffs, weight)
-        out.append(DifferenceCurve(name, base, smoothed, lo, hi, BOOTSTRAP))
+        smoothed, lo, hi = block_curve(diffs, weight)
+        out.append(DifferenceCurve(name, base, smoothed, lo, hi, BLOCKS))
     return out
 
 

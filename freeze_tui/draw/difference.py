@@ -9,7 +9,7 @@ from rich.style import Style
 from rich.text import Text
 
 from engine.log.differences import (
-    BOOTSTRAP,
+    BLOCKS,
     SEEDS,
     DifferenceCurve,
     ValidationGap,
@@ -48,8 +48,8 @@ def band_note(curves: list[DifferenceCurve]) -> str:
     kinds = {c.band for c in curves}
     if SEEDS in kinds:
         return f"band: 95 % t interval over {max(c.seeds for c in curves)} seeds"
-    if BOOTSTRAP in kinds and any(math.isfinite(v) for c in curves for v in c.lo):
-        return "band: 95 % block bootstrap"
+    if BLOCKS in kinds and any(math.isfinite(v) for c in curves for v in c.lo):
+        return "band: 95 % from block sums"
     return "band: after 30 blocks of steps" if curves else ""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from engine.log.state import SampleSet
+from engine.log.state import RunState, SampleSet
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.safe_text import safe
 
@@ -32,3 +32,14 @@ def sample_text(sample, palette: Palette = PLAIN, with_prompt: bool = True) -> T
         if used >= SAMPLE_CHARS:
             break
     return out
+
+
+def no_samples(state: RunState, before: bool) -> str:
+    """Why a set is empty: sampling off, the run ended before that point, or not yet (samples are taken
+    before training and at each epoch's end)."""
+    if state.config.get("samples") == 0:
+        return "no samples: sampling is off (--samples 0)"
+    if not state.finished:
+        return "no samples yet (taken before training)" if before else "no samples yet (taken at each epoch's end)"
+    when = "before sampling began" if before else "before the first epoch's end, when samples are taken"
+    return f"no samples: the run {state.status} {when}"

@@ -26,9 +26,11 @@ def test_debiased_ema_weights_and_their_squares_by_hand():
 
 def test_running_long_run_variance_by_hand(monkeypatch):
     monkeypatch.setattr(d, "MIN_BLOCKS", 1)
-    variance = d.running_long_run_variance(np.array([1.0, 2.0, 3.0]), 2)
-    # blocks of 2: sums 3 then 5; by step 1 one block (no spread); by step 2 (9 + 25) / 2 − 4² = 1, / 2
-    assert math.isnan(variance[0]) and variance[1] == pytest.approx(0.0) and variance[2] == pytest.approx(0.5)
+    # blocks of 1: second differences x_t − 2 x_{t−1} + x_{t−2} = −2, 2, −2; each squared over 6
+    variance = d.running_long_run_variance(np.array([0.0, 1.0, 0.0, 1.0, 0.0]), 1)
+    assert np.isnan(variance[:2]).all() and variance[2:] == pytest.approx([4 / 6] * 3)
+    trend = d.running_long_run_variance(0.5 * np.arange(40.0) + 3, 4)  # a straight line: no noise at all
+    assert np.nanmax(np.abs(trend)) == pytest.approx(0.0, abs=1e-9) and np.isnan(trend[:11]).all()
     monkeypatch.setattr(d, "MIN_BLOCKS", 30)
     assert np.isnan(d.running_long_run_variance(np.arange(59.0), 2)).all()  # 30 blocks of 2 need 60 steps
 
@@ -74,9 +76,9 @@ def test_validation_gaps_are_paired_by_batch_by_hand():
     assert gaps[0].val_loss == 2.367 and gaps[0].base_loss == 2.0
 
 
-def test_a_single_run_gets_a_bootstrap_band_around_the_smoothed_difference():
+def test_a_single_run_gets_a_block_band_around_the_smoothed_difference():
     (curve,) = d.difference_curves(_run(steps=2000, noise=0.2), 0.9)
-    assert curve.band == d.BOOTSTRAP and (curve.arm, curve.base) == ("targeted", "full")
+    assert curve.band == d.BLOCKS and (curve.arm, curve.base) == ("targeted", "full")
     assert np.isnan(curve.lo[:29]).all()  # fewer than 30 blocks: no band yet
     # independent noise of sd 0.2 under an EMA of weight 0.9: sd of the smoothed value 0.2 √(0.1 / 1.9)
     assert (curve.hi[-1] - curve.lo[-1]) / 2 == pytest.approx(1.96 * 0.2 * math.sqrt(0.1 / 1.9), rel=0.2)
@@ -148,3 +150,24 @@ def test_a_stopped_run_says_why_it_has_no_samples():
     text = samples_text(_sampled(stopped_early=True)).plain
     assert "no samples: the run stopped before the first epoch's end, when samples are taken" in text
     assert "no samples yet" not in text and "p0" in text  # what was taken (before training) is shown
+    from rich.console import Console
+
+    from freeze_tui.app.widgets.samples_side import side_by_side
+
+    console = Console(width=120, record=True)
+    console.print(side_by_side(_sampled(stopped_early=True), 0, 120))
+    assert "no samples: the run stopped" in console.export_text()  # side by side says why, too
+
+
+def test_the_block_band_covers_a_drifting_difference_with_correlated_noise():
+    from scipy.signal import lfilter
+
+    covered = []
+    for seed in range(10):  # AR(1) noise (φ = 0.5) on a difference that drifts from 0 to 1.5
+        noise = lfilter([1], [1, -0.5], 0.2 * np.random.default_rng(seed).standard_normal(3000))
+        trend = np.linspace(0, 1.5, 3000)
+        _, lo, hi = d.block_curve(trend + noise, 0.9)
+        truth, _ = d.debiased_ema(trend, 0.9)  # what the smoothed curve estimates
+        known = np.isfinite(lo)
+        covered.append(((lo <= truth) & (truth <= hi))[known].mean())
+    assert 0.9 < np.mean(covered) < 0.99  # measured: 0.95 over 20 seeds

@@ -12,7 +12,7 @@ from rich.text import Text
 from engine.log.state import RunState, SampleSet
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.safe_text import safe
-from freeze_tui.draw.sample_text import phase_label, sample_text
+from freeze_tui.draw.sample_text import no_samples, phase_label, sample_text
 
 COLUMN_MIN = 30  # narrower columns than this wrap a sample into a ribbon: stack them instead
 
@@ -43,10 +43,10 @@ def _prompt(sample) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _cell(title: Text, sample_set: SampleSet | None, index: int, palette: Palette) -> tuple[Text, Text]:
+def _cell(title: Text, sample_set: SampleSet | None, index: int, palette: Palette, empty: str) -> tuple[Text, Text]:
     sample = next((s for s in sample_set.samples if s.index == index), None) if sample_set else None
-    if sample is None:
-        return title, Text("no sample with this prompt and seed", style="dim")
+    if sample is None:  # no set yet: say why; a set without this index: say so
+        return title, Text(empty if not sample_set else "no sample with this prompt and seed", style="dim")
     p = f", p {100 * sample.p:.0f} %" if isinstance(sample.p, (int, float)) else ""
     said = Text(f"{phase_label(sample_set)}{p}\n", style="dim") if sample_set else Text()
     return title, said + sample_text(sample, palette, with_prompt=False)  # the prompt is said once, above
@@ -67,9 +67,10 @@ def side_by_side(state: RunState, position: int, width: int, palette: Palette = 
     said = _first(state, index)
     if said is not None:
         top = Text("\n").join([top, Text.assemble(("prompt ▸ ", "dim"), safe(said.prompt, "italic", max_len=200))])
-    cells = [_cell(Text("pre", style="bold"), state.pre_samples, index, palette)]
+    cells = [_cell(Text("pre", style="bold"), state.pre_samples, index, palette, no_samples(state, True))]
     for i, (name, arm) in enumerate(state.arms.items()):
-        cells.append(_cell(safe(name, Style(bold=True) + palette.arm(i), max_len=24), arm.samples, index, palette))
+        title = safe(name, Style(bold=True) + palette.arm(i), max_len=24)
+        cells.append(_cell(title, arm.samples, index, palette, no_samples(state, False)))
     if width >= COLUMN_MIN * len(cells):
         table = Table(box=None, expand=True, padding=(0, 1))
         for head, _ in cells:

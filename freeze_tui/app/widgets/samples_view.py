@@ -14,7 +14,7 @@ from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.safe_text import safe
-from freeze_tui.draw.sample_text import phase_label, sample_text
+from freeze_tui.draw.sample_text import no_samples, phase_label, sample_text
 
 
 def set_text(
@@ -80,17 +80,6 @@ def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
             )
         )
     return Text("\n\n").join(parts)
-
-
-def no_samples(state: RunState, before: bool) -> str:
-    """Why a set is empty: sampling off, the run ended before that point, or not yet (samples are taken
-    before training and at each epoch's end)."""
-    if state.config.get("samples") == 0:
-        return "no samples: sampling is off (--samples 0)"
-    if not state.finished:
-        return "no samples yet (taken before training)" if before else "no samples yet (taken at each epoch's end)"
-    when = "before sampling began" if before else "before the first epoch's end, when samples are taken"
-    return f"no samples: the run {state.status} {when}"
 
 
 class SamplesView(TextView):
