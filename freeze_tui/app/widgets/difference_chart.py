@@ -30,7 +30,12 @@ def draw_difference(plt, state, opts: charts.ChartOptions, width: int, palette: 
             plt.plot([x, x], [gap.lo, gap.hi], color=rgb, marker="│")
         plt.scatter([x], [gap.gap], color=rgb, marker=GAP_MARKER)
     notes = [opts.describe(), difference.band_note(curves), f"{GAP_MARKER} validation gap"]
-    long = f"{difference.title(state)} per step ({'; '.join(n for n in notes if n)})"
-    short = f"{difference.title(state)} per step, 95 % band, {GAP_MARKER} val gap"
-    plt.title(long if len(long) <= width - 4 else short)  # plotext drops a title wider than its chart
+    name = difference.title(state)
+    titles = (
+        f"{name} per step ({'; '.join(n for n in notes if n)})",
+        f"{name} per step, 95 % band, {GAP_MARKER} val gap",
+        f"{name}, 95 % band, {GAP_MARKER} val gap",
+        name,
+    )  # plotext drops a title wider than its chart: the longest that fits
+    plt.title(next((t for t in titles if len(t) <= width - 4), name))
     plt.xlabel({"step": "step", "tokens": "tokens seen", "time": "wall time"}[opts.axis])
