@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.core.stats import MIN_BLOCKS, block_length, t95, weighted_paired_ci95
+from engine.core.stats import MIN_BLOCKS, block_length, mean_ci95, t95, weighted_paired_ci95
 from engine.log.comparisons import baseline_of, unpaired, val_batch_weights
 from engine.log.state import RunState
 
@@ -50,6 +50,7 @@ class ValidationGap:
     gap: float
     lo: float = math.nan
     hi: float = math.nan
+    seeds: int = 1  # > 1: the mean over seeds and a t interval across them
 
 
 def paired_arms(state: RunState) -> list[tuple[str, str]]:
@@ -169,7 +170,24 @@ def epoch_end_step(state: RunState, epoch: int) -> int:
 
 def validation_gaps(state: RunState, name: str, base: str) -> list[ValidationGap]:
     """Every validation of `name` so far against the baseline's of the same epoch: the gap paired by
-    batch and token-weighted with its t interval; without per-batch values, the plain difference."""
+    batch and token-weighted with its t interval; without per-batch values, the plain difference. With
+    --seeds N, once a replicate has ended: the mean gap over the seeds that reached that epoch and a t
+    interval over seeds (n − 1 df), as the summary does for val Δ."""
+    own = _replicate_gaps(state, name, base)
+    runs = [r for r in state.past if name in r.arms and base in r.arms]
+    if not runs:
+        return own
+    per_seed = [_replicate_gaps(r, name, base) for r in [*runs, state]]
+    out = []
+    for epoch in sorted({g.epoch for gaps in per_seed for g in gaps}):
+        found = [g for gaps in per_seed for g in gaps if g.epoch == epoch]
+        gap, lo, hi = mean_ci95([g.gap for g in found if math.isfinite(g.gap)])
+        val, ref = (math.fsum(v) / len(found) for v in zip(*((g.val_loss, g.base_loss) for g in found)))
+        out.append(ValidationGap(epoch, found[-1].step, val, ref, gap, lo, hi, len(found)))
+    return out
+
+
+def _replicate_gaps(state: RunState, name: str, base: str) -> list[ValidationGap]:
     theirs = dict(state.arms[base].epochs)
     out = []
     for epoch, mine in state.arms[name].epochs:

@@ -119,20 +119,22 @@ def signed(value: float, digits: int = 3) -> str:
 def gap_text(gap: ValidationGap) -> str:
     """`+0.086 ±0.015` (the t interval is symmetric), or the bare gap where no per-batch values pair."""
     half = (gap.hi - gap.lo) / 2
-    return signed(gap.gap) + (f" ±{half:.3f}" if math.isfinite(half) else "")
+    seeds = f" ({gap.seeds} seeds)" if gap.seeds > 1 else ""
+    return signed(gap.gap) + (f" ±{half:.3f}" if math.isfinite(half) else "") + seeds
 
 
 def validation_table(state: RunState, palette: Palette = PLAIN) -> Text:
     """Validation loss per arm and epoch, and each arm's gap to its baseline with the paired 95 % interval."""
-    lines = [Text("validation loss and gap to the baseline ± 95 % (paired by batch)", style="dim")]
+    across = f", across {state.replicates} seeds" if state.past else ""
+    lines = [Text(f"validation loss and gap to the baseline ± 95 % (paired by batch{across})", style="dim")]
     bases = dict(paired_arms(state))
     for index, (name, arm) in enumerate(state.arms.items()):
         lines.append(safe(name, Style(bold=True) + palette.arm(index), max_len=24))
         gaps = {g.epoch: g for g in validation_gaps(state, name, bases[name])} if name in bases else {}
         for epoch, record in arm.epochs:
-            loss = record.val_loss
-            shown = f"{loss:.3f}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "–"
             gap = gaps.get(epoch)
+            loss = gap.val_loss if gap else record.val_loss  # with seeds: the mean over them, as the gap
+            shown = f"{loss:.3f}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "–"
             lines.append(Text(f" ep{epoch + 1} {shown}" + (f" {gap_text(gap)}" if gap else " (baseline)")))
         if not arm.epochs:
             lines.append(Text(" no validation yet", style="dim"))

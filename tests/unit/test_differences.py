@@ -60,7 +60,9 @@ def _run(steps: int = 80, epochs: int = 2, seeds: int = 1, noise: float = 0.0) -
             if (step + 1) % per_epoch == 0:
                 recs = {
                     "full": ev.ArmEpoch(val_loss=2.0, val_batches=[1.0, 2.0, 3.0]),
-                    "targeted": ev.ArmEpoch(val_loss=2.367, val_batches=[1.5, 2.5, 3.1]),
+                    "targeted": ev.ArmEpoch(
+                        val_loss=2.367 + 0.2 * seed, val_batches=[1.5 + 0.2 * seed, 2.5 + 0.2 * seed, 3.1 + 0.2 * seed]
+                    ),
                 }
                 events.append(ev.EpochEnd(epoch=step // per_epoch, arms=recs))
     return RunState().apply_all([*events, ev.RunEnd(status="finished")])
@@ -74,6 +76,15 @@ def test_validation_gaps_are_paired_by_batch_by_hand():
     assert gaps[0].gap == pytest.approx(1.1 / 3)
     assert gaps[0].hi - gaps[0].gap == pytest.approx(t95(2) * 0.4 / 3)
     assert gaps[0].val_loss == 2.367 and gaps[0].base_loss == 2.0
+
+
+def test_with_seeds_the_validation_gap_is_a_t_interval_over_seeds():
+    state = _run(steps=40, seeds=2)
+    gaps = d.validation_gaps(state, "targeted", "full")
+    # seed 0: gap 1.1 / 3; seed 1: every batch 0.2 higher, gap 1.1 / 3 + 0.2; sd 0.2 / √2, t(1) = 12.71
+    assert [g.seeds for g in gaps] == [2, 2] and gaps[0].gap == pytest.approx(1.1 / 3 + 0.1)
+    assert gaps[0].hi - gaps[0].gap == pytest.approx(t95(1) * (0.2 / math.sqrt(2)) / math.sqrt(2))
+    assert gaps[0].val_loss == pytest.approx(2.467) and "(2 seeds)" in draw.validation_table(state).plain
 
 
 def test_a_single_run_gets_a_block_band_around_the_smoothed_difference():
