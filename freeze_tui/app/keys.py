@@ -58,6 +58,8 @@ class KeyActions(_Base):
             return self.live_running()
         if action == "arm_page":  # only when some arms are on another page
             return self.active_view() == "dw" and self.views["dw"].pages > 1
+        if action == "sample":  # only side by side
+            return self.active_view() == "samples" and self.views["samples"].compare
         if action in modes.VIEW_ACTIONS:
             return modes.VIEW_ACTIONS[action] == self.active_view()
         return True
@@ -110,6 +112,20 @@ class KeyActions(_Base):
                 self.set_chart(f"{len(hidden)} arm(s) hidden" if hidden else "every arm shown", hidden=hidden)
 
         self.push_screen(ArmsScreen(list(self.state.arms), self.chart.hidden), chosen)
+
+    def action_difference(self) -> None:
+        on = not self.chart.difference
+        self.set_chart("paired difference arm − baseline" if on else "loss curves", difference=on)
+
+    def action_compare(self) -> None:
+        on = self.views["samples"].toggle_compare()
+        self._dirty = True
+        self.refresh_bindings()  # `n` / `N` are offered side by side only
+        self.notify("samples side by side: one prompt and seed" if on else "samples: the list", timeout=2)
+
+    def action_sample(self, direction: int) -> None:
+        self.views["samples"].move(direction)
+        self._dirty = True
 
     def action_arm_page(self, direction: int) -> None:
         self.views["dw"].turn_page(direction)

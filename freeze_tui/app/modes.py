@@ -142,6 +142,14 @@ KEYS = (
         doc="show / hide arms on the charts (a list: space toggles, Esc closes)",
     ),
     Key(
+        "d",
+        "paired difference arm − full (band, validation gaps) ↔ loss",
+        view="loss",
+        binds=(Bind("d", "difference", "difference", False),),  # the footer is full at 80 columns in LIVE
+        doc="the paired difference L_arm − L_full per step (smoothed, 95 % band) with each validation's gap "
+        "and interval, and a validation-loss table; again: back to the loss curves",
+    ),
+    Key(
         "↑ ↓ ← →",
         "move / scroll the table (block and matrix stay put)",
         view="dw",
@@ -157,6 +165,23 @@ KEYS = (
             Bind("right_square_bracket", "arm_page(1)", "arms", True, "[ ]"),
         ),
         doc="previous / next arms when not all fit the width",
+    ),
+    Key(
+        "c",
+        "samples side by side: one prompt and seed, every arm ↔ the list",
+        view="samples",
+        binds=(Bind("c", "compare", "side by side", False),),
+        doc="samples side by side: one prompt and seed, the text before training and every arm's in columns "
+        "(stacked when narrow), common tokens highlighted; again: back to the list",
+    ),
+    Key(
+        "n / N",
+        "next / previous prompt and seed (side by side)",
+        view="samples",
+        binds=(
+            Bind("n", "sample(1)", "next sample", True, "n"),
+            Bind("N", "sample(-1)", "previous", False, "N"),
+        ),
     ),
     *(_scroll(view) for view in ("samples", "plan", "log", "run")),
     Key(

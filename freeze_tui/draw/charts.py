@@ -26,6 +26,7 @@ class ChartOptions:
     hidden: frozenset[str] = frozenset()
     axis: str = "step"
     zoom: int = 0  # show only the last `zoom` steps; 0 = all
+    difference: bool = False  # the paired difference L_arm − L_base instead of the loss curves
 
     def describe(self) -> str:
         parts = [f"smoothing {self.smoothing:.2f}" if self.smoothing else "raw"]

@@ -21,6 +21,8 @@ SCENES = {
     "hidden-arm-zoom": ["a", "down", "space", "escape", "z", "z"],
     "tokens-raw": ["x", "m"],
     "dw-keys": ["2", "pagedown", "down", "right_square_bracket"],
+    "difference": ["d"],
+    "samples-side-by-side": ["3", "c", "n"],
 }
 
 

@@ -1,5 +1,6 @@
 """Every view of the app, driven by replaying a log at max speed (Pilot)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,43 @@ async def test_loss_view_and_smoothing(log_path):
         loss = app.views["loss"]
         chart = loss.query_one("#loss-chart").render().plain
         scatter = loss.query_one("#scatter-chart").render().plain
-        assert "loss per step (smoothing 0.90)" in chart and "full" in chart and "targeted" in chart
+        assert "loss per step (smoothing 0.90; ◆ val loss)" in chart and "full" in chart and "targeted" in chart
         assert "L_arm vs L_full" in scatter and "y = x (no difference)" in scatter
         await pilot.press("m")
         await play_to_end(pilot)
-        assert app.chart.smoothing == 0 and "loss per step (raw)" in loss.query_one("#loss-chart").render().plain
+        assert app.chart.smoothing == 0 and "loss per step (raw" in loss.query_one("#loss-chart").render().plain
+
+
+async def test_difference_toggle_shows_the_paired_difference_and_validation_table(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        await pilot.press("d")
+        await play_to_end(pilot)
+        loss = app.views["loss"]
+        chart = loss.query_one("#loss-chart").render().plain
+        assert "targeted − full per step" in chart and "◆ validation gap" in chart
+        assert not loss.query_one("#scatter-chart").display and loss.query_one("#gap-table-scroll").display
+        table = shown(loss.query_one("#gap-table", Static))
+        assert "ep2" in table and "(baseline)" in table and "targeted" in table
+        await pilot.press("d")
+        await play_to_end(pilot)
+        back = loss.query_one("#loss-chart").render().plain
+        assert loss.query_one("#scatter-chart").display and "loss per step" in back
+
+
+async def test_samples_side_by_side_steps_through_prompts_and_seeds(log_path):
+    app = _app(log_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await play_to_end(pilot)
+        for key in ("3", "c", "n"):
+            await pilot.press(key)
+        await play_to_end(pilot)
+        text = shown(app.views["samples"].query_one(Static))
+        assert "sample 2 of" in text and "targeted" in text and "after epoch 2" in text
+        await pilot.press("N", "N")
+        await play_to_end(pilot)
+        assert re.search(r"sample (\d+) of \1:", shown(app.views["samples"].query_one(Static)))  # wrapped to the last
 
 
 async def test_dw_view_marks_frozen_matrices(log_path):

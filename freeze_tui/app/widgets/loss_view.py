@@ -3,16 +3,19 @@ chosen x axis, zoom, hidden arms: charts.ChartOptions) and the (L_full, L_arm) s
 
 from __future__ import annotations
 
+import threading
 import time
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from engine.log.state import RunState
 from freeze_tui.app.throttle import ThrottledRedraw
+from freeze_tui.app.widgets.difference_chart import GAP_MARKER, draw_difference
 from freeze_tui.app.widgets.state_view import StateView
-from freeze_tui.draw import charts
+from freeze_tui.draw import charts, difference
 from freeze_tui.draw.colors import PLAIN, Palette
 
 DIAGONAL = "y = x (no difference)"
@@ -28,13 +31,19 @@ def draw_loss(plt, state: RunState, opts: charts.ChartOptions, width: int, palet
     for s in series:
         if s.xs:
             plt.plot(s.xs, s.ys, color=s.rgb, label=s.label or None, marker="braille")
+    validations = difference.validation_series(state, opts, palette.arm_rgb)
+    for points in validations:  # each validation's loss, where its epoch ended
+        plt.scatter(points.xs, points.ys, color=points.rgb, marker=GAP_MARKER)
     xs = [x for s in series for x in (s.xs[:1] + s.xs[-1:])]
     if xs:
         plt.xticks(*charts.step_ticks(min(xs), max(xs), width, opts.axis))
     for x in charts.epoch_marks(state, opts):
         plt.vline(x, palette.rgb("grid"))
     seeds = f"; faint: range over {state.replicates} seeds" if bands else ""
-    plt.title(f"loss per step ({opts.describe()}{seeds})")
+    val = f"; {GAP_MARKER} val loss" if validations else ""
+    title = f"loss per step ({opts.describe()}{seeds}{val})"
+    hint = f"{title}  d: paired difference"
+    plt.title(hint if len(hint) <= width - 4 else title)  # plotext drops a title wider than its chart
     plt.xlabel({"step": "step", "tokens": "tokens seen", "time": "wall time"}[opts.axis])
 
 
@@ -65,10 +74,11 @@ class StateChart(PlotextPlot):
 
     def render(self):
         start = time.perf_counter()
-        key = (self.state and (len(self.state.steps), self.state.status), self.opts, self.size)
+        key = (self.state and (len(self.state.steps), self.state.status, validations(self.state)), self.opts, self.size)
         if self.state is not None and key != self._drawn:
             self._drawn = key
-            self.draw(self.plt, self.state, self.opts, self.size.width, getattr(self.app, "palette", PLAIN))
+            draw = draw_difference if self.opts.difference and self.draw is draw_loss else self.draw
+            draw(self.plt, self.state, self.opts, self.size.width, getattr(self.app, "palette", PLAIN))
         result = super().render()
         self.cost = time.perf_counter() - start
         return result
@@ -81,8 +91,12 @@ class LossView(StateView, Horizontal):
     def compose(self) -> ComposeResult:
         yield StateChart(draw_loss, id="loss-chart")
         yield StateChart(draw_scatter, id="scatter-chart")
+        with VerticalScroll(id="gap-table-scroll"):
+            yield Static(id="gap-table")
 
     def on_mount(self) -> None:
+        # `d`'s band needs arch (which imports pandas, seconds on a busy CPU): import it off the UI thread now
+        threading.Thread(target=difference.warm_imports, name="warm-imports", daemon=True).start()
         self._throttled = ThrottledRedraw(
             self, self.redraw, cost_factor=4.0, cost=lambda: sum(c.cost for c in self.query(StateChart))
         )
@@ -96,12 +110,22 @@ class LossView(StateView, Horizontal):
         return getattr(self.app, "chart", charts.ChartOptions())
 
     def key(self, state: RunState) -> tuple:
-        return len(state.steps), state.status, self.opts
+        return len(state.steps), state.status, validations(state), self.opts
 
     def request(self, state: RunState) -> None:
         self._throttled(state)
 
     def draw(self, state: RunState) -> None:
+        opts = self.opts
+        self.query_one("#scatter-chart").display = not opts.difference
+        self.query_one("#gap-table-scroll").display = opts.difference
+        if opts.difference:  # beside the difference: validation loss and gap per epoch (readable at 80x24)
+            self.query_one("#gap-table", Static).update(difference.validation_table(state, self.palette))
         for chart in self.query(StateChart):
-            chart.state, chart.opts = state, self.opts
+            chart.state, chart.opts = state, opts
             chart.refresh()
+
+
+def validations(state: RunState) -> int:
+    """How many validations have been folded in (an epoch_end comes after its epoch's last step)."""
+    return sum(len(arm.epochs) for arm in state.arms.values())

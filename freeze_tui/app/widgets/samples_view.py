@@ -3,44 +3,25 @@ p with its 95 % interval and delta_p."""
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 
 from engine.log import events as ev
 from engine.log.state import RunState, SampleSet
+from freeze_tui.app.widgets.samples_side import side_by_side
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.safe_text import safe
-
-SAMPLE_CHARS = 600  # cap one sample so a runaway generation cannot flood the view
-
-
-def phase_label(sample_set: SampleSet) -> str:
-    if sample_set.phase == "pre":
-        return "before training (all arms)"
-    if sample_set.phase == "epoch":
-        return f"after epoch {sample_set.epoch + 1}"
-    return sample_set.phase
+from freeze_tui.draw.sample_text import no_samples, phase_label, sample_text
 
 
-def sample_text(sample, palette: Palette = PLAIN) -> Text:
-    """Prompt (dim) then the generated tokens, those in S highlighted."""
-    out = Text.assemble(safe(sample.prompt, "dim italic", max_len=200), (" ▸ ", "dim"))
-    used = 0
-    for item in sample.tokens or [[sample.text, False]]:
-        token, in_s = (item[0], bool(item[1])) if isinstance(item, (list, tuple)) and item else (item, False)
-        piece = safe(token, palette.style("in-s") if in_s else "", max_len=SAMPLE_CHARS - used)
-        used += len(piece.plain)
-        out += piece
-        if used >= SAMPLE_CHARS:
-            break
-    return out
-
-
-def set_text(title: Text, sample_set: SampleSet | None, extra: str = "", palette: Palette = PLAIN) -> Text:
+def set_text(
+    title: Text, sample_set: SampleSet | None, extra: str = "", palette: Palette = PLAIN, empty: str = "no samples yet"
+) -> Text:
     if sample_set is None or not sample_set.samples:
-        return Text.assemble(title, ("  no samples yet", "dim"))
+        return Text.assemble(title, (f"  {empty}", "dim"))
     head = Text.assemble(title, f"  {phase_label(sample_set)}  p = {fmt.ci(*sample_set.p)}{extra}")
     lines = [head] + [
         Text.assemble((f"  {i + 1} ", "dim")) + sample_text(s, palette) for i, s in enumerate(sample_set.samples)
@@ -79,29 +60,54 @@ def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
             f"highlighted: generated tokens in S (the {k} most frequent training tokens); "
             f"p{f' ({sampler})' if isinstance(sampler, str) else ''} = share of generated tokens in S, with its "
             "95 % interval over prompts × seeds; "
-            f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}" + expected_s_note(state),
+            f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}"
+            + expected_s_note(state)
+            + "; c: one prompt and seed, every arm side by side",
             style="dim",
         ),
-        set_text(Text("pre", style="bold"), state.pre_samples, palette=palette),
+        set_text(Text("pre", style="bold"), state.pre_samples, palette=palette, empty=no_samples(state, True)),
     ]
     for index, (name, arm) in enumerate(state.arms.items()):
         delta = f"  Δp = {delta_p_text(state, name)}" if arm.samples else ""
         delta += expected_s_text(arm)
         parts.append(
-            set_text(safe(name, Style(bold=True) + palette.arm(index), max_len=24), arm.samples, delta, palette)
+            set_text(
+                safe(name, Style(bold=True) + palette.arm(index), max_len=24),
+                arm.samples,
+                delta,
+                palette,
+                no_samples(state, False),
+            )
         )
     return Text("\n\n").join(parts)
 
 
 class SamplesView(TextView):
+    """The list of every set, or (`c`) one prompt and seed side by side across arms (`n` / `N` move)."""
+
     TEXT_ID = "samples-text"
+    compare = False  # side by side
+    position = 0  # which sample index side by side shows (of samples_side.sample_indices)
+
+    def toggle_compare(self) -> bool:
+        self.compare = not self.compare
+        return self.compare
+
+    def move(self, direction: int) -> None:
+        self.position += direction
 
     def key(self, state: RunState) -> tuple:
         return (
+            self.compare,
+            self.position,
+            self.size.width,
+            state.status,
             id(state.pre_samples),
             *((id(a.samples), len(a.samples.samples)) if a.samples else None for a in state.arms.values()),
             len(state.pre_samples.samples) if state.pre_samples else 0,
         )
 
-    def text(self, state: RunState) -> Text:
+    def text(self, state: RunState) -> RenderableType:
+        if self.compare:
+            return side_by_side(state, self.position, self.size.width - 2, self.palette)
         return samples_text(state, self.palette)
