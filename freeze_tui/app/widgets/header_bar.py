@@ -8,11 +8,13 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.log.eta import epochs_to_run
 from engine.log.state import RunState
 from freeze_tui.app import modes
 from freeze_tui.app.activity import activity_label, gpu_brief
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.eta_text import eta_text
 from freeze_tui.draw.safe_text import safe
 
 IDLE_AFTER_S = 5.0  # watch of a log without heartbeats (older versions): "no new events" after this long
@@ -114,7 +116,7 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
     badge = (f" {modes.mode_label(mode, src.speed)} ", Style(reverse=True, bold=True))
     style = "failed" if status.startswith("writer gone") else STATUS_STYLE.get(status, "paused")
     parts = [Text.assemble(badge, (" ● " + status, palette.style(style)))]
-    epochs = state.config.get("epochs")
+    epochs = epochs_to_run(state)  # --max-steps may end the run before --epochs
     if state.replicates > 1:  # --seeds N: which run of the paired experiment this is
         parts.append(Text(f"seed {state.replicate + 1}/{state.replicates}", style="bold"))
     if state.epoch >= 0:
@@ -126,6 +128,7 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
         if total and width >= 100:
             line += f" {bar(done / total, 16)} {100 * done / total:.0f} %"
         parts.append(Text(line))
+    parts.append(eta_part(state, src, width))
     if state.n_events:
         # log time, so replays show the run's own; live and watch keep ticking between events
         parts.append(Text(f"elapsed {fmt.duration(state.elapsed + src.ticking(state))}"))
@@ -134,6 +137,11 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
     if state.config.get("trust_remote_code"):
         parts.append(Text("⚠ trust_remote_code on", style=palette.style("failed")))
     return _join(parts)
+
+
+def eta_part(state: RunState, src: SourceView, width: int) -> Text:
+    """The time left, before elapsed so it stays on screen at 80 columns (compact there)."""
+    return Text(eta_text(state, src.ticking(state), compact=width < 100), style="bold")
 
 
 class HeaderBar(Static):
