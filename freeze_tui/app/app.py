@@ -113,6 +113,7 @@ class FreezeApp(KeyActions, RunControl, App[None]):
     def redraw(self) -> None:
         src = SourceView.of(self.source, self._stopping, self.source_error)
         self.header.show(self.state, src, self.title, self.palette)
+        self.follow_run_end()
         if (self.run_mode(), self.active_view()) != self._offered:
             self._offered = (self.run_mode(), self.active_view())
             self.refresh_bindings()  # the footer offers what works in this mode and view

@@ -143,3 +143,39 @@ async def test_redraws_are_coalesced(tmp_path, monkeypatch):
         elapsed = loop.time() - start
         assert app.state.step == 19_999
     assert len(calls) <= 12 * elapsed + 3
+
+
+async def test_the_quit_question_follows_the_run_to_its_end():
+    """q during the last validation: the run finishes under the open dialog, which then asks 'Quit?'; y quits."""
+    source = FakeLiveSource()
+    running, end = _live_events()
+    source.feed(running)
+    app = quiet(FreezeApp(source))
+    async with app.run_test() as pilot:
+        await _wait_for(pilot, lambda: app.state.step >= 0)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        source.feed([end])
+        await _wait_for(pilot, lambda: app.state.finished)
+        await _wait_for(pilot, lambda: app.screen.question.endswith("Quit?"))
+        assert app.screen.question == "The run has finished. Quit?"
+        await pilot.press("y")
+        for _ in range(100):
+            if not app.is_running:
+                break
+            await asyncio.sleep(0.05)
+        assert not app.is_running
+
+
+async def test_the_stop_question_closes_when_the_run_ends():
+    source = FakeLiveSource()
+    running, end = _live_events()
+    source.feed(running)
+    app = quiet(FreezeApp(source))
+    async with app.run_test() as pilot:
+        await _wait_for(pilot, lambda: app.state.step >= 0)
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmScreen)
+        source.feed([end])
+        await _wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert app.is_running and not source.stop_requested.is_set()
