@@ -179,3 +179,36 @@ async def test_the_stop_question_closes_when_the_run_ends():
         source.feed([end])
         await _wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         assert app.is_running and not source.stop_requested.is_set()
+
+
+async def test_live_p_pauses_the_display_only():
+    """LIVE `p` freezes the screen while the run trains on (the source is never paused); the header says
+    so, the footer offers resume, and resuming shows the steps that arrived meanwhile."""
+    source = FakeLiveSource()
+    events = list(synthetic_events(steps=20, finished=True))
+    cut = [i for i, e in enumerate(events) if e.kind == "step"][3]  # steps 0-2 first
+    source.feed(events[:cut])
+    app = quiet(FreezeApp(source))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _wait_for(pilot, lambda: app.state.step >= 2)
+        app.redraw()
+        await pilot.press("p")
+        assert app.view_paused and not source.paused  # training is not paused
+        app.redraw()
+        await pilot.pause()
+        assert "view paused — training continues" in shown(app.header)
+        assert app.check_action("resume", ()) and not app.check_action("pause", ("live",))
+        drawn: list[int] = []
+        show = app.arms.show
+        app.arms.show = lambda state: (drawn.append(state.step), show(state))  # type: ignore[method-assign]
+        source.feed(events[cut:-1])
+        await _wait_for(pilot, lambda: app.state.step >= 19)  # the state keeps folding
+        app.redraw()
+        await pilot.pause()
+        assert drawn == []  # the screen does not
+        await pilot.press("p")
+        assert not app.view_paused
+        app.redraw()
+        await pilot.pause()
+        assert drawn and drawn[-1] == 19 and "view paused" not in shown(app.header)
+        assert app.check_action("pause", ("live",)) and not app.check_action("resume", ())

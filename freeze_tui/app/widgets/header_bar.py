@@ -43,11 +43,12 @@ class SourceView:
     gone: str = ""  # watch: why the log's writer is known to be gone (engine.log.liveness)
 
     @classmethod
-    def of(cls, source, stopping: bool = False, error: str = "") -> SourceView:
+    def of(cls, source, stopping: bool = False, error: str = "", view_paused: bool = False) -> SourceView:
         first = (getattr(source, "sources", None) or [source])[0]  # several logs: each replays at one speed
         speed = getattr(first, "speed", None)
         gone = source.writer_gone() if hasattr(source, "writer_gone") else ""
-        return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error, speed, gone)
+        paused = source.paused or view_paused  # view_paused: LIVE `p` froze the screen only
+        return cls(source.mode, paused, source.done, source.idle_seconds(), stopping, error, speed, gone)
 
     def ticking(self, state: RunState) -> float:
         """Wall seconds since the last event, for clocks that keep running between events (not in replay)."""
