@@ -13,6 +13,7 @@ from engine.log import events as ev
 from engine.log.channel import ChannelSource
 from engine.log.state import RunState
 from engine.log.summary import summarize
+from engine.plans.memory import fmt_bytes
 from engine.run.config import RunConfig
 from engine.run.demo_size import quick_demo
 from engine.run.emitter import Emitter, LogSink, new_run_id
@@ -107,7 +108,7 @@ class RunSession(ChannelSource):
     def _tokenizing(self, done: int, total: int, cached: bool = True) -> None:
         tenth = 10 * done // max(1, total)  # a new line every 10 %, not every second
         kept = "cached for later runs" if cached else "not cached (the cache cannot be written)"
-        text = f"tokenizing the corpus ({total / 1e6:.0f} MB): {10 * tenth} %, {kept}"
+        text = f"tokenizing the corpus ({fmt_bytes(total)}): {10 * tenth} %, {kept}"  # 0.5 MB is "500.0 kB"
         if text != self.activity:
             self.activity = text
 
