@@ -17,6 +17,6 @@ def eta_text(state: RunState, ticking: float = 0.0, compact: bool = False) -> st
     text = fmt.duration(seconds)
     if compact and seconds >= 60:
         text = text.split(" ")[0]
-    elif seconds < 10:
+    elif seconds < 60:  # a forecast: whole seconds (fmt.duration gives tenths, for measured times)
         text = f"{seconds:.0f}s"
     return f"ETA {'~' if left.approximate else ''}{text}"
