@@ -56,7 +56,7 @@ class KeyActions(_Base):
         if action == "pause":
             return parameters[0] == mode and not self.source.done and not self.display_paused()
         if action == "resume":  # the footer offers "p resume" while paused, not "p pause"
-            return mode in modes.RUNNING and not self.source.done and self.display_paused()
+            return parameters[0] == mode and not self.source.done and self.display_paused()
         if action == "stop":
             return self.live_running()
         if action == "arm_page":  # only when some arms are on another page
@@ -84,7 +84,7 @@ class KeyActions(_Base):
             self.source.pause()
         self.refresh_bindings()
 
-    def action_resume(self) -> None:
+    def action_resume(self, _mode: str) -> None:
         self.view_paused, self._dirty = False, True
         if self.source.paused:
             self.source.resume()

@@ -86,7 +86,9 @@ PAUSE_DOC = "pause / resume: the replay, or in LIVE and WATCH only the display (
 
 
 def _pause(mode: str, what: str, label: str) -> Key:
-    return Key("p", what, frozenset({mode}), binds=(Bind("p", f"pause('{mode}')", label),), doc=PAUSE_DOC)
+    """`p` pauses, and while paused the same key resumes: the footer offers whichever applies."""
+    binds = (Bind("p", f"pause('{mode}')", label), Bind("p", f"resume('{mode}')", "resume"))
+    return Key("p", what, frozenset({mode}), binds=binds, doc=PAUSE_DOC)
 
 
 def _scroll(view: str) -> Key:
@@ -109,8 +111,7 @@ KEYS = (
     ),
     _pause(WATCH, "pause the display (training continues)", "pause display"),
     _pause(REPLAY, "pause / resume the replay", "pause replay"),
-    _pause(LIVE, "pause the display (training continues)", "pause view"),
-    Key("p", "resume (while paused)", RUNNING, binds=(Bind("p", "resume", "resume"),), doc=PAUSE_DOC),
+    _pause(LIVE, "pause / resume the display (training continues)", "pause view"),
     Key(
         "s",
         "stop the run at the next step boundary (asks first)",

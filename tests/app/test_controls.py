@@ -197,7 +197,7 @@ async def test_live_p_pauses_the_display_only():
         app.redraw()
         await pilot.pause()
         assert "view paused — training continues" in shown(app.header)
-        assert app.check_action("resume", ()) and not app.check_action("pause", ("live",))
+        assert app.check_action("resume", ("live",)) and not app.check_action("pause", ("live",))
         drawn: list[int] = []
         show = app.arms.show
         app.arms.show = lambda state: (drawn.append(state.step), show(state))  # type: ignore[method-assign]
@@ -211,4 +211,4 @@ async def test_live_p_pauses_the_display_only():
         app.redraw()
         await pilot.pause()
         assert drawn and drawn[-1] == 19 and "view paused" not in shown(app.header)
-        assert app.check_action("pause", ("live",)) and not app.check_action("resume", ())
+        assert app.check_action("pause", ("live",)) and not app.check_action("resume", ("live",))
