@@ -38,7 +38,8 @@ def step_seconds(state: RunState) -> tuple[float, int]:
     steps, times, starts = state.steps, state.step_t, set(state.epoch_starts)
     total, used = 0.0, 0
     k = len(steps) - 1
-    while k > 0 and used < STEP_WINDOW:
+    oldest = max(0, k - 4 * STEP_WINDOW)  # a bounded look back, whatever a hand-edited log holds
+    while k > oldest and used < STEP_WINDOW:
         if steps[k] not in starts:
             total += times[k] - times[k - 1]
             used += steps[k] - steps[k - 1]
