@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.core.stats import clustered_mean_ci95, saving, saving_ci95, step_saving_median
 from engine.log import events as ev
+from engine.log.passes import PassClock
 
 DW_HISTORY = 48  # dw events kept per run for trend sparklines
 MESSAGE_LIMIT = 500
@@ -159,6 +160,7 @@ class RunState:
         self.past: list[RunState] = []  # finished replicates, each frozen as it ended
         self.n_events = 0
         self.n_skipped = 0
+        self.passes = PassClock()  # validation and sampling passes measured so far (for the ETA)
 
     # -- folding -------------------------------------------------------------------------------
     def apply(self, event: ev.Event) -> None:
@@ -200,6 +202,7 @@ class RunState:
                 grid=arm.get("grid") or {},
                 device=str(arm.get("device") or ""),
             )
+        self.passes.begin(e.t)
 
     def _step(self, e: ev.Step) -> None:
         # the hottest path of reading a log: plain floats skip the _num conversion
@@ -238,13 +241,16 @@ class RunState:
         for name, rec in e.arms.items():
             if name in self.arms:
                 self.arms[name].step_zero = rec
+        self.passes.step_zero(e.t)
 
     def _epoch_end(self, e: ev.EpochEnd) -> None:
         for name, rec in e.arms.items():
             if name in self.arms:
                 self.arms[name].epochs.append((e.epoch, rec))
+        self.passes.epoch_end(e.t, self.step_t[-1] if self.step_t else math.nan)
 
     def _sample(self, e: ev.Sample) -> None:
+        self.passes.sample(e.t, self.replicate, str(e.phase), int(e.epoch), str(e.arm))
         if e.phase == "pre":
             if self.pre_samples is None:
                 self.pre_samples = SampleSet("pre", -1)
@@ -266,6 +272,7 @@ class RunState:
             self.past.append(done)
             self._start_replicate()
         self.replicate = int(e.replicate)
+        self.passes.begin(e.t)
 
     def _start_replicate(self) -> None:
         """The fields one replicate fills, fresh: the one place that lists them, for `__init__` and each

@@ -122,6 +122,11 @@ class RunConfig:
         metavar="NAME=ROLE,...",
     )
     monitor: bool = setting(True, "False: bare loop without ΔW norms or samples (benchmarks only).", cli=False)
+    full_demo: bool = setting(
+        False,
+        "The embedded demo at the study's full size (3 epochs, 366 steps, 8 prompts x 4 samples: 20-60 min "
+        "on a 2-core CPU). Without it a demo on CPU stops after 60 steps and samples 5 prompts x 2.",
+    )
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""

@@ -13,7 +13,9 @@ from engine.log import events as ev
 from engine.log.channel import ChannelSource
 from engine.log.state import RunState
 from engine.log.summary import summarize
+from engine.plans.memory import fmt_bytes
 from engine.run.config import RunConfig
+from engine.run.demo_size import quick_demo
 from engine.run.emitter import Emitter, LogSink, new_run_id
 from engine.run.heartbeat import HeartbeatThread
 from engine.run.replicates import run_replicates
@@ -106,7 +108,7 @@ class RunSession(ChannelSource):
     def _tokenizing(self, done: int, total: int, cached: bool = True) -> None:
         tenth = 10 * done // max(1, total)  # a new line every 10 %, not every second
         kept = "cached for later runs" if cached else "not cached (the cache cannot be written)"
-        text = f"tokenizing the corpus ({total / 1e6:.0f} MB): {10 * tenth} %, {kept}"
+        text = f"tokenizing the corpus ({fmt_bytes(total)}): {10 * tenth} %, {kept}"  # 0.5 MB is "500.0 kB"
         if text != self.activity:
             self.activity = text
 
@@ -144,12 +146,22 @@ class RunSession(ChannelSource):
         self._heartbeat.halt()  # run_end is the last line
         self.emit(ev.RunEnd(status=status, summary=summary))
 
+    def _size_demo(self) -> None:
+        """On a CPU the demo runs its quick size unless --full-demo (engine/run/demo_size.py); it says so."""
+        from engine.train.devices import resolve_devices
+
+        on_cpu = all(d.type == "cpu" for d in resolve_devices(self.cfg.device))
+        self.cfg, said = quick_demo(self.cfg, on_cpu)
+        if said:
+            self.emit(ev.Warning(message=said))
+
     def _run(self) -> tuple[str, dict]:
         from engine.run.gpu import GpuSampler
         from engine.train.experiment import Experiment, weights_checksum
         from engine.train.setup import cuda_devices, prepare, run_start_event
 
         activity = self.control.activity
+        self._size_demo()
         setup = prepare(self.cfg, activity, progress=self._tokenizing)
         self._heartbeat.gpus = GpuSampler.open(cuda_devices([*setup.placement.values(), setup.device]))
 

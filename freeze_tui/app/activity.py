@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from engine.log.state import RunState
+from engine.log.state import ActivityRecord, RunState
 from freeze_tui.draw import fmt
 
 SLOW_STEP_S = 3.0  # a step that runs longer than this (and than 3 usual ones) is named: "step 37 running 12 s"
@@ -43,15 +43,22 @@ def activity_label(state: RunState, ticking: float = 0.0) -> str:
     if act.phase == "step":  # named only when slow, and not once its own step event has arrived
         slow = age >= max(SLOW_STEP_S, 3 * usual_wait(state)) and act.step > state.step
         return f"step {act.step + 1} running {seconds(age)}" if slow else ""
+    words = phase_words(act)
+    if not words:
+        return ""
+    return f"{words} · {seconds(age)}" if act.phase in ("sample", "validate", "paused") else f"{words} {seconds(age)}"
+
+
+def phase_words(act: ActivityRecord) -> str:
+    """A phase between steps in words: 'sampling after epoch 2', 'validating before training'; "" for a
+    step or a phase this version does not know."""
     if act.phase == "sample":
-        when = "before training" if act.epoch < 0 else f"after epoch {act.epoch + 1}"
-        return f"sampling {when} · {seconds(age)}"
+        return "sampling " + ("before training" if act.epoch < 0 else f"after epoch {act.epoch + 1}")
     if act.phase == "validate":
-        return f"validating epoch {act.epoch + 1} · {seconds(age)}"
+        return "validating " + ("before training" if act.epoch < 0 else f"epoch {act.epoch + 1}")
     if act.phase == "paused":
-        return f"paused at step {act.step + 1} · {seconds(age)}"
-    words = _WORDS.get(act.phase)
-    return f"{words} {seconds(age)}" if words else ""
+        return f"paused at step {act.step + 1}"
+    return _WORDS.get(act.phase, "")
 
 
 def usual_wait(state: RunState) -> float:

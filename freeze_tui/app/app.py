@@ -66,6 +66,7 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         self.source_finished = False  # the bridge has delivered everything it will
         self._dirty, self._stopping, self._quit_when_done = True, False, False
         self._last_weight, self._offered = 0.9, ("", "")
+        self.view_paused = False  # LIVE `p`: the screen is frozen, the run and the state go on
 
     def compose(self) -> ComposeResult:
         yield PaletteHolder()
@@ -111,12 +112,15 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         return self.tabs.active.removeprefix("tab-")
 
     def redraw(self) -> None:
-        src = SourceView.of(self.source, self._stopping, self.source_error)
+        if self.view_paused and self.run_mode() != modes.LIVE:
+            self.view_paused = False  # the run ended: a frozen screen would hide how
+        src = SourceView.of(self.source, self._stopping, self.source_error, self.view_paused)
         self.header.show(self.state, src, self.title, self.palette)
+        self.follow_run_end()
         if (self.run_mode(), self.active_view()) != self._offered:
             self._offered = (self.run_mode(), self.active_view())
             self.refresh_bindings()  # the footer offers what works in this mode and view
-        if not self._dirty:
+        if not self._dirty or self.view_paused:
             return
         self._dirty = False
         self.arms.show(self.state)

@@ -43,6 +43,7 @@ class KeyActions(_Base):
     screenshot_dir: Path
     _dirty: bool
     _last_weight: float
+    view_paused: bool
 
     if TYPE_CHECKING:
 
@@ -53,7 +54,9 @@ class KeyActions(_Base):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         mode = self.run_mode()
         if action == "pause":
-            return parameters[0] == mode and not self.source.done
+            return parameters[0] == mode and not self.source.done and not self.display_paused()
+        if action == "resume":  # the footer offers "p resume" while paused, not "p pause"
+            return parameters[0] == mode and not self.source.done and self.display_paused()
         if action == "stop":
             return self.live_running()
         if action == "arm_page":  # only when some arms are on another page
@@ -76,8 +79,21 @@ class KeyActions(_Base):
         title = f"Keys: {modes.mode_label(self.run_mode(), getattr(self.source, 'speed', None))}, {view} view"
         self.push_screen(HelpScreen(modes.keys_for(self.run_mode(), view), title))
 
-    def action_pause(self, _mode: str) -> None:
-        self.source.resume() if self.source.paused else self.source.pause()
+    def action_pause(self, mode: str) -> None:
+        if mode == modes.LIVE:  # the screen freezes, the run trains on: events still fold into the state
+            self.view_paused = True
+        else:
+            self.source.pause()
+        self.refresh_bindings()
+
+    def action_resume(self, _mode: str) -> None:
+        self.view_paused, self._dirty = False, True
+        if self.source.paused:
+            self.source.resume()
+        self.refresh_bindings()
+
+    def display_paused(self) -> bool:
+        return self.view_paused or self.source.paused
 
     def set_chart(self, note: str, **changes) -> None:
         self.chart = dataclasses.replace(self.chart, **changes)

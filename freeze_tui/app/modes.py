@@ -31,7 +31,12 @@ def mode_label(mode: str, speed: float | None = None) -> str:
 
 def paused_label(mode: str) -> str:
     """What `p` paused: in watch only the display (the writer trains on), in a replay the playback."""
-    return {WATCH: "display paused (training continues)", REPLAY: "replay paused"}.get(mode, "paused")
+    return {WATCH: "display paused (training continues)", REPLAY: "replay paused", LIVE: PAUSED_VIEW}.get(
+        mode, "paused"
+    )
+
+
+PAUSED_VIEW = "view paused — training continues"  # LIVE: `p` freezes the screen only (docs/DECISIONS.md)
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,13 @@ class Key:
     doc: str = ""  # the README's line when longer than `what`; rows with the same keys and doc merge there
 
 
+PAUSE_DOC = "pause / resume: the replay, or in LIVE and WATCH only the display (training continues)"
+
+
 def _pause(mode: str, what: str, label: str) -> Key:
-    doc = "pause / resume: the live view, the replay, or in WATCH only the display (training continues)"
-    return Key("p", what, frozenset({mode}), binds=(Bind("p", f"pause('{mode}')", label),), doc=doc)
+    """`p` pauses, and while paused the same key resumes: the footer offers whichever applies."""
+    binds = (Bind("p", f"pause('{mode}')", label), Bind("p", f"resume('{mode}')", "resume"))
+    return Key("p", what, frozenset({mode}), binds=binds, doc=PAUSE_DOC)
 
 
 def _scroll(view: str) -> Key:
@@ -102,7 +111,7 @@ KEYS = (
     ),
     _pause(WATCH, "pause the display (training continues)", "pause display"),
     _pause(REPLAY, "pause / resume the replay", "pause replay"),
-    _pause(LIVE, "pause / resume the view of the live run", "pause"),
+    _pause(LIVE, "pause / resume the display (training continues)", "pause view"),
     Key(
         "s",
         "stop the run at the next step boundary (asks first)",

@@ -17,6 +17,10 @@ else:
     _Base = object
 
 
+STOP_QUESTION = "Stop the run at the next step boundary?"
+QUIT_QUESTION = "A run is going. Stop it and quit once its log is complete?"
+
+
 class RunControl(_Base):
     source: EventSource
     state: RunState
@@ -28,10 +32,12 @@ class RunControl(_Base):
 
     def action_stop(self) -> None:
         if self.live_running() and not self._stopping:
-            self.push_screen(ConfirmScreen("Stop the run at the next step boundary?"), self._stop_confirmed)
+            self.push_screen(ConfirmScreen(STOP_QUESTION, about="stop"), self._stop_confirmed)
 
     def _stop_confirmed(self, yes: bool | None) -> None:
-        if yes:
+        if yes and not self.live_running():  # it ended while the question was open: nothing to stop
+            self.notify(f"the run has {self.state.status if self.state.finished else 'ended'}", timeout=4)
+        elif yes:
             self._stopping = True
             self.source.stop()
             self.notify("stopping at the next step boundary… (q again: quit without waiting)", timeout=4)
@@ -43,9 +49,7 @@ class RunControl(_Base):
         elif self._stopping:
             self.exit()  # asked twice: quit without waiting for the run to end
         else:
-            self.push_screen(
-                ConfirmScreen("A run is going. Stop it and quit once its log is complete?"), self._quit_confirmed
-            )
+            self.push_screen(ConfirmScreen(QUIT_QUESTION, about="quit"), self._quit_confirmed)
 
     def stop_signal(self, count: int) -> None:
         """SIGINT/SIGTERM/SIGHUP (freeze_tui.cli.interrupts): the first is q answered yes (stop the run, quit
@@ -57,6 +61,22 @@ class RunControl(_Base):
             self._quit_confirmed(True)
 
     def _quit_confirmed(self, yes: bool | None) -> None:
-        if yes:
+        if yes and not self.live_running():  # it ended while the question was open: quit now
+            self.source.stop()
+            self.exit()
+        elif yes:
             self._quit_when_done = True
             self._stop_confirmed(True)
+
+    def follow_run_end(self) -> None:
+        """A stop or quit question asked while the run went on follows it when it ends (during the last
+        validation, say): the stop question closes, the quit question becomes 'quit?' and `y` quits."""
+        screen = self.screen
+        if not isinstance(screen, ConfirmScreen) or self.live_running():
+            return
+        ended = f"The run has {self.state.status}." if self.state.finished else "The run has ended."
+        if screen.about == "stop":
+            screen.dismiss(None)
+            self.notify(f"{ended} Nothing to stop.", timeout=4)
+        elif screen.about == "quit" and screen.question == QUIT_QUESTION:
+            screen.ask(f"{ended} Quit?")

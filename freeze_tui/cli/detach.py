@@ -14,6 +14,7 @@ import click
 
 from engine.core.errors import FreezeTuiError
 from engine.run.config import RunConfig
+from freeze_tui.cli import exit_codes
 
 START_TIMEOUT = 120.0  # seconds until run_start (model and data loaded)
 
@@ -71,7 +72,29 @@ def detach_run(
         click.echo(f"the run goes on in process {proc.pid}")
         click.echo(f"  re-attach: freeze-tui watch {log_path}")
         return 0
-    return code
+    if code < 0:
+        name = _signal_name(-code)
+        click.echo(f"the background run was killed by {name}; its log keeps every line it wrote", err=True)
+    return background_code(code)
+
+
+def background_code(code: int) -> int:
+    """The background run's exit status as one of the documented codes (freeze_tui.cli.exit_codes): its
+    own code, or for a process killed by a signal (Popen's -N) 130 for a stop signal and 1 (failed) for
+    any other (SIGKILL, the OOM killer, a crash), instead of the shell's 256 - N (247 for SIGKILL)."""
+    if code >= 0:
+        return code
+    return exit_codes.INTERRUPTED if -code in STOP_SIGNALS else exit_codes.FAILED
+
+
+STOP_SIGNALS = {int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP)}
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _start(argv: list[str], log_path: Path, out_path: Path, overwrite: bool) -> subprocess.Popen:

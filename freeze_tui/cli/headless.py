@@ -24,9 +24,11 @@ from rich.table import Column
 from rich.text import Text
 
 from engine.log.state import RunState
+from freeze_tui.app.activity import phase_words
 from freeze_tui.cli import exit_codes
 from freeze_tui.cli.interrupts import Guarded, Interrupts
 from freeze_tui.draw import fmt
+from freeze_tui.draw.eta_text import eta_text
 from freeze_tui.draw.frontier_report import frontier_console_lines
 from freeze_tui.draw.report import Packed, SummaryTable, interval_lines, status_text
 from freeze_tui.draw.safe_text import clean
@@ -51,6 +53,7 @@ def run_headless(source, console: Console | None = None, interrupts: Interrupts 
             BarColumn(bar_width=10 if console.width < 120 else 40),  # the losses come first on 80 columns
             MofNCompleteColumn(table_column=Column(no_wrap=True)),
             TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[eta]}", markup=False, table_column=Column(no_wrap=True)),
             LossColumn(),
             console=console,
             transient=False,
@@ -110,6 +113,7 @@ class _Printer:
         self.task: TaskID | None = None
         self.task_epoch: tuple[int, int] = (-1, -1)  # (replicate, epoch) of the progress task
         self.task_start = 0
+        self.phase: tuple = ()  # the engine phase last printed (headless says what it does between steps)
 
     def fold(self, events) -> None:
         for event in events:
@@ -120,6 +124,8 @@ class _Printer:
                 self.console.print(Text(f"{event.kind}: {safe_line(arm + event.message)}", style=style))
             elif event.kind == "run_start":
                 self._describe_start()
+            elif event.kind == "heartbeat":
+                self._say_phase()
         if events:
             self._update_progress()
 
@@ -138,6 +144,19 @@ class _Printer:
             arm_fields = [("arm", arm.name), ("spec", arm.spec), ("trains", fmt.pct(arm.trainable_pct / 100, 2))]
             self.console.print(Packed(arm_fields, split=",", label_style=""))
 
+    def _say_phase(self) -> None:
+        """One line when the engine enters a phase between steps (sampling, validation, saving, a pause):
+        without it the console is silent for the half minute these can take on a CPU."""
+        act = self.state.activity
+        if act is None or act.phase == "step":
+            self.phase = ()
+            return
+        key = (act.phase, act.epoch, self.state.replicate)
+        words = phase_words(act)
+        if key != self.phase and words:
+            self.phase = key
+            self.console.print(Text(f"… {words}", style="dim"))
+
     def _update_progress(self) -> None:
         s = self.state
         if s.epoch < 0:
@@ -145,13 +164,18 @@ class _Printer:
         start = s.epoch_starts[-1] if s.epoch_starts else 0
         if (s.replicate, s.epoch) != self.task_epoch or self.task is None:
             if self.task is not None:  # the last batch may have ended the epoch: show it whole
-                self.progress.update(self.task, completed=start - self.task_start)
+                last = s.past[-1] if s.replicate != self.task_epoch[0] and s.past else s
+                end = last.step + 1 if last is not s else start  # a new replicate: the last one's final step
+                self.progress.update(self.task, completed=end - self.task_start)
             steps, epochs = epoch_plan(s)
             seed = f"seed {s.replicate + 1}/{s.replicates} " if s.replicates > 1 else ""  # --seeds N
-            self.task = self.progress.add_task(safe_line(f"{seed}epoch {s.epoch + 1}/{epochs}"), total=steps, losses=[])
+            self.task = self.progress.add_task(
+                safe_line(f"{seed}epoch {s.epoch + 1}/{epochs}"), total=steps, losses=[], eta=""
+            )
             self.task_epoch, self.task_start = (s.replicate, s.epoch), start
         losses = [(a.name, fmt.num(a.loss_last)) for a in s.arms.values() if not math.isnan(a.loss_last)]
-        self.progress.update(self.task, completed=s.step - start + 1, losses=losses)
+        eta = eta_text(s, compact=self.console.width < 120)
+        self.progress.update(self.task, completed=s.step - start + 1, losses=losses, eta=eta)
 
 
 class LossColumn(ProgressColumn):

@@ -117,7 +117,7 @@ def _cells(arm: dict) -> list[str]:
         arm["spec"],
         f"{arm['trainable']:,} ({fmt.pct(arm['pct'] / 100)})",
         fmt.num(arm["flop_ratio"], 2),
-        fmt.pct(arm["r_pred"], 0),
+        fmt.pct(arm["r_pred"], 1),  # 3.64 % reads 3.6 %, not a whole number
         schedule,
     ]
 

@@ -13,6 +13,7 @@ world process zero writes (``accelerate``, ``torchrun``). Needs ``pip install 'f
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -33,10 +34,14 @@ class FreezeTuiCallback(TrainerCallback):
         sample_prompt: str | None = None,
         sample_tokens: int = 32,
         overwrite: bool = False,
+        tokenizer=None,
     ) -> None:
+        """tokenizer: encodes `sample_prompt` and decodes samples when the Trainer has none
+        (`processing_class`); with neither, the log says that no samples are written."""
         self.log, self.plan, self.norm_every, self.overwrite = log, plan, norm_every, overwrite
         self.arm = arm or (plan.plan.arm if plan is not None and plan.plan.arm != "arm" else "trainer")
-        self.sample_prompt, self.sample_tokens = sample_prompt, sample_tokens
+        self.sample_prompt, self.sample_tokens, self.tokenizer = sample_prompt, sample_tokens, tokenizer
+        self._said_no_tokenizer = False
         self.recorder: Recorder | None = None
         self._losses: list = []
         self._lr: float | None = None
@@ -66,14 +71,15 @@ class FreezeTuiCallback(TrainerCallback):
         config = {
             "source": "transformers.Trainer",
             "lr": args.learning_rate,
-            "epochs": int(args.num_train_epochs),
+            "epochs": _epochs(args, state, kwargs.get("train_dataloader")),
             "max_steps": state.max_steps,
             "batch_size": args.per_device_train_batch_size,
             "grad_accum": args.gradient_accumulation_steps,
             "seed": args.seed,
         }
-        if kwargs.get("train_dataloader") is not None and state.max_steps and args.num_train_epochs:
-            config["n_train_batches"] = max(1, state.max_steps // max(1, int(args.num_train_epochs)))
+        per_epoch = _steps_per_epoch(kwargs.get("train_dataloader"), args.gradient_accumulation_steps)
+        if per_epoch:
+            config["n_train_batches"] = per_epoch  # optimizer steps per epoch, as the Trainer runs them
         self.recorder = Recorder(
             self.log,
             arm=self.arm,
@@ -131,7 +137,18 @@ class FreezeTuiCallback(TrainerCallback):
             self._losses.append(loss.detach())
 
     def _sample(self, model, tokenizer, phase: str) -> None:
-        if not self.sample_prompt or tokenizer is None or self.recorder is None:
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        if not self.sample_prompt or self.recorder is None:
+            return
+        if tokenizer is None:
+            if not self._said_no_tokenizer:
+                self._said_no_tokenizer = True
+                message = (
+                    "sample_prompt is set but there is no tokenizer: no samples are written; pass "
+                    "FreezeTuiCallback(tokenizer=...) or Trainer(processing_class=tokenizer)"
+                )
+                self.recorder.warning(message)
+                warnings.warn(message, stacklevel=2)
             return
         from engine.train.generate import sample_tokens
 
@@ -139,3 +156,21 @@ class FreezeTuiCallback(TrainerCallback):
         device = next(model.parameters()).device
         (seq,) = sample_tokens(model, ids, n=1, max_new=self.sample_tokens, seed=0, device=device)
         self.recorder.sample(tokenizer.decode(seq), phase=phase, prompt=self.sample_prompt)
+
+
+def _steps_per_epoch(loader, grad_accum: int) -> int | None:
+    """Optimizer steps in one epoch: micro-batches / gradient accumulation, rounded up (the Trainer
+    steps on an epoch's last, partial accumulation); None for a loader without a length."""
+    try:
+        batches = len(loader) if loader is not None else 0
+    except TypeError:  # an iterable dataset
+        return None
+    return -(-batches // max(1, int(grad_accum or 1))) if batches else None
+
+
+def _epochs(args, state, loader) -> int:
+    """Epochs that will really run: with max_steps set, as many as its steps reach, else num_train_epochs."""
+    per_epoch = _steps_per_epoch(loader, args.gradient_accumulation_steps)
+    if args.max_steps and args.max_steps > 0 and per_epoch:
+        return -(-int(args.max_steps) // per_epoch)
+    return max(1, math.ceil(args.num_train_epochs))

@@ -143,3 +143,72 @@ async def test_redraws_are_coalesced(tmp_path, monkeypatch):
         elapsed = loop.time() - start
         assert app.state.step == 19_999
     assert len(calls) <= 12 * elapsed + 3
+
+
+async def test_the_quit_question_follows_the_run_to_its_end():
+    """q during the last validation: the run finishes under the open dialog, which then asks 'Quit?'; y quits."""
+    source = FakeLiveSource()
+    running, end = _live_events()
+    source.feed(running)
+    app = quiet(FreezeApp(source))
+    async with app.run_test() as pilot:
+        await _wait_for(pilot, lambda: app.state.step >= 0)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        source.feed([end])
+        await _wait_for(pilot, lambda: app.state.finished)
+        await _wait_for(pilot, lambda: app.screen.question.endswith("Quit?"))
+        assert app.screen.question == "The run has finished. Quit?"
+        await pilot.press("y")
+        for _ in range(100):
+            if not app.is_running:
+                break
+            await asyncio.sleep(0.05)
+        assert not app.is_running
+
+
+async def test_the_stop_question_closes_when_the_run_ends():
+    source = FakeLiveSource()
+    running, end = _live_events()
+    source.feed(running)
+    app = quiet(FreezeApp(source))
+    async with app.run_test() as pilot:
+        await _wait_for(pilot, lambda: app.state.step >= 0)
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmScreen)
+        source.feed([end])
+        await _wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert app.is_running and not source.stop_requested.is_set()
+
+
+async def test_live_p_pauses_the_display_only():
+    """LIVE `p` freezes the screen while the run trains on (the source is never paused); the header says
+    so, the footer offers resume, and resuming shows the steps that arrived meanwhile."""
+    source = FakeLiveSource()
+    events = list(synthetic_events(steps=20, finished=True))
+    cut = [i for i, e in enumerate(events) if e.kind == "step"][3]  # steps 0-2 first
+    source.feed(events[:cut])
+    app = quiet(FreezeApp(source))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _wait_for(pilot, lambda: app.state.step >= 2)
+        app.redraw()
+        await pilot.press("p")
+        assert app.view_paused and not source.paused  # training is not paused
+        app.redraw()
+        await pilot.pause()
+        assert "view paused — training continues" in shown(app.header)
+        assert app.check_action("resume", ("live",)) and not app.check_action("pause", ("live",))
+        drawn: list[int] = []
+        show = app.arms.show
+        app.arms.show = lambda state: (drawn.append(state.step), show(state))  # type: ignore[method-assign]
+        source.feed(events[cut:-1])
+        await _wait_for(pilot, lambda: app.state.step >= 19)  # the state keeps folding
+        app.redraw()
+        await pilot.pause()
+        assert drawn == []  # the screen does not
+        await pilot.press("p")
+        assert not app.view_paused
+        app.redraw()
+        await pilot.pause()
+        assert drawn and drawn[-1] == 19 and "view paused" not in shown(app.header)
+        assert app.check_action("pause", ("live",)) and not app.check_action("resume", ("live",))

@@ -42,6 +42,8 @@ async def test_replay_mode_help_and_footer(log_path):
         await pilot.press("p")
         app.redraw()
         assert "replay paused" in shown(app.header)
+        await pilot.pause()
+        assert _footer(app)["p"] == "resume"
         await pilot.press("question_mark")
         text = _help_text(app)
         assert "pause / resume the replay" in text and "stop the run" not in text and "smoothing weight" in text
@@ -65,7 +67,11 @@ async def test_live_mode_offers_stop_then_finished_does_not():
         app.redraw()
         await pilot.pause()
         assert "LIVE" in shown(app.header)
-        assert _footer(app)["s"] == "stop run" and _footer(app)["p"] == "pause"
+        assert _footer(app)["s"] == "stop run" and _footer(app)["p"] == "pause view"  # the display only
+        await pilot.press("p")
+        await pilot.pause()
+        assert _footer(app)["p"] == "resume"  # while paused, p offers to resume
+        await pilot.press("p")
         await pilot.press("question_mark")
         assert "stop the run at the next step boundary" in _help_text(app)
         await pilot.press("escape")

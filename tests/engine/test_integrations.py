@@ -131,3 +131,56 @@ def test_trainer_with_callback_writes_a_log_that_report_reads(tiny_gpt2, tmp_pat
     assert result.exit_code == 0, result.output
     assert "targeted" in result.output and "did not finish" not in result.output
     assert json.loads(log.read_text().splitlines()[0])["kind"] == "header"
+
+
+def _trainer_args(tmp_path, **extra):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        **extra,
+    )
+
+
+def test_trainer_callback_logs_the_batches_and_epochs_that_run(tiny_gpt2, tmp_path):
+    """16 blocks of 4 with 2 accumulations: 2 optimizer steps per epoch; max_steps 3 runs 2 epochs, not 3."""
+    from transformers import Trainer
+
+    from freeze_tui.integrations.hf import FreezeTuiCallback
+
+    log = tmp_path / "steps.jsonl"
+    args = _trainer_args(tmp_path, num_train_epochs=3, max_steps=3, gradient_accumulation_steps=2)
+    Trainer(model=tiny_gpt2, args=args, train_dataset=_Blocks(), callbacks=[FreezeTuiCallback(log=log)]).train()
+    events = list(read_events(log))
+    start = next(e for e in events if e.kind == "run_start")
+    assert start.data["n_train_batches"] == 2
+    assert start.config["epochs"] == 2
+    assert len([e for e in events if e.kind == "step"]) == 3
+
+
+def test_trainer_callback_samples_with_a_tokenizer_argument_and_says_when_it_cannot(tiny_gpt2, tmp_path):
+    from transformers import Trainer
+
+    from freeze_tui.integrations.hf import FreezeTuiCallback
+    from tests.tiny_models import make_tokenizer
+
+    args = _trainer_args(tmp_path, max_steps=1)
+    without = tmp_path / "without.jsonl"
+    callback = FreezeTuiCallback(log=without, sample_prompt="the whale", sample_tokens=4)
+    with pytest.warns(UserWarning, match="no tokenizer"):
+        Trainer(model=tiny_gpt2, args=args, train_dataset=_Blocks(), callbacks=[callback]).train()
+    events = list(read_events(without))
+    assert not [e for e in events if e.kind == "sample"]
+    assert [e for e in events if e.kind == "warning" and "tokenizer=" in e.message]
+    with_tok = tmp_path / "with.jsonl"
+    callback = FreezeTuiCallback(log=with_tok, sample_prompt="the whale", sample_tokens=4, tokenizer=make_tokenizer())
+    Trainer(model=tiny_gpt2, args=args, train_dataset=_Blocks(), callbacks=[callback]).train()
+    assert {e.phase for e in read_events(with_tok) if e.kind == "sample"} == {"pre", "post"}

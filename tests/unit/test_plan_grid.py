@@ -49,10 +49,12 @@ def test_unknown_cells_do_not_crash():
 
 
 def test_render_plans_table():
-    desc = describe_layout("gpt2-small", "gpt2", gpt2_layout(), [("full", "full"), ("t", "targeted")], block_size=128)
+    arms = [("full", "full"), ("t", "targeted"), ("r", "reverse")]
+    desc = describe_layout("gpt2-small", "gpt2", gpt2_layout(), arms, block_size=128)
     text = plain(render_plans(desc), width=120)
     assert "model gpt2-small (gpt2): 124,439,808 parameters, 12 blocks" in text
-    assert "10,630,656 (8.5 %)" in text and "0.58" in text and "42 %" in text
+    assert "10,630,656 (8.5 %)" in text and "0.58" in text and "42.3 %" in text
+    assert "0.96   3.8 %" in text  # r_pred to a tenth of a point, not a whole (truncated or rounded) one
 
 
 def test_plan_modules_do_not_import_torch():

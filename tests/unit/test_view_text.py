@@ -113,7 +113,9 @@ def test_status_labels(state):
     running = RunState().apply_all(synthetic_events(steps=20, finished=False))
     assert status_label(running, SourceView(paused=True)) == "replay paused"
     assert status_label(running, SourceView(mode="watch", paused=True)) == "display paused (training continues)"
-    assert status_label(running, SourceView(mode="live", paused=True)) == "paused"
+    assert (
+        status_label(running, SourceView(mode="live", paused=True)) == "view paused — training continues"
+    )  # LIVE p pauses the display only
     assert status_label(running, SourceView(mode="watch", idle=12.4)) == "no new events for 12 s"
     assert status_label(running, SourceView(mode="replay", idle=12.4)) == "running"
     assert status_label(running, SourceView(done=True)) == "log ended (no run_end)"

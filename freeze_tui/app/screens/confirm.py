@@ -15,9 +15,10 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "no"),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No", about: str = "") -> None:
+        """about: what the question is for ("stop", "quit"), so the app can update it as the run changes."""
         super().__init__()
-        self.question, self.yes, self.no = question, yes, no
+        self.question, self.yes, self.no, self.about = question, yes, no, about
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
@@ -25,6 +26,11 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")
+
+    def ask(self, question: str) -> None:
+        """Ask something else in the same dialog (the situation changed while it was open)."""
+        self.question = question
+        self.query_one("#confirm-question", Static).update(question)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()  # Enter on the default does the safe thing

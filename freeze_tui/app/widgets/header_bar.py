@@ -8,11 +8,13 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.log.eta import epochs_to_run
 from engine.log.state import RunState
 from freeze_tui.app import modes
 from freeze_tui.app.activity import activity_label, gpu_brief
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.eta_text import eta_text
 from freeze_tui.draw.safe_text import safe
 
 IDLE_AFTER_S = 5.0  # watch of a log without heartbeats (older versions): "no new events" after this long
@@ -41,11 +43,12 @@ class SourceView:
     gone: str = ""  # watch: why the log's writer is known to be gone (engine.log.liveness)
 
     @classmethod
-    def of(cls, source, stopping: bool = False, error: str = "") -> SourceView:
+    def of(cls, source, stopping: bool = False, error: str = "", view_paused: bool = False) -> SourceView:
         first = (getattr(source, "sources", None) or [source])[0]  # several logs: each replays at one speed
         speed = getattr(first, "speed", None)
         gone = source.writer_gone() if hasattr(source, "writer_gone") else ""
-        return cls(source.mode, source.paused, source.done, source.idle_seconds(), stopping, error, speed, gone)
+        paused = source.paused or view_paused  # view_paused: LIVE `p` froze the screen only
+        return cls(source.mode, paused, source.done, source.idle_seconds(), stopping, error, speed, gone)
 
     def ticking(self, state: RunState) -> float:
         """Wall seconds since the last event, for clocks that keep running between events (not in replay)."""
@@ -114,7 +117,7 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
     badge = (f" {modes.mode_label(mode, src.speed)} ", Style(reverse=True, bold=True))
     style = "failed" if status.startswith("writer gone") else STATUS_STYLE.get(status, "paused")
     parts = [Text.assemble(badge, (" ● " + status, palette.style(style)))]
-    epochs = state.config.get("epochs")
+    epochs = epochs_to_run(state)  # --max-steps may end the run before --epochs
     if state.replicates > 1:  # --seeds N: which run of the paired experiment this is
         parts.append(Text(f"seed {state.replicate + 1}/{state.replicates}", style="bold"))
     if state.epoch >= 0:
@@ -126,6 +129,7 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
         if total and width >= 100:
             line += f" {bar(done / total, 16)} {100 * done / total:.0f} %"
         parts.append(Text(line))
+    parts.append(eta_part(state, src, width))
     if state.n_events:
         # log time, so replays show the run's own; live and watch keep ticking between events
         parts.append(Text(f"elapsed {fmt.duration(state.elapsed + src.ticking(state))}"))
@@ -134,6 +138,11 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
     if state.config.get("trust_remote_code"):
         parts.append(Text("⚠ trust_remote_code on", style=palette.style("failed")))
     return _join(parts)
+
+
+def eta_part(state: RunState, src: SourceView, width: int) -> Text:
+    """The time left, before elapsed so it stays on screen at 80 columns (compact there)."""
+    return Text(eta_text(state, src.ticking(state), compact=width < 100), style="bold")
 
 
 class HeaderBar(Static):

@@ -79,12 +79,23 @@ def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Tex
     return Text("\n").join(lines)
 
 
-def time_renderable(state: RunState, palette: Palette = PLAIN, intervals: dict | None = None) -> Group:
+def interval_as_of(state: RunState, step: int) -> str:
+    """When the shown r intervals were computed: the bootstrap runs once per epoch end, not per step."""
+    if state.finished:
+        return "over the whole run"
+    if step < 0:
+        return "none yet"
+    return f"as of step {step + 1} (recomputed at each epoch end)"
+
+
+def time_renderable(
+    state: RunState, palette: Palette = PLAIN, intervals: dict | None = None, as_of: int | None = None
+) -> Group:
     note = Text(
         f"r = 1 − ΣT_arm / ΣT_baseline over paired steps so far, each run's first {WARMUP_STEPS} (warm-up) left "
         f"out, each arm against its own run's baseline; T: all steps; FLOP model: 1 − FLOP ratio at block "
-        f"{state.config.get('block_size', '?')}; interval: studentised block bootstrap over steps, as of the last "
-        "epoch end",
+        f"{state.config.get('block_size', '?')}; interval: studentised block bootstrap over steps, "
+        f"{interval_as_of(state, state.step if as_of is None else as_of)}",
         style="dim",
     )
     parts: list[RenderableType] = [
@@ -102,6 +113,7 @@ def time_renderable(state: RunState, palette: Palette = PLAIN, intervals: dict |
 class TimeView(TextView):
     TEXT_ID = "time-text"
     _ci_key: tuple | None = None
+    _ci_step = -1  # the step the intervals were computed at
 
     def key(self, state: RunState) -> tuple:
         return state.step, sum(len(a.epochs) for a in state.arms.values()), state.status, state.gpus_t
@@ -110,4 +122,5 @@ class TimeView(TextView):
         if self.key(state)[1:] != self._ci_key:  # the bootstrap once per epoch, not per step
             self._ci_key = self.key(state)[1:]
             self._intervals = {name: live_interval(state, name) for name in state.arms}
-        return time_renderable(state, self.palette, self._intervals)
+            self._ci_step = state.step
+        return time_renderable(state, self.palette, self._intervals, self._ci_step)
