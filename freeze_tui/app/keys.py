@@ -49,13 +49,14 @@ class KeyActions(_Base):
         def run_mode(self) -> str: ...
         def active_view(self) -> str: ...
         def live_running(self) -> bool: ...
+        def watch_running(self) -> bool: ...
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         mode = self.run_mode()
         if action == "pause":
             return parameters[0] == mode and not self.source.done
         if action == "stop":
-            return self.live_running()
+            return self.live_running() or self.watch_running()
         if action == "arm_page":  # only when some arms are on another page
             return self.active_view() == "dw" and self.views["dw"].pages > 1
         if action in modes.VIEW_ACTIONS:
