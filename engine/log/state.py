@@ -154,6 +154,7 @@ class RunState:
         self.activity: ActivityRecord | None = None  # None: no heartbeat yet (or a log from before heartbeats)
         self.gpus: list[dict] = []  # the latest GPU readings, [{index, name, mem_used, mem_total, util}]
         self.gpus_t = math.nan
+        self.system: dict = {}  # the latest CPU/RAM/RSS readings (engine/run/system.py), from heartbeats
         self.replicate = 0  # which replicate of `replicates` (--seeds N) the steps belong to
         self.replicates = 1
         self.past: list[RunState] = []  # finished replicates, each frozen as it ended
@@ -306,6 +307,8 @@ class RunState:
         )
         if e.gpus:
             self.gpus, self.gpus_t = [g for g in e.gpus if isinstance(g, dict)], e.t
+        if isinstance(e.system, dict) and e.system:
+            self.system = {**e.system, "t": e.t}
 
     def _message(self, level: str, text: str, e: ev.Event, fatal: bool = False) -> None:
         arm = getattr(e, "arm", None)

@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from engine.log.state import RunState
 from freeze_tui.app import modes
-from freeze_tui.app.activity import activity_label, gpu_brief
+from freeze_tui.app.activity import activity_label, gpu_brief, system_brief
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.safe_text import safe
@@ -131,6 +131,8 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
         parts.append(Text(f"elapsed {fmt.duration(state.elapsed + src.ticking(state))}"))
     if state.gpus and not state.finished:
         parts.append(safe(gpu_brief(state), max_len=60))
+    if state.system and not state.finished and width >= 120:  # at 80 columns: the Time view's first line
+        parts.append(Text(system_brief(state), style="dim"))
     if state.config.get("trust_remote_code"):
         parts.append(Text("⚠ trust_remote_code on", style=palette.style("failed")))
     return _join(parts)
