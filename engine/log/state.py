@@ -60,6 +60,7 @@ class ArmState:
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
     device: str = ""  # where this arm trains, when run_start says (several devices: placement)
     step_zero: ev.ArmMeasures | None = None  # the step_zero event's measures (retain loss, expected S, ...)
+    nonfinite_step: int = -1  # the first step whose record had a NaN/inf loss (engine/log/alerts.py)
 
     def restarted(self) -> ArmState:
         """This arm as run_start described it, before any step: how a new replicate begins."""
@@ -219,6 +220,8 @@ class RunState:
             loss, dt, lr = rec.loss, rec.dt, rec.lr
             loss = loss if type(loss) is float else _num(loss)
             dt = dt if type(dt) is float else _num(dt)
+            if loss - loss != 0.0 and arm.nonfinite_step < 0:  # NaN or inf (written as null): not a loss
+                arm.nonfinite_step = e.step
             arm.loss_last, arm.dt_last = loss, dt
             arm.lr_last = lr if type(lr) is float else _num(lr)
             arm.losses.append(loss)

@@ -122,6 +122,12 @@ class RunConfig:
         metavar="NAME=ROLE,...",
     )
     monitor: bool = setting(True, "False: bare loop without ΔW norms or samples (benchmarks only).", cli=False)
+    diverge_k: float = setting(
+        3.0,
+        "Alert when an arm's loss diverges: its mean over a block of 20 steps above both its own best block "
+        "and the baseline's by more than K times its spread in the block (a toast, a bell, --notify).",
+        metavar="K",
+    )
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
@@ -139,6 +145,8 @@ class RunConfig:
         if not 0 < self.equivalence_margin < 100:
             raise FreezeTuiError(f"--equivalence-margin is in points of r, in (0, 100); got {self.equivalence_margin}")
         _positive("--seeds", self.seeds)
+        if not 0 < self.diverge_k < math.inf:
+            raise FreezeTuiError(f"--diverge-k must be a positive number, got {self.diverge_k}")
         _positive("--common-k", self.common_k)
         _positive("--shards", self.shards)
         if self.batch_size % self.shards:
