@@ -98,3 +98,15 @@ def test_notify_runs_the_command_with_the_alert_and_a_failing_one_is_one_warning
     failing.send(Alert("run_end", "run r1 finished", status="finished"))
     failing.close()
     assert warnings == ["--notify command failed with exit code 1 (run_end alert): no route to phone"]
+
+
+def test_diverge_k_must_be_a_positive_number():
+    import pytest
+
+    from engine.core.errors import FreezeTuiError
+    from engine.run.config import RunConfig
+
+    assert RunConfig(diverge_k=2.5).validate().to_dict()["diverge_k"] == 2.5  # written into run_start.config
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(FreezeTuiError, match="--diverge-k must be a positive number"):
+            RunConfig(diverge_k=bad).validate()
