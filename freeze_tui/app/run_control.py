@@ -27,8 +27,12 @@ class RunControl(_Base):
     def live_running(self) -> bool:
         return self.source.mode == "live" and not self.source.done and not self.state.finished
 
+    writer_stoppable = True  # False: `watch --read-only` (a browser session of `serve --watch`)
+
     def watch_running(self) -> bool:
-        return self.source.mode == "watch" and not self.source.done and not self.state.finished
+        """A followed run goes on and this viewer may stop it (`s`)."""
+        live = self.source.mode == "watch" and not self.source.done and not self.state.finished
+        return live and self.writer_stoppable
 
     def action_stop(self) -> None:
         if self.watch_running():

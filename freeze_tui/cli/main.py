@@ -226,7 +226,8 @@ def _speed(text: str) -> float:
 @click.argument("logs", metavar="LOG...", nargs=-1, required=True)
 @SCREENSHOT_DIR
 @NOTIFY
-def watch(logs: tuple[str, ...], screenshot_dir: str | None, notify: str) -> int:
+@click.option("--read-only", is_flag=True, help="Offer no key that stops the run (`serve --watch` sessions).")
+def watch(logs: tuple[str, ...], screenshot_dir: str | None, notify: str, read_only: bool) -> int:
     """Follow logs that runs are still writing.
 
     For a --headless or --detach run, from another terminal. Several logs: one run, paired by step.
@@ -236,7 +237,7 @@ def watch(logs: tuple[str, ...], screenshot_dir: str | None, notify: str) -> int
     source = source_of(logs, _watch_source)  # a bad log fails here, before any app starts
     notifier = _notifier(notify, _first(logs))
     try:
-        return _view(source, _first(logs), screenshot_dir, notifier)
+        return _view(source, _first(logs), screenshot_dir, notifier, stoppable=not read_only)
     finally:
         if notifier is not None:
             notifier.close()
@@ -248,11 +249,12 @@ def _leave_stuck_app(session) -> None:
     exit_now(exit_codes.for_status(session.state.status))
 
 
-def _view(source, log_path: str, screenshot_dir: str | None, notifier=None) -> int:
+def _view(source, log_path: str, screenshot_dir: str | None, notifier=None, *, stoppable: bool = True) -> int:
     """replay and watch: 0 when the user quits, 130 when a stop signal closed the app."""
     from freeze_tui.app.app import FreezeApp
 
     app = FreezeApp(source, log_path=log_path, screenshot_dir=screenshot_dir, notifier=notifier)
+    app.writer_stoppable = stoppable
     with Interrupts() as interrupts:
         run_app(app, interrupts, on_stuck=lambda: exit_now(exit_codes.INTERRUPTED))
     if app.source_error:  # shown in the app; said again where it stays readable

@@ -92,3 +92,32 @@ def test_a_writer_elsewhere_or_unknown_is_not_signalled_and_the_command_is_said(
     recycled = _watching(os.getpid(), "here", t_first=time.time() - 3600)
     assert recycled.stop_refusal() == f"the writer (pid {os.getpid()}) has exited; there is nothing to stop"
     assert _watching(os.getpid(), "here", t_first=time.time()).stop_refusal() == ""
+
+
+async def test_a_read_only_watch_offers_no_stop(tmp_path):
+    from engine.log.runlog import LogWriter
+    from freeze_tui.app.screens.confirm import ConfirmScreen
+    from freeze_tui.cli.commands.serve import serve_command
+    from tests.synthetic_log import synthetic_events
+
+    path = tmp_path / "half.jsonl"
+    writer = LogWriter(path)
+    for e in list(synthetic_events(steps=10, finished=False)):
+        writer.write(e)
+    writer.close()
+    assert "watch --read-only" in serve_command((str(path),), watch=True)  # what a browser session runs
+    app = quiet(FreezeApp(WatchSource(path, poll_interval=0.02)))
+    app.writer_stoppable = False
+    async with app.run_test() as pilot:
+        await _until(pilot, lambda: app.state.step == 9, 20)
+        assert not app.check_action("stop", ())
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmScreen)
+        app.writer_stoppable = True
+        assert app.check_action("stop", ())
+        await pilot.press("s")  # a log from a writer without heartbeats: how to stop it, no question
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("no writer process" in n.message for n in app._notifications)
+        app.source.stop()
