@@ -1,8 +1,10 @@
 """`s` in WATCH stops a detached run on this host (asks first, signals its writer, follows the log to
-run_end "stopped"); where it cannot, it says the command to run."""
+run_end "stopped"); where it cannot, it says the command to run. The same real run checks --notify:
+its command gets the run's end (JSON on stdin, FREEZE_TUI_* variables) and, failing, costs one warning line."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -36,6 +38,8 @@ async def test_s_in_watch_stops_a_detached_run_on_this_host(tmp_path):
     log = tmp_path / "detached.jsonl"
     args = ["run", "--model", str(model), "--data", str(corpus), "--epochs", "200"]
     args += ["--block-size", "16", "--batch-size", "2", "--samples", "0"]
+    got = tmp_path / "notified.txt"  # the command writes what it got, then fails: the run must not mind
+    args += ["--notify", f'(cat; echo; echo "$FREEZE_TUI_ALERT_KIND $FREEZE_TUI_RUN_STATUS") > {got}; exit 3']
     with open(tmp_path / "detached.out", "wb") as out:  # started as `run --detach` starts it
         proc = subprocess.Popen(
             child_argv(args, log),
@@ -66,7 +70,15 @@ async def test_s_in_watch_stops_a_detached_run_on_this_host(tmp_path):
             assert app.state.status == "stopped" and "stopped" in shown(app.header)
             assert not app.check_action("stop", ())
         assert proc.wait(timeout=30) == 130  # exit_codes.INTERRUPTED: stopped on request
-        assert list(read_events(log))[-1].kind == "run_end"
+        events = list(read_events(log))
+        assert events[-1].kind == "run_end"
+        payload, env_line = got.read_text().splitlines()
+        sent = json.loads(payload)
+        run_id = events[0].run_id
+        assert (sent["kind"], sent["status"], sent["run_id"], sent["log"]) == ("run_end", "stopped", run_id, str(log))
+        assert sent["message"].startswith(f"run {run_id} stopped at step ") and env_line == "run_end stopped"
+        output = (tmp_path / "detached.out").read_text()
+        assert output.count("warning: --notify command failed with exit code 3 (run_end alert)") == 1, output[-500:]
     finally:
         if proc.poll() is None:
             proc.kill()
