@@ -110,3 +110,42 @@ def test_diverge_k_must_be_a_positive_number():
     for bad in (0.0, -1.0, math.nan, math.inf):
         with pytest.raises(FreezeTuiError, match="--diverge-k must be a positive number"):
             RunConfig(diverge_k=bad).validate()
+
+
+class ListSource:
+    """The source protocol over a list of events, all in one batch."""
+
+    mode = "live"
+
+    def __init__(self, events) -> None:
+        self.events, self.done = list(events), False
+
+    def get_batch(self, timeout: float):
+        batch, self.events, self.done = self.events, [], True
+        return batch
+
+    def stop(self) -> None:
+        self.done = True
+
+
+def test_headless_prints_the_alert_and_tells_notify_every_one():
+    import io
+
+    from rich.console import Console
+
+    from freeze_tui.cli.headless import run_headless
+    from freeze_tui.cli.interrupts import Interrupts
+
+    sent: list[tuple[str, str]] = []
+
+    class Recorded:
+        def send(self, alert: Alert, run_id: str = "") -> None:
+            sent.append((alert.kind, run_id))
+
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    events = run_events({"full": FULL, "hot": BLOWS}, end="finished")
+    assert run_headless(ListSource(events), console, Interrupts(), notifier=Recorded()) == 0
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("alert: ")]
+    assert len(lines) == 1 and lines[0].startswith("alert: arm hot: loss diverging at step 80")
+    assert sent == [("diverging", "r1"), ("run_end", "r1")]
