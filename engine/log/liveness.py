@@ -112,8 +112,8 @@ class WriterWatch:
         """Why this viewer cannot signal the writer, with how to stop it instead; "" when it can."""
         if not self._beating or self.pid <= 0:
             return (
-                "this log names no writer process (no heartbeats: an older freeze-tui); "
-                "stop the run where it runs: Ctrl-C there, or kill -TERM with its pid"
+                "this log names no writer process (no heartbeats: a Recorder or Trainer-callback log, or an "
+                "older freeze-tui); stop the run where it runs: Ctrl-C there, or kill -TERM with its pid"
             )
         if not self._same_host():
             return f"the run is on host {self.host}, pid {self.pid}; stop it there: {stop_command(self.pid, self.host)}"
