@@ -133,3 +133,14 @@ async def test_a_read_only_watch_offers_no_stop(tmp_path):
         assert not isinstance(app.screen, ConfirmScreen)
         assert any("no writer process" in n.message for n in app._notifications)
         app.source.stop()
+
+
+def test_a_writer_asked_to_stop_that_dies_instead_is_called_gone_not_stopping():
+    from engine.log.state import RunState
+    from freeze_tui.app.widgets.header_bar import SourceView, status_label
+    from tests.synthetic_log import synthetic_events
+
+    state = RunState().apply_all(synthetic_events(steps=5, finished=False))
+    assert status_label(state, SourceView(mode="watch", stopping=True)) == "stopping…"
+    gone = SourceView(mode="watch", stopping=True, gone="writer gone (pid 9 exited)")
+    assert status_label(state, gone) == "writer gone (pid 9 exited)"

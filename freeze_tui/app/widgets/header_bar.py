@@ -57,6 +57,8 @@ def status_label(state: RunState, src: SourceView) -> str:
         return state.status
     if src.error:
         return "log unreadable (see Log)"
+    if src.stopping and not src.gone:  # a watched writer asked to stop may die instead: say so
+        return "stopping…"
     if src.paused:
         return modes.paused_label(src.mode)
     if state.n_events == 0:
@@ -65,8 +67,6 @@ def status_label(state: RunState, src: SourceView) -> str:
         return "log ended (no run_end)"
     if src.gone:
         return src.gone
-    if src.stopping:
-        return "stopping…"
     busy = activity_label(state, src.ticking(state))  # from heartbeats: a quiet engine is busy, not gone
     if busy:
         return busy
