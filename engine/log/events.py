@@ -364,6 +364,7 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
     host: str = ""
     gpus: list = []
     session: dict = {}  # {torch_threads, cpu_count, physical_cores, load_avg} (issue 18)
+    system: dict | UnsetType = UNSET  # {cpu_pct, cpu_count, ram_used, ram_total, rss} (%, bytes), issue 20
 
 
 KINDS = (

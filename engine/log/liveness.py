@@ -11,6 +11,7 @@ before heartbeats existed get no verdict: the viewer falls back to "no new event
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 
@@ -59,6 +60,7 @@ class WriterWatch:
         self._arrived = 0.0  # our clock when the latest line arrived
         self._beating = False  # a heartbeat was seen: the writer promises one every CONTRACT_S
         self._at_end = True
+        self.t_first = 0.0  # the writer's clock at the log's first line (its header): a pid born after is not it
 
     def saw(self, events, at_end: bool = True) -> None:
         """Take note of a batch of events just read: any line proves the writer lived when it wrote
@@ -67,6 +69,8 @@ class WriterWatch:
         self._at_end = at_end
         if not events:
             return
+        if not self.t_first:
+            self.t_first = float(events[0].t)
         for e in reversed(events):
             if e.kind == "heartbeat":
                 self.pid, self.host = int(e.pid), str(e.host)
@@ -102,3 +106,53 @@ class WriterWatch:
 
     def _same_host(self) -> bool:
         return bool(self.host) and self.host == self._this_host
+
+    # -- stopping the writer from a viewer (watch's `s`) -------------------------------------------------------
+    def stop_refusal(self) -> str:
+        """Why this viewer cannot signal the writer, with how to stop it instead; "" when it can."""
+        if not self._beating or self.pid <= 0:
+            return (
+                "this log names no writer process (no heartbeats: a Recorder or Trainer-callback log, or an "
+                "older freeze-tui); stop the run where it runs: Ctrl-C there, or kill -TERM with its pid"
+            )
+        if not self._same_host():
+            return f"the run is on host {self.host}, pid {self.pid}; stop it there: {stop_command(self.pid, self.host)}"
+        if not self._alive(self.pid) or not started_before(self.pid, self.t_first):
+            return f"the writer (pid {self.pid}) has exited; there is nothing to stop"
+        return ""
+
+    def signal_stop(self) -> str:
+        """Ask the writer to stop at its next step boundary (SIGTERM: a second one ends it at once, its log
+        closed with run_end "stopped"); a paused writer is continued so it can. "" or why it failed."""
+        refusal = self.stop_refusal()
+        if refusal:
+            return refusal
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+            if self._stopped(self.pid) and hasattr(signal, "SIGCONT"):
+                os.kill(self.pid, signal.SIGCONT)  # stopped (^Z, SIGSTOP): it hears the request once continued
+        except PermissionError:
+            return f"cannot signal pid {self.pid} (another user's process); as its owner run: {stop_command(self.pid)}"
+        except ProcessLookupError:
+            return f"the writer (pid {self.pid}) has exited; there is nothing to stop"
+        return ""
+
+
+def stop_command(pid: int, host: str = "") -> str:
+    """The shell command that stops the run writing with `pid` (on `host` when that is another machine)."""
+    kill = f"kill -TERM {pid}"
+    return f"ssh {host} {kill}" if host else kill
+
+
+def started_before(pid: int, t_first: float, slack_s: float = 2.0) -> bool:
+    """The process `pid` existed when the log began (at `t_first`, unix seconds): not a recycled pid, nor
+    a process of another pid namespace on a host of the same name that happens to carry the number."""
+    import psutil
+
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # cannot tell (access denied): the liveness check above stands
+        return True
+    return not t_first or created <= t_first + slack_s

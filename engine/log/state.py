@@ -61,6 +61,7 @@ class ArmState:
     stopped: str = ""  # why this arm stopped early (NaN loss, ...)
     device: str = ""  # where this arm trains, when run_start says (several devices: placement)
     step_zero: ev.ArmMeasures | None = None  # the step_zero event's measures (retain loss, expected S, ...)
+    nonfinite_step: int = -1  # the first step whose record had a NaN/inf loss (engine/log/alerts.py)
 
     def restarted(self) -> ArmState:
         """This arm as run_start described it, before any step: how a new replicate begins."""
@@ -155,6 +156,7 @@ class RunState:
         self.activity: ActivityRecord | None = None  # None: no heartbeat yet (or a log from before heartbeats)
         self.gpus: list[dict] = []  # the latest GPU readings, [{index, name, mem_used, mem_total, util}]
         self.gpus_t = math.nan
+        self.system: dict = {}  # the latest CPU/RAM/RSS readings (engine/run/system.py), from heartbeats
         self.replicate = 0  # which replicate of `replicates` (--seeds N) the steps belong to
         self.replicates = 1
         self.past: list[RunState] = []  # finished replicates, each frozen as it ended
@@ -221,6 +223,8 @@ class RunState:
             loss, dt, lr = rec.loss, rec.dt, rec.lr
             loss = loss if type(loss) is float else _num(loss)
             dt = dt if type(dt) is float else _num(dt)
+            if loss - loss != 0.0 and arm.nonfinite_step < 0:  # NaN or inf (written as null): not a loss
+                arm.nonfinite_step = e.step
             arm.loss_last, arm.dt_last = loss, dt
             arm.lr_last = lr if type(lr) is float else _num(lr)
             arm.losses.append(loss)
@@ -313,6 +317,8 @@ class RunState:
         )
         if e.gpus:
             self.gpus, self.gpus_t = [g for g in e.gpus if isinstance(g, dict)], e.t
+        if isinstance(e.system, dict) and e.system:
+            self.system = {**e.system, "t": e.t}
 
     def _message(self, level: str, text: str, e: ev.Event, fatal: bool = False) -> None:
         arm = getattr(e, "arm", None)

@@ -127,6 +127,12 @@ class RunConfig:
         "The embedded demo at the study's full size (3 epochs, 366 steps, 8 prompts x 4 samples: 20-60 min "
         "on a 2-core CPU). Without it a demo on CPU stops after 60 steps and samples 5 prompts x 2.",
     )
+    diverge_k: float = setting(
+        3.0,
+        "Alert when an arm's loss diverges: its mean over a block of 20 steps above both its own best block "
+        "and the baseline's by more than K times its spread in the block (a toast, a bell, --notify).",
+        metavar="K",
+    )
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
@@ -144,6 +150,8 @@ class RunConfig:
         if not 0 < self.equivalence_margin < 100:
             raise FreezeTuiError(f"--equivalence-margin is in points of r, in (0, 100); got {self.equivalence_margin}")
         _positive("--seeds", self.seeds)
+        if not 0 < self.diverge_k < math.inf:
+            raise FreezeTuiError(f"--diverge-k must be a positive number, got {self.diverge_k}")
         _positive("--common-k", self.common_k)
         _positive("--shards", self.shards)
         if self.batch_size % self.shards:

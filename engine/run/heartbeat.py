@@ -12,10 +12,13 @@ import socket
 import threading
 import time
 
+from msgspec import UNSET
+
 from engine.core.activity import Activity
 from engine.log.events import Heartbeat, Warning
 from engine.run.gpu import GpuSampler
 from engine.run.session_info import overloaded, session_readings
+from engine.run.system import SystemSampler
 
 HEARTBEAT_S = 1.0  # the liveness contract asks for at least every 2 s; half of it leaves room for a slow disk
 GPU_EVERY_S = 3.0
@@ -30,6 +33,8 @@ class HeartbeatThread(threading.Thread):
         self._gpus_due = 0.0
         self._pid, self._host = os.getpid(), socket.gethostname()
         self._load_warned = False  # one warning per run: the load is in every heartbeat anyway
+        self.system: SystemSampler | None = None  # made on the thread's first beat (psutil's import is not free)
+        self._system_due = 0.0
 
     def run(self) -> None:
         try:
@@ -53,6 +58,7 @@ class HeartbeatThread(threading.Thread):
                 host=self._host,
                 gpus=self._gpus(),
                 session=session,
+                system=self._system() or UNSET,  # left out between readings: older logs' bytes stay as they were
             )
         )
         warning = overloaded(session) if phase == "step" and not self._load_warned else ""
@@ -66,6 +72,16 @@ class HeartbeatThread(threading.Thread):
             return []
         self._gpus_due = now + GPU_EVERY_S
         return self.gpus.read()
+
+    def _system(self) -> dict:
+        now = time.monotonic()
+        if self.system is None:  # the first reading of CPU % needs an interval behind it: from here
+            self.system, self._system_due = SystemSampler(), now + self.interval
+            return {}
+        if now < self._system_due:
+            return {}
+        self._system_due = now + GPU_EVERY_S
+        return self.system.read()
 
     def halt(self) -> None:
         """Stop beating and wait for the thread, so nothing follows the run's last event."""

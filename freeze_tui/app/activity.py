@@ -91,6 +91,19 @@ def gpu_lines(state: RunState) -> list[str]:
     return lines
 
 
+def system_brief(state: RunState) -> str:
+    """'CPU 87 % · RAM 3.1/7.8 GiB · RSS 1.2 GiB' (the machine's CPU and memory, the run's own resident
+    memory; engine/run/system.py), for the header and the Time view; "" without readings."""
+    sys_ = state.system
+    cpu, used, total, rss = (_num(sys_.get(k)) for k in ("cpu_pct", "ram_used", "ram_total", "rss"))
+    parts = [] if math.isnan(cpu) else [f"CPU {cpu:.0f} %"]
+    if not (math.isnan(used) or math.isnan(total)):
+        parts.append(f"RAM {used / GIB:.1f}/{total / GIB:.1f} GiB")
+    if not math.isnan(rss):
+        parts.append(f"RSS {rss / GIB:.2f} GiB")
+    return " · ".join(parts)
+
+
 def _index(g: dict, n: int) -> str:
     return "" if n == 1 else str(g.get("index", "?"))
 

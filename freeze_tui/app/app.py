@@ -19,6 +19,7 @@ from engine.log.events import Error
 from engine.log.sources import EventSource
 from engine.log.state import RunState
 from freeze_tui.app import modes
+from freeze_tui.app.alerting import Alerter
 from freeze_tui.app.bridge import EventsArrived, SourceDone, SourceFailed, fold, start_bridge
 from freeze_tui.app.keys import BINDINGS, KeyActions
 from freeze_tui.app.run_control import RunControl
@@ -56,8 +57,11 @@ class FreezeApp(KeyActions, RunControl, App[None]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     BINDINGS = BINDINGS
 
-    def __init__(self, source: EventSource, *, title: str = "freeze-tui", log_path=None, screenshot_dir=None) -> None:
+    def __init__(
+        self, source: EventSource, *, title: str = "freeze-tui", log_path=None, screenshot_dir=None, notifier=None
+    ) -> None:
         super().__init__()
+        self.alerter = Alerter(self, notifier)  # toasts, a bell and --notify (engine/log/alerts.py)
         self.source, self.state, self.chart = source, RunState(), ChartOptions()
         self.title, self.log_path = title, Path(log_path) if log_path else None
         folder = screenshot_dir or (self.log_path.parent if self.log_path else ".")
@@ -117,6 +121,7 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         src = SourceView.of(self.source, self._stopping, self.source_error, self.view_paused)
         self.header.show(self.state, src, self.title, self.palette)
         self.follow_run_end()
+        self.alerter.check(src.gone)
         if (self.run_mode(), self.active_view()) != self._offered:
             self._offered = (self.run_mode(), self.active_view())
             self.refresh_bindings()  # the footer offers what works in this mode and view

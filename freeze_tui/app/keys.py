@@ -50,6 +50,7 @@ class KeyActions(_Base):
         def run_mode(self) -> str: ...
         def active_view(self) -> str: ...
         def live_running(self) -> bool: ...
+        def watch_running(self) -> bool: ...
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         mode = self.run_mode()
@@ -58,7 +59,7 @@ class KeyActions(_Base):
         if action == "resume":  # the footer offers "p resume" while paused, not "p pause"
             return parameters[0] == mode and not self.source.done and self.display_paused()
         if action == "stop":
-            return self.live_running()
+            return self.live_running() or self.watch_running()
         if action == "arm_page":  # only when some arms are on another page
             return self.active_view() == "dw" and self.views["dw"].pages > 1
         if action == "sample":  # only side by side

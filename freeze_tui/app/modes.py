@@ -115,8 +115,10 @@ KEYS = (
     Key(
         "s",
         "stop the run at the next step boundary (asks first)",
-        frozenset({LIVE}),
+        frozenset({LIVE, WATCH}),
         binds=(Bind("s", "stop", "stop run"),),
+        doc="stop the run at the next step boundary (asks first); WATCH signals the writer on this host, "
+        "or says the command to run on the writer's host",
     ),
     Key(
         "m",

@@ -9,6 +9,7 @@ from textual.app import App
 
 from engine.log.sources import EventSource
 from engine.log.state import RunState
+from freeze_tui.app import watch_stop
 from freeze_tui.app.screens.confirm import ConfirmScreen
 
 if TYPE_CHECKING:  # a mixin of FreezeApp: type-check it as the App it is part of
@@ -30,8 +31,17 @@ class RunControl(_Base):
     def live_running(self) -> bool:
         return self.source.mode == "live" and not self.source.done and not self.state.finished
 
+    writer_stoppable = True  # False: `watch --read-only` (a browser session of `serve --watch`)
+
+    def watch_running(self) -> bool:
+        """A followed run goes on and this viewer may stop it (`s`)."""
+        live = self.source.mode == "watch" and not self.source.done and not self.state.finished
+        return live and self.writer_stoppable
+
     def action_stop(self) -> None:
-        if self.live_running() and not self._stopping:
+        if self.watch_running():
+            self._stop_watched()
+        elif self.live_running() and not self._stopping:
             self.push_screen(ConfirmScreen(STOP_QUESTION, about="stop"), self._stop_confirmed)
 
     def _stop_confirmed(self, yes: bool | None) -> None:
@@ -80,3 +90,23 @@ class RunControl(_Base):
             self.notify(f"{ended} Nothing to stop.", timeout=4)
         elif screen.about == "quit" and screen.question == QUIT_QUESTION:
             screen.ask(f"{ended} Quit?")
+
+    def _stop_watched(self) -> None:
+        """WATCH: signal the writer of the followed log (asks first); say how where this viewer cannot."""
+        found = watch_stop.writers(self.source)
+        for why in watch_stop.refusals(found):
+            self.notify(why, title="cannot stop it from here", severity="warning", timeout=15, markup=False)
+        question = watch_stop.stop_question(found, again=self._stopping)
+        if question:
+            self.push_screen(ConfirmScreen(question), lambda yes: self._watched_stop_confirmed(yes, found))
+
+    def _watched_stop_confirmed(self, yes: bool | None, found: list) -> None:
+        if not yes:
+            return
+        failures = watch_stop.signal_all(found)
+        for why in failures:
+            self.notify(why, title="stop failed", severity="error", timeout=15, markup=False)
+        if not failures:
+            again = "s again: end it now" if not self._stopping else "the writer ends it now"
+            self._stopping = True
+            self.notify(f"stop requested; following the log to its run_end… ({again})", timeout=6)

@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Column
 from rich.text import Text
 
+from engine.log.alerts import AlertWatch
 from engine.log.state import RunState
 from freeze_tui.app.activity import phase_words
 from freeze_tui.cli import exit_codes
@@ -38,9 +39,10 @@ def safe_line(text: object) -> str:
     return clean(text, one_line=True, max_len=500)
 
 
-def run_headless(source, console: Console | None = None, interrupts: Interrupts | None = None) -> int:
+def run_headless(source, console: Console | None = None, interrupts: Interrupts | None = None, notifier=None) -> int:
     """Drain `source` until the run ends; returns the process exit code (freeze_tui.cli.exit_codes).
-    `interrupts`: the caller's stop-signal counter (by default one installed here)."""
+    `interrupts`: the caller's stop-signal counter (by default one installed here); `notifier`:
+    --notify's command runner (engine/run/notify.py), told each alert."""
     console = console or Console(file=cast("IO[str]", Guarded(sys.stdout)), highlight=False)  # a duck-typed stream
     own = interrupts is None
     interrupts = Interrupts().install() if interrupts is None else interrupts
@@ -59,6 +61,7 @@ def run_headless(source, console: Console | None = None, interrupts: Interrupts 
             transient=False,
         ) as progress:
             printer = _Printer(state, progress, console)
+            printer.notifier = notifier
             _follow(source, printer, interrupts)
     finally:
         if own:
@@ -114,6 +117,7 @@ class _Printer:
         self.task_epoch: tuple[int, int] = (-1, -1)  # (replicate, epoch) of the progress task
         self.task_start = 0
         self.phase: tuple = ()  # the engine phase last printed (headless says what it does between steps)
+        self.alerts, self.notifier = AlertWatch(), None  # engine/log/alerts.py; --notify
 
     def fold(self, events) -> None:
         for event in events:
@@ -128,6 +132,15 @@ class _Printer:
                 self._say_phase()
         if events:
             self._update_progress()
+            self._alert()
+
+    def _alert(self) -> None:
+        """Print what is new (the run's end is the summary below) and pass every alert to --notify."""
+        for alert in self.alerts.update(self.state):
+            if alert.kind != "run_end":
+                self.console.print(Text(f"alert: {safe_line(alert.message)}", style="bold red"))
+            if self.notifier is not None:
+                self.notifier.send(alert, self.state.run_id)
 
     def _describe_start(self) -> None:
         s = self.state

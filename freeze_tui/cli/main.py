@@ -45,6 +45,13 @@ def cli(ctx: click.Context) -> int | None:
 SCREENSHOT_DIR = click.option(
     "--screenshot-dir", default=None, type=click.Path(file_okay=False), help="Where ctrl+s saves (default: by the log)."
 )
+NOTIFY = click.option(
+    "--notify",
+    default="",
+    metavar="CMD",
+    help="Run CMD (through the shell) on each alert: non-finite or diverging loss, a stalled writer (watch), the "
+    "run's end; the alert comes as FREEZE_TUI_* variables and JSON on stdin (README, Alerts).",
+)
 
 
 @cli.command()
@@ -52,14 +59,21 @@ SCREENSHOT_DIR = click.option(
 @click.option("--headless", is_flag=True, help="No app: print progress and the summary table.")
 @click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it.")
 @SCREENSHOT_DIR
+@NOTIFY
 @launch_options
 def run(**opts) -> int:
     """Run a paired experiment: the live app, or --headless (also over several processes: torchrun)."""
     headless, detach, shots = opts.pop("headless"), opts.pop("detach"), opts.pop("screenshot_dir")
+    notify = opts.pop("notify")
     launch = pop_launch(opts)
     cfg = config_from(opts)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
     if launch is not None or under_torchrun():
+        if notify:
+            raise FreezeTuiError(
+                f"--notify is not available for distributed runs yet; follow the log instead: "
+                f"freeze-tui watch {log_path} --notify CMD"
+            )
         return run_distributed(
             cfg,
             log_path,
@@ -78,15 +92,27 @@ def run(**opts) -> int:
     from freeze_tui.cli.engine_door import run_session
 
     session = run_session(cfg, log_path, producer=PRODUCER)
+    notifier = _notifier(notify, log_path)
     with Interrupts() as interrupts:
         if headless:
             from freeze_tui.cli.headless import run_headless
 
             click.echo(f"log: {log_path}")
-            code = run_headless(session.start(), interrupts=interrupts)
+            code = run_headless(session.start(), interrupts=interrupts, notifier=notifier)
         else:
-            code = _run_app(session, interrupts, shots)
+            code = _run_app(session, interrupts, shots, notifier)
+        if notifier is not None:
+            notifier.close()  # the run's end reaches the phone before this process exits
         return _end(session, code, interrupts)
+
+
+def _notifier(command: str, log_path):
+    """--notify CMD: a Notifier whose failures are one warning line each (the app shows them as toasts)."""
+    if not command.strip():
+        return None
+    from engine.run.notify import Notifier
+
+    return Notifier(command, lambda message: click.echo(f"freeze-tui: warning: {message}", err=True), log=str(log_path))
 
 
 def _end(session, code: int, interrupts: Interrupts) -> int:
@@ -150,10 +176,10 @@ def _check_writable_dir(path: Path, flag: str) -> None:
         raise FreezeTuiError(f"{flag} {path}: {existing} is not writable; choose another {flag} folder")
 
 
-def _run_app(session, interrupts: Interrupts, screenshot_dir: str | None) -> int:
+def _run_app(session, interrupts: Interrupts, screenshot_dir: str | None, notifier=None) -> int:
     from freeze_tui.app.app import FreezeApp
 
-    app = FreezeApp(session.start(), log_path=session.log_path, screenshot_dir=screenshot_dir)
+    app = FreezeApp(session.start(), log_path=session.log_path, screenshot_dir=screenshot_dir, notifier=notifier)
     run_app(app, interrupts, ended=lambda: session.join(timeout=0), on_stuck=lambda: _leave_stuck_app(session))
     if not session.done:  # quit without waiting (q or a signal, twice): the log keeps what it has
         session.stop()
@@ -199,7 +225,9 @@ def _speed(text: str) -> float:
 @cli.command()
 @click.argument("logs", metavar="LOG...", nargs=-1, required=True)
 @SCREENSHOT_DIR
-def watch(logs: tuple[str, ...], screenshot_dir: str | None) -> int:
+@NOTIFY
+@click.option("--read-only", is_flag=True, help="Offer no key that stops the run (`serve --watch` sessions).")
+def watch(logs: tuple[str, ...], screenshot_dir: str | None, notify: str, read_only: bool) -> int:
     """Follow logs that runs are still writing.
 
     For a --headless or --detach run, from another terminal. Several logs: one run, paired by step.
@@ -207,7 +235,12 @@ def watch(logs: tuple[str, ...], screenshot_dir: str | None) -> int:
     from freeze_tui.cli.logs import source_of
 
     source = source_of(logs, _watch_source)  # a bad log fails here, before any app starts
-    return _view(source, _first(logs), screenshot_dir)
+    notifier = _notifier(notify, _first(logs))
+    try:
+        return _view(source, _first(logs), screenshot_dir, notifier, stoppable=not read_only)
+    finally:
+        if notifier is not None:
+            notifier.close()
 
 
 def _leave_stuck_app(session) -> None:
@@ -216,11 +249,12 @@ def _leave_stuck_app(session) -> None:
     exit_now(exit_codes.for_status(session.state.status))
 
 
-def _view(source, log_path: str, screenshot_dir: str | None) -> int:
+def _view(source, log_path: str, screenshot_dir: str | None, notifier=None, *, stoppable: bool = True) -> int:
     """replay and watch: 0 when the user quits, 130 when a stop signal closed the app."""
     from freeze_tui.app.app import FreezeApp
 
-    app = FreezeApp(source, log_path=log_path, screenshot_dir=screenshot_dir)
+    app = FreezeApp(source, log_path=log_path, screenshot_dir=screenshot_dir, notifier=notifier)
+    app.writer_stoppable = stoppable
     with Interrupts() as interrupts:
         run_app(app, interrupts, on_stuck=lambda: exit_now(exit_codes.INTERRUPTED))
     if app.source_error:  # shown in the app; said again where it stays readable

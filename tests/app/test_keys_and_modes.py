@@ -97,7 +97,7 @@ async def test_watch_mode_pause_is_only_the_display(tmp_path):
         await _wait_for(pilot, lambda: app.state.step == 19)
         app.redraw()
         await pilot.pause()
-        assert "WATCH" in shown(app.header) and _footer(app)["p"] == "pause display" and "s" not in _footer(app)
+        assert "WATCH" in shown(app.header) and _footer(app)["p"] == "pause display" and _footer(app)["s"] == "stop run"
         await pilot.press("p")
         app.redraw()
         assert "display paused (training continues)" in shown(app.header)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.log.alerts import AlertWatch
 from engine.log.runlog import read_events
 from engine.log.sources import WatchSource
 from engine.log.state import RunState
@@ -135,6 +136,9 @@ def test_watch_of_a_slow_step_says_running_then_gone_once_the_writer_is_killed(t
         assert time.monotonic() - killed < 15, label
         time.sleep(0.05)
     assert label == f"writer gone (pid {proc.pid} exited)"
+    stalled = AlertWatch().update(state, SourceView.of(source).gone)  # issue 20: a toast, a bell, --notify
+    assert [(a.kind, a.message) for a in stalled] == [("stalled", label)]
+    assert state.system["rss"] > 0 and state.system["ram_total"] >= state.system["ram_used"] > 0  # psutil, real
     source.close()
 
 

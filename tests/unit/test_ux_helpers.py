@@ -69,7 +69,7 @@ def test_keys_follow_mode_and_view():
         return " | ".join(k.what for k in modes.keys_for(mode, view))
 
     assert "stop the run" in texts("live", "loss") and "stop the run" not in texts("replay", "loss")
-    assert "stop the run" not in texts("watch", "loss") and "pause the display" in texts("watch", "loss")
+    assert "stop the run" in texts("watch", "loss") and "pause the display" in texts("watch", "loss")  # issue 20
     assert "smoothing" in texts("replay", "loss") and "smoothing" not in texts("replay", "dw")
     assert "previous / next arms" in texts("finished", "dw")
     assert "pause" not in texts("finished", "loss")

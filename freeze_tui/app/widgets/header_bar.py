@@ -11,7 +11,7 @@ from textual.widgets import Static
 from engine.log.eta import epochs_to_run
 from engine.log.state import RunState
 from freeze_tui.app import modes
-from freeze_tui.app.activity import activity_label, gpu_brief
+from freeze_tui.app.activity import activity_label, gpu_brief, system_brief
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.eta_text import eta_text
@@ -60,7 +60,7 @@ def status_label(state: RunState, src: SourceView) -> str:
         return state.status
     if src.error:
         return "log unreadable (see Log)"
-    if src.stopping:
+    if src.stopping and not src.gone:  # a watched writer asked to stop may die instead: say so
         return "stopping…"
     if src.paused:
         return modes.paused_label(src.mode)
@@ -135,6 +135,8 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
         parts.append(Text(f"elapsed {fmt.duration(state.elapsed + src.ticking(state))}"))
     if state.gpus and not state.finished:
         parts.append(safe(gpu_brief(state), max_len=60))
+    if state.system and not state.finished and width >= 120:  # at 80 columns: the Time view's first line
+        parts.append(Text(system_brief(state), style="dim"))
     if state.config.get("trust_remote_code"):
         parts.append(Text("⚠ trust_remote_code on", style=palette.style("failed")))
     return _join(parts)

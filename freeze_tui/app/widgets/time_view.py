@@ -12,7 +12,7 @@ from rich.text import Text
 from engine.core.stats import WARMUP_STEPS, equivalence
 from engine.log.comparisons import NOT_PAIRED, baseline_of, live_interval, live_saving, margin_of, unpaired
 from engine.log.state import RunState
-from freeze_tui.app.activity import gpu_lines
+from freeze_tui.app.activity import gpu_lines, system_brief
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
@@ -99,6 +99,7 @@ def time_renderable(
         style="dim",
     )
     parts: list[RenderableType] = [
+        *([Text.assemble(("system ", "bold"), system_brief(state))] if state.system else []),
         time_table(state, palette, intervals),
         Text(""),
         time_bars(state, palette=palette),
@@ -116,11 +117,12 @@ class TimeView(TextView):
     _ci_step = -1  # the step the intervals were computed at
 
     def key(self, state: RunState) -> tuple:
-        return state.step, sum(len(a.epochs) for a in state.arms.values()), state.status, state.gpus_t
+        epochs = sum(len(a.epochs) for a in state.arms.values())
+        return state.step, epochs, state.status, state.gpus_t, state.system.get("t")
 
     def text(self, state: RunState) -> RenderableType:
-        if self.key(state)[1:] != self._ci_key:  # the bootstrap once per epoch, not per step
-            self._ci_key = self.key(state)[1:]
+        if self.key(state)[1:3] != self._ci_key:  # the bootstrap once per epoch, not per reading
+            self._ci_key = self.key(state)[1:3]
             self._intervals = {name: live_interval(state, name) for name in state.arms}
             self._ci_step = state.step
         return time_renderable(state, self.palette, self._intervals, self._ci_step)

@@ -49,7 +49,7 @@ def serve_command(logs: tuple[str, ...], watch: bool) -> str:
     """The command every browser session runs (LOG or NAME=LOG, as replay and watch take them); the
     logs are checked here first, so a bad one is one line and exit 2 here, not an error in the browser."""
     check_logs(logs)
-    mode = ["watch"] if watch else ["replay"]
+    mode = ["watch", "--read-only"] if watch else ["replay"]  # a browser viewer never stops the run
     return shlex.join([sys.executable, "-m", "freeze_tui", *mode, *logs])
 
 
