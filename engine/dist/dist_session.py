@@ -18,12 +18,16 @@ from typing import Any
 from engine.run.config import RunConfig
 from engine.core.control import Control
 from engine.core.errors import FreezeTuiError
+from engine.dist.agreement import SettingsDiffer
+from engine.dist.board import LOST, LOST_AFTER_S
 from engine.log import events as ev
 from engine.log.summary import summarize
 from engine.run.emitter import new_run_id
 from engine.train.session import OOM_HINT, RunSession
 
 STOP_GRACE_S = 15.0
+LOST_PEER = "lost contact with another rank: its process ended without a word (killed? see the launcher's output)"
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 DONE_WAIT_S = 60.0  # how long a failed rank waits for rank 0 to end the log before it exits anyway
 
 
@@ -34,7 +38,7 @@ def failure_message(exc: BaseException) -> str:
     if "out of memory" in text.lower():
         return OOM_HINT
     if "closed by peer" in text or "reset by peer" in text:  # gloo: a rank's process is gone
-        return "lost contact with another rank: its process ended without a word (killed? see the launcher's output)"
+        return LOST_PEER
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
@@ -58,6 +62,10 @@ class DistRunSession(RunSession):
 
         def give_up() -> None:
             if not self._ended:
+                lost = self._lost()
+                if lost:  # under NCCL a lost rank hangs the others' collectives: it is a failure, named
+                    self._end_failed(lost)
+                    return
                 why = f"stopped, but not every rank reached a step boundary within {STOP_GRACE_S:.0f} s"
                 self._end_failed({0: why + " (did one die? see the launcher's output)"}, status="stopped")
 
@@ -69,8 +77,21 @@ class DistRunSession(RunSession):
         """The console quit before the run ended (a second Ctrl-C, or the launcher's SIGTERM when
         another rank died): the log still ends, saying so."""
         if not self._ended:
+            lost = self._lost()
+            if lost:
+                self._end_failed(lost)
+                return
             why = "interrupted" if interrupted else "ended by a signal (a launcher ends every rank when one dies)"
             self._end_failed({0: f"{why} before the run finished"}, status="stopped" if interrupted else "failed")
+
+    def _lost(self) -> dict[int, str]:
+        """{rank: why} of the ranks lost without a word (killed), by the board's liveness; {} when none."""
+        if self.world is None:
+            return {}
+        try:
+            return self.world.board.blame({})
+        except Exception:  # the store is gone with the launcher: nothing more to learn
+            return {}
 
     def mark_done(self) -> None:
         """The log is whole and the console has said it: ranks waiting on a failure may exit."""
@@ -97,23 +118,37 @@ class DistRunSession(RunSession):
         from engine.dist.distributed import drive, init_world
 
         self.world = init_world(self.cfg)
-        self.world.board.watch(self._end_failed)
+        self.world.board.watch(self._end_failed, find_lost=True)
         return drive(self.cfg, self.emit, self.control, self.world)
 
     def _fail_here(self, exc: Exception) -> None:
         """Rank 0 failed -- or broke because another rank did first: then that rank is the cause."""
         if isinstance(exc, FreezeTuiError):
             self.failure = exc
-        if self.world is None:
-            self._end_failed({0: failure_message(exc)}, traceback.format_exc())
+        if isinstance(exc, SettingsDiffer):  # every rank found the same: name the rank that differs
+            self._end_failed({exc.rank: str(exc)})
             return
-        self.world.board.report(failure_message(exc))
+        if self.world is None:
+            detail = "" if isinstance(exc, FreezeTuiError) else traceback.format_exc()
+            self._end_failed({0: failure_message(exc)}, detail)
+            return
+        message = failure_message(exc)
+        self.world.board.report(message)
         time.sleep(2 * 0.2)  # a failure that reached the store first is the cause, not this one
         others = {r: m for r, m in self.world.board.failures().items() if r != 0}
-        self._end_failed(others or {0: failure_message(exc)}, "" if others else traceback.format_exc())
+        # a peer's process gone breaks this rank's collective (gloo): the lost rank is the cause, not this one
+        wait_s = LOST_AFTER_S + 1 if message == LOST_PEER else 0.0
+        with contextlib.suppress(Exception):  # the store may be gone with the launcher
+            others = self.world.board.blame(others, wait_s=wait_s)
+        self._end_failed(others or {0: message}, "" if others else traceback.format_exc())
 
     def _end_failed(self, failures: dict[int, str], detail: str = "", status: str = "failed") -> None:
         """The log's end for a failed run, naming every rank that failed; then the others may exit."""
+        if self.world is not None:  # a rank lost without a word: the board says so for it, so the rest leave
+            with contextlib.suppress(Exception):
+                for rank, message in failures.items():
+                    if message == LOST and rank != 0:
+                        self.world.board.report(message, rank=rank)
         self._heartbeat.halt()
         with self.emitter.lock:  # the errors and their run_end in one piece
             for rank, message in sorted(failures.items()):
@@ -135,7 +170,8 @@ def run_worker(cfg: RunConfig) -> int:
     warnings.simplefilter("ignore")  # rank 0 logs the warnings; the same ones would repeat here
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     control = Control()
-    signal.signal(signal.SIGINT, lambda *_: control.stop.set())  # the launcher's Ctrl-C: stop with rank 0
+    for sig in STOP_SIGNALS:  # the launcher passes on Ctrl-C, SIGTERM, SIGHUP: stop with rank 0
+        signal.signal(sig, lambda *_: control.stop.set())
     world = None
     try:
         world = init_world(cfg)
@@ -145,6 +181,10 @@ def run_worker(cfg: RunConfig) -> int:
         return 0
     except Exception as exc:
         message, code = failure_message(exc), 2 if isinstance(exc, FreezeTuiError) else 1
+        if isinstance(exc, SettingsDiffer):  # every rank refuses alike: rank 0 says it, and one rank per other node
+            if os.environ.get("LOCAL_RANK", "0") == "0":
+                print(f"freeze-tui: error: {message}", file=sys.stderr, flush=True)
+            return code
         if world is None:  # before the world formed (this rank's device, the rendezvous): no one to tell
             print(f"freeze-tui: error: rank {os.environ.get('RANK')}: {message}", file=sys.stderr, flush=True)
             return code

@@ -5,8 +5,10 @@ the same machinery as torchrun, in this process. No torch at import.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -14,6 +16,8 @@ import click
 from engine.core.errors import FreezeTuiError
 from engine.dist.world import check_world, env_rank, env_world_size, under_torchrun
 from engine.run.config import RunConfig
+from freeze_tui.cli import exit_codes
+from freeze_tui.cli.interrupts import Interrupts
 from freeze_tui.cli.launch_checks import check_launch
 
 LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend")
@@ -68,11 +72,10 @@ def run_distributed(
 def _run_rank0(cfg: RunConfig, log_path: Path, producer: str) -> int:
     from freeze_tui.cli.engine_door import dist_run_session
     from freeze_tui.cli.headless import run_headless
-    from freeze_tui.cli.interrupts import Interrupts
 
     session = dist_run_session(cfg, log_path, producer=producer)
     click.echo(f"log: {log_path}")
-    with Interrupts() as interrupts:
+    with LaunchedInterrupts() as interrupts:
         code = run_headless(session.start(), interrupts=interrupts)
     session.end_unfinished(interrupted=code == 130)
     session.mark_done()
@@ -82,6 +85,23 @@ def _run_rank0(cfg: RunConfig, log_path: Path, producer: str) -> int:
     if stuck:
         _exit(code)
     return code
+
+
+class LaunchedInterrupts(Interrupts):
+    """Ctrl-C in a terminal reaches every process of the group, and the launcher passes it on once
+    more: a repeat within ECHO_S of the first is that echo, not a second request to quit at once."""
+
+    ECHO_S = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -math.inf
+
+    def _on_signal(self, signum, frame) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.ECHO_S:
+            self.note()
+        self._last = now
 
 
 def _exit(code: int) -> None:
@@ -97,7 +117,7 @@ def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
     import logging
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets, without its banner
-    from freeze_tui.cli.engine_door import child_failure_type, elastic_launch
+    from freeze_tui.cli.engine_door import child_failure_type, elastic_launch, launcher_signal_type
     from freeze_tui.cli.run_options import config_args
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # workers say what failed
@@ -109,6 +129,8 @@ def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
         failures = getattr(exc, "failures", {})  # ChildFailedError: {rank: its failure}
         code = failures[min(failures)].exitcode if failures else 1
         return code if code > 0 else 1
+    except launcher_signal_type():  # Ctrl-C, SIGTERM or SIGHUP: the ranks stopped at a step boundary
+        return exit_codes.INTERRUPTED
     return 0
 
 

@@ -70,3 +70,10 @@ def child_failure_type() -> type[Exception]:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     return ChildFailedError
+
+
+def launcher_signal_type() -> type[Exception]:
+    """What torch's elastic launcher raises once it has passed a stop signal on to the ranks and they ended."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    return SignalException
