@@ -18,9 +18,9 @@ from engine.dist.world import check_world, env_rank, env_world_size, under_torch
 from engine.run.config import RunConfig
 from freeze_tui.cli import exit_codes
 from freeze_tui.cli.interrupts import Interrupts
-from freeze_tui.cli.launch_checks import check_launch
+from freeze_tui.cli.launch_checks import JOIN_TIMEOUT_S, check_launch
 
-LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend")
+LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "join_timeout")
 
 
 def launch_options(command):
@@ -38,6 +38,14 @@ def launch_options(command):
             "--rdzv-id", default="freeze-tui", show_default=True, help="Rendezvous id (the same on every node)."
         ),
         click.option("--rdzv-backend", default="c10d", show_default=True, help="torch rendezvous backend."),
+        click.option(
+            "--join-timeout",
+            type=float,
+            default=JOIN_TIMEOUT_S,
+            show_default=True,
+            metavar="SECONDS",
+            help="How long the nodes of a multi-node run wait for each other at the rendezvous.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -117,14 +125,34 @@ def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
     import logging
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets, without its banner
-    from freeze_tui.cli.engine_door import child_failure_type, elastic_launch, launcher_signal_type
+    from freeze_tui.cli.engine_door import (
+        check_rendezvous_port,
+        child_failure_type,
+        elastic_launch,
+        launcher_signal_type,
+        nodes_arrived,
+        rendezvous_timeout_type,
+    )
     from freeze_tui.cli.run_options import config_args
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # workers say what failed
     child = ["-m", "freeze_tui", "run", "--headless", "--log-path", str(log_path), *config_args(cfg, skip=["log"])]
     torchrun_args = _torchrun_args(launch) + child
+    if launch["rdzv_endpoint"] is not None:
+        check_rendezvous_port(launch["rdzv_endpoint"])
+        nodes, at = launch["nnodes"], launch["rdzv_endpoint"]
+        click.echo(f"waiting for {nodes} node(s) at {at} (at most {launch['join_timeout']:g} s, --join-timeout)…")
     try:
         elastic_launch(torchrun_args)
+    except rendezvous_timeout_type():
+        arrived = nodes_arrived(launch["rdzv_endpoint"], launch["rdzv_id"])
+        raise FreezeTuiError(
+            f"the nodes did not all arrive at {launch['rdzv_endpoint']} within {launch['join_timeout']:g} s: "
+            f"{arrived} of {launch['nnodes']} node(s) came; start freeze-tui on every node with the same "
+            "--rdzv-endpoint and --rdzv-id, or raise --join-timeout"
+        ) from None
+    except KeyboardInterrupt:  # Ctrl-C before the ranks started (at the rendezvous): nothing ran
+        return exit_codes.INTERRUPTED
     except child_failure_type() as exc:
         failures = getattr(exc, "failures", {})  # ChildFailedError: {rank: its failure}
         code = failures[min(failures)].exitcode if failures else 1
@@ -143,5 +171,6 @@ def _torchrun_args(launch: dict) -> list[str]:
 
         return [*args, "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", str(uuid.uuid4())]
     args += ["--rdzv-endpoint", launch["rdzv_endpoint"], "--rdzv-id", launch["rdzv_id"]]
-    args += ["--rdzv-backend", launch["rdzv_backend"]]
+    join = math.ceil(launch["join_timeout"])  # torch reads it as whole seconds
+    args += ["--rdzv-backend", launch["rdzv_backend"], "--rdzv-conf", f"join_timeout={join}"]
     return args + (["--node-rank", str(launch["node_rank"])] if launch["node_rank"] is not None else [])

@@ -77,3 +77,24 @@ def launcher_signal_type() -> type[Exception]:
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
     return SignalException
+
+
+def rendezvous_timeout_type() -> type[Exception]:
+    """What torch's launcher raises when the nodes did not all arrive within the join timeout."""
+    from torch.distributed.elastic.rendezvous.api import RendezvousTimeoutError
+
+    return RendezvousTimeoutError
+
+
+def check_rendezvous_port(endpoint: str) -> None:
+    """A port on this node held by another service is refused before the launch."""
+    from engine.dist.rendezvous import check_rendezvous_port as check
+
+    check(endpoint)
+
+
+def nodes_arrived(endpoint: str, run_id: str) -> str:
+    """How many nodes reached the rendezvous, after a join timeout."""
+    from engine.dist.rendezvous import nodes_arrived as count
+
+    return count(endpoint, run_id)

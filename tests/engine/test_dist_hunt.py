@@ -196,3 +196,52 @@ def test_11_a_killed_rank_is_named_and_the_log_ends_failed(killed, name, rank):
     assert events[-1].summary["failure"]["rank"] == rank
     errors = [e.message for e in events if e.kind == "error"]
     assert errors and all(m.startswith(f"rank {rank}: lost contact") for m in errors), errors
+
+
+# -- 10. the rendezvous ----------------------------------------------------------------------------------------
+def launch_in_process(capsys, tiny, tmp_path, *more: str) -> tuple[int, str, str]:
+    from freeze_tui.cli.main import main
+
+    args = [*run_args(tiny, tmp_path / "x.jsonl", "--max-steps", "2"), "--nproc-per-node", "1", *more]
+    with pytest.raises(SystemExit) as ended:
+        main(args)
+    captured = capsys.readouterr()
+    return ended.value.code, captured.out, captured.err
+
+
+def test_10_an_unresolvable_host_is_one_line(capsys, tiny, tmp_path):
+    more = ("--nnodes", "2", "--rdzv-endpoint", "no-such-node.invalid:29500")
+    code, _, err = launch_in_process(capsys, tiny, tmp_path, *more)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "the host 'no-such-node.invalid' cannot be resolved" in err and not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_10_a_join_timeout_must_be_positive(capsys, tiny, tmp_path, value):
+    code, _, err = launch_in_process(capsys, tiny, tmp_path, "--join-timeout", value)
+    assert code == 2 and err.strip().endswith(f"--join-timeout must be a positive number of seconds, got {value}")
+
+
+def test_10_a_port_held_by_another_service_is_one_line(capsys, tiny, tmp_path):
+    with socket.socket() as other:  # listens, never answers: not a rendezvous store
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        more = ("--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{port}")
+        code, _, err = launch_in_process(capsys, tiny, tmp_path, *more)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"port {port} on this node is held by another service" in err
+
+
+def test_10_nodes_that_never_arrive_end_in_one_line_after_the_join_timeout(tiny, tmp_path):
+    port = free_port()
+    more = ["--nproc-per-node", "1", "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{port}", "--join-timeout", "3"]
+    args = [*run_args(tiny, tmp_path / "x.jsonl", "--max-steps", "2"), *more]
+    started = time.monotonic()
+    command = [sys.executable, "-m", "freeze_tui", *args]
+    result = subprocess.run(command, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"waiting for 2 node(s) at 127.0.0.1:{port}" in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "did not all arrive" in lines[0] and "1 of 2 node(s) came" in lines[0], lines
+    assert time.monotonic() - started < 60
