@@ -15,14 +15,13 @@ import traceback
 import warnings
 from typing import Any
 
-from engine.run.config import RunConfig
 from engine.core.control import Control
 from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import SettingsDiffer
 from engine.dist.board import LOST, LOST_AFTER_S
 from engine.log import events as ev
 from engine.log.summary import summarize
-from engine.run.emitter import new_run_id
+from engine.run.config import RunConfig
 from engine.train.session import OOM_HINT, RunSession
 
 STOP_GRACE_S = 15.0
@@ -42,23 +41,34 @@ def failure_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
-class DistRunSession(RunSession):
-    """World rank 0: trains its own arm (in the engine thread, like a one-process run), merges every
-    rank's events into the one log, and ends it -- also when another rank fails."""
+class MeshRun:
+    """World rank 0 of a distributed run, as its session's `where`: it trains its own arm (in the
+    engine thread, like a one-process run), merges every rank's events into the one log, and ends it
+    -- also when another rank fails or is lost."""
 
-    def __init__(self, cfg: RunConfig, log_path, *, producer: str) -> None:
-        super().__init__(cfg, log_path, producer=producer)
+    def __init__(self) -> None:
+        self.session: Any = None  # the RunSession whose log this ends (set by mesh_session)
         self.world: Any = None  # engine.dist.distributed.World, once the process group exists
 
     @property
     def _ended(self) -> bool:
         """The engine thread and the failure watcher may both end the run: the emitter takes one run_end."""
-        return self.emitter.ended
+        return self.session.emitter.ended
 
-    def stop(self) -> None:
+    def run(self, session: RunSession) -> tuple[str, dict]:
+        from engine.dist.distributed import drive, init_world
+
+        self.world = init_world(session.cfg)
+        self.world.board.watch(self._end_failed, find_lost=True)
+        return drive(session.cfg, session.emit, session.control, self.world)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # the log is whole; tearing the groups down is best effort
+            self.world.close()
+
+    def stopping(self, session: RunSession) -> None:
         """Stop at the next sync point, where every rank agrees; a rank that died (killed by the system
         or the launcher) never gets there, so after STOP_GRACE_S the log ends without it."""
-        super().stop()
 
         def give_up() -> None:
             if not self._ended:
@@ -98,33 +108,10 @@ class DistRunSession(RunSession):
         if self.world is not None:
             self.world.board.mark_done()
 
-    def _main_body(self) -> None:
-        self.emit(ev.Header(producer=self.producer, run_id=new_run_id()))
-        self._heartbeat.start()
-        try:
-            self._route_library_output()
-            status, extra = self._run()
-        except Exception as exc:
-            self._fail_here(exc)
-            return
-        if self.log_failure:
-            status = "failed"
-        self._heartbeat.halt()  # run_end is the last line
-        self.emit(ev.RunEnd(status=status, summary=summarize(self.state, extra)))
-        with contextlib.suppress(Exception):  # the log is whole; tearing the groups down is best effort
-            self.world.close()
-
-    def _run(self) -> tuple[str, dict]:
-        from engine.dist.distributed import drive, init_world
-
-        self.world = init_world(self.cfg)
-        self.world.board.watch(self._end_failed, find_lost=True)
-        return drive(self.cfg, self.emit, self.control, self.world)
-
-    def _fail_here(self, exc: Exception) -> None:
+    def fail(self, session: RunSession, exc: Exception) -> None:
         """Rank 0 failed -- or broke because another rank did first: then that rank is the cause."""
         if isinstance(exc, FreezeTuiError):
-            self.failure = exc
+            session.failure = exc
         if isinstance(exc, SettingsDiffer):  # every rank found the same: name the rank that differs
             self._end_failed({exc.rank: str(exc)})
             return
@@ -144,22 +131,30 @@ class DistRunSession(RunSession):
 
     def _end_failed(self, failures: dict[int, str], detail: str = "", status: str = "failed") -> None:
         """The log's end for a failed run, naming every rank that failed; then the others may exit."""
+        session = self.session
         if self.world is not None:  # a rank lost without a word: the board says so for it, so the rest leave
             with contextlib.suppress(Exception):
                 for rank, message in failures.items():
                     if message == LOST and rank != 0:
                         self.world.board.report(message, rank=rank)
-        self._heartbeat.halt()
-        with self.emitter.lock:  # the errors and their run_end in one piece
+        session._heartbeat.halt()
+        with session.emitter.lock:  # the errors and their run_end in one piece
             for rank, message in sorted(failures.items()):
-                self.emit(ev.Error(message=f"rank {rank}: {message}", fatal=True, detail=detail))
-            summary = summarize(self.state, {})
+                session.emit(ev.Error(message=f"rank {rank}: {message}", fatal=True, detail=detail))
+            summary = summarize(session.state, {})
             rank, message = min(failures.items())
             summary["failure"] = {"rank": rank, "message": message}
-            self.emit(ev.RunEnd(status=status, summary=summary))
-        with self.emitter.lock:
-            self.log.close()
-        self.channel.close()
+            session.emit(ev.RunEnd(status=status, summary=summary))
+        with session.emitter.lock:
+            session.log.close()
+        session.channel.close()
+
+
+def mesh_session(cfg: RunConfig, log_path, *, producer: str) -> MeshRun:
+    """World rank 0's run: the one RunSession, whose arms live on the ranks of a mesh."""
+    mesh = MeshRun()
+    mesh.session = RunSession(cfg, log_path, producer=producer, where=mesh)
+    return mesh
 
 
 def run_worker(cfg: RunConfig) -> int:

@@ -81,12 +81,13 @@ def _run_rank0(cfg: RunConfig, log_path: Path, producer: str) -> int:
     from freeze_tui.cli.engine_door import dist_run_session
     from freeze_tui.cli.headless import run_headless
 
-    session = dist_run_session(cfg, log_path, producer=producer)
+    mesh = dist_run_session(cfg, log_path, producer=producer)
+    session = mesh.session
     click.echo(f"log: {log_path}")
     with LaunchedInterrupts() as interrupts:
         code = run_headless(session.start(), interrupts=interrupts)
-    session.end_unfinished(interrupted=code == 130)
-    session.mark_done()
+    mesh.end_unfinished(interrupted=code == 130)
+    mesh.mark_done()
     stuck = not session.join(timeout=10)  # the engine thread may wait in a collective of a failed rank
     if session.failure is not None:
         raise session.failure

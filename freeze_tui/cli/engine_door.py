@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.dist.dist_session import DistRunSession
+    from engine.dist.dist_session import MeshRun
     from engine.plans.planned import PlannedRun
     from engine.plans.select import Budget, Selection
     from engine.run.config import RunConfig
@@ -22,11 +22,11 @@ def run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> RunSession:
     return RunSession(cfg, log_path, producer=producer)
 
 
-def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> DistRunSession:
-    """World rank 0 of a distributed run: the only emitter."""
-    from engine.dist.dist_session import DistRunSession
+def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> MeshRun:
+    """World rank 0 of a distributed run: the only emitter (its `.session` is the run's RunSession)."""
+    from engine.dist.dist_session import mesh_session
 
-    return DistRunSession(cfg, log_path, producer=producer)
+    return mesh_session(cfg, log_path, producer=producer)
 
 
 def run_worker(cfg: RunConfig) -> int:
