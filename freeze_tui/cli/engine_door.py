@@ -63,7 +63,18 @@ def elastic_launch(torchrun_args: list[str]) -> None:
     from torch.distributed.run import config_from_args, parse_args
 
     config, cmd, cmd_args = config_from_args(parse_args(torchrun_args))
+    _quiet_launcher_loggers()
     launch(config, cmd)(*cmd_args)
+
+
+def _quiet_launcher_loggers() -> None:
+    """The workers say what failed; the agent's own lines ("Received 2 death signal, shutting down
+    workers") would only repeat it. Its loggers set their own level, so each one is quietened."""
+    import logging
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def child_failure_type() -> type[Exception]:

@@ -140,6 +140,7 @@ def test_9_a_stop_signal_to_the_launcher_stops_every_rank_at_a_step_boundary(sto
     code, out, err, log = stopped[name]
     assert code == 130, err[-3000:]
     assert "Traceback" not in err and "Traceback" not in out, err[-3000:]
+    assert "death signal" not in err  # the launcher's own lines stay quiet
     events = list(read_events(log))
     assert events[-1].kind == "run_end" and events[-1].status == "stopped"
     assert not [e.message for e in events if e.kind == "error"]
