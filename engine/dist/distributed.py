@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import threading
-import time
 from datetime import timedelta
 from typing import Any, cast
 
@@ -23,6 +21,8 @@ import torch.distributed as dist
 
 from engine.run.config import RunConfig
 from engine.core.errors import FreezeTuiError
+from engine.dist.agreement import check_same_run, run_identity
+from engine.dist.board import FailureBoard
 from engine.log import events as ev
 from engine.log.merge import merge_parts
 from engine.run.replicates import run_replicates
@@ -35,7 +35,6 @@ from engine.train.topology import Agreement
 # A backstop only: a rank that fails tells the others through the store at once. A group waits at a
 # sync point for the slowest arm's validation pass or samples, which on a large model takes minutes.
 COLLECTIVE_TIMEOUT = timedelta(seconds=float(os.environ.get("FREEZE_TUI_COLLECTIVE_TIMEOUT", "1800")))
-POLL_S = 0.2
 
 
 @dataclasses.dataclass
@@ -93,6 +92,10 @@ def init_world(cfg: RunConfig) -> World:
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
     board = FailureBoard(dist.get_rank(), dist.get_world_size())  # after the group: rank 0 may host the store
+    # before the mesh: ranks with different arms or shards would build different meshes and hang
+    identities: list = [None] * dist.get_world_size()
+    dist.all_gather_object(identities, run_identity(cfg))
+    check_same_run(identities)
     mesh = init_device_mesh(device.type, (len(cfg.arms), cfg.shards), mesh_dim_names=("arm", "shard"))
     ctl = dist.group.WORLD if backend == "gloo" else dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
     return World(
@@ -106,75 +109,6 @@ def init_world(cfg: RunConfig) -> World:
         ctl=ctl,
         board=board,
     )
-
-
-class FailureBoard:
-    """Failures travel through the rendezvous store, not through collectives: a rank that fails writes
-    its error there and waits; a watcher thread on every rank sees it within POLL_S; world rank 0 ends
-    the log (`run_end failed`, naming the rank) and says "done"; then every rank exits. No hang."""
-
-    def __init__(self, rank: int, size: int) -> None:
-        self.rank, self.size = rank, size
-        store = dist.TCPStore(
-            os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timedelta(seconds=60)
-        )
-        run = os.environ.get("TORCHELASTIC_RUN_ID", "run")
-        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-        self._store = dist.PrefixStore(f"freeze_tui/{run}/{restart}/", store)
-        self._lock = threading.Lock()
-        self.closed = False  # the run ended normally: stop watching
-
-    def report(self, message: str) -> None:
-        with self._lock:
-            self._store.set(f"error/{self.rank}", message)
-            self._store.add("failed", 1)
-
-    def failures(self) -> dict[int, str]:
-        """{rank: message} of every rank that has reported."""
-        with self._lock:
-            if not self._store.check(["failed"]):
-                return {}
-            keys = {r: f"error/{r}" for r in range(self.size)}
-            return {r: self._store.get(k).decode() for r, k in keys.items() if self._store.check([k])}
-
-    def mark_done(self) -> None:
-        with self._lock:
-            self._store.set("done", "1")
-
-    def wait_done(self, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._store.check(["done"]):
-                    return True
-            time.sleep(POLL_S)
-        return False
-
-    def wait_all(self, key: str, count: int, timeout: float = 120.0) -> None:
-        with self._lock:
-            self._store.add(key, 1)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if int(self._store.add(key, 0)) >= count:
-                    return
-            time.sleep(POLL_S)
-
-    def watch(self, on_failure) -> None:
-        """Call on_failure({rank: message}) once, from a daemon thread, when another rank fails."""
-
-        def poll() -> None:
-            while not self.closed:
-                try:
-                    others = {r: m for r, m in self.failures().items() if r != self.rank}
-                except Exception:  # the store went away: the launcher is ending the run
-                    return
-                if others:
-                    on_failure(others)
-                    return
-                time.sleep(POLL_S)
-
-        threading.Thread(target=poll, name="freeze-tui-failures", daemon=True).start()
 
 
 class MeshRanks:

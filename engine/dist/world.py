@@ -6,10 +6,12 @@ the arm groups with the one merger, engine.log.merge.merge_parts.)
 from __future__ import annotations
 
 import os
+import re
 
 from engine.run.config import RunConfig
 from engine.core.errors import FreezeTuiError
 
+DEFAULT_PORT = 29400  # torch's c10d rendezvous, for an endpoint without a port
 LIVE_APP_REFUSED = (
     "the live app runs in one process: under torchrun (or with --nproc-per-node) pass --headless, "
     "then follow the run with `freeze-tui watch LOG` from another terminal"
@@ -61,3 +63,14 @@ def check_one_process(cfg: RunConfig) -> None:
             f"--shards {cfg.shards} shards each arm over {cfg.shards} processes: add --nproc-per-node "
             f"{len(cfg.arms) * cfg.shards} --headless (or start it with torchrun)"
         )
+
+
+def endpoint_parts(endpoint: str) -> tuple[str, int]:
+    """(host, port) of a well-formed endpoint (torch's default port when none is given)."""
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(.*))?", endpoint)
+    port = match.group(2) if match else None
+    if not match or (port is not None and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise FreezeTuiError(
+            f"--rdzv-endpoint {endpoint!r} is not HOST:PORT with a port in 1-65535; e.g. --rdzv-endpoint node0:29500"
+        )
+    return match.group(1).strip("[]"), int(port) if port is not None else DEFAULT_PORT

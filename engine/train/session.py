@@ -7,6 +7,7 @@ import os
 import threading
 import traceback
 import warnings
+from typing import Any
 
 from engine.core.errors import FreezeTuiError
 from engine.log import events as ev
@@ -26,11 +27,37 @@ OOM_HINT = (
 )
 
 
-class RunSession(ChannelSource):
-    """A live run, readable by every viewer through the event-source protocol (mode 'live')."""
+class OneProcess:
+    """Where a one-process run's arms live (the experiment's topology is LocalDevices): how the run
+    starts, fails and ends here. A distributed run's rank 0 passes engine.dist.dist_session.MeshRun
+    instead, which ends the log itself when a rank fails."""
 
-    def __init__(self, cfg: RunConfig, log_path, *, producer: str) -> None:
+    def run(self, session: RunSession) -> tuple[str, dict]:
+        return session._run()
+
+    def fail(self, session: RunSession, exc: Exception) -> None:
+        """The run broke (called inside the except clause): the log says why; run_end follows."""
+        if isinstance(exc, FreezeTuiError):
+            session.failure = exc
+            session.emit(ev.Error(message=str(exc), fatal=True))
+            return
+        message = OOM_HINT if "out of memory" in str(exc).lower() else f"{type(exc).__name__}: {exc}"
+        session.emit(ev.Error(message=message, fatal=True, detail=traceback.format_exc()))
+
+    def stopping(self, session: RunSession) -> None:
+        """A stop was asked: the experiment stops at its next step boundary; nothing else to do."""
+
+    def close(self) -> None:
+        """The log is whole: nothing to tear down."""
+
+
+class RunSession(ChannelSource):
+    """A live run, readable by every viewer through the event-source protocol (mode 'live').
+    `where`: where its arms live (OneProcess, or a distributed run's MeshRun on world rank 0)."""
+
+    def __init__(self, cfg: RunConfig, log_path, *, producer: str, where: Any = None) -> None:
         super().__init__()
+        self.where = where if where is not None else OneProcess()
         self.cfg = cfg
         self.log_path = log_path
         self.log = LogSink(log_path, overwrite=cfg.overwrite, on_broken=self._log_broken)
@@ -54,6 +81,10 @@ class RunSession(ChannelSource):
     def start(self) -> RunSession:
         self._thread.start()
         return self
+
+    def stop(self) -> None:
+        super().stop()
+        self.where.stopping(self)
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
@@ -129,13 +160,11 @@ class RunSession(ChannelSource):
         status, extra = "failed", dict[str, dict]()
         try:
             self._route_library_output()
-            status, extra = self._run()
-        except FreezeTuiError as exc:
-            self.failure = exc
-            self.emit(ev.Error(message=str(exc), fatal=True))
+            status, extra = self.where.run(self)
         except Exception as exc:
-            message = OOM_HINT if "out of memory" in str(exc).lower() else f"{type(exc).__name__}: {exc}"
-            self.emit(ev.Error(message=message, fatal=True, detail=traceback.format_exc()))
+            self.where.fail(self, exc)
+        if self.emitter.ended:  # the failure ended the log itself (a distributed run names the rank)
+            return
         if self.log_failure:
             status = "failed"
         try:
@@ -145,6 +174,7 @@ class RunSession(ChannelSource):
             self.emit(ev.Error(message=f"summary failed: {type(exc).__name__}: {exc}", detail=traceback.format_exc()))
         self._heartbeat.halt()  # run_end is the last line
         self.emit(ev.RunEnd(status=status, summary=summary))
+        self.where.close()
 
     def _size_demo(self) -> None:
         """On a CPU the demo runs its quick size unless --full-demo (engine/run/demo_size.py); it says so."""

@@ -5,8 +5,10 @@ the same machinery as torchrun, in this process. No torch at import.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -14,9 +16,11 @@ import click
 from engine.core.errors import FreezeTuiError
 from engine.dist.world import check_world, env_rank, env_world_size, under_torchrun
 from engine.run.config import RunConfig
-from freeze_tui.cli.launch_checks import check_launch
+from freeze_tui.cli import exit_codes
+from freeze_tui.cli.interrupts import Interrupts
+from freeze_tui.cli.launch_checks import JOIN_TIMEOUT_S, check_launch
 
-LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend")
+LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "join_timeout")
 
 
 def launch_options(command):
@@ -34,6 +38,14 @@ def launch_options(command):
             "--rdzv-id", default="freeze-tui", show_default=True, help="Rendezvous id (the same on every node)."
         ),
         click.option("--rdzv-backend", default="c10d", show_default=True, help="torch rendezvous backend."),
+        click.option(
+            "--join-timeout",
+            type=float,
+            default=JOIN_TIMEOUT_S,
+            show_default=True,
+            metavar="SECONDS",
+            help="How long the nodes of a multi-node run wait for each other at the rendezvous.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -68,20 +80,37 @@ def run_distributed(
 def _run_rank0(cfg: RunConfig, log_path: Path, producer: str) -> int:
     from freeze_tui.cli.engine_door import dist_run_session
     from freeze_tui.cli.headless import run_headless
-    from freeze_tui.cli.interrupts import Interrupts
 
-    session = dist_run_session(cfg, log_path, producer=producer)
+    mesh = dist_run_session(cfg, log_path, producer=producer)
+    session = mesh.session
     click.echo(f"log: {log_path}")
-    with Interrupts() as interrupts:
+    with LaunchedInterrupts() as interrupts:
         code = run_headless(session.start(), interrupts=interrupts)
-    session.end_unfinished(interrupted=code == 130)
-    session.mark_done()
+    mesh.end_unfinished(interrupted=code == 130)
+    mesh.mark_done()
     stuck = not session.join(timeout=10)  # the engine thread may wait in a collective of a failed rank
     if session.failure is not None:
         raise session.failure
     if stuck:
         _exit(code)
     return code
+
+
+class LaunchedInterrupts(Interrupts):
+    """Ctrl-C in a terminal reaches every process of the group, and the launcher passes it on once
+    more: a repeat within ECHO_S of the first is that echo, not a second request to quit at once."""
+
+    ECHO_S = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -math.inf
+
+    def _on_signal(self, signum, frame) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.ECHO_S:
+            self.note()
+        self._last = now
 
 
 def _exit(code: int) -> None:
@@ -97,18 +126,40 @@ def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
     import logging
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets, without its banner
-    from freeze_tui.cli.engine_door import child_failure_type, elastic_launch
+    from freeze_tui.cli.engine_door import (
+        check_rendezvous_port,
+        child_failure_type,
+        elastic_launch,
+        launcher_signal_type,
+        nodes_arrived,
+        rendezvous_timeout_type,
+    )
     from freeze_tui.cli.run_options import config_args
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # workers say what failed
     child = ["-m", "freeze_tui", "run", "--headless", "--log-path", str(log_path), *config_args(cfg, skip=["log"])]
     torchrun_args = _torchrun_args(launch) + child
+    if launch["rdzv_endpoint"] is not None:
+        check_rendezvous_port(launch["rdzv_endpoint"])
+        nodes, at = launch["nnodes"], launch["rdzv_endpoint"]
+        click.echo(f"waiting for {nodes} node(s) at {at} (at most {launch['join_timeout']:g} s, --join-timeout)…")
     try:
         elastic_launch(torchrun_args)
+    except rendezvous_timeout_type():
+        arrived = nodes_arrived(launch["rdzv_endpoint"], launch["rdzv_id"])
+        raise FreezeTuiError(
+            f"the nodes did not all arrive at {launch['rdzv_endpoint']} within {launch['join_timeout']:g} s: "
+            f"{arrived} of {launch['nnodes']} node(s) came; start freeze-tui on every node with the same "
+            "--rdzv-endpoint and --rdzv-id, or raise --join-timeout"
+        ) from None
+    except KeyboardInterrupt:  # Ctrl-C before the ranks started (at the rendezvous): nothing ran
+        return exit_codes.INTERRUPTED
     except child_failure_type() as exc:
         failures = getattr(exc, "failures", {})  # ChildFailedError: {rank: its failure}
         code = failures[min(failures)].exitcode if failures else 1
         return code if code > 0 else 1
+    except launcher_signal_type():  # Ctrl-C, SIGTERM or SIGHUP: the ranks stopped at a step boundary
+        return exit_codes.INTERRUPTED
     return 0
 
 
@@ -121,5 +172,6 @@ def _torchrun_args(launch: dict) -> list[str]:
 
         return [*args, "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", str(uuid.uuid4())]
     args += ["--rdzv-endpoint", launch["rdzv_endpoint"], "--rdzv-id", launch["rdzv_id"]]
-    args += ["--rdzv-backend", launch["rdzv_backend"]]
+    join = math.ceil(launch["join_timeout"])  # torch reads it as whole seconds
+    args += ["--rdzv-backend", launch["rdzv_backend"], "--rdzv-conf", f"join_timeout={join}"]
     return args + (["--node-rank", str(launch["node_rank"])] if launch["node_rank"] is not None else [])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.dist.dist_session import DistRunSession
+    from engine.dist.dist_session import MeshRun
     from engine.plans.planned import PlannedRun
     from engine.plans.select import Budget, Selection
     from engine.run.config import RunConfig
@@ -22,11 +22,11 @@ def run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> RunSession:
     return RunSession(cfg, log_path, producer=producer)
 
 
-def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> DistRunSession:
-    """World rank 0 of a distributed run: the only emitter."""
-    from engine.dist.dist_session import DistRunSession
+def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> MeshRun:
+    """World rank 0 of a distributed run: the only emitter (its `.session` is the run's RunSession)."""
+    from engine.dist.dist_session import mesh_session
 
-    return DistRunSession(cfg, log_path, producer=producer)
+    return mesh_session(cfg, log_path, producer=producer)
 
 
 def run_worker(cfg: RunConfig) -> int:
@@ -63,10 +63,49 @@ def elastic_launch(torchrun_args: list[str]) -> None:
     from torch.distributed.run import config_from_args, parse_args
 
     config, cmd, cmd_args = config_from_args(parse_args(torchrun_args))
+    _quiet_launcher_loggers()
     launch(config, cmd)(*cmd_args)
+
+
+def _quiet_launcher_loggers() -> None:
+    """The workers say what failed; the agent's own lines ("Received 2 death signal, shutting down
+    workers") would only repeat it. Its loggers set their own level, so each one is quietened."""
+    import logging
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.launcher", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def child_failure_type() -> type[Exception]:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     return ChildFailedError
+
+
+def launcher_signal_type() -> type[Exception]:
+    """What torch's elastic launcher raises once it has passed a stop signal on to the ranks and they ended."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    return SignalException
+
+
+def rendezvous_timeout_type() -> type[Exception]:
+    """What torch's launcher raises when the nodes did not all arrive within the join timeout."""
+    from torch.distributed.elastic.rendezvous.api import RendezvousTimeoutError
+
+    return RendezvousTimeoutError
+
+
+def check_rendezvous_port(endpoint: str) -> None:
+    """A port on this node held by another service is refused before the launch."""
+    from engine.dist.rendezvous import check_rendezvous_port as check
+
+    check(endpoint)
+
+
+def nodes_arrived(endpoint: str, run_id: str) -> str:
+    """How many nodes reached the rendezvous, after a join timeout."""
+    from engine.dist.rendezvous import nodes_arrived as count
+
+    return count(endpoint, run_id)
