@@ -366,6 +366,22 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
     session: dict = {}  # {torch_threads, cpu_count, physical_cores, load_avg} (issue 18)
 
 
+class Resumed(Event, tag="resumed", frozen=True):
+    """`run --resume` continued this log from a checkpoint (issue 21). The run goes on at `step` (the
+    first step run again) of `epoch`, replicate `replicate`; every event after seq `after_seq` and before
+    this one was written by the killed run past its checkpoint and is superseded: readers drop it, so
+    every step has one value. checkpoint: the folder it resumed from; superseded_steps: how many step
+    events of the killed run that drops."""
+
+    kind: ClassVar[str] = "resumed"
+    step: Int = 0
+    epoch: Int = 0
+    replicate: Int = 0
+    after_seq: Int = -1
+    checkpoint: str = ""
+    superseded_steps: Int = 0
+
+
 KINDS = (
     Header,
     RunStart,
@@ -380,6 +396,7 @@ KINDS = (
     Error,
     RunEnd,
     Heartbeat,
+    Resumed,
 )
 EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in KINDS}
 AnyEvent = Union[KINDS]  # type: ignore[valid-type]  # noqa: UP007 - built from the tuple

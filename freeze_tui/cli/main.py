@@ -53,12 +53,23 @@ SCREENSHOT_DIR = click.option(
 @click.option("--detach", is_flag=True, help="Train in a background process (survives SSH loss) and watch it.")
 @SCREENSHOT_DIR
 @launch_options
+@click.option(
+    "--resume",
+    metavar="LOG",
+    default=None,
+    help="Continue the killed run of LOG from its newest intact checkpoint (--checkpoint-every), in the same log.",
+)
 def run(**opts) -> int:
     """Run a paired experiment: the live app, or --headless (also over several processes: torchrun)."""
     headless, detach, shots = opts.pop("headless"), opts.pop("detach"), opts.pop("screenshot_dir")
+    resume_log = opts.pop("resume")
     launch = pop_launch(opts)
+    ctx = click.get_current_context()
+    explicit = {n for n in opts if ctx.get_parameter_source(n) not in (None, click.core.ParameterSource.DEFAULT)}
     cfg = config_from(opts)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
+    if resume_log is not None:
+        return _resume(Path(resume_log), cfg, explicit, headless=headless, detach=detach, shots=shots, launch=launch)
     if launch is not None or under_torchrun():
         return run_distributed(
             cfg,
@@ -83,6 +94,35 @@ def run(**opts) -> int:
             from freeze_tui.cli.headless import run_headless
 
             click.echo(f"log: {log_path}")
+            code = run_headless(session.start(), interrupts=interrupts)
+        else:
+            code = _run_app(session, interrupts, shots)
+        return _end(session, code, interrupts)
+
+
+def _resume(log: Path, given: RunConfig, explicit: set[str], *, headless: bool, detach: bool, shots, launch) -> int:
+    """`run --resume LOG`: the same log goes on from its newest intact checkpoint (freeze_tui.cli.resume)."""
+    from freeze_tui.cli.resume import resume_point
+
+    if launch is not None or under_torchrun():
+        raise FreezeTuiError("--resume of a distributed run is not supported yet; resume a one-process run")
+    if given.log is not None and Path(given.log).resolve() != log.resolve():
+        raise FreezeTuiError(f"--log {given.log} differs from --resume {log}: a resumed run goes on in its own log")
+    cfg, point = resume_point(log, given, explicit, warn=lambda line: click.echo(f"warning: {line}", err=True))
+    check_one_process(cfg)
+    _precheck(cfg, log)
+    if detach:
+        from freeze_tui.cli.detach import detach_run
+
+        return detach_run(cfg, log, watch=not headless, resume=True)
+    from freeze_tui.cli.engine_door import run_session
+
+    session = run_session(cfg, log, producer=PRODUCER, resume=point)
+    with Interrupts() as interrupts:
+        if headless:
+            from freeze_tui.cli.headless import run_headless
+
+            click.echo(f"log: {log} (resumed from {point.folder})")
             code = run_headless(session.start(), interrupts=interrupts)
         else:
             code = _run_app(session, interrupts, shots)
