@@ -200,3 +200,32 @@ class ResumePoint:
     @property
     def replicate(self) -> int:
         return int(self.manifest.get("replicate", 0))
+
+
+def checkpoint_plan(cfg: RunConfig, log_path: Path, memory: dict[str, dict]) -> dict:
+    """What `plan` says of checkpoints: where they go and their size on disk, per checkpoint and x K.
+    memory: each arm's memory plan; a checkpoint holds an arm's trained tensors (4 bytes each, fp32) and
+    AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x the optimizer state."""
+    per_arm = {name: m.get("optimizer", 0) * 3 // 2 for name, m in memory.items()}
+    each = sum(per_arm.values())
+    return {
+        "folder": str(checkpoint_root(log_path)),
+        "every": cfg.checkpoint_every,
+        "keep": cfg.keep_checkpoints,
+        "per_arm": per_arm,
+        "per_checkpoint": each,
+        "kept": each * cfg.keep_checkpoints * (1 if cfg.checkpoint_every else 0),
+    }
+
+
+def checkpoint_line(plan: dict) -> str:
+    from engine.plans.memory import fmt_bytes
+
+    size = fmt_bytes(plan["per_checkpoint"])
+    if not plan["every"]:
+        return (
+            f"checkpoints: off (--checkpoint-every N|TIME writes them to {plan['folder']}/; "
+            f"{size} each, x --keep-checkpoints {plan['keep']})"
+        )
+    kept = fmt_bytes(plan["kept"])
+    return f"checkpoints: every {plan['every']} to {plan['folder']}/: {size} each, {kept} for the {plan['keep']} kept"

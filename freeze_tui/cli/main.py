@@ -332,7 +332,10 @@ def report(logs: tuple[str, ...], form: str, pair: str | None, margin: float | N
 
 
 @cli.command()
-@config_options(["model", "arms", "trust_remote_code", "batch_size", "block_size", "device", "dtype", "memory_limit"])
+@config_options(
+    ["model", "arms", "trust_remote_code", "batch_size", "block_size", "device", "dtype", "memory_limit"]
+    + ["log", "checkpoint_every", "keep_checkpoints"]
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--measure", is_flag=True, help="Load the model and time real steps of each arm: measured r vs FLOP r.")
 @click.option("--steps", default=5, show_default=True, help="Timed steps per arm with --measure (after 2 warm-up).")
@@ -342,6 +345,7 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     import json
 
     from engine.plans.describe import describe_layout
+    from engine.run.checkpoints import checkpoint_line, checkpoint_plan
     from freeze_tui.cli.engine_door import add_memory_plan, planned_run
     from freeze_tui.draw.plan_grid import render_plans
     from freeze_tui.draw.plan_memory import render_memory
@@ -350,13 +354,17 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     planned = planned_run(cfg)  # the layout is read once (meta device)
     desc = describe_layout(planned.model_name, planned.arch, planned.layout, cfg.arms, block_size=cfg.block_size)
     add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
+    log_path = Path(cfg.log) if cfg.log else cfg.default_log_path("<time>")
+    desc["checkpoints"] = checkpoint_plan(cfg, log_path, {a["name"]: a["memory"] for a in desc["arms"]})
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:
         from rich.console import Console
+        from rich.text import Text
 
         Console().print(render_plans(desc))
         Console().print(render_memory(desc))
+        Console().print(Text(checkpoint_line(desc["checkpoints"])))
     return 0
 
 
