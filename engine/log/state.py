@@ -440,7 +440,7 @@ def undo_superseded(state: RunState, e: ev.Resumed) -> None:
     and the messages written after `after_seq`."""
     if e.replicate < state.replicate and e.replicate < len(state.past):
         _back_to_replicate(state, int(e.replicate))
-    state.status = "running"
+    state.status, state.summary = "running", {}  # a stopped run's run_end is superseded too
     keep = bisect.bisect_left(state.steps, e.step)  # steps of one replicate only grow
     del state.steps[keep:]
     del state.step_t[keep:]

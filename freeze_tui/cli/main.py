@@ -70,6 +70,8 @@ def run(**opts) -> int:
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
     if resume_log is not None:
         return _resume(Path(resume_log), cfg, explicit, headless=headless, detach=detach, shots=shots, launch=launch)
+    if (launch is not None or under_torchrun()) and cfg.checkpoint_every is not None:
+        raise FreezeTuiError("--checkpoint-every is not supported in distributed runs yet; drop it or run one process")
     if launch is not None or under_torchrun():
         return run_distributed(
             cfg,

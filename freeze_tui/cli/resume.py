@@ -51,7 +51,7 @@ def resume_point(
     if start is None:
         raise FreezeTuiError(f"log {log} has no run_start: that run never began training; nothing to resume")
     end = next((e for e in events if isinstance(e, ev.RunEnd)), None)
-    if end is not None:
+    if end is not None and end.status != "stopped":  # a stopped run (ctrl+c) may go on; its run_end is superseded
         raise FreezeTuiError(f"log {log} already ended ({end.status}); nothing to resume: start a new run")
     try:
         cfg = config_of_log(start.config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -224,15 +225,64 @@ def test_a_log_without_checkpoints_cannot_be_resumed(runs, tmp_path, capsys):
     assert code == 2 and "no checkpoint in" in err and "--checkpoint-every" in err
 
 
-def test_a_checkpoint_of_other_data_is_refused_before_the_log_is_touched(runs, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [("data", "is not the text checkpoint .* content hash differs"), ("model", "is not the one checkpoint .*")],
+)
+def test_a_checkpoint_of_other_data_or_model_is_refused_before_the_log_is_touched(runs, tmp_path, capsys, field, words):
     log = tmp_path / "other.jsonl"
     shutil.copy(runs["root"] / "spare.jsonl", log)
     shutil.copytree(checkpoint_root(runs["root"] / "spare.jsonl"), checkpoint_root(log))
     for folder in checkpoint_root(log).iterdir():
         manifest = json.loads((folder / "manifest.json").read_text())
-        (folder / "manifest.json").write_text(json.dumps({**manifest, "data": "0" * 32}))
+        (folder / "manifest.json").write_text(json.dumps({**manifest, field: "0" * 32}))
     before = log.read_bytes()
     code, err = _resume(log, capsys=capsys)
-    assert code == 2 and "is not the text checkpoint" in err and "content hash differs" in err
+    assert code == 2 and re.search(words, err), err
+    assert len(err.strip().splitlines()) == 1
     assert log.read_bytes().rstrip(b"\n").count(b"\n") == before.rstrip(b"\n").count(b"\n")
     assert b'"kind":"resumed"' not in log.read_bytes()
+
+
+@pytest.mark.parametrize("every", ["0", "ten", "5d", "-3"])
+def test_a_bad_checkpoint_interval_is_one_line(every, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--headless", "--checkpoint-every", every])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--checkpoint-every" in err and "90s, 30m, 2h" in err
+
+
+def test_checkpoint_intervals_in_steps_and_time():
+    from engine.run.every import parse_every
+
+    assert parse_every("500").due(500, 0.0) and not parse_every("500").due(499, 1e9)
+    assert parse_every("30m").seconds == 1800 and parse_every("2h").due(0, 7200.0)
+    assert not parse_every("90s").due(10**6, 89.0)
+
+
+def test_plan_says_where_checkpoints_go_and_their_cost(tiny, tmp_path, capsys):
+    log = tmp_path / "p.jsonl"
+    with pytest.raises(SystemExit):
+        main(["plan", "--model", str(tiny[0]), "--arm", "full=full", "--log", str(log), "--checkpoint-every", "10",
+              "--keep-checkpoints", "3", "--json"])  # fmt: skip
+    desc = json.loads(capsys.readouterr().out)
+    plan = desc["checkpoints"]
+    assert plan["folder"] == str(tmp_path / "p.ckpt") and plan["keep"] == 3
+    # the full arm: 12 bytes per parameter (fp32 tensor, AdamW's two moments)
+    assert plan["per_checkpoint"] == plan["per_arm"]["full"] == 12 * desc["arms"][0]["trainable"] > 0
+    assert plan["kept"] == 3 * plan["per_checkpoint"]
+
+
+def test_a_stopped_run_is_resumable_and_its_run_end_superseded():
+    """ctrl+c writes run_end "stopped"; a resume supersedes it with the steps after the checkpoint."""
+    events = [
+        ev.Header(seq=0),
+        ev.RunStart(seq=1, arms=[{"name": "a"}]),
+        *[ev.Step(seq=2 + i, step=i, arms={"a": ev.ArmStep(1.0 + i, 0.1, 0.001)}) for i in range(4)],
+        ev.RunEnd(seq=6, status="stopped", summary={"arms": {"a": {"T": 9.0}}}),
+        ev.Resumed(seq=7, step=2, after_seq=3),
+        ev.Step(seq=8, step=2, arms={"a": ev.ArmStep(7.0, 0.1, 0.001)}),
+    ]
+    state = RunState().apply_all(events)
+    assert list(state.steps) == [0, 1, 2] and list(state.arms["a"].losses) == [1.0, 2.0, 7.0]
+    assert state.status == "running" and state.arm_time("a") == pytest.approx(0.3)
