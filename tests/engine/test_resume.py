@@ -286,3 +286,16 @@ def test_a_stopped_run_is_resumable_and_its_run_end_superseded():
     state = RunState().apply_all(events)
     assert list(state.steps) == [0, 1, 2] and list(state.arms["a"].losses) == [1.0, 2.0, 7.0]
     assert state.status == "running" and state.arm_time("a") == pytest.approx(0.3)
+
+
+def test_a_resumed_log_merged_with_another_pairs_one_value_per_step(runs):
+    """merge (replay/report/export of several logs): the resumed run's arms beside the uninterrupted
+    run's, step by step; being the same run, their losses agree."""
+    from freeze_tui.cli.logs import state_of
+
+    logs = runs["logs"]
+    state = state_of([f"a={logs['killed']}", f"b={logs['ref']}"])
+    assert list(state.steps) == list(range(26))
+    for arm in ("full", "frozen", "sched", "lora"):
+        a, b = list(state.arms[f"a/{arm}"].losses), list(state.arms[f"b/{arm}"].losses)
+        assert len(a) == 26 and all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True))
