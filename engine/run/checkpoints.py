@@ -202,11 +202,11 @@ class ResumePoint:
         return int(self.manifest.get("replicate", 0))
 
 
-def checkpoint_plan(cfg: RunConfig, log_path: Path, memory: dict[str, dict]) -> dict:
+def checkpoint_plan(cfg: RunConfig, log_path: Path, desc: dict) -> dict:
     """What `plan` says of checkpoints: where they go and their size on disk, per checkpoint and x K.
-    memory: each arm's memory plan; a checkpoint holds an arm's trained tensors (4 bytes each, fp32) and
-    AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x the optimizer state."""
-    per_arm = {name: m.get("optimizer", 0) * 3 // 2 for name, m in memory.items()}
+    desc: `plan`'s description with each arm's memory plan; a checkpoint holds an arm's trained tensors
+    (4 bytes each, fp32) and AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x that."""
+    per_arm = {arm["name"]: arm["memory"].get("optimizer", 0) * 3 // 2 for arm in desc["arms"]}
     each = sum(per_arm.values())
     return {
         "folder": str(checkpoint_root(log_path)),

@@ -357,7 +357,7 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     desc = describe_layout(planned.model_name, planned.arch, planned.layout, cfg.arms, block_size=cfg.block_size)
     add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path("<time>")
-    desc["checkpoints"] = checkpoint_plan(cfg, log_path, {a["name"]: a["memory"] for a in desc["arms"]})
+    desc["checkpoints"] = checkpoint_plan(cfg, log_path, desc)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:
