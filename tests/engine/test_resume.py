@@ -299,3 +299,20 @@ def test_a_resumed_log_merged_with_another_pairs_one_value_per_step(runs):
     for arm in ("full", "frozen", "sched", "lora"):
         a, b = list(state.arms[f"a/{arm}"].losses), list(state.arms[f"b/{arm}"].losses)
         assert len(a) == 26 and all(math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True))
+
+
+def test_export_and_report_of_a_resumed_log_have_each_step_once(runs, tmp_path, capsys):
+    import csv
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(runs["logs"]["killed"]), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 0
+    with open(tmp_path / "x" / "steps.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 26 * 4
+    assert len({(r["step"], r["arm"]) for r in rows}) == len(rows)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["report", str(runs["logs"]["killed"]), "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == 26 and report["status"] == "finished"
