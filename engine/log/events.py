@@ -367,6 +367,22 @@ class Heartbeat(Event, tag="heartbeat", frozen=True):
     system: dict | UnsetType = UNSET  # {cpu_pct, cpu_count, ram_used, ram_total, rss} (%, bytes), issue 20
 
 
+class Resumed(Event, tag="resumed", frozen=True):
+    """`run --resume` continued this log from a checkpoint (issue 21). The run goes on at `step` (the
+    first step run again) of `epoch`, replicate `replicate`; every event after seq `after_seq` and before
+    this one was written by the killed run past its checkpoint and is superseded: readers drop it, so
+    every step has one value. checkpoint: the folder it resumed from; superseded_steps: how many step
+    events of the killed run that drops."""
+
+    kind: ClassVar[str] = "resumed"
+    step: Int = 0
+    epoch: Int = 0
+    replicate: Int = 0
+    after_seq: Int = -1
+    checkpoint: str = ""
+    superseded_steps: Int = 0
+
+
 KINDS = (
     Header,
     RunStart,
@@ -381,6 +397,7 @@ KINDS = (
     Error,
     RunEnd,
     Heartbeat,
+    Resumed,
 )
 EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in KINDS}
 AnyEvent = Union[KINDS]  # type: ignore[valid-type]  # noqa: UP007 - built from the tuple

@@ -74,6 +74,10 @@ class Merger:
                 run.start = e
             elif isinstance(e, ev.RunEnd):
                 run.end, run.done = e, True  # nothing follows run_end
+            elif isinstance(e, ev.Resumed):  # what it supersedes: dropped by a file reader, here from a queue
+                run.queue = deque((k, q) for k, q in run.queue if not e.after_seq < q.seq < e.seq)
+                run.last_step = min(run.last_step, e.step - 1)
+                run.last_key = run.queue[-1][0] if run.queue else (run.last_step, 1)
             else:
                 if isinstance(e, ev.Step):
                     run.last_step = e.step

@@ -16,8 +16,11 @@ from engine.log.events import SCHEMA, Event, Header, decode
 class LogWriter:
     """Appends one flushed line per event. Refuses to replace an existing log unless told to."""
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
+    def __init__(self, path: str | Path, *, overwrite: bool = False, append: bool = False) -> None:
         self.path = Path(path)
+        if append:  # `run --resume`: the same log goes on
+            self._file = _open_to_append(self.path)
+            return
         if self.path.is_dir():
             raise FreezeTuiError(f"log path {self.path} is a directory; give a file name such as {self.path}/run.jsonl")
         if self.path.exists() and not overwrite:
@@ -55,6 +58,28 @@ class LogWriter:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
+
+
+def _open_to_append(path: Path):
+    """The log of a killed run, locked, positioned after its last whole line (a line cut by the kill is
+    removed: a reader skips it anyway, and the next line must start on a line of its own)."""
+    try:
+        f = open(path, "r+b")  # noqa: SIM115 - kept by the writer
+    except OSError as exc:
+        raise FreezeTuiError(f"cannot append to log {path}: {exc.strerror}; check its permissions") from None
+    _lock(f, path)
+    end = f.seek(0, os.SEEK_END)
+    while end > 0:  # back to the last newline, a block at a time (a log can be GBs)
+        start = max(0, end - (1 << 16))
+        f.seek(start)
+        found = f.read(end - start).rfind(b"\n")
+        if found >= 0:
+            end = start + found + 1
+            break
+        end = start
+    f.seek(end)
+    f.truncate()
+    return f
 
 
 def _lock(file, path: Path) -> None:
@@ -139,7 +164,34 @@ def _lines(f, path: Path) -> Iterator[tuple[bytes, bool]]:
 
 
 def read_events(path: str | Path) -> Iterator[Event]:
-    """All events of a log in order. A truncated last line (a writer killed mid-write) is skipped."""
+    """All events of a log in order. A truncated last line (a writer killed mid-write) is skipped. Events
+    a `resumed` event supersedes are left out (engine.log.supersede)."""
+    from engine.log.supersede import drop_superseded
+
+    events = _read_all(path)
+    first = next(events, None)  # the file is checked (a regular file, a header) before it is scanned
+    if first is None:
+        return
+    yield first
+    yield from drop_superseded(events, _windows(path))
+
+
+def read_every_event(path: str | Path) -> Iterator[Event]:
+    """Every event of a log, superseded ones too (`run --resume` continues the seq after the last line)."""
+    return _read_all(path)
+
+
+def _windows(path: str | Path) -> list[tuple[int, int]]:
+    from engine.log.supersede import superseded_windows
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return superseded_windows(mapped)
+    except (OSError, ValueError):  # missing, empty or not a file: _read_all says what is wrong
+        return []
+
+
+def _read_all(path: str | Path) -> Iterator[Event]:
     p = Path(path)
     with _open(p) as f:
         lineno = 0

@@ -133,6 +133,13 @@ class RunConfig:
         "and the baseline's by more than K times its spread in the block (a toast, a bell, --notify).",
         metavar="K",
     )
+    checkpoint_every: str | None = setting(
+        None,
+        "Write a checkpoint every N steps (e.g. 500) or every so long (90s, 30m, 2h) to <log stem>.ckpt/ "
+        "beside the log; `run --resume LOG` continues from the newest. Default: none.",
+        metavar="N|TIME",
+    )
+    keep_checkpoints: int = setting(2, "Checkpoints kept (the newest K; older ones are deleted).", metavar="K")
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
@@ -175,6 +182,11 @@ class RunConfig:
         _choice("--on-nan", self.on_nan, ON_NAN)
         _choice("--dropout", self.dropout, DROPOUT)
         self._validate_arms()
+        if self.checkpoint_every is not None:
+            from engine.run.every import parse_every
+
+            parse_every(self.checkpoint_every)
+        _positive("--keep-checkpoints", self.keep_checkpoints)
         return self
 
     def _validate_arms(self) -> None:

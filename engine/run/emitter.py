@@ -74,9 +74,11 @@ class LogSink:
     """The run log as a sink. A write that fails (disk full) closes the file as it is (every line so far
     whole) and calls `on_broken(exc)` once; later events are not written."""
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False, on_broken: Callable[[Exception], None]) -> None:
+    def __init__(
+        self, path: str | Path, *, overwrite: bool = False, on_broken: Callable[[Exception], None], append: bool = False
+    ) -> None:
         self.path = Path(path)
-        self.writer: LogWriter | None = LogWriter(path, overwrite=overwrite)
+        self.writer: LogWriter | None = LogWriter(path, overwrite=overwrite, append=append)
         self.on_broken = on_broken
 
     def __call__(self, event: ev.Event) -> None:

@@ -32,21 +32,28 @@ def run_replicates(
     emit: Callable[[ev.Event], None],
     run_start: Callable[[E], ev.RunStart],
     on_replicate: Callable[[], None] | None = None,
+    resume: tuple[int, Callable[[E], None]] | None = None,
 ) -> tuple[str, E]:
     """Run every replicate until one does not finish; (its status, the last experiment).
     make(cfg with seed s+k) builds replicate k; run_start(the first one) is the run_start event;
-    on_replicate() is called before each replicate is built (the activity of a live run)."""
+    on_replicate() is called before each replicate is built (the activity of a live run).
+    resume = (k, restore): `run --resume` from a checkpoint of replicate k; restore(experiment) puts the
+    checkpoint into it (its log has run_start, the replicate event and the samples before training)."""
     status, experiment = "finished", None
-    for k in range(cfg.seeds):
+    first = resume[0] if resume is not None else 0
+    for k in range(first, cfg.seeds):
         if on_replicate is not None:
             on_replicate()
         seed = cfg.seed + k
         experiment = make(dataclasses.replace(cfg, seed=seed))
-        if k == 0:
-            emit(run_start(experiment))
-        if cfg.seeds > 1:
-            emit(ev.Replicate(replicate=k, of=cfg.seeds, seed=seed))
-        experiment.samples("pre", -1)
+        if resume is not None and k == first:
+            resume[1](experiment)
+        else:
+            if k == 0:
+                emit(run_start(experiment))
+            if cfg.seeds > 1:
+                emit(ev.Replicate(replicate=k, of=cfg.seeds, seed=seed))
+            experiment.samples("pre", -1)
         status = experiment.run()
         if status != "finished":
             break

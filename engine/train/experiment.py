@@ -28,6 +28,7 @@ from engine.train.arm import (
     train_step,
     validation_loss,
 )
+from engine.train.checkpoint import Checkpointer
 from engine.train.data import batch_order
 from engine.train.devices import mixed_devices_warning, read_floats
 from engine.train.kinds import torch_kind
@@ -80,6 +81,8 @@ class Experiment:
         self.pending_skips: list = []  # (step, arm, device bool): fp16 steps the GradScaler may have skipped
         self.on_device = any(a.device.type != "cpu" for a in self.arms)
         self.nan_stop = False  # --on-nan stop-run fired
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batch) a checkpoint continues from
+        self.checkpointer: Checkpointer | None = None  # under --checkpoint-every
 
     def _make_arm(self, name: str, plan) -> Arm:
         device = self.s.placement.get(name, self.device)
@@ -124,17 +127,25 @@ class Experiment:
         stopped every arm, or the run under --on-nan stop-run)."""
         total = self._total_steps()
         self._warn_placement()
-        self.control.activity.enter("validate", epoch=-1)
-        zero = {a.name: ev.ArmMeasures(**self._measures(a, with_val=True)) for a in self.arms}
-        self.emit(ev.StepZero(arms=zero))  # forgetting's zero: every arm before its first step
-        for epoch in range(self.cfg.epochs):
-            for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
+        if self.resume_at is None:  # a resumed run's log has its step_zero already
+            self.control.activity.enter("validate", epoch=-1)
+            zero = {a.name: ev.ArmMeasures(**self._measures(a, with_val=True)) for a in self.arms}
+            self.emit(ev.StepZero(arms=zero))  # forgetting's zero: every arm before its first step
+        first_epoch, first_batch = self.resume_at or (0, 0)
+        for epoch in range(first_epoch, self.cfg.epochs):
+            order = batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch)
+            for batch, batch_ids in enumerate(order):
+                if epoch == first_epoch and batch < first_batch:
+                    continue  # trained before the checkpoint
                 if self._should_end():
                     self.flush()
                     return "failed" if self.nan_stop or not self._any_active() else "stopped"
                 if self.control.pause.is_set():
                     self.control.activity.enter("paused", self.step, epoch)
                     self.control.wait_while_paused()
+                if self.checkpointer is not None and self.checkpointer.due(self.step):
+                    self.flush()  # the totals and the log cover every step before the checkpoint
+                    self.checkpointer.save(self, epoch, batch)
                 self._one_step(self.s.data.train[batch_ids], epoch, total)
                 if self.step >= total:
                     break

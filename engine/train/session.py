@@ -15,6 +15,7 @@ from engine.log.channel import ChannelSource
 from engine.log.state import RunState
 from engine.log.summary import summarize
 from engine.plans.memory import fmt_bytes
+from engine.run.checkpoints import ResumePoint
 from engine.run.config import RunConfig
 from engine.run.demo_size import quick_demo
 from engine.run.emitter import Emitter, LogSink, new_run_id
@@ -55,13 +56,22 @@ class RunSession(ChannelSource):
     """A live run, readable by every viewer through the event-source protocol (mode 'live').
     `where`: where its arms live (OneProcess, or a distributed run's MeshRun on world rank 0)."""
 
-    def __init__(self, cfg: RunConfig, log_path, *, producer: str, where: Any = None) -> None:
+    def __init__(
+        self, cfg: RunConfig, log_path, *, producer: str, where: Any = None, resume: ResumePoint | None = None
+    ) -> None:
         super().__init__()
         self.where = where if where is not None else OneProcess()
         self.cfg = cfg
         self.log_path = log_path
-        self.log = LogSink(log_path, overwrite=cfg.overwrite, on_broken=self._log_broken)
-        self.emitter = Emitter([self.log, self.channel.put])
+        self.resume_point = resume
+        self.log = LogSink(log_path, overwrite=cfg.overwrite, on_broken=self._log_broken, append=resume is not None)
+        if resume is None:
+            self.emitter = Emitter([self.log, self.channel.put])
+        else:  # the log gets new lines only once the checkpoint is checked and loaded (the `resumed` event)
+            for event in resume.events:
+                self.channel.put(event)  # a viewer shows the run so far
+            self.emitter = Emitter([self.channel.put], RunState().apply_all(resume.events))
+            self.emitter.seq = resume.next_seq
         self.producer = producer
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
         self.log_failure = ""
@@ -155,7 +165,8 @@ class RunSession(ChannelSource):
             self.channel.close()
 
     def _main_body(self) -> None:
-        self.emit(ev.Header(producer=self.producer, run_id=new_run_id()))
+        if self.resume_point is None:  # a resumed log has its header
+            self.emit(ev.Header(producer=self.producer, run_id=new_run_id()))
         self._heartbeat.start()
         status, extra = "failed", dict[str, dict]()
         try:
@@ -198,12 +209,20 @@ class RunSession(ChannelSource):
         def run_start(experiment: Experiment) -> ev.RunStart:
             return run_start_event(setup, {a.name: weights_checksum(a.model) for a in experiment.arms})
 
+        from engine.train.session_checkpoints import SessionCheckpoints
+
+        checkpoints = SessionCheckpoints(setup, self.log_path, self.emitter, self.log, self.resume_point)
+
+        def make(cfg: RunConfig) -> Experiment:
+            return checkpoints.attach(Experiment(cfg, setup, self.emit, self.control))
+
         status, experiment = run_replicates(
             self.cfg,
-            lambda cfg: Experiment(cfg, setup, self.emit, self.control),
+            make,
             self.emit,
             run_start,
             on_replicate=lambda: activity.enter("arms"),
+            resume=(self.resume_point.replicate, checkpoints.restore) if self.resume_point is not None else None,
         )
         if self.cfg.save:
             experiment.save(self.cfg.save)

@@ -43,19 +43,28 @@ def output_path(log_path: Path) -> Path:
 
 
 def detach_run(
-    cfg: RunConfig, log_path: Path, argv: list[str] | None = None, viewer=open_watch_app, *, watch: bool = True
+    cfg: RunConfig,
+    log_path: Path,
+    argv: list[str] | None = None,
+    viewer=open_watch_app,
+    *,
+    watch: bool = True,
+    resume: bool = False,
 ) -> int:
     """Start the background run, wait for its log to begin, then follow it with `viewer(log_path)`
     (watch=False, i.e. --headless: return once it has started). The exit code: 0 while the run goes on
-    after the viewer closed, else the background run's own (freeze_tui.cli.exit_codes)."""
-    if log_path.exists() and not cfg.overwrite:
+    after the viewer closed, else the background run's own (freeze_tui.cli.exit_codes).
+    resume: `run --resume`: the log exists and goes on (started = one more `resumed` line)."""
+    if log_path.exists() and not cfg.overwrite and not resume:
         raise FreezeTuiError(f"log {log_path} already exists; choose another --log or pass --overwrite to replace it")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out_path = output_path(log_path)
-    proc = _start(argv if argv is not None else sys.argv[1:], log_path, out_path, cfg.overwrite)
+    started = RESUMED if resume else RUN_START
+    before = log_path.read_bytes().count(started) if resume else 0
+    proc = _start(argv if argv is not None else sys.argv[1:], log_path, out_path, cfg.overwrite, append=resume)
     click.echo("starting a background run …")
     try:
-        _wait_for_start(proc, log_path, out_path)
+        _wait_for_start(proc, log_path, out_path, started, before)
     except BaseException:
         _kill(proc)  # given up on (or interrupted): no orphan keeps training unseen
         raise
@@ -97,9 +106,9 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _start(argv: list[str], log_path: Path, out_path: Path, overwrite: bool) -> subprocess.Popen:
+def _start(argv: list[str], log_path: Path, out_path: Path, overwrite: bool, append: bool = False) -> subprocess.Popen:
     try:
-        out = open(out_path, "wb" if overwrite else "xb")  # noqa: SIM115 - the child holds it; closed below
+        out = open(out_path, "ab" if append else "wb" if overwrite else "xb")  # noqa: SIM115 - the child holds it
     except FileExistsError:
         raise FreezeTuiError(
             f"{out_path} (the background run's output) already exists; choose another --log or pass --overwrite"
@@ -124,13 +133,21 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _wait_for_start(proc: subprocess.Popen, log_path: Path, out_path: Path) -> None:
-    """Until the run has loaded its model and data (run_start in the log): bad input fails here,
-    with the background run's own one-line message."""
+RUN_START = b'"kind":"run_start"'
+RESUMED = b'"kind":"resumed"'
+
+
+def _wait_for_start(
+    proc: subprocess.Popen, log_path: Path, out_path: Path, started: bytes = RUN_START, before: int = 0
+) -> None:
+    """Until the run has loaded its model and data (run_start in the log, or one more `resumed` line):
+    bad input fails here, with the background run's own one-line message."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         code = proc.poll()
-        if log_path.exists() and b'"kind":"run_start"' in log_path.read_bytes()[:1_000_000]:
+        whole = started == RESUMED  # a `resumed` line is appended at the end
+        head = (log_path.read_bytes() if whole else log_path.read_bytes()[:1_000_000]) if log_path.exists() else b""
+        if head.count(started) > before:
             return
         if code is not None:
             lines = out_path.read_text(errors="replace").strip().splitlines()

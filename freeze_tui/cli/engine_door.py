@@ -11,15 +11,16 @@ if TYPE_CHECKING:
     from engine.dist.dist_session import MeshRun
     from engine.plans.planned import PlannedRun
     from engine.plans.select import Budget, Selection
+    from engine.run.checkpoints import ResumePoint
     from engine.run.config import RunConfig
     from engine.train.session import RunSession
 
 
-def run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> RunSession:
-    """A one-process run (its engine thread loads torch when it starts)."""
+def run_session(cfg: RunConfig, log_path: Path, *, producer: str, resume: ResumePoint | None = None) -> RunSession:
+    """A one-process run (its engine thread loads torch when it starts); `resume`: `run --resume`'s checkpoint."""
     from engine.train.session import RunSession
 
-    return RunSession(cfg, log_path, producer=producer)
+    return RunSession(cfg, log_path, producer=producer, resume=resume)
 
 
 def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> MeshRun:

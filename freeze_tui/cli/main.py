@@ -61,13 +61,28 @@ NOTIFY = click.option(
 @SCREENSHOT_DIR
 @NOTIFY
 @launch_options
+@click.option(
+    "--resume",
+    metavar="LOG",
+    default=None,
+    help="Continue the killed run of LOG from its newest intact checkpoint (--checkpoint-every), in the same log.",
+)
 def run(**opts) -> int:
     """Run a paired experiment: the live app, or --headless (also over several processes: torchrun)."""
     headless, detach, shots = opts.pop("headless"), opts.pop("detach"), opts.pop("screenshot_dir")
     notify = opts.pop("notify")
+    resume_log = opts.pop("resume")
     launch = pop_launch(opts)
+    ctx = click.get_current_context()
+    explicit = {n for n in opts if ctx.get_parameter_source(n) not in (None, click.core.ParameterSource.DEFAULT)}
     cfg = config_from(opts)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
+    if resume_log is not None:
+        return _resume(
+            Path(resume_log), cfg, explicit, headless=headless, detach=detach, shots=shots, launch=launch, notify=notify
+        )
+    if (launch is not None or under_torchrun()) and cfg.checkpoint_every is not None:
+        raise FreezeTuiError("--checkpoint-every is not supported in distributed runs yet; drop it or run one process")
     if launch is not None or under_torchrun():
         if notify:
             raise FreezeTuiError(
@@ -89,15 +104,20 @@ def run(**opts) -> int:
         from freeze_tui.cli.detach import detach_run
 
         return detach_run(cfg, log_path, watch=not headless)
+    return _run_here(cfg, log_path, headless=headless, shots=shots, notify=notify)
+
+
+def _run_here(cfg: RunConfig, log_path: Path, *, headless: bool, shots, notify: str, resume=None) -> int:
+    """The run in this process, in the live app or headless; `resume`: the checkpoint a resumed run goes on from."""
     from freeze_tui.cli.engine_door import run_session
 
-    session = run_session(cfg, log_path, producer=PRODUCER)
+    session = run_session(cfg, log_path, producer=PRODUCER, resume=resume)
     notifier = _notifier(notify, log_path)
     with Interrupts() as interrupts:
         if headless:
             from freeze_tui.cli.headless import run_headless
 
-            click.echo(f"log: {log_path}")
+            click.echo(f"log: {log_path}" + (f" (resumed from {resume.folder})" if resume is not None else ""))
             code = run_headless(session.start(), interrupts=interrupts, notifier=notifier)
         else:
             code = _run_app(session, interrupts, shots, notifier)
@@ -113,6 +133,26 @@ def _notifier(command: str, log_path):
     from engine.run.notify import Notifier
 
     return Notifier(command, lambda message: click.echo(f"freeze-tui: warning: {message}", err=True), log=str(log_path))
+
+
+def _resume(
+    log: Path, given: RunConfig, explicit: set[str], *, headless: bool, detach: bool, shots, launch, notify: str
+) -> int:
+    """`run --resume LOG`: the same log goes on from its newest intact checkpoint (freeze_tui.cli.resume)."""
+    from freeze_tui.cli.resume import resume_point
+
+    if launch is not None or under_torchrun():
+        raise FreezeTuiError("--resume of a distributed run is not supported yet; resume a one-process run")
+    if given.log is not None and Path(given.log).resolve() != log.resolve():
+        raise FreezeTuiError(f"--log {given.log} differs from --resume {log}: a resumed run goes on in its own log")
+    cfg, point = resume_point(log, given, explicit, warn=lambda line: click.echo(f"warning: {line}", err=True))
+    check_one_process(cfg)
+    _precheck(cfg, log)
+    if detach:
+        from freeze_tui.cli.detach import detach_run
+
+        return detach_run(cfg, log, watch=not headless, resume=True)
+    return _run_here(cfg, log, headless=headless, shots=shots, notify=notify, resume=point)
 
 
 def _end(session, code: int, interrupts: Interrupts) -> int:
@@ -326,7 +366,10 @@ def report(logs: tuple[str, ...], form: str, pair: str | None, margin: float | N
 
 
 @cli.command()
-@config_options(["model", "arms", "trust_remote_code", "batch_size", "block_size", "device", "dtype", "memory_limit"])
+@config_options(
+    ["model", "arms", "trust_remote_code", "batch_size", "block_size", "device", "dtype", "memory_limit"]
+    + ["log", "checkpoint_every", "keep_checkpoints"]
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--measure", is_flag=True, help="Load the model and time real steps of each arm: measured r vs FLOP r.")
 @click.option("--steps", default=5, show_default=True, help="Timed steps per arm with --measure (after 2 warm-up).")
@@ -336,6 +379,7 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     import json
 
     from engine.plans.describe import describe_layout
+    from engine.run.checkpoints import checkpoint_line, checkpoint_plan
     from freeze_tui.cli.engine_door import add_memory_plan, planned_run
     from freeze_tui.draw.plan_grid import render_plans
     from freeze_tui.draw.plan_memory import render_memory
@@ -344,13 +388,17 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     planned = planned_run(cfg)  # the layout is read once (meta device)
     desc = describe_layout(planned.model_name, planned.arch, planned.layout, cfg.arms, block_size=cfg.block_size)
     add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
+    log_path = Path(cfg.log) if cfg.log else cfg.default_log_path("<time>")
+    desc["checkpoints"] = checkpoint_plan(cfg, log_path, desc)
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:
         from rich.console import Console
+        from rich.text import Text
 
         Console().print(render_plans(desc))
         Console().print(render_memory(desc))
+        Console().print(Text(checkpoint_line(desc["checkpoints"])))
     return 0
 
 

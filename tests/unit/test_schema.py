@@ -28,6 +28,8 @@ ALLOWED = {
     ("engine/log/comparisons.py", "arms"): "config.runs[].arms of merged logs; the pair `report --pair` compares",
     ("freeze_tui/cli/commands/report.py", "arms"): "the JSON report's per-arm part",
     ("engine/run/config.py", "arms"): "the --arm setting in run_start.config",
+    ("freeze_tui/cli/resume.py", "arms"): "the --arm setting in run_start.config, read back for --resume",
+    ("engine/train/session_checkpoints.py", "lr"): "the config's lr, resolved as run_start records it",
 }
 
 

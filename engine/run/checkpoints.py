@@ -1,0 +1,231 @@
+"""Checkpoints of a run, the torch-free part (issue 21): when one is due, where they go, the manifest
+and its checksums, atomic writing, which one a resume starts from, and which settings may differ then.
+
+A checkpoint is a folder `<log stem>.ckpt/step-000020/` (`r01-step-000020` under --seeds) beside the log.
+It is written under a temporary name, every file fsynced, then renamed into place (and the parent folder
+fsynced): a folder with the final name is whole. Its `manifest.json` holds the position, the settings
+that change the run, the model's and data's identity, and a sha256 per file. engine.train.checkpoint
+writes and reads the tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.core.errors import FreezeTuiError
+from engine.run.config import RunConfig
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+NAME = re.compile(r"^(?:r(\d+)-)?step-(\d+)$")
+
+# settings a resume may change: where things are written, how the run is shown, the machine's threads
+# and memory cap; every other RunConfig field changes what is computed and must stay as the run began
+MAY_DIFFER = frozenset(
+    {"log", "overwrite", "save", "checkpoint_every", "keep_checkpoints", "threads", "memory_limit", "device"}
+)
+
+
+def checkpoint_root(log_path: str | Path) -> Path:
+    """Where a log's checkpoints go: `<log stem>.ckpt` beside it."""
+    p = Path(log_path)
+    return p.with_name(p.stem + ".ckpt")
+
+
+def folder_name(replicate: int, step: int, seeds: int) -> str:
+    return f"r{replicate:02d}-step-{step:06d}" if seeds > 1 else f"step-{step:06d}"
+
+
+def position(folder: Path) -> tuple[int, int] | None:
+    """(replicate, step) from a checkpoint folder's name; None for anything else."""
+    m = NAME.match(folder.name)
+    return (int(m.group(1) or 0), int(m.group(2))) if m else None
+
+
+def run_settings(config: dict) -> dict:
+    """The settings that change the run, from a config dict as run_start records it (lr resolved, the
+    demo model named "demo")."""
+    names = [f for f in RunConfig.__dataclass_fields__ if f not in MAY_DIFFER]
+    out = {}
+    for name in names:
+        value = config.get(name)
+        if isinstance(value, (list, tuple)):  # JSON's lists and a config's tuples alike
+            value = [list(v) if isinstance(v, (list, tuple)) else v for v in value]
+        out[name] = value
+    return out
+
+
+def digest(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomically(root: Path, name: str, fill: Callable[[Path], None], manifest: dict) -> Path:
+    """fill(tmp) writes the files; then the manifest (with each file's sha256), fsync, rename into place."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        files = sorted(p.name for p in tmp.iterdir())
+        manifest = {**manifest, "format": FORMAT, "files": {f: sha256_file(tmp / f) for f in files}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        for f in [*files, MANIFEST]:
+            with open(tmp / f, "rb+") as fh:
+                os.fsync(fh.fileno())
+        final = root / name
+        if final.exists():  # a damaged one of the same step, resumed from an earlier one: replaced
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def problem(folder: Path) -> str:
+    """What is wrong with a checkpoint folder ('' when it is intact): which file, and how."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return f"{folder / MANIFEST} is missing"
+    except (OSError, ValueError) as exc:
+        return f"{folder / MANIFEST} cannot be read ({exc})"
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or manifest.get("format") != FORMAT:
+        return f"{folder / MANIFEST} is not a freeze-tui checkpoint manifest of format {FORMAT}"
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if sha256_file(path) != expected:
+            return f"{path} is damaged (its checksum differs from the manifest's)"
+    return ""
+
+
+def read_manifest(folder: Path) -> dict:
+    return json.loads((folder / MANIFEST).read_text())
+
+
+def checkpoints(root: Path) -> list[Path]:
+    """Checkpoint folders under root, oldest first by (replicate, step)."""
+    if not root.is_dir():
+        return []
+    found = [(position(p), p) for p in root.iterdir() if p.is_dir() and position(p) is not None]
+    return [p for _, p in sorted(found, key=lambda x: x[0])]  # type: ignore[arg-type, return-value]
+
+
+def newest_intact(root: Path, warn: Callable[[str], None]) -> Path:
+    """The newest intact checkpoint; each damaged newer one is named in a warning line."""
+    found = checkpoints(root)
+    if not found:
+        raise FreezeTuiError(
+            f"no checkpoint in {root}: the run was started without --checkpoint-every (or stopped before its "
+            "first one); nothing to resume from: start it again"
+        )
+    for folder in reversed(found):
+        what = problem(folder)
+        if not what:
+            return folder
+        warn(f"checkpoint {folder.name} cannot be used: {what}; trying the previous one")
+    raise FreezeTuiError(f"no intact checkpoint in {root} (the newest: {problem(found[-1])}); start the run again")
+
+
+def prune(root: Path, keep: int) -> None:
+    """Only the newest `keep` checkpoints stay (and no temporary folder of a killed writer)."""
+    for folder in checkpoints(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(folder, ignore_errors=True)
+    for tmp in root.glob(".tmp-*"):
+        if tmp.name.endswith(f"-{os.getpid()}"):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def differences(recorded: dict, now: dict) -> list[tuple[str, object, object]]:
+    """(setting, recorded value, value now) of every run setting that differs."""
+    return [(k, recorded.get(k), now.get(k)) for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
+
+
+class Clock:
+    """Time since the last checkpoint (or the start), for the time form of --checkpoint-every."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def since(self) -> float:
+        return time.monotonic() - self.last
+
+    def reset(self) -> None:
+        self.last = time.monotonic()
+
+
+@dataclass
+class ResumePoint:
+    """What `run --resume` found: the checkpoint to continue from and the log so far (its standing events,
+    the seq the next event gets, the step events of the killed run that the `resumed` event supersedes)."""
+
+    folder: Path
+    manifest: dict
+    events: list
+    next_seq: int
+    superseded_steps: int
+
+    @property
+    def replicate(self) -> int:
+        return int(self.manifest.get("replicate", 0))
+
+
+def checkpoint_plan(cfg: RunConfig, log_path: Path, desc: dict) -> dict:
+    """What `plan` says of checkpoints: where they go and their size on disk, per checkpoint and x K.
+    desc: `plan`'s description with each arm's memory plan; a checkpoint holds an arm's trained tensors
+    (4 bytes each, fp32) and AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x that."""
+    per_arm = {arm["name"]: arm["memory"].get("optimizer", 0) * 3 // 2 for arm in desc["arms"]}
+    each = sum(per_arm.values())
+    return {
+        "folder": str(checkpoint_root(log_path)),
+        "every": cfg.checkpoint_every,
+        "keep": cfg.keep_checkpoints,
+        "per_arm": per_arm,
+        "per_checkpoint": each,
+        "kept": each * cfg.keep_checkpoints * (1 if cfg.checkpoint_every else 0),
+    }
+
+
+def checkpoint_line(plan: dict) -> str:
+    from engine.plans.memory import fmt_bytes
+
+    size = fmt_bytes(plan["per_checkpoint"])
+    if not plan["every"]:
+        return (
+            f"checkpoints: off (--checkpoint-every N|TIME writes them to {plan['folder']}/; "
+            f"{size} each, x --keep-checkpoints {plan['keep']})"
+        )
+    kept = fmt_bytes(plan["kept"])
+    return f"checkpoints: every {plan['every']} to {plan['folder']}/: {size} each, {kept} for the {plan['keep']} kept"

@@ -1,0 +1,95 @@
+"""A live run's checkpoints: a Checkpointer on each replicate's experiment under --checkpoint-every, and
+`run --resume`'s checks and restore before the log gets its `resumed` event (torch; issue 21)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.core.errors import FreezeTuiError
+from engine.log import events as ev
+from engine.run.checkpoints import ResumePoint, checkpoint_root, differences, digest, run_settings
+from engine.run.emitter import Emitter, LogSink
+from engine.run.every import parse_every
+from engine.train.checkpoint import Checkpointer, data_identity, model_identity, restore
+
+if TYPE_CHECKING:
+    from engine.train.experiment import Experiment
+    from engine.train.setup import Setup
+
+
+def settings_of(setup: Setup) -> dict:
+    """The settings that change the run, as run_start records them (the lr resolved, the demo named)."""
+    cfg = setup.cfg
+    return run_settings({**cfg.to_dict(), "lr": setup.lr, "model": cfg.model or "demo"})
+
+
+class SessionCheckpoints:
+    """log: the run's log sink, joined to `emitter` once a resume is checked (`resume`: where it goes on)."""
+
+    def __init__(
+        self, setup: Setup, log_path, emitter: Emitter, log: LogSink, resume: ResumePoint | None = None
+    ) -> None:
+        from engine.train.experiment import weights_checksum
+
+        self.setup, self.cfg, self.log_path = setup, setup.cfg, log_path
+        self.emitter, self.log, self.resume = emitter, log, resume
+        self.base: dict = {}
+        if self.cfg.checkpoint_every is not None or resume is not None:
+            settings = settings_of(setup)
+            self.base = {
+                "settings": settings,
+                "settings_digest": digest(settings),
+                "model": model_identity(setup, weights_checksum(setup.model)),
+                "data": data_identity(setup),
+            }
+
+    def attach(self, exp: Experiment) -> Experiment:
+        if self.cfg.checkpoint_every is not None:
+            exp.checkpointer = Checkpointer(
+                checkpoint_root(self.log_path),
+                parse_every(self.cfg.checkpoint_every),
+                self.cfg.keep_checkpoints,
+                replicate=exp.cfg.seed - self.cfg.seed,
+                seeds=self.cfg.seeds,
+                manifest=self.base,
+                seq_now=lambda: self.emitter.seq - 1,
+            )
+        return exp
+
+    def restore(self, exp: Experiment) -> None:
+        """Check that the checkpoint is of this run (settings, model, data), load it, then open the log."""
+        resume = self.resume
+        assert resume is not None
+        folder, manifest = resume.folder, resume.manifest
+        for name, then, now in differences(manifest.get("settings", {}), self.base["settings"]):
+            flag = "--" + name.replace("_", "-")
+            raise FreezeTuiError(
+                f"checkpoint {folder} was written with {flag} {then!r}, this run has {now!r}; resume with the "
+                "run's own settings"
+            )
+        if manifest.get("model") != self.base["model"]:
+            raise FreezeTuiError(
+                f"the model ({self.cfg.model or 'demo'}) is not the one checkpoint {folder} was trained from "
+                "(its weights or config differ); resume with the run's own model"
+            )
+        if manifest.get("data") != self.base["data"]:
+            raise FreezeTuiError(
+                f"the data ({', '.join(self.cfg.data) or 'demo'}) is not the text checkpoint {folder} was "
+                "trained on (its content hash differs); resume with the run's own data"
+            )
+        restore(exp, folder)
+        if exp.checkpointer is not None:
+            exp.checkpointer.last_step = exp.step
+        with self.emitter.lock:
+            self.emitter.seq = resume.next_seq  # the log's seq goes on without a gap
+            self.emitter.sinks.insert(0, self.log)
+        self.emitter.emit(
+            ev.Resumed(
+                step=exp.step,
+                epoch=exp.resume_at[0] if exp.resume_at else 0,
+                replicate=resume.replicate,
+                after_seq=int(manifest["after_seq"]),
+                checkpoint=str(folder),
+                superseded_steps=resume.superseded_steps,
+            )
+        )
