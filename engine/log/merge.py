@@ -4,7 +4,9 @@
 reducer (RunState) and every view read unchanged: one header and one run_start with the arms
 of all runs, one `step` (and one `dw`) event per step holding every run's arms, the other
 events in step order, and one run_end once every run ended. When an arm name occurs in more
-than one run, every arm is named `<run>/<arm>`, in every event kind. Times are shifted so that
+than one run, every arm is named `<run>/<arm>`, in every event kind, `<run>` the run's short name
+(engine.log.short_names); run_start's `config.runs` says which run each short name is and which
+settings differ between the runs. Times are shifted so that
 each run starts when the first one did: a run recorded yesterday and one recorded today read
 like arms of one run. `merge_events` drives it over finished logs (report, export);
 `engine.log.sources.MergedSource` over live sources (replay, watch).
@@ -20,7 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from engine.log import events as ev
+from engine.log.short_names import settings_diff, short_names
 
+# not compared between merged runs: the arms are listed per run, the rest differs by nature
+NOT_COMPARED = frozenset({"arms", "log", "runs", "session", "overwrite", "monitor"})
 STATUS_RANK = {"finished": 0, "stopped": 1, "failed": 2}
 PULL = 256  # events read from one log at a time by merge_events
 E = TypeVar("E", bound=ev.Event)
@@ -30,6 +35,7 @@ Key = tuple[int, int]  # (step, 0 for the step event itself / 1 for what follows
 @dataclass
 class _Run:
     name: str
+    short: str  # the run's part of its arms' names when they clash (engine.log.short_names)
     queue: deque = field(default_factory=deque)  # (key, event) read but not yet merged
     header: ev.Header | None = None
     start: ev.RunStart | None = None
@@ -53,7 +59,7 @@ class Merger:
     def __init__(self, names: list[str], *, parts_of_one_run: bool = False) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"run names must differ: {names}")
-        self.runs = [_Run(name) for name in names]
+        self.runs = [_Run(name, short) for name, short in zip(names, short_names(names), strict=True)]
         self.parts_of_one_run = parts_of_one_run
         self.started = parts_of_one_run
         self.ended = False
@@ -148,7 +154,7 @@ class Merger:
         every = [n for names in arm_lists for n in names]
         clash = len(every) != len(set(every))
         for run, names in zip(self.runs, arm_lists, strict=True):
-            run.names = {n: f"{run.name}/{n}" if clash else n for n in names}
+            run.names = {n: f"{run.short}/{n}" if clash else n for n in names}
 
     def _run_start(self, starts: list[tuple[_Run, ev.RunStart]]) -> ev.RunStart:
         first = starts[0][1]
@@ -159,14 +165,17 @@ class Merger:
             if isinstance(a, dict)
         ]
         models = list(dict.fromkeys(str(start.model.get("name", "?")) for _, start in starts))
+        differ = settings_diff([start.config for _, start in starts], NOT_COMPARED)
         runs = [
             {
                 "name": run.name,
                 "run_id": run.header.run_id if run.header else "",
                 "model": start.model.get("name"),
                 "arms": list(run.names.values()),  # which arms are paired: times of different runs never are
+                "short": run.short,
+                "settings": {key: values[k] for key, values in differ.items()},  # those that differ between runs
             }
-            for run, start in starts
+            for k, (run, start) in enumerate(starts)
         ]
         return ev.replaced(
             first, arms=arms, model={**first.model, "name": " | ".join(models)}, config={**first.config, "runs": runs}

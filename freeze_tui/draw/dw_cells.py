@@ -15,6 +15,7 @@ from rich.text import Text
 from engine.log.state import RunState
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette, heat_style
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import clean
 from freeze_tui.draw.series import sparkline
 
@@ -120,7 +121,7 @@ FIXED_WIDTH = 10  # block and matrix columns with their padding, plus the scroll
 
 
 def arm_heading(name: str) -> str:
-    return f"{clean(name, one_line=True, max_len=12)} ΔW"
+    return f"{clean(fit_arm(name, 12), one_line=True, max_len=12)} ΔW"
 
 
 def group_width(name: str) -> int:

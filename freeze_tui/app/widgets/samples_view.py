@@ -11,6 +11,7 @@ from engine.log.state import RunState, SampleSet
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
 
 SAMPLE_CHARS = 600  # cap one sample so a runaway generation cannot flood the view
@@ -88,7 +89,7 @@ def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
         delta = f"  Δp = {delta_p_text(state, name)}" if arm.samples else ""
         delta += expected_s_text(arm)
         parts.append(
-            set_text(safe(name, Style(bold=True) + palette.arm(index), max_len=24), arm.samples, delta, palette)
+            set_text(safe(fit_arm(name, 24), Style(bold=True) + palette.arm(index)), arm.samples, delta, palette)
         )
     return Text("\n\n").join(parts)
 

@@ -16,6 +16,7 @@ from freeze_tui.app.activity import gpu_lines
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
 
 MAX_EPOCH_COLUMNS = 6  # older epochs fold into T; the table must fit 80 columns
@@ -48,7 +49,7 @@ def time_table(state: RunState, palette: Palette = PLAIN, intervals: dict | None
         table.add_column(title, justify="right")
     for index, (name, arm) in enumerate(state.arms.items()):
         t_k = {epoch: rec.t_epoch for epoch, rec in arm.epochs}
-        row = [safe(name, Style(bold=True) + palette.arm(index), max_len=16)]
+        row = [safe(fit_arm(name, 16), Style(bold=True) + palette.arm(index), max_len=16)]
         row += [Text(fmt.duration(t_k.get(k))) for k in epochs]
         row.append(Text(fmt.duration(state.arm_time(name))))
         row += [_measured(state, name), Text(fmt.pct(arm.predicted_saving), "dim")]
@@ -73,7 +74,7 @@ def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Tex
     lines = []
     for index, (name, t) in enumerate(times.items()):
         n = round(width * t / top) if top else 0
-        label = safe(name, max_len=12)
+        label = safe(fit_arm(name, 12), max_len=12)
         label.pad_right(13 - len(label.plain))
         lines.append(label + Text.assemble(("█" * n, palette.arm(index)), f" {fmt.duration(t)}"))
     return Text("\n").join(lines)
