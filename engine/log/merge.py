@@ -15,6 +15,7 @@ like arms of one run. `merge_events` drives it over finished logs (report, expor
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -329,11 +330,12 @@ class MergedSource:
     POLL_S = 0.02
 
     def __init__(self, sources: list, names: list[str]) -> None:
-        self.sources, self.merger = sources, Merger(names)
+        self.sources, self.merger, self.names = sources, Merger(names), names
         self.mode = sources[0].mode
         self.paused = False
         self._stopped = False
         self._outbox: deque[ev.Event] = deque()
+        self._lock = threading.Lock()  # a seek (UI thread) replaces the merger the reader thread uses
 
     @property
     def done(self) -> bool:
@@ -348,18 +350,39 @@ class MergedSource:
 
         deadline = time.monotonic() + timeout
         while not self._outbox and not self.done:
-            for i in self.merger.blocked():
-                source = self.sources[i]
-                self.merger.feed(i, source.get_batch(0))
-                if source.done:
-                    self.merger.finish(i)
-            self._outbox.extend(self.merger.ready())
+            with self._lock:
+                for i in self.merger.blocked():
+                    source = self.sources[i]
+                    self.merger.feed(i, source.get_batch(0))
+                    if source.done:
+                        self.merger.finish(i)
+                self._outbox.extend(self.merger.ready())
             left = deadline - time.monotonic()
             if self._outbox or left <= 0:
                 break
             time.sleep(min(self.POLL_S, left))
-        n = min(len(self._outbox), BATCH_CAP)
-        return [self._outbox.popleft() for _ in range(n)]
+        with self._lock:
+            n = min(len(self._outbox), BATCH_CAP)
+            return [self._outbox.popleft() for _ in range(n)]
+
+    @property
+    def speed(self) -> float | None:
+        return getattr(self.sources[0], "speed", None)
+
+    def set_speed(self, speed: float | None) -> None:
+        for s in self.sources:
+            s.set_speed(speed)
+
+    def seek_to(self, step: float, rewind: bool | None = None) -> None:
+        """Every run seeks (engine.log.sources.ReplaySource.seek_to); back, all start over and so does
+        the merge."""
+        with self._lock:
+            back = any(step < s.step for s in self.sources) if rewind is None else rewind
+            for s in self.sources:
+                s.seek_to(step, rewind=back)
+            if back:
+                self.merger = Merger(self.names)
+                self._outbox.clear()
 
     def pause(self) -> None:
         self.paused = True

@@ -21,6 +21,7 @@ from engine.log.state import RunState
 from freeze_tui.app import modes
 from freeze_tui.app.bridge import EventsArrived, SourceDone, SourceFailed, fold, start_bridge
 from freeze_tui.app.keys import BINDINGS, KeyActions
+from freeze_tui.app.replay_keys import ReplayKeys, restart_if_rewound
 from freeze_tui.app.run_control import RunControl
 from freeze_tui.app.widgets.arms_panel import ArmsPanel
 from freeze_tui.app.widgets.dw_view import DWView
@@ -49,7 +50,7 @@ VIEW_WIDGETS = {
 }  # by modes.VIEWS' names: the tabs, their keys and their order come from that table
 
 
-class FreezeApp(KeyActions, RunControl, App[None]):
+class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False  # every action has its own key; the footer needs the room at 80 columns
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
@@ -65,7 +66,7 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         self.source_error, self.palette = "", PLAIN
         self.source_finished = False  # the bridge has delivered everything it will
         self._dirty, self._stopping, self._quit_when_done = True, False, False
-        self._last_weight, self._offered = 0.9, ("", "")
+        self._last_weight, self._offered = 0.9, ("", "", False, False)
 
     def compose(self) -> ComposeResult:
         yield PaletteHolder()
@@ -86,6 +87,7 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         self.set_interval(REDRAW_S, self.redraw)
 
     async def on_events_arrived(self, message: EventsArrived) -> None:
+        restart_if_rewound(self.state, message.events)  # a replay sought back starts over
         rest = fold(self.state, message)
         if rest is not None:
             self.post_message(rest)  # keys and redraws that arrived meanwhile go first
@@ -113,8 +115,9 @@ class FreezeApp(KeyActions, RunControl, App[None]):
     def redraw(self) -> None:
         src = SourceView.of(self.source, self._stopping, self.source_error)
         self.header.show(self.state, src, self.title, self.palette)
-        if (self.run_mode(), self.active_view()) != self._offered:
-            self._offered = (self.run_mode(), self.active_view())
+        offered = (self.run_mode(), self.active_view(), self.source.done, self.source.paused)
+        if offered != self._offered:
+            self._offered = offered
             self.refresh_bindings()  # the footer offers what works in this mode and view
         if not self._dirty:
             return

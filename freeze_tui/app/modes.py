@@ -171,6 +171,26 @@ KEYS = (
         binds=(Bind("q", "quit", "quit"),),
         doc="quit (a live run is stopped at a step boundary first, so its log stays complete)",
     ),
+    Key(
+        "< >",
+        "replay slower / faster (×0.5 … ×1000, then max)",
+        frozenset({REPLAY}),
+        binds=(
+            Bind("less_than_sign", "replay_speed(-1)", "slower", False, "<"),
+            Bind("greater_than_sign", "replay_speed(1)", "faster", False, ">"),
+        ),
+    ),
+    Key(
+        ", .",
+        "replay: back / forward 10 steps",
+        frozenset({REPLAY}),
+        binds=(
+            Bind("comma", "seek(-10)", "back", False, ","),
+            Bind("full_stop", "seek(10)", "forward", False, "."),
+        ),
+        doc="replay: back / forward 10 steps (back at ×max also pauses, to stay there)",
+    ),
+    Key("e", "replay: jump to the end", frozenset({REPLAY}), binds=(Bind("e", "seek_end", "end", False),)),
 )
 
 

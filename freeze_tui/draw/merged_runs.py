@@ -24,8 +24,8 @@ def differing_settings(state: RunState) -> set[str]:
 
 
 def fit_arm(name: str, width: int) -> str:
-    """`name` in at most `width` characters: `demo-full-targeted/lora` -> `demo-f…/lora`, then `…/lora`,
-    then the arm cut (`lor…`) only where even that does not fit."""
+    """`name` in at most `width` characters: `demo-full-targeted/lora` -> `demo-f…/lora`; where not even
+    that fits, the run's initial and the arm, cut last (`d/lora`, `d/lo…`)."""
     if len(name) <= width:
         return name
     run, sep, arm = name.rpartition("/")
@@ -33,9 +33,10 @@ def fit_arm(name: str, width: int) -> str:
         room = width - len(arm) - 1  # what is left for the run part
         if room >= 2:
             return f"{run[: room - 1]}{ELLIPSIS}/{arm}"
-        if len(arm) <= width:
-            return arm if room < 1 else f"{ELLIPSIS}/{arm}"[-width:]
-        name = arm
+        if width >= 4:  # the run's initial still tells `l/targ…` from `r/targ…`
+            name = f"{run[:1]}/{arm}"
+            if len(name) <= width:
+                return name
     return name[: max(0, width - 1)] + ELLIPSIS
 
 

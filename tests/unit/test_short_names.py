@@ -52,11 +52,14 @@ def test_fit_arm_fits_and_keeps_the_arm_while_it_can(name, width):
         assert fitted == name
     elif "/" in name and len(arm) + 3 <= width:
         assert fitted.endswith("/" + arm)
+    elif "/" in name and width >= 4:
+        assert fitted.startswith(name.rpartition("/")[0][:1] + "/")
 
 
 def test_fit_arm_cuts_the_run_first():
     assert fit_arm("demo-full-targeted/lora", 12) == "demo-f…/lora"
-    assert fit_arm("study/random-1", 10) == "…/random-1"
+    assert fit_arm("study/random-1", 10) == "s/random-1"
+    assert fit_arm("lora/targeted", 9) == "l/target…"
     assert fit_arm("lora/full", 7) == "l…/full"
 
 

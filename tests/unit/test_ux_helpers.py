@@ -133,7 +133,11 @@ def test_bindings_tabs_and_help_come_from_the_one_table():
         "arms": "loss",
     } | {"arm_page": "dw"}
     help_rows = [k.keys for k in modes.keys_for("replay", "dw")]  # the keys of every view first, then this view's
-    assert help_rows == [f"1-{len(modes.VIEWS)}", "? F1", "p", "ctrl+s", "q", "↑ ↓ ← →", "PgUp PgDn Home End", "[ ]"]
+    assert help_rows == [f"1-{len(modes.VIEWS)}", "? F1", "p", "ctrl+s", "q", "< >", ", .", "e"] + [
+        "↑ ↓ ← →",
+        "PgUp PgDn Home End",
+        "[ ]",
+    ]
 
 
 def test_long_series_are_smoothed_over_bucket_means_with_the_same_time_constant():

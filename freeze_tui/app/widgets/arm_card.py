@@ -48,7 +48,7 @@ def arm_card_text(state: RunState, name: str, width: int, compact: bool = False,
     """The card's lines; compact (short terminals) keeps three lines."""
     arm = state.arms[name]
     style = palette.arm(list(state.arms).index(name))
-    title = Text.assemble(("● ", style), safe(fit_arm(name, min(24, width - 2)), Style(bold=True) + style, max_len=24))
+    title = Text.assemble(("● ", style), safe(fit_arm(name, min(24, width - 3)), Style(bold=True) + style, max_len=24))
     spec = Text.assemble(("  spec ", "dim")) + safe(arm.spec, "dim italic", max_len=60)
     narrow = width < NARROW  # four arms at 80 columns: abbreviate rather than cut
     pct = fmt.pct(arm.trainable_pct / 100, 0 if narrow else 1)
