@@ -124,15 +124,27 @@ def arm_heading(name: str) -> str:
     return f"{clean(fit_arm(name, 12), one_line=True, max_len=12)} ΔW"
 
 
-def group_width(name: str) -> int:
-    """Columns one arm's three cells take on screen, padding included (a norm is at most 8 wide)."""
-    return max(len(arm_heading(name)), 8) + 8 + TREND_WIDTH + 6
+PARTS = ("ΔW", "drift", "trend")
+# Narrower layouts drop the trend, then the drift, so that 3-5 arms share an 80-column page
+# (one arm per page told nothing side by side); paging is for what does not fit even then.
+LAYOUTS = (PARTS, PARTS[:2], PARTS[:1])
+_PART_WIDTH = {"drift": 8 + 2, "trend": TREND_WIDTH + 2}  # their widest cell and padding
 
 
-def arms_per_page(width: int, names: list[str]) -> int:
-    """How many arms' column groups fit beside the fixed block/matrix columns."""
-    widest = max((group_width(n) for n in names), default=1)
-    return max(1, min(len(names), (width - FIXED_WIDTH) // widest))
+def layout_width(name: str, parts: tuple[str, ...]) -> int:
+    """Columns one arm's group takes with these parts, padding included."""
+    return max(len(arm_heading(name)), 8) + 2 + sum(_PART_WIDTH[p] for p in parts[1:])
+
+
+def dw_layout(width: int, names: list[str]) -> tuple[tuple[str, ...], int]:
+    """(the parts shown per arm, arms per page): the widest layout that fits every arm, else the
+    narrowest, paged."""
+    room = width - FIXED_WIDTH
+    for parts in LAYOUTS:
+        if sum(layout_width(n, parts) for n in names) <= room:
+            return parts, max(1, len(names))
+    widest = max((layout_width(n, LAYOUTS[-1]) for n in names), default=1)
+    return LAYOUTS[-1], max(1, min(len(names), room // widest))
 
 
 def arm_page(arms: list[str], page: int, per_page: int) -> tuple[list[str], int, int]:
@@ -142,12 +154,16 @@ def arm_page(arms: list[str], page: int, per_page: int) -> tuple[list[str], int,
     return arms[page * per_page : (page + 1) * per_page], page, pages
 
 
-def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = PLAIN) -> DWTable:
-    """The table for `arms` (default all), so a narrow screen can page through them."""
+def dw_table(
+    state: RunState, arms: list[str] | None = None, palette: Palette = PLAIN, parts: tuple[str, ...] = PARTS
+) -> DWTable:
+    """The table for `arms` (default all), so a narrow screen can page through them; `parts` of each
+    arm's group (dw_layout)."""
     arms = list(state.arms) if arms is None else arms
+    keep = [PARTS.index(p) for p in parts]
     columns = list(FIXED)
     for name in arms:
-        columns += [arm_heading(name), "drift", "trend"]
+        columns += [[arm_heading(name), "drift", "trend"][i] for i in keep]
     scale = _scale(state)
     histories = {name: _arm_history(state, name) for name in arms}
     rows = []
@@ -155,6 +171,7 @@ def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = 
         block, role = parse_matrix(matrix)
         row = [Text(str(block) if block >= 0 else "", justify="right"), Text(clean(role, one_line=True, max_len=8))]
         for name in arms:
-            row += arm_cells(state, name, matrix, scale, histories[name], palette)
+            cells = arm_cells(state, name, matrix, scale, histories[name], palette)
+            row += [cells[i] for i in keep]
         rows.append(row)
     return DWTable(columns, rows)

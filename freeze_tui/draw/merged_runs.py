@@ -25,7 +25,7 @@ def differing_settings(state: RunState) -> set[str]:
 
 def fit_arm(name: str, width: int) -> str:
     """`name` in at most `width` characters: `demo-full-targeted/lora` -> `demo-f…/lora`; where not even
-    that fits, the run's initial and the arm, cut last (`d/lora`, `d/lo…`)."""
+    that fits, the run's initial and the arm, cut last and in the middle (`d/lora`, `d/lo…a`)."""
     if len(name) <= width:
         return name
     run, sep, arm = name.rpartition("/")
@@ -33,11 +33,19 @@ def fit_arm(name: str, width: int) -> str:
         room = width - len(arm) - 1  # what is left for the run part
         if room >= 2:
             return f"{run[: room - 1]}{ELLIPSIS}/{arm}"
-        if width >= 4:  # the run's initial still tells `l/targ…` from `r/targ…`
-            name = f"{run[:1]}/{arm}"
-            if len(name) <= width:
-                return name
-    return name[: max(0, width - 1)] + ELLIPSIS
+        if width >= 4:  # the run's initial still tells `l/ta…ed` from `r/ta…ed`
+            return f"{run[:1]}/{_cut(arm, width - 2)}"
+    return _cut(name, width)
+
+
+def _cut(name: str, width: int) -> str:
+    """`name` in `width` characters, cut in the middle: `random-1` -> `rand…-1` (the ends tell arms apart)."""
+    if len(name) <= width:
+        return name
+    if width < 4:
+        return name[: max(0, width - 1)] + ELLIPSIS
+    tail = max(1, (width - 1) // 3)
+    return name[: width - 1 - tail] + ELLIPSIS + name[-tail:]
 
 
 def _settings(run: dict) -> dict:

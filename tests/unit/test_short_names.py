@@ -59,7 +59,8 @@ def test_fit_arm_fits_and_keeps_the_arm_while_it_can(name, width):
 def test_fit_arm_cuts_the_run_first():
     assert fit_arm("demo-full-targeted/lora", 12) == "demo-f…/lora"
     assert fit_arm("study/random-1", 10) == "s/random-1"
-    assert fit_arm("lora/targeted", 9) == "l/target…"
+    assert fit_arm("lora/targeted", 9) == "l/targ…ed"
+    assert fit_arm("random-1", 7) == "rand…-1" and fit_arm("random-2", 7) == "rand…-2"
     assert fit_arm("lora/full", 7) == "l…/full"
 
 
