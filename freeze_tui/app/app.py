@@ -23,6 +23,7 @@ from freeze_tui.app.bridge import EventsArrived, SourceDone, SourceFailed, fold,
 from freeze_tui.app.keys import BINDINGS, KeyActions
 from freeze_tui.app.replay_keys import ReplayKeys, restart_if_rewound
 from freeze_tui.app.run_control import RunControl
+from freeze_tui.app.screenshots import screenshot_folder
 from freeze_tui.app.widgets.arms_panel import ArmsPanel
 from freeze_tui.app.widgets.dw_view import DWView
 from freeze_tui.app.widgets.frontier_view import FrontierView
@@ -61,8 +62,8 @@ class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
         super().__init__()
         self.source, self.state, self.chart = source, RunState(), ChartOptions()
         self.title, self.log_path = title, Path(log_path) if log_path else None
-        folder = screenshot_dir or (self.log_path.parent if self.log_path else ".")
-        self.screenshot_dir = Path(folder)  # next to the log unless told: never litter the working directory
+        # next to the log unless told; a replay of a log in a git work tree (sample_runs/) saves elsewhere
+        self.screenshot_dir = screenshot_folder(self.log_path, source.mode == modes.REPLAY, screenshot_dir)
         self.source_error, self.palette = "", PLAIN
         self.source_finished = False  # the bridge has delivered everything it will
         self._dirty, self._stopping, self._quit_when_done = True, False, False

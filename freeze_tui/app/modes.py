@@ -161,9 +161,11 @@ KEYS = (
     *(_scroll(view) for view in ("samples", "plan", "log", "run")),
     Key(
         "ctrl+s",
-        "save an SVG screenshot (next to the log, or --screenshot-dir)",
+        "save an SVG screenshot (the toast says where)",
         binds=(Bind("ctrl+s,S", "save_screenshot", "screenshot", display="^s"),),
-        doc="save an SVG screenshot next to the log (or `--screenshot-dir DIR`); the toast gives the path",
+        doc="save an SVG screenshot: `--screenshot-dir DIR`, else `$FREEZE_TUI_SCREENSHOTS`, else next to the "
+        "log; a replayed log inside a git work tree (the repo's `sample_runs/`): the current directory, or "
+        "`~/freeze-tui-screenshots` when that is in a work tree too; the toast gives the path",
     ),
     Key(
         "q",
