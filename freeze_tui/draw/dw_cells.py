@@ -124,20 +124,20 @@ def arm_heading(name: str) -> str:
     return f"{clean(fit_arm(name, 12), one_line=True, max_len=12)} ΔW"
 
 
-PARTS = ("ΔW", "drift", "trend")
+PARTS = 3  # cells of an arm's group: ΔW, drift, trend
 # Narrower layouts drop the trend, then the drift, so that 3-5 arms share an 80-column page
 # (one arm per page told nothing side by side); paging is for what does not fit even then.
-LAYOUTS = (PARTS, PARTS[:2], PARTS[:1])
-_PART_WIDTH = {"drift": 8 + 2, "trend": TREND_WIDTH + 2}  # their widest cell and padding
+LAYOUTS = (3, 2, 1)  # the first this many cells of each group
+_CELL_WIDTH = (0, 8 + 2, TREND_WIDTH + 2)  # drift and trend: their widest cell and padding
 
 
-def layout_width(name: str, parts: tuple[str, ...]) -> int:
-    """Columns one arm's group takes with these parts, padding included."""
-    return max(len(arm_heading(name)), 8) + 2 + sum(_PART_WIDTH[p] for p in parts[1:])
+def layout_width(name: str, parts: int) -> int:
+    """Columns one arm's group takes with its first `parts` cells, padding included."""
+    return max(len(arm_heading(name)), 8) + 2 + sum(_CELL_WIDTH[1:parts])
 
 
-def dw_layout(width: int, names: list[str]) -> tuple[tuple[str, ...], int]:
-    """(the parts shown per arm, arms per page): the widest layout that fits every arm, else the
+def dw_layout(width: int, names: list[str]) -> tuple[int, int]:
+    """(the cells shown per arm, arms per page): the widest layout that fits every arm, else the
     narrowest, paged."""
     room = width - FIXED_WIDTH
     for parts in LAYOUTS:
@@ -154,16 +154,13 @@ def arm_page(arms: list[str], page: int, per_page: int) -> tuple[list[str], int,
     return arms[page * per_page : (page + 1) * per_page], page, pages
 
 
-def dw_table(
-    state: RunState, arms: list[str] | None = None, palette: Palette = PLAIN, parts: tuple[str, ...] = PARTS
-) -> DWTable:
-    """The table for `arms` (default all), so a narrow screen can page through them; `parts` of each
-    arm's group (dw_layout)."""
+def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = PLAIN, parts: int = PARTS) -> DWTable:
+    """The table for `arms` (default all), so a narrow screen can page through them; the first
+    `parts` cells of each arm's group (dw_layout)."""
     arms = list(state.arms) if arms is None else arms
-    keep = [PARTS.index(p) for p in parts]
     columns = list(FIXED)
     for name in arms:
-        columns += [[arm_heading(name), "drift", "trend"][i] for i in keep]
+        columns += [arm_heading(name), "drift", "trend"][:parts]
     scale = _scale(state)
     histories = {name: _arm_history(state, name) for name in arms}
     rows = []
@@ -172,6 +169,6 @@ def dw_table(
         row = [Text(str(block) if block >= 0 else "", justify="right"), Text(clean(role, one_line=True, max_len=8))]
         for name in arms:
             cells = arm_cells(state, name, matrix, scale, histories[name], palette)
-            row += [cells[i] for i in keep]
+            row += cells[:parts]
         rows.append(row)
     return DWTable(columns, rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
+from engine.log.comparisons import run_groups
 from engine.log.state import RunState
 from freeze_tui.draw.safe_text import ELLIPSIS, safe
 
@@ -68,8 +69,9 @@ def merged_tables(state: RunState) -> list[Table]:
     legend = Table(title="Merged runs", title_justify="left", title_style="bold", box=None, pad_edge=False)
     for column in ("", "run", "run id", "arms"):
         legend.add_column(column, style="dim" if column == "run id" else None)
-    for run in runs:
-        arms = [str(a).rpartition("/")[2] for a in run.get("arms", [])]
+    groups = run_groups(state)  # each run's arms, in the order of the runs
+    for k, run in enumerate(runs):
+        arms = [a.rpartition("/")[2] for a in groups[k]] if len(groups) == len(runs) else []
         short = str(run.get("short", run.get("name", "?")))
         legend.add_row(Text(short, style="bold"), safe(run.get("name", "?")), safe(run.get("run_id", "")), _cell(arms))
     settings: list[dict] = [_settings(run) for run in runs]
