@@ -4,7 +4,9 @@
 reducer (RunState) and every view read unchanged: one header and one run_start with the arms
 of all runs, one `step` (and one `dw`) event per step holding every run's arms, the other
 events in step order, and one run_end once every run ended. When an arm name occurs in more
-than one run, every arm is named `<run>/<arm>`, in every event kind. Times are shifted so that
+than one run, every arm is named `<run>/<arm>`, in every event kind, `<run>` the run's short name
+(engine.log.short_names); run_start's `config.runs` says which run each short name is and which
+settings differ between the runs. Times are shifted so that
 each run starts when the first one did: a run recorded yesterday and one recorded today read
 like arms of one run. `merge_events` drives it over finished logs (report, export);
 `engine.log.sources.MergedSource` over live sources (replay, watch).
@@ -13,6 +15,7 @@ like arms of one run. `merge_events` drives it over finished logs (report, expor
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -20,7 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from engine.log import events as ev
+from engine.log.short_names import settings_diff, short_names
 
+# not compared between merged runs: the arms are listed per run, the rest differs by nature
+NOT_COMPARED = frozenset({"arms", "log", "runs", "session", "overwrite", "monitor"})
 STATUS_RANK = {"finished": 0, "stopped": 1, "failed": 2}
 PULL = 256  # events read from one log at a time by merge_events
 E = TypeVar("E", bound=ev.Event)
@@ -30,6 +36,7 @@ Key = tuple[int, int]  # (step, 0 for the step event itself / 1 for what follows
 @dataclass
 class _Run:
     name: str
+    short: str  # the run's part of its arms' names when they clash (engine.log.short_names)
     queue: deque = field(default_factory=deque)  # (key, event) read but not yet merged
     header: ev.Header | None = None
     start: ev.RunStart | None = None
@@ -53,7 +60,7 @@ class Merger:
     def __init__(self, names: list[str], *, parts_of_one_run: bool = False) -> None:
         if len(set(names)) != len(names):
             raise ValueError(f"run names must differ: {names}")
-        self.runs = [_Run(name) for name in names]
+        self.runs = [_Run(name, short) for name, short in zip(names, short_names(names), strict=True)]
         self.parts_of_one_run = parts_of_one_run
         self.started = parts_of_one_run
         self.ended = False
@@ -152,7 +159,7 @@ class Merger:
         every = [n for names in arm_lists for n in names]
         clash = len(every) != len(set(every))
         for run, names in zip(self.runs, arm_lists, strict=True):
-            run.names = {n: f"{run.name}/{n}" if clash else n for n in names}
+            run.names = {n: f"{run.short}/{n}" if clash else n for n in names}
 
     def _run_start(self, starts: list[tuple[_Run, ev.RunStart]]) -> ev.RunStart:
         first = starts[0][1]
@@ -163,14 +170,17 @@ class Merger:
             if isinstance(a, dict)
         ]
         models = list(dict.fromkeys(str(start.model.get("name", "?")) for _, start in starts))
+        differ = settings_diff([start.config for _, start in starts], NOT_COMPARED)
         runs = [
             {
                 "name": run.name,
                 "run_id": run.header.run_id if run.header else "",
                 "model": start.model.get("name"),
                 "arms": list(run.names.values()),  # which arms are paired: times of different runs never are
+                "short": run.short,
+                "settings": {key: values[k] for key, values in differ.items()},  # those that differ between runs
             }
-            for run, start in starts
+            for k, (run, start) in enumerate(starts)
         ]
         return ev.replaced(
             first, arms=arms, model={**first.model, "name": " | ".join(models)}, config={**first.config, "runs": runs}
@@ -324,11 +334,12 @@ class MergedSource:
     POLL_S = 0.02
 
     def __init__(self, sources: list, names: list[str]) -> None:
-        self.sources, self.merger = sources, Merger(names)
+        self.sources, self.merger, self.names = sources, Merger(names), names
         self.mode = sources[0].mode
         self.paused = False
         self._stopped = False
         self._outbox: deque[ev.Event] = deque()
+        self._lock = threading.Lock()  # a seek (UI thread) replaces the merger the reader thread uses
 
     @property
     def done(self) -> bool:
@@ -343,18 +354,39 @@ class MergedSource:
 
         deadline = time.monotonic() + timeout
         while not self._outbox and not self.done:
-            for i in self.merger.blocked():
-                source = self.sources[i]
-                self.merger.feed(i, source.get_batch(0))
-                if source.done:
-                    self.merger.finish(i)
-            self._outbox.extend(self.merger.ready())
+            with self._lock:
+                for i in self.merger.blocked():
+                    source = self.sources[i]
+                    self.merger.feed(i, source.get_batch(0))
+                    if source.done:
+                        self.merger.finish(i)
+                self._outbox.extend(self.merger.ready())
             left = deadline - time.monotonic()
             if self._outbox or left <= 0:
                 break
             time.sleep(min(self.POLL_S, left))
-        n = min(len(self._outbox), BATCH_CAP)
-        return [self._outbox.popleft() for _ in range(n)]
+        with self._lock:
+            n = min(len(self._outbox), BATCH_CAP)
+            return [self._outbox.popleft() for _ in range(n)]
+
+    @property
+    def speed(self) -> float | None:
+        return getattr(self.sources[0], "speed", None)
+
+    def set_speed(self, speed: float | None) -> None:
+        for s in self.sources:
+            s.set_speed(speed)
+
+    def seek_to(self, step: float, rewind: bool | None = None) -> None:
+        """Every run seeks (engine.log.sources.ReplaySource.seek_to); back, all start over and so does
+        the merge."""
+        with self._lock:
+            back = any(step < s.step for s in self.sources) if rewind is None else rewind
+            for s in self.sources:
+                s.seek_to(step, rewind=back)
+            if back:
+                self.merger = Merger(self.names)
+                self._outbox.clear()
 
     def pause(self) -> None:
         self.paused = True

@@ -7,13 +7,14 @@ engine provides its own object with the same protocol (a bounded coalescing chan
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from engine.log.events import Event, RunEnd
+from engine.log.events import Event, RunEnd, Step
 from engine.log.liveness import WriterWatch
 from engine.log.runlog import LogFollower, read_events
 
@@ -79,12 +80,19 @@ class ReplaySource(_Pausable):
         if speed is not None and not speed > 0:
             raise ValueError("speed must be positive or None (max)")
         self.speed = speed
+        self.path = path
         self._events: Iterator[Event] = read_events(path)
         # Read the header and the next event now: a bad log fails before the app starts.
         self._ahead: list[Event] = list(itertools.islice(self._events, 2))
         self._t0 = self._ahead[0].t
         self._clock_start = time.monotonic()  # wall time that maps to log time t0
         self._paused_at: float | None = None
+        # seeking and speed changes come from the UI thread while the bridge thread reads (see seek_to)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()  # cuts a wait for the next event short
+        self.step = -1  # the last step event played
+        self._t_played = self._t0  # log time of the last event played
+        self._until: float | None = None  # catching up: every event up to this step is due now
 
     def pause(self) -> None:
         if not self.paused:
@@ -108,6 +116,15 @@ class ReplaySource(_Pausable):
 
     def _due_in(self, event: Event) -> float:
         """Seconds of wall time until `event` should be played (<= 0: now)."""
+        if self._until is not None:
+            if not (isinstance(event, Step) and event.step > self._until):
+                return 0.0
+            self._until = None  # caught up: from the last event played on, at the speed
+            if self.speed is not None:
+                now = self._paused_at if self._paused_at is not None else time.monotonic()
+                self._clock_start = now - (self._t_played - self._t0) / self.speed
+            if self.paused:
+                return math.inf
         if self.speed is None:
             return 0.0
         return self._clock_start + (event.t - self._t0) / self.speed - time.monotonic()
@@ -115,22 +132,24 @@ class ReplaySource(_Pausable):
     def get_batch(self, timeout: float) -> list[Event]:
         deadline = time.monotonic() + timeout
         while not self.done:
-            if self.paused:
+            if self.paused and self._until is None:  # a seek plays up to its step even while paused
                 self._running.wait(max(0.0, deadline - time.monotonic()))
                 if self.paused or time.monotonic() >= deadline:
                     return []
                 continue
-            batch = self._take_due()
-            if batch:
-                return self._arrived(batch)
-            nxt = self._peek()
-            if nxt is None:
-                self.done = True  # the file ended (a log without run_end ends here too)
-                return []
-            wait = min(self._due_in(nxt), deadline - time.monotonic())
+            with self._lock:
+                batch = self._take_due()
+                if batch:
+                    return self._arrived(batch)
+                nxt = self._peek()
+                if nxt is None:
+                    self.done = True  # the file ended (a log without run_end ends here too)
+                    return []
+                wait = min(self._due_in(nxt), deadline - time.monotonic())
             if wait <= 0 and time.monotonic() >= deadline:
                 return []
-            time.sleep(max(0.0, wait))
+            self._wake.wait(max(0.0, wait))
+            self._wake.clear()
         return []
 
     def _take_due(self) -> list[Event]:
@@ -140,7 +159,32 @@ class ReplaySource(_Pausable):
             if nxt is None or self._due_in(nxt) > 0:
                 break
             batch.append(self._ahead.pop(0))
+            self._t_played = nxt.t
+            if isinstance(nxt, Step):
+                self.step = nxt.step
         return batch
+
+    # -- speed and seeking (the replay keys) ------------------------------------------------------
+    def set_speed(self, speed: float | None) -> None:
+        """Play on at `speed` (None: as fast as possible) from where the replay is."""
+        with self._lock:
+            self.speed = speed
+            if speed is not None:  # the last event played maps to now (to the pause, while paused)
+                now = self._paused_at if self._paused_at is not None else time.monotonic()
+                self._clock_start = now - (self._t_played - self._t0) / speed
+            self._wake.set()
+
+    def seek_to(self, step: float, rewind: bool | None = None) -> None:
+        """Play every event up to step `step` at once (math.inf: to the end), then go on at the speed.
+        Back (`rewind`, by default when `step` was played already) starts the log over: its header
+        comes again, which tells the reader to start from a fresh state."""
+        with self._lock:
+            if step < self.step if rewind is None else rewind:
+                self._events = read_events(self.path)
+                self._ahead = list(itertools.islice(self._events, 1))
+                self.step, self._t_played, self.done = -1, self._t0, False
+            self._until = step
+            self._wake.set()
 
 
 class WatchSource(_Pausable):

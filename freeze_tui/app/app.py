@@ -22,7 +22,9 @@ from freeze_tui.app import modes
 from freeze_tui.app.alerting import Alerter
 from freeze_tui.app.bridge import EventsArrived, SourceDone, SourceFailed, fold, start_bridge
 from freeze_tui.app.keys import BINDINGS, KeyActions
+from freeze_tui.app.replay_keys import ReplayKeys, restart_if_rewound
 from freeze_tui.app.run_control import RunControl
+from freeze_tui.app.screenshots import screenshot_folder
 from freeze_tui.app.widgets.arms_panel import ArmsPanel
 from freeze_tui.app.widgets.dw_view import DWView
 from freeze_tui.app.widgets.frontier_view import FrontierView
@@ -50,7 +52,7 @@ VIEW_WIDGETS = {
 }  # by modes.VIEWS' names: the tabs, their keys and their order come from that table
 
 
-class FreezeApp(KeyActions, RunControl, App[None]):
+class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False  # every action has its own key; the footer needs the room at 80 columns
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
@@ -64,12 +66,12 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         self.alerter = Alerter(self, notifier)  # toasts, a bell and --notify (engine/log/alerts.py)
         self.source, self.state, self.chart = source, RunState(), ChartOptions()
         self.title, self.log_path = title, Path(log_path) if log_path else None
-        folder = screenshot_dir or (self.log_path.parent if self.log_path else ".")
-        self.screenshot_dir = Path(folder)  # next to the log unless told: never litter the working directory
+        # next to the log unless told; a replay of a log in a git work tree (sample_runs/) saves elsewhere
+        self.screenshot_dir = screenshot_folder(self.log_path, source.mode == modes.REPLAY, screenshot_dir)
         self.source_error, self.palette = "", PLAIN
         self.source_finished = False  # the bridge has delivered everything it will
         self._dirty, self._stopping, self._quit_when_done = True, False, False
-        self._last_weight, self._offered = 0.9, ("", "")
+        self._last_weight, self._offered = 0.9, ("", "", False, False)
         self.view_paused = False  # LIVE `p`: the screen is frozen, the run and the state go on
 
     def compose(self) -> ComposeResult:
@@ -91,6 +93,7 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         self.set_interval(REDRAW_S, self.redraw)
 
     async def on_events_arrived(self, message: EventsArrived) -> None:
+        restart_if_rewound(self.state, message.events)  # a replay sought back starts over
         rest = fold(self.state, message)
         if rest is not None:
             self.post_message(rest)  # keys and redraws that arrived meanwhile go first
@@ -122,8 +125,9 @@ class FreezeApp(KeyActions, RunControl, App[None]):
         self.header.show(self.state, src, self.title, self.palette)
         self.follow_run_end()
         self.alerter.check(src.gone)
-        if (self.run_mode(), self.active_view()) != self._offered:
-            self._offered = (self.run_mode(), self.active_view())
+        offered = (self.run_mode(), self.active_view(), self.source.done, self.source.paused)
+        if offered != self._offered:
+            self._offered = offered
             self.refresh_bindings()  # the footer offers what works in this mode and view
         if not self._dirty or self.view_paused:
             return

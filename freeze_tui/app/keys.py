@@ -15,7 +15,7 @@ from textual.widgets import TabbedContent
 
 from engine.log.sources import EventSource
 from engine.log.state import RunState
-from freeze_tui.app import modes
+from freeze_tui.app import modes, replay_keys
 from freeze_tui.app.screens.arms import ArmsScreen
 from freeze_tui.app.screens.help import HelpScreen
 from freeze_tui.draw import charts
@@ -51,6 +51,7 @@ class KeyActions(_Base):
         def active_view(self) -> str: ...
         def live_running(self) -> bool: ...
         def watch_running(self) -> bool: ...
+        def replay_offers(self, action: str, parameters: tuple) -> bool: ...
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         mode = self.run_mode()
@@ -60,6 +61,8 @@ class KeyActions(_Base):
             return parameters[0] == mode and not self.source.done and self.display_paused()
         if action == "stop":
             return self.live_running() or self.watch_running()
+        if action in replay_keys.ACTIONS:
+            return self.replay_offers(action, parameters)
         if action == "arm_page":  # only when some arms are on another page
             return self.active_view() == "dw" and self.views["dw"].pages > 1
         if action == "sample":  # only side by side

@@ -197,9 +197,11 @@ KEYS = (
     *(_scroll(view) for view in ("samples", "plan", "log", "run")),
     Key(
         "ctrl+s",
-        "save an SVG screenshot (next to the log, or --screenshot-dir)",
+        "save an SVG screenshot (the toast says where)",
         binds=(Bind("ctrl+s,S", "save_screenshot", "screenshot", display="^s"),),
-        doc="save an SVG screenshot next to the log (or `--screenshot-dir DIR`); the toast gives the path",
+        doc="save an SVG screenshot: `--screenshot-dir DIR`, else `$FREEZE_TUI_SCREENSHOTS`, else next to the "
+        "log; a replayed log inside a git work tree (the repo's `sample_runs/`): the current directory, or "
+        "`~/freeze-tui-screenshots` when that is in a work tree too; the toast gives the path",
     ),
     Key(
         "q",
@@ -207,6 +209,26 @@ KEYS = (
         binds=(Bind("q", "quit", "quit"),),
         doc="quit (a live run is stopped at a step boundary first, so its log stays complete)",
     ),
+    Key(
+        "< >",
+        "replay slower / faster (×0.5 … ×1000, then max)",
+        frozenset({REPLAY}),
+        binds=(
+            Bind("less_than_sign", "replay_speed(-1)", "slower", False, "<"),
+            Bind("greater_than_sign", "replay_speed(1)", "faster", False, ">"),
+        ),
+    ),
+    Key(
+        ", .",
+        "replay: back / forward 10 steps",
+        frozenset({REPLAY}),
+        binds=(
+            Bind("comma", "seek(-10)", "back", False, ","),
+            Bind("full_stop", "seek(10)", "forward", False, "."),
+        ),
+        doc="replay: back / forward 10 steps (back at ×max also pauses, to stay there)",
+    ),
+    Key("e", "replay: jump to the end", frozenset({REPLAY}), binds=(Bind("e", "seek_end", "end", False),)),
 )
 
 

@@ -43,7 +43,11 @@ def cli(ctx: click.Context) -> int | None:
 
 
 SCREENSHOT_DIR = click.option(
-    "--screenshot-dir", default=None, type=click.Path(file_okay=False), help="Where ctrl+s saves (default: by the log)."
+    "--screenshot-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where ctrl+s saves (default: $FREEZE_TUI_SCREENSHOTS, else by the log; a replayed log in a git "
+    "work tree: here, else ~/freeze-tui-screenshots).",
 )
 NOTIFY = click.option(
     "--notify",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from engine.log.state import RunState
 from freeze_tui.draw.colors import PLAIN
 from freeze_tui.draw.fmt import count, duration
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import clean
 from freeze_tui.draw.series import MAX_POINTS, bucket_centers, bucket_means, envelope, finite_pairs, smoothed_points
 
@@ -52,7 +53,7 @@ def points_for(width: int) -> int:
 
 def label(name: str) -> str:
     """An arm name for a chart legend: plotext output is parsed as ANSI, so no control characters."""
-    return clean(name, one_line=True, max_len=24)
+    return clean(fit_arm(name, 24), one_line=True, max_len=24)
 
 
 def fade(rgb: tuple[int, int, int], background: tuple[int, int, int] = (30, 30, 30)) -> tuple[int, int, int]:

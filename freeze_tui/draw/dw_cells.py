@@ -15,6 +15,7 @@ from rich.text import Text
 from engine.log.state import RunState
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette, heat_style
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import clean
 from freeze_tui.draw.series import sparkline
 
@@ -120,18 +121,30 @@ FIXED_WIDTH = 10  # block and matrix columns with their padding, plus the scroll
 
 
 def arm_heading(name: str) -> str:
-    return f"{clean(name, one_line=True, max_len=12)} ΔW"
+    return f"{clean(fit_arm(name, 12), one_line=True, max_len=12)} ΔW"
 
 
-def group_width(name: str) -> int:
-    """Columns one arm's three cells take on screen, padding included (a norm is at most 8 wide)."""
-    return max(len(arm_heading(name)), 8) + 8 + TREND_WIDTH + 6
+PARTS = 3  # cells of an arm's group: ΔW, drift, trend
+# Narrower layouts drop the trend, then the drift, so that 3-5 arms share an 80-column page
+# (one arm per page told nothing side by side); paging is for what does not fit even then.
+LAYOUTS = (3, 2, 1)  # the first this many cells of each group
+_CELL_WIDTH = (0, 8 + 2, TREND_WIDTH + 2)  # drift and trend: their widest cell and padding
 
 
-def arms_per_page(width: int, names: list[str]) -> int:
-    """How many arms' column groups fit beside the fixed block/matrix columns."""
-    widest = max((group_width(n) for n in names), default=1)
-    return max(1, min(len(names), (width - FIXED_WIDTH) // widest))
+def layout_width(name: str, parts: int) -> int:
+    """Columns one arm's group takes with its first `parts` cells, padding included."""
+    return max(len(arm_heading(name)), 8) + 2 + sum(_CELL_WIDTH[1:parts])
+
+
+def dw_layout(width: int, names: list[str]) -> tuple[int, int]:
+    """(the cells shown per arm, arms per page): the widest layout that fits every arm, else the
+    narrowest, paged."""
+    room = width - FIXED_WIDTH
+    for parts in LAYOUTS:
+        if sum(layout_width(n, parts) for n in names) <= room:
+            return parts, max(1, len(names))
+    widest = max((layout_width(n, LAYOUTS[-1]) for n in names), default=1)
+    return LAYOUTS[-1], max(1, min(len(names), room // widest))
 
 
 def arm_page(arms: list[str], page: int, per_page: int) -> tuple[list[str], int, int]:
@@ -141,12 +154,13 @@ def arm_page(arms: list[str], page: int, per_page: int) -> tuple[list[str], int,
     return arms[page * per_page : (page + 1) * per_page], page, pages
 
 
-def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = PLAIN) -> DWTable:
-    """The table for `arms` (default all), so a narrow screen can page through them."""
+def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = PLAIN, parts: int = PARTS) -> DWTable:
+    """The table for `arms` (default all), so a narrow screen can page through them; the first
+    `parts` cells of each arm's group (dw_layout)."""
     arms = list(state.arms) if arms is None else arms
     columns = list(FIXED)
     for name in arms:
-        columns += [arm_heading(name), "drift", "trend"]
+        columns += [arm_heading(name), "drift", "trend"][:parts]
     scale = _scale(state)
     histories = {name: _arm_history(state, name) for name in arms}
     rows = []
@@ -154,6 +168,7 @@ def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = 
         block, role = parse_matrix(matrix)
         row = [Text(str(block) if block >= 0 else "", justify="right"), Text(clean(role, one_line=True, max_len=8))]
         for name in arms:
-            row += arm_cells(state, name, matrix, scale, histories[name], palette)
+            cells = arm_cells(state, name, matrix, scale, histories[name], palette)
+            row += cells[:parts]
         rows.append(row)
     return DWTable(columns, rows)

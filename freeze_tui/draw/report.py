@@ -21,6 +21,7 @@ from engine.log.study import study_summary
 from engine.log.summary import arm_rows, summarised_seeds
 from freeze_tui.draw import fmt
 from freeze_tui.draw.frontier_report import frontier_console_lines, frontier_markdown, study_lines
+from freeze_tui.draw.merged_runs import runs_markdown
 from freeze_tui.draw.safe_text import clean
 
 TITLE = "paired fine-tuning: what freezing bought and cost"
@@ -283,6 +284,7 @@ def markdown_report(state: RunState, source: str = "") -> str:
     rows = rows_of(state)
     strong, rest = status_parts(state)
     lines = [f"# freeze-tui report{': ' + _one_line(source) if source else ''}", "", _one_line(_meta_line(state)), ""]
+    lines += runs_markdown(state)  # merged logs: which run each short name is
     lines += [(f"**{strong}**" if strong else "") + rest, ""]
     lines.append("| " + " | ".join(TABLE_HEADERS) + " |")
     lines.append("|" + "---|" * len(TABLE_HEADERS))

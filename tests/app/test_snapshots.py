@@ -6,8 +6,11 @@ when they are taken. Update with `pytest tests/app/test_snapshots.py --snapshot-
 at the SVGs in __snapshots__ before committing them.
 """
 
+from pathlib import Path
+
 import pytest
 
+from engine.log.merge import MergedSource
 from engine.log.sources import ReplaySource, WatchSource
 from freeze_tui.app.app import FreezeApp
 from tests.app.helpers import FakeLiveSource, play_to_end, quiet
@@ -91,3 +94,23 @@ def test_frontier_snapshot(snap_compare, tmp_path, size):
 def test_finished_watch_snapshot(snap_compare, log_path, size):
     app = quiet(FreezeApp(WatchSource(log_path, poll_interval=0.02)))
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_replayed([]))
+
+
+SAMPLE_RUNS = Path(__file__).resolve().parents[2] / "sample_runs"
+THREE_ARM_VIEWS = {"loss": "1", "dw": "2", "time": "4"}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("view", THREE_ARM_VIEWS)
+def test_three_arm_sample_snapshot(snap_compare, view, size):
+    """full, targeted and lora (sample_runs/): cards, ΔW side by side, one-line r intervals, y = x named at 80x24."""
+    app = quiet(FreezeApp(ReplaySource(SAMPLE_RUNS / "demo-full-targeted-lora.jsonl", None)))
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=_replayed([THREE_ARM_VIEWS[view]]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_merged_runs_snapshot(snap_compare, size):
+    """Two sample runs merged: six arms named lora/… and vs/… on cards and the legend."""
+    logs = [SAMPLE_RUNS / "demo-full-targeted-lora.jsonl", SAMPLE_RUNS / "demo-full-vs-targeted.jsonl"]
+    source = MergedSource([ReplaySource(log, None) for log in logs], [log.stem for log in logs])
+    assert snap_compare(quiet(FreezeApp(source)), terminal_size=SIZES[size], run_before=_replayed(["1"]))

@@ -9,6 +9,7 @@ import pytest
 
 from engine.core.errors import FreezeTuiError
 from engine.log.comparisons import NOT_PAIRED, baseline_of, pair_row
+from engine.log.short_names import short_names
 from engine.log.summary import arm_rows
 from engine.run.config import RunConfig
 from engine.run.session_info import cpu_threads, overloaded, session_readings
@@ -27,7 +28,9 @@ def test_merged_sample_runs_time_each_run_against_its_own_full():
         assert row.baseline == f"{run}/full" and baseline_of(state, name) == f"{run}/full"
     alone = {row.arm: row for row in arm_rows(state_of(SAMPLES[:1]))}
     for name in alone:  # every r is the one its own log gives alone: nothing is timed across runs
-        assert rows[f"{Path(SAMPLES[0]).stem}/{name}"].r == pytest.approx(alone[name].r, nan_ok=True)
+        assert rows[f"{short_names([Path(p).stem for p in SAMPLES])[0]}/{name}"].r == pytest.approx(
+            alone[name].r, nan_ok=True
+        )
     text = markdown_report(state)
     assert "times of different runs are never paired" in text and "arms take turns" not in text
 
@@ -71,7 +74,8 @@ def test_pair_compares_two_arms_of_one_run_and_refuses_arms_of_two():
     with pytest.raises(FreezeTuiError, match="no arm"):
         pair_row(state, "targeted", "nope")
     merged = state_of(SAMPLES)
-    first, second = (f"{Path(p).stem}/full" for p in SAMPLES[:2])
+    short = short_names([Path(p).stem for p in SAMPLES])
+    first, second = (f"{name}/full" for name in short[:2])
     with pytest.raises(FreezeTuiError, match="separate runs"):
         pair_row(merged, first, second)
 

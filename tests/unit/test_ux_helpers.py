@@ -12,7 +12,7 @@ from freeze_tui.app import modes
 from freeze_tui.app.keys import free_name
 from freeze_tui.app.widgets.run_view import run_tables
 from freeze_tui.draw.colors import PLAIN, Palette, heat_style
-from freeze_tui.draw.dw_cells import arm_page, arms_per_page, dw_table
+from freeze_tui.draw.dw_cells import arm_page, dw_layout, dw_table
 from freeze_tui.draw.series import SMOOTH_WEIGHTS, ema_weighted, envelope, next_weight, smoothed_points
 from tests.synthetic_log import synthetic_events
 
@@ -77,12 +77,17 @@ def test_keys_follow_mode_and_view():
 
 def test_dw_pages_fit_80_columns():
     names = ["full", "targeted", "reverse"]
-    assert arms_per_page(80, names) == 2 and arms_per_page(160, names) == 3 and arms_per_page(20, names) == 1
+    assert dw_layout(160, names) == (3, 3)  # all of it, every arm
+    assert dw_layout(80, names) == (2, 3)  # no trend, but the three side by side
+    assert dw_layout(80, [*names, "lora", "suggested"]) == (1, 5)  # 80x24 with 5 arms: ΔW only
+    assert dw_layout(20, names) == (1, 1)
     assert arm_page(names, 1, 2) == (["reverse"], 1, 2)
     assert arm_page(names, 2, 2) == (["full", "targeted"], 0, 2)  # wraps around
     state = RunState().apply_all(synthetic_events(steps=10, arms=("full", "targeted", "reverse")))
     table = dw_table(state, ["reverse"])
     assert table.columns == ["blk", "W", "reverse ΔW", "drift", "trend"] and len(table.rows[0]) == 5
+    narrow = dw_table(state, names, parts=1)
+    assert narrow.columns == ["blk", "W", "full ΔW", "targeted ΔW", "reverse ΔW"] and len(narrow.rows[0]) == 5
 
 
 def test_run_tables_show_every_setting():
@@ -136,7 +141,11 @@ def test_bindings_tabs_and_help_come_from_the_one_table():
         "sample": "samples",
     } | {"arm_page": "dw"}
     help_rows = [k.keys for k in modes.keys_for("replay", "dw")]  # the keys of every view first, then this view's
-    assert help_rows == [f"1-{len(modes.VIEWS)}", "? F1", "p", "ctrl+s", "q", "↑ ↓ ← →", "PgUp PgDn Home End", "[ ]"]
+    assert help_rows == [f"1-{len(modes.VIEWS)}", "? F1", "p", "ctrl+s", "q", "< >", ", .", "e"] + [
+        "↑ ↓ ← →",
+        "PgUp PgDn Home End",
+        "[ ]",
+    ]
 
 
 def test_long_series_are_smoothed_over_bucket_means_with_the_same_time_constant():

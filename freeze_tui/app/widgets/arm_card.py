@@ -11,11 +11,13 @@ from textual.widget import Widget
 from engine.log.state import RunState
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
 from freeze_tui.draw.series import sparkline
 
 SPARK_STEPS = 400  # the sparkline shows the most recent steps
 NARROW = 28
+TINY = 16  # 5+ arms at 80 columns: "L" for loss and the bare share, so that the numbers stay whole
 
 
 def stopped_note(state: RunState, name: str) -> str:
@@ -30,7 +32,7 @@ def stopped_note(state: RunState, name: str) -> str:
 
 def _loss_line(state: RunState, name: str, width: int, palette: Palette) -> Text:
     arm = state.arms[name]
-    head = f"loss {fmt.num(arm.loss_last)} "
+    head = f"{'loss' if width >= TINY else 'L'} {fmt.num(arm.loss_last)} "
     spark = sparkline(arm.losses[-SPARK_STEPS:], max(0, width - len(head)))
     return Text(head) + Text(spark, style=palette.arm(list(state.arms).index(name)))
 
@@ -47,15 +49,17 @@ def arm_card_text(state: RunState, name: str, width: int, compact: bool = False,
     """The card's lines; compact (short terminals) keeps three lines."""
     arm = state.arms[name]
     style = palette.arm(list(state.arms).index(name))
-    title = Text.assemble(("● ", style), safe(name, Style(bold=True) + style, max_len=24))
+    title = Text.assemble(("● ", style), safe(fit_arm(name, min(24, width - 3)), Style(bold=True) + style, max_len=24))
     spec = Text.assemble(("  spec ", "dim")) + safe(arm.spec, "dim italic", max_len=60)
     narrow = width < NARROW  # four arms at 80 columns: abbreviate rather than cut
     pct = fmt.pct(arm.trainable_pct / 100, 0 if narrow else 1)
-    share = Text(f"trains {pct}" if narrow else f"{pct} trained")
+    share = Text(pct if width < TINY else f"trains {pct}" if narrow else f"{pct} trained")
     rate = state.tokens_per_s(name)
     shown_rate = fmt.count(rate) if narrow or rate != rate else fmt.rate(rate).removesuffix(" tok/s")
     speed = Text(
-        f"{'' if narrow else 'speed '}{shown_rate} tok/s{' ' if narrow else '  '}T {fmt.duration(state.arm_time(name))}"
+        f"T {fmt.duration(state.arm_time(name))} {shown_rate} tok/s"  # T first: a cut takes the rate
+        if narrow
+        else f"speed {shown_rate} tok/s  T {fmt.duration(state.arm_time(name))}"
     )
     note = stopped_note(state, name)
     if compact:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from engine.log.state import RunState
 from freeze_tui.app.throttle import ThrottledRedraw
 from freeze_tui.app.widgets.state_view import StateView
-from freeze_tui.draw.dw_cells import FIXED, arm_page, arms_per_page, dw_table
+from freeze_tui.draw.dw_cells import FIXED, arm_page, dw_layout, dw_table
 
 LEGEND = "ΔW = ‖W_t − W_t−1‖_F, drift = ‖W_t − W_0‖_F"
 
@@ -78,10 +78,11 @@ class DWView(StateView, Vertical):
 
     def draw(self, state: RunState) -> None:
         names = list(state.arms)
-        shown, self._page, self.pages = arm_page(names, self._page, arms_per_page(self.size.width or 80, names))
+        parts, per_page = dw_layout(self.size.width or 80, names)
+        shown, self._page, self.pages = arm_page(names, self._page, per_page)
         self.query_one("#dw-caption", Static).update(page_caption(self._page, self.pages, shown, len(names)))
         self.app.refresh_bindings()  # the footer offers [ ] only when there is another page
-        table = dw_table(state, shown, self.palette)
+        table = dw_table(state, shown, self.palette, parts)
         cursor, scroll = self.table.cursor_coordinate, self.table.scroll_offset
         self.table.clear(columns=True)  # columns too: DataTable keeps stale widths across clear()
         for index, label in enumerate(table.columns):  # explicit widths: auto widths settle a frame late

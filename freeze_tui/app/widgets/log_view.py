@@ -10,6 +10,7 @@ from engine.log.state import Message, RunState
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
 
 LEVEL = {"warning": ("W", "paused"), "error": ("E", "failed")}  # tag, palette name (app.tcss)
@@ -23,7 +24,7 @@ def message_line(message: Message, t_start: float, palette: Palette = PLAIN) -> 
     since = message.t - t_start if not math.isnan(t_start) else math.nan
     line = Text.assemble((f"{tag:<2} ", style), (f"+{fmt.duration(since):>8}  ", "dim"))
     if message.arm:
-        line += safe(message.arm, "bold", max_len=16) + Text("  ")
+        line += safe(fit_arm(message.arm, 16), "bold", max_len=16) + Text("  ")
     return line + safe(message.message, style if message.level == "error" else "", max_len=1000)
 
 

@@ -19,6 +19,7 @@ from freeze_tui.draw import charts, difference
 from freeze_tui.draw.colors import PLAIN, Palette
 
 DIAGONAL = "y = x (no difference)"
+NARROW_SCATTER = 40  # columns of the scatter below which its legend gives way (arms keep their colours)
 
 
 def draw_loss(plt, state: RunState, opts: charts.ChartOptions, width: int, palette: Palette = PLAIN) -> None:
@@ -52,14 +53,25 @@ def draw_scatter(plt, state: RunState, opts: charts.ChartOptions, width: int, pa
     points = min(charts.SCATTER_POINTS, charts.points_for(width))
     series = charts.scatter_series(state, max_points=points, opts=opts, palette=palette.arm_rgb)
     span = charts.diagonal(series)
+    narrow = width < NARROW_SCATTER  # 80 columns: no room for a legend inside the plot, so none
     if span:
-        plt.plot(list(span), list(span), color=palette.rgb("grid"), marker="braille", label=DIAGONAL)
+        plt.plot(
+            list(span), list(span), color=palette.rgb("grid"), marker="braille", label=None if narrow else DIAGONAL
+        )
     for s in series:
         if s.xs:
-            plt.scatter(s.xs, s.ys, color=s.rgb, label=s.label, marker="braille")
+            plt.scatter(s.xs, s.ys, color=s.rgb, label=None if narrow else s.label, marker="braille")
     base = charts.label(state.baseline or "full")
     plt.title(f"L_arm vs L_{base}")
-    plt.xlabel(f"L_{base}")
+    plt.xlabel(scatter_xlabel(base, width) if narrow else f"L_{base}")
+
+
+def scatter_xlabel(base: str, width: int) -> str:
+    """The x label of a narrow scatter, which also names the diagonal (the legend that has no room)."""
+    for text in (f"L_{base}; line: y = x", f"L_{base}; ╱ y = x", "line: y = x"):
+        if len(text) <= width - 2:
+            return text
+    return "╱ y = x"
 
 
 class StateChart(PlotextPlot):

@@ -10,6 +10,7 @@ from engine.log.state import ArmState, RunState
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.plan_grid import render_grid
 from freeze_tui.draw.safe_text import safe
 
@@ -25,7 +26,7 @@ def grid_renderable(grid: dict) -> RenderableType:
 
 def arm_heading(arm: ArmState, index: int, palette: Palette = PLAIN) -> Text:
     head = (
-        Text.assemble(safe(arm.name, Style(bold=True) + palette.arm(index), max_len=24))
+        Text.assemble(safe(fit_arm(arm.name, 24), Style(bold=True) + palette.arm(index), max_len=24))
         + Text("  spec ")
         + safe(arm.spec, "bold", max_len=80)
     )
@@ -43,7 +44,7 @@ def changes_text(state: RunState, palette: Palette = PLAIN) -> Text:
         index = list(state.arms).index(change.arm) if change.arm in state.arms else 0
         lines.append(
             Text(f"  step {change.step}  ")
-            + safe(change.arm, palette.arm(index), max_len=24)
+            + safe(fit_arm(change.arm, 24), palette.arm(index), max_len=24)
             + Text("  ")
             + safe(change.rule, max_len=80)
             + Text(f"  → trains {fmt.count(change.trainable)}")

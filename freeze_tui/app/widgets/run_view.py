@@ -13,6 +13,7 @@ from rich.text import Text
 from engine.log.state import RunState
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
+from freeze_tui.draw.merged_runs import differing_settings, merged_tables
 from freeze_tui.draw.safe_text import safe
 
 # Shown first, in this order, with a readable name; every other config key follows as logged.
@@ -30,7 +31,7 @@ FIRST = {
     "device": "device",
     "placement": "placement",
 }
-SKIP = {"arms", "extra", "log", "model", "data"}  # shown elsewhere in this view
+SKIP = {"arms", "extra", "log", "model", "data", "runs"}  # shown elsewhere in this view
 
 
 def _value(value) -> Text:
@@ -70,19 +71,25 @@ def run_tables(state: RunState, log_path: str = "") -> Group:
     what.add_row("tokens", _value(f"{fmt.count(data.get('n_tokens'))} ({data.get('n_unique', '?')} distinct)"))
     what.add_row("batches", _value(f"{data.get('n_train_batches', '?')} train, {data.get('n_val_batches', '?')} val"))
     settings = _table("Settings")
+    differ = differing_settings(state)  # merged runs: the first run's value would mislead
     for key, label in FIRST.items():
         if key in cfg:
-            settings.add_row(label, _value(cfg[key]))
+            settings.add_row(label, _differs() if key in differ else _value(cfg[key]))
     for key, value in cfg.items():
         if key not in FIRST and key not in SKIP:
-            settings.add_row(key.replace("_", " "), _value(value))
+            settings.add_row(key.replace("_", " "), _differs() if key in differ else _value(value))
     arms = _table("Arms (spec, device)")
     for name, arm in state.arms.items():
         where = Text(f"  on {arm.device}", style="dim") if arm.device else Text("")
         arms.add_row(safe(name, max_len=24), Text.assemble(safe(arm.spec, max_len=120), where))
     if not cfg:
         return Group(run, Text(""), Text("no run_start yet: settings appear once the run has started", style="dim"))
-    return Group(run, Text(""), what, Text(""), settings, Text(""), arms)
+    merged = [part for table in merged_tables(state) for part in (table, Text(""))]
+    return Group(run, Text(""), *merged, what, Text(""), settings, Text(""), arms)
+
+
+def _differs() -> Text:
+    return Text("differs between the runs: see Settings that differ", style="italic")
 
 
 class RunView(TextView):

@@ -13,6 +13,7 @@ from freeze_tui.app.widgets.samples_side import side_by_side
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
 from freeze_tui.draw.sample_text import no_samples, phase_label, sample_text
 
@@ -72,7 +73,7 @@ def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
         delta += expected_s_text(arm)
         parts.append(
             set_text(
-                safe(name, Style(bold=True) + palette.arm(index), max_len=24),
+                safe(fit_arm(name, 24), Style(bold=True) + palette.arm(index)),
                 arm.samples,
                 delta,
                 palette,

@@ -16,9 +16,12 @@ from freeze_tui.app.activity import gpu_lines, system_brief
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
+from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
 
 MAX_EPOCH_COLUMNS = 6  # older epochs fold into T; the table must fit 80 columns
+COMPACT_BELOW = 110  # columns: narrower views get short headers and one-line intervals (80x24 with 3-5 arms)
+VERDICT_MARK = {"agrees": "≈", "differs": "≠", "undecided": "?"}
 
 
 def _epochs_shown(state: RunState) -> list[int]:
@@ -26,41 +29,57 @@ def _epochs_shown(state: RunState) -> list[int]:
     return epochs[-MAX_EPOCH_COLUMNS:]
 
 
-def r_interval_text(state: RunState, name: str, ci) -> Text:
-    """r's 95 % interval and the FLOP model's equivalence verdict (within ± EQUIVALENCE_MARGIN)."""
+def r_interval_text(state: RunState, name: str, ci, compact: bool = False) -> Text:
+    """r's 95 % interval and the FLOP model's equivalence verdict (within ± EQUIVALENCE_MARGIN);
+    compact: `37.5–40.2 % ≈`, the verdict as a mark that compact_legend explains."""
     if ci is None or baseline_of(state, name) == name or any(math.isnan(v) for v in ci):
         return Text("")
     margin = margin_of(state)
     verdict = equivalence(ci, state.arms[name].predicted_saving, margin)
+    style = "yellow" if verdict == "differs" else "dim"
+    if compact:
+        mark = VERDICT_MARK.get(verdict or "", "")
+        return Text(f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f} %{' ' + mark if mark else ''}", style)
     word = "" if verdict is None else f" prediction {verdict} ±{100 * margin:g} pts"
-    return Text(f"[{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]{word}", "yellow" if verdict == "differs" else "dim")
+    return Text(f"[{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]{word}", style)
 
 
-def time_table(state: RunState, palette: Palette = PLAIN, intervals: dict | None = None) -> Table:
-    """intervals: {arm: (lo, hi)} of r, computed when an epoch ends (a bootstrap is too slow per step)."""
+def compact_legend(state: RunState) -> Text:
+    return Text(
+        f"r 95 %: r's interval; ≈ / ≠ / ?: the FLOP model's r agrees / differs / undecided (±{100 * margin_of(state):g}"
+        " pts)",
+        style="dim",
+    )
+
+
+def time_table(
+    state: RunState, palette: Palette = PLAIN, intervals: dict | None = None, compact: bool = False
+) -> Table:
+    """intervals: {arm: (lo, hi)} of r, computed when an epoch ends (a bootstrap is too slow per step);
+    compact: short headers and one-line cells, for 80 columns."""
     intervals = intervals or {}
     table = Table(box=None, pad_edge=False, header_style="bold")
     epochs = _epochs_shown(state)
     table.add_column("arm")
     for k in epochs:
         table.add_column(f"t_{k + 1}", justify="right")
-    for title in ("T", "r measured", "r FLOP model", "r 95 % interval"):
+    for title in ("T", "r", "FLOP r", "r 95 %") if compact else ("T", "r measured", "r FLOP model", "r 95 % interval"):
         table.add_column(title, justify="right")
     for index, (name, arm) in enumerate(state.arms.items()):
         t_k = {epoch: rec.t_epoch for epoch, rec in arm.epochs}
-        row = [safe(name, Style(bold=True) + palette.arm(index), max_len=16)]
+        row = [safe(fit_arm(name, 16), Style(bold=True) + palette.arm(index), max_len=16)]
         row += [Text(fmt.duration(t_k.get(k))) for k in epochs]
         row.append(Text(fmt.duration(state.arm_time(name))))
-        row += [_measured(state, name), Text(fmt.pct(arm.predicted_saving), "dim")]
-        row.append(r_interval_text(state, name, intervals.get(name)))
+        row += [_measured(state, name, compact), Text(fmt.pct(arm.predicted_saving), "dim")]
+        row.append(r_interval_text(state, name, intervals.get(name), compact))
         table.add_row(*row)
     return table
 
 
-def _measured(state: RunState, name: str) -> Text:
+def _measured(state: RunState, name: str, compact: bool = False) -> Text:
     """r so far against the arm's own run's baseline (warm-up left out), or why there is none."""
     if unpaired(state, name):
-        return Text(NOT_PAIRED, style="dim")
+        return Text("unpaired" if compact else NOT_PAIRED, style="dim")
     if baseline_of(state, name) == name:
         return Text("baseline", style="dim")
     return Text(fmt.pct(live_saving(state, name)), "bold")
@@ -73,7 +92,7 @@ def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Tex
     lines = []
     for index, (name, t) in enumerate(times.items()):
         n = round(width * t / top) if top else 0
-        label = safe(name, max_len=12)
+        label = safe(fit_arm(name, 12), max_len=12)
         label.pad_right(13 - len(label.plain))
         lines.append(label + Text.assemble(("█" * n, palette.arm(index)), f" {fmt.duration(t)}"))
     return Text("\n").join(lines)
@@ -89,7 +108,11 @@ def interval_as_of(state: RunState, step: int) -> str:
 
 
 def time_renderable(
-    state: RunState, palette: Palette = PLAIN, intervals: dict | None = None, as_of: int | None = None
+    state: RunState,
+    palette: Palette = PLAIN,
+    intervals: dict | None = None,
+    as_of: int | None = None,
+    compact: bool = False,
 ) -> Group:
     note = Text(
         f"r = 1 − ΣT_arm / ΣT_baseline over paired steps so far, each run's first {WARMUP_STEPS} (warm-up) left "
@@ -100,7 +123,8 @@ def time_renderable(
     )
     parts: list[RenderableType] = [
         *([Text.assemble(("system ", "bold"), system_brief(state))] if state.system else []),
-        time_table(state, palette, intervals),
+        time_table(state, palette, intervals, compact),
+        *([compact_legend(state)] if compact and any(intervals.values() if intervals else ()) else []),
         Text(""),
         time_bars(state, palette=palette),
         Text(""),
@@ -118,11 +142,23 @@ class TimeView(TextView):
 
     def key(self, state: RunState) -> tuple:
         epochs = sum(len(a.epochs) for a in state.arms.values())
-        return state.step, epochs, state.status, state.gpus_t, state.system.get("t")
+        return state.step, epochs, state.status, state.gpus_t, self.compact, state.system.get("t")
+
+    @property
+    def compact(self) -> bool:
+        return self.size.width < COMPACT_BELOW
 
     def text(self, state: RunState) -> RenderableType:
-        if self.key(state)[1:3] != self._ci_key:  # the bootstrap once per epoch, not per reading
-            self._ci_key = self.key(state)[1:3]
+        if self.key(state)[1:5] != self._ci_key:  # the bootstrap once per epoch (or layout), not per reading
+            self._ci_key = self.key(state)[1:5]
             self._intervals = {name: live_interval(state, name) for name in state.arms}
             self._ci_step = state.step
-        return time_renderable(state, self.palette, self._intervals, self._ci_step)
+        return time_renderable(state, self.palette, self._intervals, self._ci_step, self.compact)
+
+    def show(self, state: RunState) -> None:
+        self._state = state  # for a resize between ticks
+        super().show(state)
+
+    def on_resize(self) -> None:
+        if getattr(self, "_state", None) is not None:
+            self.show(self._state)  # the width decides the layout (compact below COMPACT_BELOW)
