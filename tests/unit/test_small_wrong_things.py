@@ -27,7 +27,7 @@ def test_a_killed_background_run_exits_with_a_documented_code(tmp_path, monkeypa
 
     started: list[subprocess.Popen] = []
 
-    def start(argv, log_path, out_path, overwrite):  # a stand-in run: its log begins, then it waits
+    def start(argv, log_path, out_path, overwrite, append=False):  # a stand-in run: its log begins, then it waits
         started.append(subprocess.Popen([sys.executable, "-c", script, str(log_path)]))
         return started[0]
 
