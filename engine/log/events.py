@@ -520,3 +520,23 @@ def _decode_slowly(line: bytes | str) -> Event:
     except RecursionError:
         raise LogError(f"values nested deeper than {MAX_DEPTH} levels") from None
     return from_dict(obj)
+
+
+# -- throughput parts of run_end.summary (issue 22) ---------------------------------------------------
+
+
+class PhaseTimes(msgspec.Struct, frozen=True):
+    """run_end.summary's wall seconds off the training steps, every arm and replicate together:
+    generating samples (`sampling_s`) and validation with the retain and S measures (`validation_s`)."""
+
+    sampling_s: float = math.nan
+    validation_s: float = math.nan
+
+
+class ArmThroughput(msgspec.Struct, frozen=True):
+    """An arm's training throughput, in run_end.summary.arms[arm] (engine.log.throughput): tokens/s over
+    its own step times, and MFU = its FLOP-model FLOPs per second / the devices' dense peak (None where
+    no peak is known, e.g. on CPU)."""
+
+    tokens_per_s: float | None = None
+    mfu: float | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import time
 
 import torch
 
@@ -125,7 +126,9 @@ class Experiment:
         total = self._total_steps()
         self._warn_placement()
         self.control.activity.enter("validate", epoch=-1)
+        started = time.perf_counter()
         zero = {a.name: ev.ArmMeasures(**self._measures(a, with_val=True)) for a in self.arms}
+        self.s.times.validation_s += time.perf_counter() - started
         self.emit(ev.StepZero(arms=zero))  # forgetting's zero: every arm before its first step
         for epoch in range(self.cfg.epochs):
             for batch_ids in batch_order(len(self.s.data.train), self.cfg.batch_size, self.cfg.seed, epoch):
@@ -265,6 +268,7 @@ class Experiment:
     def _end_epoch(self, epoch: int) -> None:
         self.flush()
         self.control.activity.enter("validate", epoch=epoch)
+        started = time.perf_counter()
         arms = {}
         for arm in self.arms:
             totals = self.totals[arm.name].end_epoch()
@@ -277,6 +281,7 @@ class Experiment:
             arms[arm.name] = ev.ArmEpoch(
                 totals.loss_mean, totals.loss_var, val, val_batches, totals.t_epoch, totals.t_total, **measures
             )
+        self.s.times.validation_s += time.perf_counter() - started
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
         self._sync()
@@ -301,7 +306,7 @@ class Experiment:
             return
         if phase == "pre" and not self.topology.samples_before_training:
             return  # another process samples for every arm (they are all equal before training)
-        from engine.train.generate import sample_tokens
+        from engine.train.generate import sample_batch
 
         self.control.activity.enter("sample", epoch=epoch)
         active = [a for a in self.arms if a.active]
@@ -309,20 +314,25 @@ class Experiment:
             return
         # before training every arm holds the same weights: the first one samples for all
         targets = [("*", active[0])] if phase == "pre" else [(a.name, a) for a in active]
+        started = time.perf_counter()
+        prompts = [ids for ids, _ in self.s.prompts]
         for name, arm in targets:
-            for j, (prompt_ids, prompt_text) in enumerate(self.s.prompts):
-                seqs = sample_tokens(
+            with self.topology.launching_on(arm.device):
+                per_prompt = sample_batch(
                     arm.model,
-                    prompt_ids,
+                    prompts,
                     n=self.cfg.samples,
                     max_new=self.s.sample_tokens,
                     seed=self.cfg.seed,
                     device=arm.device,
                     eos_id=self.s.tokenizer.eos_token_id,
                 )
+            for j, seqs in enumerate(per_prompt):
+                prompt_text = self.s.prompts[j][1]
                 for i, seq in enumerate(seqs):
                     index = j * self.cfg.samples + i  # the same prompt and seed for every arm and phase
                     self.emit(self._sample_event(phase, name, epoch, index, seq, j, prompt_text))
+        self.s.times.sampling_s += time.perf_counter() - started
 
     def _sample_event(
         self, phase: str, arm: str, epoch: int, index: int, seq: list[int], prompt_index: int, prompt: str

@@ -7,6 +7,9 @@ import os
 import threading
 import traceback
 import warnings
+from typing import Any
+
+import msgspec
 
 from engine.core.errors import FreezeTuiError
 from engine.log import events as ev
@@ -37,6 +40,7 @@ class RunSession(ChannelSource):
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
         self.log_failure = ""
         self.activity = ""  # what a long set-up step is doing now (tokenizing a large corpus), for a console
+        self._times: Any = None  # the set-up's PhaseTimes (engine.train.setup), once it exists
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
         self._heartbeat = HeartbeatThread(self.control.activity, self.emit)
 
@@ -138,11 +142,19 @@ class RunSession(ChannelSource):
             status = "failed"
         try:
             summary = summarize(self.state, extra)
+            summary.update(self._phase_times())
         except Exception as exc:  # the run's end must still be written; say why its summary is missing
             summary = {}
             self.emit(ev.Error(message=f"summary failed: {type(exc).__name__}: {exc}", detail=traceback.format_exc()))
         self._heartbeat.halt()  # run_end is the last line
         self.emit(ev.RunEnd(status=status, summary=summary))
+
+    def _phase_times(self) -> dict:
+        """run_end.summary's sampling_s and validation_s (issue 22); nothing when set-up failed."""
+        times = self._times
+        if times is None:
+            return {}
+        return msgspec.to_builtins(ev.PhaseTimes(sampling_s=times.sampling_s, validation_s=times.validation_s))
 
     def _run(self) -> tuple[str, dict]:
         from engine.run.gpu import GpuSampler
@@ -151,6 +163,7 @@ class RunSession(ChannelSource):
 
         activity = self.control.activity
         setup = prepare(self.cfg, activity, progress=self._tokenizing)
+        self._times = setup.times
         self._heartbeat.gpus = GpuSampler.open(cuda_devices([*setup.placement.values(), setup.device]))
 
         def run_start(experiment: Experiment) -> ev.RunStart:
