@@ -540,3 +540,13 @@ class ArmThroughput(msgspec.Struct, frozen=True):
 
     tokens_per_s: float | None = None
     mfu: float | None = None
+
+
+class ThroughputRecord(msgspec.Struct, frozen=True):
+    """run_start.config["throughput"] (runs since issue 22): per arm the FLOP model's FLOPs per trained
+    token (its own plan at the run's block size) and the dense peak TFLOP/s of the devices it trains on
+    (None: unknown, e.g. on CPU); peak_basis says where the peak came from."""
+
+    flops_per_token: dict[str, float] = {}
+    peak_tflops: dict[str, float | None] = {}
+    peak_basis: str = ""

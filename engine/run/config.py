@@ -122,6 +122,11 @@ class RunConfig:
         metavar="NAME=ROLE,...",
     )
     monitor: bool = setting(True, "False: bare loop without ΔW norms or samples (benchmarks only).", cli=False)
+    peak_tflops: float | None = setting(
+        None,
+        "Dense peak TFLOP/s of one device at --dtype, for MFU (default: a table of known GPUs by name; none on CPU).",
+        metavar="TFLOPS",
+    )
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
@@ -161,6 +166,10 @@ class RunConfig:
         _choice("--dtype", self.dtype, DTYPES)
         _choice("--on-nan", self.on_nan, ON_NAN)
         _choice("--dropout", self.dropout, DROPOUT)
+        if self.peak_tflops is not None and not 0 < self.peak_tflops < math.inf:
+            raise FreezeTuiError(
+                f"--peak-tflops must be a positive number (e.g. 989 for an H100), got {self.peak_tflops}"
+            )
         self._validate_arms()
         return self
 

@@ -179,4 +179,6 @@ class RunSession(ChannelSource):
         if self.cfg.save:
             experiment.save(self.cfg.save)
         activity.enter("finish")
-        return status, {"state_bytes": experiment.arm_memory()}
+        from engine.log.throughput import throughput_extras
+
+        return status, {"state_bytes": experiment.arm_memory(), **throughput_extras(self.state)}

@@ -17,6 +17,7 @@ from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.safe_text import safe
+from freeze_tui.draw.throughput_lines import throughput_lines
 
 MAX_EPOCH_COLUMNS = 6  # older epochs fold into T; the table must fit 80 columns
 
@@ -94,6 +95,9 @@ def time_renderable(state: RunState, palette: Palette = PLAIN, intervals: dict |
         Text(""),
         note,
     ]
+    throughput = throughput_lines(state)  # runs since issue 22: tokens/s and MFU per arm
+    if throughput:
+        parts += [Text(""), Text("Throughput (own step times)", style="bold"), *(safe(line) for line in throughput)]
     if state.gpus:  # NVML readings of the run's CUDA devices (none on CPU or without NVML)
         parts += [Text(""), Text("GPU (latest reading)", style="bold"), *(safe(line) for line in gpu_lines(state))]
     return Group(*parts)
