@@ -550,3 +550,12 @@ class ThroughputRecord(msgspec.Struct, frozen=True):
     flops_per_token: dict[str, float] = {}
     peak_tflops: dict[str, float | None] = {}
     peak_basis: str = ""
+
+
+class KernelsRecord(msgspec.Struct, frozen=True):
+    """run_start.config["kernels"] (runs since issue 22): what every arm's step ran with alike: the AdamW
+    implementation, torch.compile's options (None: eager) and activation checkpointing (None: off)."""
+
+    optimizer: str = ""
+    compile: dict[str, Any] | None = None
+    activation_checkpointing: str | None = None

@@ -127,6 +127,14 @@ class RunConfig:
         "Dense peak TFLOP/s of one device at --dtype, for MFU (default: a table of known GPUs by name; none on CPU).",
         metavar="TFLOPS",
     )
+    compile: bool = setting(
+        False, "torch.compile every arm's model for its training steps, with the same options for every arm."
+    )
+    activation_checkpointing: bool = setting(
+        False,
+        "Recompute each block's activations in backward instead of keeping them (every arm alike; "
+        "less memory, about a third more compute).",
+    )
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""

@@ -27,10 +27,10 @@ from engine.train.arm import (
     make_scaler,
     state_bytes,
     train_step,
-    validation_loss,
 )
 from engine.train.data import batch_order
 from engine.train.devices import mixed_devices_warning, read_floats
+from engine.train.kernels import compiled, enable_checkpointing, optimizer_kind
 from engine.train.kinds import torch_kind
 from engine.train.lora import base_named_parameters
 from engine.train.metrics import DWTracker
@@ -86,17 +86,23 @@ class Experiment:
         device = self.s.placement.get(name, self.device)
         model = self.topology.place(copy.deepcopy(self.s.model), device)
         model.train(self.cfg.dropout == "same")
+        if self.cfg.activation_checkpointing:  # every arm alike, before its kind wraps the model
+            enable_checkpointing(model, self.s.loaded.name)
         monitor = bool(self.cfg.monitor and self.cfg.norm_every)
         wrap = lambda m: self.topology.wrap(name, m, self.s.loaded.n_blocks)  # a sharded run wraps the kind's model
         built = torch_kind(plan).prepare(
             model, plan, self.s.layout, seed=self.cfg.seed, splits=self.s.splits, monitor=monitor, wrap=wrap
         )
         model, names, tracker = built.model, built.trainable, built.tracker
-        fused = self.cfg.dtype == "fp16" and device.type == "cuda"
-        optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
+        kind = optimizer_kind(self.s.placement.values() or [self.device])  # one choice for every arm
+        optimizer = build_optimizer(
+            model, names, self.s.lr, self.cfg.weight_decay, fused=kind == "fused", foreach=kind == "foreach"
+        )
         timer = StepTimer(device)
         arm = Arm(name, plan, model, optimizer, tracker, timer, trainable=names, device=device)
         arm.scaler = make_scaler(self.cfg.dtype, device)
+        if self.cfg.compile:
+            arm.compiled = compiled(model)
         return arm
 
     def _warn_placement(self) -> None:
@@ -272,12 +278,9 @@ class Experiment:
         arms = {}
         for arm in self.arms:
             totals = self.totals[arm.name].end_epoch()
-            val, val_batches = (
-                validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, arm.device, self.autocast)
-                if arm.active
-                else (math.nan, [])
-            )
-            measures = self._measures(arm) if arm.active else {}  # retain loss, expected share of S
+            # validation loss, retain loss and expected share of S (one pass over the validation blocks)
+            measures = self._measures(arm, with_val=True) if arm.active else {}
+            val, val_batches = measures.pop("val_loss", math.nan), measures.pop("val_batches", [])
             arms[arm.name] = ev.ArmEpoch(
                 totals.loss_mean, totals.loss_var, val, val_batches, totals.t_epoch, totals.t_total, **measures
             )

@@ -165,6 +165,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     """checksums: each arm's initial weights, as copied (they must all be equal)."""
     from engine.plans.describe import arm_record
     from engine.train.generate import SAMPLER
+    from engine.train.kernels import KERNELS, kernels_record
 
     cfg = s.cfg
     config = {
@@ -197,6 +198,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         data["retain"] = s.retain.record(cfg.batch_size)
     data["sampler"] = SAMPLER  # p is a sampled measure; expected_s (epoch_end) is not
     config[RECORD] = throughput_record(s)
+    config[KERNELS] = kernels_record(cfg, s.placement.values() or [s.device])
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
         {

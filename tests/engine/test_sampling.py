@@ -3,6 +3,7 @@ sample's own reproducible stream, giving what one prompt at a time gives."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -68,3 +69,18 @@ def _by_hand(model, prompt: list[int], noise: torch.Tensor) -> list[list[int]]:
                 seq.append(int(draw(logits, row[t : t + 1])[0]))
             out.append(seq[len(prompt) :])
     return out
+
+
+def test_one_validation_pass_gives_both_measures(tiny):
+    """Validation loss and expected share of S from one forward pass equal the two separate passes."""
+    from engine.train.arm import validation_loss
+    from engine.train.retain import expected_share, loss_and_share
+
+    model = model_of(tiny)
+    blocks = torch.randint(0, 240, (7, 16), generator=torch.Generator().manual_seed(0))
+    common = torch.tensor([2, 3, 4, 5])
+    loss, losses, share, shares = loss_and_share(model, blocks, 3, CPU, None, common)
+    loss2, losses2 = validation_loss(model, blocks, 3, CPU, None)
+    share2, shares2 = expected_share(model, blocks, 3, CPU, None, common)
+    assert loss == pytest.approx(loss2, abs=1e-6) and losses == pytest.approx(losses2, abs=1e-6)
+    assert share == share2 and shares == shares2 and len(losses) == 3
