@@ -21,25 +21,34 @@ ARMS = (("full", "full"), ("targeted", "targeted"))
 @pytest.fixture(scope="module")
 def runs(tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("throughput")
-    out = {}
-    for label, peak in (("cpu", None), ("given", 0.5)):
-        _, events = run_session(config(tiny, max_steps=4, arms=ARMS, peak_tflops=peak), root / f"{label}.jsonl")
-        out[label] = events
-    return out
+    _, events = run_session(config(tiny, max_steps=4, arms=ARMS, peak_tflops=0.5), root / "given.jsonl")
+    return {"given": events}
 
 
-def test_run_end_has_tokens_per_s_and_no_mfu_on_cpu(runs):
-    events = runs["cpu"]
+def test_run_end_has_tokens_per_s_and_phase_times(runs):
+    events = runs["given"]
     summary = events[-1].summary
     steps = [e for e in events if e.kind == "step"]
     for name in ("full", "targeted"):
-        arm = summary["arms"][name]
         seconds = sum(s.arms[name].dt for s in steps)
-        assert arm["tokens_per_s"] == pytest.approx(len(steps) * 4 * 16 / seconds)
-        assert arm["mfu"] is None  # no peak known on CPU: null rather than a made-up figure
+        assert summary["arms"][name]["tokens_per_s"] == pytest.approx(len(steps) * 4 * 16 / seconds)
     assert summary["sampling_s"] > 0 and summary["validation_s"] > 0
-    run_start = next(e for e in events if e.kind == "run_start")
-    assert run_start.config["throughput"]["peak_tflops"] == {"full": None, "targeted": None}
+
+
+def test_no_mfu_without_a_peak(runs):
+    """On CPU (no --peak-tflops) the record has no peak: MFU is null, not a made-up figure."""
+    import torch
+
+    from engine.log.throughput import throughput_extras
+    from engine.train.setup import device_peak
+
+    assert device_peak(torch.device("cpu"), "fp32", None)[0] is None
+    assert device_peak(torch.device("cpu"), "fp32", 2.0) == (2.0, "--peak-tflops 2")
+    state = RunState().apply_all(runs["given"])
+    state.config["throughput"] = {**state.config["throughput"], "peak_tflops": {"full": None, "targeted": None}}
+    figures = arm_throughput(state, "full")
+    assert figures is not None and figures.mfu is None and figures.tokens_per_s > 0
+    assert throughput_extras(state)["mfu"] == {"full": None, "targeted": None}
 
 
 def test_mfu_is_flop_model_flops_over_the_given_peak(runs, tiny):
