@@ -27,9 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
 import torch
 
 from bench.result import Result
+from engine.log import events as ev
 from engine.log.runlog import read_events
 from engine.plans.describe import arm_record
 from engine.plans.flops import step_flops
@@ -230,27 +232,27 @@ def run_figure(
             note=f"{6 * n * batch * block / t_full / 1e12:.1f} TFLOP/s (6N); {notes}; reported, not a target",
         )
     ]
-    summary = state.summary
-    share = (summary.get("sampling_s", 0.0) + summary.get("validation_s", 0.0)) / wall
+    times = msgspec.convert(state.summary, ev.PhaseTimes)
+    share = (times.sampling_s + times.validation_s) / wall
     results.append(
         Result(
             "sampling + validation share of that run's wall time",
             share,
             0.10,
             higher_is_better=False,
-            note=f"wall {wall:.1f} s (loading included), sampling {summary.get('sampling_s', 0):.2f} s, "
-            f"validation {summary.get('validation_s', 0):.2f} s",
+            note=f"wall {wall:.1f} s (loading included), sampling {times.sampling_s:.2f} s, "
+            f"validation {times.validation_s:.2f} s",
         )
     )
-    for arm, figures in summary.get("arms", {}).items():
-        mfu = figures.get("mfu")
+    for arm, record in ev.summary_arms(state.summary).items():
+        figures = msgspec.convert(record, ev.ArmThroughput)
         results.append(
             Result(
                 f"that run, arm {arm}: tokens/s (run_end)",
-                figures.get("tokens_per_s") or float("nan"),
+                figures.tokens_per_s if figures.tokens_per_s is not None else float("nan"),
                 0.0,
                 unit="tok/s",
-                note=f"MFU {100 * mfu:.1f} %" if isinstance(mfu, float) else "MFU: no peak known",
+                note=f"MFU {100 * figures.mfu:.1f} %" if figures.mfu is not None else "MFU: no peak known",
             )
         )
     if cuda and planned and all(planned):

@@ -17,9 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
 import torch
 
 from bench.result import Result
+from engine.log import events as ev
 from engine.train.generate import TOP_K, cut_at_eos, sample_batch
 
 TARGET_SHARE = 0.10
@@ -88,7 +90,8 @@ def measure(max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[R
     from engine.train.setup import prepare
 
     wall, summary, phases = run_demo(max_steps, device)
-    sampling, validation = float(summary["sampling_s"]), float(summary["validation_s"])
+    times = msgspec.convert(summary, ev.PhaseTimes)
+    sampling, validation = times.sampling_s, times.validation_s
     setup = prepare(RunConfig(device=device).validate())
     model = setup.model.to(setup.device)
     prompts = [ids for ids, _ in setup.prompts]

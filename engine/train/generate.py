@@ -38,7 +38,7 @@ def sample_batch(
     was_training = model.training
     model.eval()
     try:
-        drawn = _generate(model, ids, mask, noise, max_new)
+        drawn = _generate(model, ids, mask, noise, max_new, padded=len({len(r) for r in rows}) > 1)
     finally:
         model.train(was_training)
     seqs = drawn.tolist()  # the one read of the whole generation
@@ -71,7 +71,11 @@ def gumbel_noise(rows: int, max_new: int, seed: int) -> torch.Tensor:
     return out
 
 
-def _generate(model, ids: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, max_new: int) -> torch.Tensor:
+def _generate(
+    model, ids: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, max_new: int, *, padded: bool
+) -> torch.Tensor:
+    # positions skip the padding; without padding (prompts of one length) the model's own count is the
+    # same, and a model whose forward takes no position_ids still samples
     positions = (mask.cumsum(-1) - 1).clamp_(min=0)
     out = []
     cache_arg, past = "", None
@@ -79,8 +83,8 @@ def _generate(model, ids: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor,
         result = model(
             input_ids=ids,
             attention_mask=mask,
-            position_ids=positions,
             use_cache=True,
+            **({"position_ids": positions} if padded else {}),
             **({cache_arg: past} if past is not None else {}),
         )
         cache_arg = cache_arg or _cache_name(result)
