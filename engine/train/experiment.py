@@ -133,7 +133,7 @@ class Experiment:
         self._warn_placement()
         self.control.activity.enter("validate", epoch=-1)
         started = time.perf_counter()
-        zero = {a.name: ev.ArmMeasures(**self._measures(a, with_val=True)) for a in self.arms}
+        zero = self._step_zero_measures()
         self.s.times.validation_s += time.perf_counter() - started
         self.emit(ev.StepZero(arms=zero))  # forgetting's zero: every arm before its first step
         for epoch in range(self.cfg.epochs):
@@ -288,6 +288,19 @@ class Experiment:
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
         self._sync()
+
+    def _step_zero_measures(self) -> dict[str, ev.ArmMeasures]:
+        """Every arm before its first step. Arms that are the same model on the same device (freeze arms:
+        copies of one set of weights, in eval mode) measure the same numbers, so the first of them is
+        measured for all; an adapter kind's arm (another model type) is measured itself."""
+        done: dict[tuple, ev.ArmMeasures] = {}
+        out = {}
+        for arm in self.arms:
+            key = (str(arm.device), type(arm.model))
+            if key not in done:
+                done[key] = ev.ArmMeasures(**self._measures(arm, with_val=True))
+            out[arm.name] = done[key]
+        return out
 
     def _measures(self, arm: Arm, with_val: bool = False) -> dict:
         """Retain loss and expected share of S (engine.train.retain), on the same blocks for every arm."""

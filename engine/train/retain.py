@@ -96,10 +96,12 @@ def _one_pass(model, blocks, batch_size, device, autocast_dtype, common, *, with
         batch = copy_to(blocks[i : i + batch_size], [device])[device]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(input_ids=batch).logits[:, :-1].float()
-        if with_loss:  # the causal LM loss transformers computes: next-token cross entropy, mean over positions
-            losses.append(torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()))
+        everything = torch.logsumexp(logits, -1)  # one pass over the vocabulary serves both measures
+        if with_loss:  # the causal LM loss: next-token cross entropy (-log softmax), mean over positions
+            target = logits.gather(-1, batch[:, 1:].unsqueeze(-1)).squeeze(-1)
+            losses.append((everything - target).mean())
         # P(S) = exp(logsumexp over S - logsumexp over the vocabulary): no softmax over the vocabulary kept
-        mass = torch.exp(torch.logsumexp(logits[..., common.to(logits.device)], -1) - torch.logsumexp(logits, -1))
+        mass = torch.exp(torch.logsumexp(logits[..., common.to(logits.device)], -1) - everything)
         means.append(mass.mean())
     model.train(was_training)
     sizes = [len(blocks[i : i + batch_size]) for i in range(0, len(blocks), batch_size)]
