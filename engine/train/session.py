@@ -40,7 +40,7 @@ class RunSession(ChannelSource):
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
         self.log_failure = ""
         self.activity = ""  # what a long set-up step is doing now (tokenizing a large corpus), for a console
-        self._times: Any = None  # the set-up's PhaseTimes (engine.train.setup), once it exists
+        self._times: Any = None  # the set-up's OffStepClock (engine.train.setup), once it exists
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
         self._heartbeat = HeartbeatThread(self.control.activity, self.emit)
 

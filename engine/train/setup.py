@@ -27,7 +27,7 @@ PROMPT_TOKENS = 16
 
 
 @dataclass
-class PhaseTimes:
+class OffStepClock:
     """Wall seconds spent off the training steps (run_end.summary's sampling_s and validation_s)."""
 
     sampling_s: float = 0.0
@@ -52,7 +52,7 @@ class Setup:
     memory: dict = field(default_factory=dict)  # {arm: the memory plan's {weights, grads, ...} bytes}
     planned: PlannedRun | None = None  # what the plans, placement and memory came from
     retain: RetainSet | None = None  # the fixed retain blocks (forgetting), when there are any
-    times: PhaseTimes = field(default_factory=lambda: PhaseTimes())  # sampling and validation, every replicate
+    times: OffStepClock = field(default_factory=lambda: OffStepClock())  # sampling and validation, every replicate
 
     @property
     def model(self):
