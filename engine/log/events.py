@@ -538,3 +538,42 @@ def _decode_slowly(line: bytes | str) -> Event:
     except RecursionError:
         raise LogError(f"values nested deeper than {MAX_DEPTH} levels") from None
     return from_dict(obj)
+
+
+# -- throughput parts of run_end.summary (issue 22) ---------------------------------------------------
+
+
+class PhaseTimes(msgspec.Struct, frozen=True):
+    """run_end.summary's wall seconds off the training steps, every arm and replicate together:
+    generating samples (`sampling_s`) and validation with the retain and S measures (`validation_s`)."""
+
+    sampling_s: float = math.nan
+    validation_s: float = math.nan
+
+
+class ArmThroughput(msgspec.Struct, frozen=True):
+    """An arm's training throughput, in run_end.summary.arms[arm] (engine.log.throughput): tokens/s over
+    its own step times, and MFU = its FLOP-model FLOPs per second / the devices' dense peak (None where
+    no peak is known, e.g. on CPU)."""
+
+    tokens_per_s: float | None = None
+    mfu: float | None = None
+
+
+class ThroughputRecord(msgspec.Struct, frozen=True):
+    """run_start.config["throughput"] (runs since issue 22): per arm the FLOP model's FLOPs per trained
+    token (its own plan at the run's block size) and the dense peak TFLOP/s of the devices it trains on
+    (None: unknown, e.g. on CPU); peak_basis says where the peak came from."""
+
+    flops_per_token: dict[str, float] = {}
+    peak_tflops: dict[str, float | None] = {}
+    peak_basis: str = ""
+
+
+class KernelsRecord(msgspec.Struct, frozen=True):
+    """run_start.config["kernels"] (runs since issue 22): what every arm's step ran with alike: the AdamW
+    implementation, torch.compile's options (None: eager) and activation checkpointing (None: off)."""
+
+    optimizer: str = ""
+    compile: dict[str, Any] | None = None
+    activation_checkpointing: str | None = None

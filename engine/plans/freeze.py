@@ -98,9 +98,9 @@ class Plan:
         """The FLOP model's cost of a step at step 0, relative to training everything."""
         return flop_ratio(layout, self.initial, seq_len=seq_len)
 
-    def memory(self, layout: ModelLayout, *, batch: int, block: int, dtype: str) -> dict:
+    def memory(self, layout: ModelLayout, *, batch: int, block: int, dtype: str, checkpointed: bool = False) -> dict:
         """Memory of the arm for everything it ever trains (its grads and moments stay once made)."""
-        return arm_memory(layout, self.ever_trainable, batch=batch, block=block, dtype=dtype)
+        return arm_memory(layout, self.ever_trainable, batch=batch, block=block, dtype=dtype, checkpointed=checkpointed)
 
     def grid_marks(self) -> dict[str, str]:
         """Base weights whose plan-grid cell is not train/frozen/partial/later: none for a freeze plan."""

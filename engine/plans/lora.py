@@ -80,7 +80,7 @@ class AdapterPlan:
     def flop_ratio(self, layout: ModelLayout, *, seq_len: int) -> float:
         return lora_flop_ratio(layout, self.adapted, self.rank, seq_len=seq_len)
 
-    def memory(self, layout: ModelLayout, *, batch: int, block: int, dtype: str) -> dict:
+    def memory(self, layout: ModelLayout, *, batch: int, block: int, dtype: str, checkpointed: bool = False) -> dict:
         """Weights 4 (N + A), grads 4 A, AdamW 8 A; activations as a plan training the adapted
         matrices (backward reaches the lowest one, each keeps its input for A's gradient)."""
         n = self.n_trainable
@@ -88,7 +88,9 @@ class AdapterPlan:
             "weights": 4 * (layout.n_total + n),
             "grads": 4 * n,
             "optimizer": 8 * n,
-            "activations": activation_bytes(layout, set(self.adapted), batch=batch, block=block, dtype=dtype),
+            "activations": activation_bytes(
+                layout, set(self.adapted), batch=batch, block=block, dtype=dtype, checkpointed=checkpointed
+            ),
         }
         out["total"] = sum(out.values())
         return out

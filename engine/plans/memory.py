@@ -17,6 +17,8 @@ Per arm, in bytes (weights stay fp32 under autocast; AdamW keeps two fp32 moment
   under, since its tanh-GELU is written as several ops that each keep a tensor; the totals (blocks +
   logits) within -20 %..+80 % (the logits term counts the backward's peak, not only what is kept).
   Under bf16/fp16 autocast the casted weight copies (2 bytes per weight) come on top.
+  With --activation-checkpointing (per block) each block reached keeps only its input (h per token) and
+  backward recomputes one block at a time: the blocks' term becomes h * blocks + the largest block's.
 
 A LoRA arm (``AdapterPlan.memory``): its adapters add 4 * A weights, and only they have grads (4 * A) and
 optimizer state (8 * A); backward reaches down to the lowest adapted matrix, and an adapted matrix
@@ -40,41 +42,59 @@ _UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 10**3, "
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:e\d+)?)\s*([a-z]*)\s*$")
 
 
-def arm_memory(layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str) -> dict:
+def arm_memory(
+    layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str, checkpointed: bool = False
+) -> dict:
     """{weights, grads, optimizer, activations, total} in bytes for one arm training `trainable` (names)."""
     n_train = layout.numel(trainable)
     out = {
         "weights": 4 * layout.n_total,
         "grads": 4 * n_train,
         "optimizer": 8 * n_train,
-        "activations": activation_bytes(layout, trainable, batch=batch, block=block, dtype=dtype),
+        "activations": activation_bytes(
+            layout, trainable, batch=batch, block=block, dtype=dtype, checkpointed=checkpointed
+        ),
     }
     out["total"] = sum(out.values())
     return out
 
 
-def plan_memory(layout: ModelLayout, plan, *, batch: int, block: int, dtype: str) -> dict:
+def plan_memory(layout: ModelLayout, plan, *, batch: int, block: int, dtype: str, checkpointed: bool = False) -> dict:
     """The memory of a plan of any kind, as its kind models it (a freeze plan: arm_memory of everything
-    it ever trains; an adapter plan: its adapters, see the module docstring)."""
-    return plan.memory(layout, batch=batch, block=block, dtype=dtype)
+    it ever trains; an adapter plan: its adapters, see the module docstring); `checkpointed`: under
+    --activation-checkpointing."""
+    return plan.memory(layout, batch=batch, block=block, dtype=dtype, checkpointed=checkpointed)
 
 
-def activation_bytes(layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str) -> int:
-    """The estimate in the module docstring; 0 when nothing trains (no backward at all)."""
+def activation_bytes(
+    layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str, checkpointed: bool = False
+) -> int:
+    """The estimate in the module docstring; 0 when nothing trains (no backward at all). `checkpointed`
+    (--activation-checkpointing, per block): each block reached keeps only its input (h per token) and
+    backward recomputes one block at a time, so one block's saved tensors (the largest) come on top."""
     trainable = set(trainable)
     if not trainable:
         return 0
     e, tokens = ACT_BYTES[dtype], batch * block
     hidden, vocab = _widths(layout)
     lowest = _lowest_block(layout, trainable)
-    saved = 0
+    outside = 0
+    per_block = dict.fromkeys((b for b in range(layout.n_blocks) if lowest is None or b >= lowest), 0)
     for p in layout.params:
         reached = p.block is None or lowest is None or p.block >= lowest
         if len(p.shape) == 2 and reached and (p.block is not None or not p.roles & {"embed", "head", "pos"}):
             d_in, d_out = _in_out(p)
-            saved += d_out + (d_in if p.name in trainable else 0)
-    blocks = sum(1 for b in range(layout.n_blocks) if lowest is None or b >= lowest)
-    return tokens * e * (saved + 2 * hidden * blocks) + tokens * vocab * (e + 8)
+            width = d_out + (d_in if p.name in trainable else 0)
+            if p.block is not None and p.block in per_block:
+                per_block[p.block] += width
+            else:
+                outside += width
+    blocks = len(per_block)
+    if checkpointed and blocks:
+        kept = hidden * blocks + max(per_block.values()) + 2 * hidden
+    else:
+        kept = sum(per_block.values()) + 2 * hidden * blocks
+    return tokens * e * (kept + outside) + tokens * vocab * (e + 8)
 
 
 def _in_out(p) -> tuple[int, int]:

@@ -71,12 +71,16 @@ def plan_run(
     devices: list[str],
     budgets: dict[str, int | None],
     limited: bool,
+    checkpointed: bool = False,
 ) -> PlannedRun:
     """Resolve every arm's (name, spec) once, place the arms over `devices` round-robin in arm order, and count
     their memory; a scheduled plan counts everything it ever trains (the optimizer keeps the state of
     tensors frozen again later)."""
     plans = [(name, resolve_plan(name, spec, layout)) for name, spec in arms]
     placement = {name: devices[i % len(devices)] for i, (name, _) in enumerate(plans)}
-    memory = {name: plan_memory(layout, plan, batch=batch, block=block, dtype=dtype) for name, plan in plans}
+    memory = {
+        name: plan_memory(layout, plan, batch=batch, block=block, dtype=dtype, checkpointed=checkpointed)
+        for name, plan in plans
+    }
     hints = ("use --dtype bf16 (activations halve), " if dtype == "fp32" else "") + HINTS
     return PlannedRun(model_name, arch, layout, plans, list(devices), placement, memory, budgets, limited, hints)

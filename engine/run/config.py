@@ -140,6 +140,19 @@ class RunConfig:
         metavar="N|TIME",
     )
     keep_checkpoints: int = setting(2, "Checkpoints kept (the newest K; older ones are deleted).", metavar="K")
+    peak_tflops: float | None = setting(
+        None,
+        "Dense peak TFLOP/s of one device at --dtype, for MFU (default: a table of known GPUs by name; none on CPU).",
+        metavar="TFLOPS",
+    )
+    compile: bool = setting(
+        False, "torch.compile every arm's model for its training steps, with the same options for every arm."
+    )
+    activation_checkpointing: bool = setting(
+        False,
+        "Recompute each block's activations in backward instead of keeping them (every arm alike; "
+        "less memory, about a third more compute).",
+    )
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
@@ -181,6 +194,10 @@ class RunConfig:
         _choice("--dtype", self.dtype, DTYPES)
         _choice("--on-nan", self.on_nan, ON_NAN)
         _choice("--dropout", self.dropout, DROPOUT)
+        if self.peak_tflops is not None and not 0 < self.peak_tflops < math.inf:
+            raise FreezeTuiError(
+                f"--peak-tflops must be a positive number (e.g. 989 for an H100), got {self.peak_tflops}"
+            )
         self._validate_arms()
         if self.checkpoint_every is not None:
             from engine.run.every import parse_every

@@ -60,15 +60,25 @@ class Arm:
     device: torch.device = torch.device("cpu")
     scaler: torch.amp.GradScaler | None = None  # under --dtype fp16
     skipped: torch.Tensor | None = None  # after an fp16 step: a device bool, true when the scaler skipped it
+    compiled: Any = None  # --compile: torch.compile of `model`, used for the training steps only
 
     @property
     def active(self) -> bool:
         return not self.stopped
 
 
-def build_optimizer(model: torch.nn.Module, names: frozenset, lr: float, weight_decay: float, *, fused: bool = False):
-    """AdamW over `names` only; matrices decay, biases and norms do not. `fused` (fp16 on CUDA): the
-    GradScaler then hands the skip decision to the kernel instead of reading it on the host each step."""
+def build_optimizer(
+    model: torch.nn.Module,
+    names: frozenset,
+    lr: float,
+    weight_decay: float,
+    *,
+    fused: bool = False,
+    foreach: bool | None = None,
+):
+    """AdamW over `names` only; matrices decay, biases and norms do not. `fused` (every arm on CUDA,
+    engine.train.kernels): one kernel per step, and the GradScaler hands the skip decision to it instead
+    of reading it on the host each step; `foreach` otherwise; the same for every arm of a run."""
     params = dict(model.named_parameters())
     decay = [params[n] for n in sorted(names) if params[n].ndim >= 2]
     rest = [params[n] for n in sorted(names) if params[n].ndim < 2]
@@ -77,7 +87,7 @@ def build_optimizer(model: torch.nn.Module, names: frozenset, lr: float, weight_
         for g in ({"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0})
         if g["params"]
     ]
-    return torch.optim.AdamW(groups, lr=lr, fused=True if fused else None)
+    return torch.optim.AdamW(groups, lr=lr, fused=True if fused else None, foreach=None if fused else foreach)
 
 
 def make_scaler(dtype: str, device: torch.device):
@@ -109,7 +119,8 @@ def train_step(
     torch.manual_seed(rng_seed)  # same dropout masks in every arm for this step
     mark = arm.timer.start()
     with torch.autocast(batch.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = arm.model(input_ids=batch, labels=batch).loss
+        model = arm.compiled if arm.compiled is not None else arm.model
+        loss = model(input_ids=batch, labels=batch).loss
     if arm.scaler is None:
         loss.backward()
         _clip(arm, grad_clip)

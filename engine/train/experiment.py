@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import time
 
 import torch
 
@@ -26,11 +27,11 @@ from engine.train.arm import (
     make_scaler,
     state_bytes,
     train_step,
-    validation_loss,
 )
 from engine.train.checkpoint import Checkpointer
 from engine.train.data import batch_order
 from engine.train.devices import mixed_devices_warning, read_floats
+from engine.train.kernels import compiled, enable_checkpointing, optimizer_kind
 from engine.train.kinds import torch_kind
 from engine.train.lora import base_named_parameters
 from engine.train.metrics import DWTracker
@@ -88,17 +89,23 @@ class Experiment:
         device = self.s.placement.get(name, self.device)
         model = self.topology.place(copy.deepcopy(self.s.model), device)
         model.train(self.cfg.dropout == "same")
+        if self.cfg.activation_checkpointing:  # every arm alike, before its kind wraps the model
+            enable_checkpointing(model, self.s.loaded.name)
         monitor = bool(self.cfg.monitor and self.cfg.norm_every)
         wrap = lambda m: self.topology.wrap(name, m, self.s.loaded.n_blocks)  # a sharded run wraps the kind's model
         built = torch_kind(plan).prepare(
             model, plan, self.s.layout, seed=self.cfg.seed, splits=self.s.splits, monitor=monitor, wrap=wrap
         )
         model, names, tracker = built.model, built.trainable, built.tracker
-        fused = self.cfg.dtype == "fp16" and device.type == "cuda"
-        optimizer = build_optimizer(model, names, self.s.lr, self.cfg.weight_decay, fused=fused)
+        kind = optimizer_kind(self.s.placement.values() or [self.device])  # one choice for every arm
+        optimizer = build_optimizer(
+            model, names, self.s.lr, self.cfg.weight_decay, fused=kind == "fused", foreach=kind == "foreach"
+        )
         timer = StepTimer(device)
         arm = Arm(name, plan, model, optimizer, tracker, timer, trainable=names, device=device)
         arm.scaler = make_scaler(self.cfg.dtype, device)
+        if self.cfg.compile:
+            arm.compiled = compiled(model)
         return arm
 
     def _warn_placement(self) -> None:
@@ -129,7 +136,9 @@ class Experiment:
         self._warn_placement()
         if self.resume_at is None:  # a resumed run's log has its step_zero already
             self.control.activity.enter("validate", epoch=-1)
-            zero = {a.name: ev.ArmMeasures(**self._measures(a, with_val=True)) for a in self.arms}
+            started = time.perf_counter()
+            zero = self._step_zero_measures()
+            self.s.times.validation_s += time.perf_counter() - started
             self.emit(ev.StepZero(arms=zero))  # forgetting's zero: every arm before its first step
         first_epoch, first_batch = self.resume_at or (0, 0)
         for epoch in range(first_epoch, self.cfg.epochs):
@@ -276,21 +285,33 @@ class Experiment:
     def _end_epoch(self, epoch: int) -> None:
         self.flush()
         self.control.activity.enter("validate", epoch=epoch)
+        started = time.perf_counter()
         arms = {}
         for arm in self.arms:
             totals = self.totals[arm.name].end_epoch()
-            val, val_batches = (
-                validation_loss(arm.model, self.s.data.val, self.cfg.batch_size, arm.device, self.autocast)
-                if arm.active
-                else (math.nan, [])
-            )
-            measures = self._measures(arm) if arm.active else {}  # retain loss, expected share of S
+            # validation loss, retain loss and expected share of S (one pass over the validation blocks)
+            measures = self._measures(arm, with_val=True) if arm.active else {}
+            val, val_batches = measures.pop("val_loss", math.nan), measures.pop("val_batches", [])
             arms[arm.name] = ev.ArmEpoch(
                 totals.loss_mean, totals.loss_var, val, val_batches, totals.t_epoch, totals.t_total, **measures
             )
+        self.s.times.validation_s += time.perf_counter() - started
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
         self.samples("epoch", epoch)
         self._sync()
+
+    def _step_zero_measures(self) -> dict[str, ev.ArmMeasures]:
+        """Every arm before its first step. Arms that are the same model on the same device (freeze arms:
+        copies of one set of weights, in eval mode) measure the same numbers, so the first of them is
+        measured for all; an adapter kind's arm (another model type) is measured itself."""
+        done: dict[tuple, ev.ArmMeasures] = {}
+        out = {}
+        for arm in self.arms:
+            key = (str(arm.device), type(arm.model))
+            if key not in done:
+                done[key] = ev.ArmMeasures(**self._measures(arm, with_val=True))
+            out[arm.name] = done[key]
+        return out
 
     def _measures(self, arm: Arm, with_val: bool = False) -> dict:
         """Retain loss and expected share of S (engine.train.retain), on the same blocks for every arm."""
@@ -312,7 +333,7 @@ class Experiment:
             return
         if phase == "pre" and not self.topology.samples_before_training:
             return  # another process samples for every arm (they are all equal before training)
-        from engine.train.generate import sample_tokens
+        from engine.train.generate import sample_batch
 
         self.control.activity.enter("sample", epoch=epoch)
         active = [a for a in self.arms if a.active]
@@ -320,20 +341,25 @@ class Experiment:
             return
         # before training every arm holds the same weights: the first one samples for all
         targets = [("*", active[0])] if phase == "pre" else [(a.name, a) for a in active]
+        started = time.perf_counter()
+        prompts = [ids for ids, _ in self.s.prompts]
         for name, arm in targets:
-            for j, (prompt_ids, prompt_text) in enumerate(self.s.prompts):
-                seqs = sample_tokens(
+            with self.topology.launching_on(arm.device):
+                per_prompt = sample_batch(
                     arm.model,
-                    prompt_ids,
+                    prompts,
                     n=self.cfg.samples,
                     max_new=self.s.sample_tokens,
                     seed=self.cfg.seed,
                     device=arm.device,
                     eos_id=self.s.tokenizer.eos_token_id,
                 )
+            for j, seqs in enumerate(per_prompt):
+                prompt_text = self.s.prompts[j][1]
                 for i, seq in enumerate(seqs):
                     index = j * self.cfg.samples + i  # the same prompt and seed for every arm and phase
                     self.emit(self._sample_event(phase, name, epoch, index, seq, j, prompt_text))
+        self.s.times.sampling_s += time.perf_counter() - started
 
     def _sample_event(
         self, phase: str, arm: str, epoch: int, index: int, seq: list[int], prompt_index: int, prompt: str

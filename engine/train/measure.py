@@ -19,6 +19,7 @@ from engine.plans.roles import build_layout
 from engine.run.config import RunConfig
 from engine.train.arm import Arm, StepTimer, build_optimizer, make_scaler, train_step
 from engine.train.devices import copy_to, on_device
+from engine.train.kernels import compiled, enable_checkpointing, optimizer_kind
 from engine.train.kinds import torch_kind
 
 GAP_NOTE = (
@@ -33,12 +34,16 @@ def build_arm(model, name: str, plan, device: torch.device, cfg: RunConfig, lr: 
     """An arm as a run builds it: its own copy on its device, only its trainable tensors in AdamW."""
     copy_ = copy.deepcopy(model).to(device)
     copy_.train(cfg.dropout == "same")
+    if cfg.activation_checkpointing:
+        enable_checkpointing(copy_, name)
     built = torch_kind(plan).prepare(copy_, plan, build_layout(model), seed=cfg.seed, splits=(), monitor=False)
     copy_, names = built.model, built.trainable
-    fused = cfg.dtype == "fp16" and device.type == "cuda"
-    optimizer = build_optimizer(copy_, names, lr, cfg.weight_decay, fused=fused)
+    kind = optimizer_kind([device])
+    optimizer = build_optimizer(copy_, names, lr, cfg.weight_decay, fused=kind == "fused", foreach=kind == "foreach")
     arm = Arm(name, plan, copy_, optimizer, None, StepTimer(device), trainable=names, device=device)
     arm.scaler = make_scaler(cfg.dtype, device)
+    if cfg.compile:
+        arm.compiled = compiled(copy_)
     return arm
 
 

@@ -41,6 +41,7 @@ def planned_run(cfg: RunConfig, devices=None) -> PlannedRun:
         devices=[str(d) for d in devices],
         budgets=budgets(cfg, devices, layout),
         limited=cfg.memory_limit is not None,
+        checkpointed=cfg.activation_checkpointing,
     )
 
 

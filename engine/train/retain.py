@@ -68,20 +68,48 @@ def expected_share(
     batch (pairs across arms and phases); (nan, []) without blocks or S."""
     if len(blocks) == 0 or len(common) == 0 or blocks.shape[1] < 2:
         return math.nan, []
+    share, shares, _, _ = _one_pass(model, blocks, batch_size, device, autocast_dtype, common, with_loss=False)
+    return share, shares
+
+
+@torch.no_grad()
+def loss_and_share(
+    model: torch.nn.Module, blocks: torch.Tensor, batch_size: int, device, autocast_dtype, common: torch.Tensor
+) -> tuple[float, list[float], float, list[float]]:
+    """validation_loss and expected_share of the same blocks from one forward pass per batch (issue 22:
+    validation is off the training's critical path, so it runs the model once, not twice):
+    (loss, loss per batch, share, share per batch)."""
+    if len(blocks) == 0 or len(common) == 0 or blocks.shape[1] < 2:
+        return (
+            *validation_loss(model, blocks, batch_size, device, autocast_dtype),
+            *expected_share(model, blocks, batch_size, device, autocast_dtype, common),
+        )
+    share, shares, loss, losses = _one_pass(model, blocks, batch_size, device, autocast_dtype, common, with_loss=True)
+    return loss, losses, share, shares
+
+
+def _one_pass(model, blocks, batch_size, device, autocast_dtype, common, *, with_loss: bool):
     was_training = model.training
     model.eval()
-    means = []
+    means, losses = [], []
     for i in range(0, len(blocks), batch_size):
         batch = copy_to(blocks[i : i + batch_size], [device])[device]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(input_ids=batch).logits[:, :-1].float()
+        everything = torch.logsumexp(logits, -1)  # one pass over the vocabulary serves both measures
+        if with_loss:  # the causal LM loss: next-token cross entropy (-log softmax), mean over positions
+            target = logits.gather(-1, batch[:, 1:].unsqueeze(-1)).squeeze(-1)
+            losses.append((everything - target).mean())
         # P(S) = exp(logsumexp over S - logsumexp over the vocabulary): no softmax over the vocabulary kept
-        mass = torch.exp(torch.logsumexp(logits[..., common.to(logits.device)], -1) - torch.logsumexp(logits, -1))
+        mass = torch.exp(torch.logsumexp(logits[..., common.to(logits.device)], -1) - everything)
         means.append(mass.mean())
     model.train(was_training)
-    values = torch.stack(means).tolist()
     sizes = [len(blocks[i : i + batch_size]) for i in range(0, len(blocks), batch_size)]
-    return sum(v * n for v, n in zip(values, sizes)) / len(blocks), values
+    values = torch.stack(means + losses).tolist()  # one read per pass
+    shares, loss_values = values[: len(means)], values[len(means) :]
+    share = sum(v * n for v, n in zip(shares, sizes)) / len(blocks)
+    loss = sum(v * n for v, n in zip(loss_values, sizes)) / len(blocks) if with_loss else math.nan
+    return share, shares, loss, loss_values
 
 
 def arm_measures(
@@ -99,12 +127,13 @@ def arm_measures(
     epoch_end.arms[] and step_zero.arms[]; with_val: the validation loss too (step 0: target gain)."""
     out: dict = {}
     if with_val:
-        out["val_loss"], out["val_batches"] = validation_loss(model, val, batch_size, device, autocast_dtype)
+        val_loss, val_batches, share, shares = loss_and_share(model, val, batch_size, device, autocast_dtype, common)
+        out["val_loss"], out["val_batches"] = val_loss, val_batches
+    else:
+        share, shares = expected_share(model, val, batch_size, device, autocast_dtype, common)
     if retain is not None:
         out["retain_loss"], out["retain_batches"] = validation_loss(
             model, retain.blocks, batch_size, device, autocast_dtype
         )
-    out["expected_s"], out["expected_s_batches"] = expected_share(
-        model, val, batch_size, device, autocast_dtype, common
-    )
+    out["expected_s"], out["expected_s_batches"] = share, shares
     return out

@@ -9,6 +9,8 @@ import traceback
 import warnings
 from typing import Any
 
+import msgspec
+
 from engine.core.errors import FreezeTuiError
 from engine.log import events as ev
 from engine.log.channel import ChannelSource
@@ -76,6 +78,7 @@ class RunSession(ChannelSource):
         self.failure: FreezeTuiError | None = None  # bad input found while setting up
         self.log_failure = ""
         self.activity = ""  # what a long set-up step is doing now (tokenizing a large corpus), for a console
+        self._times: Any = None  # the set-up's OffStepClock (engine.train.setup), once it exists
         self._thread = threading.Thread(target=self._main, name="freeze-tui-engine", daemon=True)
         self._heartbeat = HeartbeatThread(self.control.activity, self.emit)
 
@@ -180,6 +183,7 @@ class RunSession(ChannelSource):
             status = "failed"
         try:
             summary = summarize(self.state, extra)
+            summary.update(self._phase_times())
         except Exception as exc:  # the run's end must still be written; say why its summary is missing
             summary = {}
             self.emit(ev.Error(message=f"summary failed: {type(exc).__name__}: {exc}", detail=traceback.format_exc()))
@@ -196,6 +200,13 @@ class RunSession(ChannelSource):
         if said:
             self.emit(ev.Warning(message=said))
 
+    def _phase_times(self) -> dict:
+        """run_end.summary's sampling_s and validation_s (issue 22); nothing when set-up failed."""
+        times = self._times
+        if times is None:
+            return {}
+        return msgspec.to_builtins(ev.PhaseTimes(sampling_s=times.sampling_s, validation_s=times.validation_s))
+
     def _run(self) -> tuple[str, dict]:
         from engine.run.gpu import GpuSampler
         from engine.train.experiment import Experiment, weights_checksum
@@ -204,6 +215,7 @@ class RunSession(ChannelSource):
         activity = self.control.activity
         self._size_demo()
         setup = prepare(self.cfg, activity, progress=self._tokenizing)
+        self._times = setup.times
         self._heartbeat.gpus = GpuSampler.open(cuda_devices([*setup.placement.values(), setup.device]))
 
         def run_start(experiment: Experiment) -> ev.RunStart:
@@ -227,4 +239,6 @@ class RunSession(ChannelSource):
         if self.cfg.save:
             experiment.save(self.cfg.save)
         activity.enter("finish")
-        return status, {"state_bytes": experiment.arm_memory()}
+        from engine.log.throughput import throughput_extras
+
+        return status, {"state_bytes": experiment.arm_memory(), **throughput_extras(self.state)}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
 import torch
 
 from engine.core.activity import Activity
 from engine.core.errors import FreezeTuiError
 from engine.core.textfiles import Corpus, read_corpus
 from engine.log import events as ev
+from engine.log.throughput import RECORD
 from engine.plans.kinds import ArmPlan
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import ModelLayout, ParamSplit
@@ -22,6 +24,14 @@ from engine.train.models import LoadedModel
 from engine.train.retain import RetainSet, load_retain_set
 
 PROMPT_TOKENS = 16
+
+
+@dataclass
+class OffStepClock:
+    """Wall seconds spent off the training steps (run_end.summary's sampling_s and validation_s)."""
+
+    sampling_s: float = 0.0
+    validation_s: float = 0.0
 
 
 @dataclass
@@ -42,6 +52,7 @@ class Setup:
     memory: dict = field(default_factory=dict)  # {arm: the memory plan's {weights, grads, ...} bytes}
     planned: PlannedRun | None = None  # what the plans, placement and memory came from
     retain: RetainSet | None = None  # the fixed retain blocks (forgetting), when there are any
+    times: OffStepClock = field(default_factory=lambda: OffStepClock())  # sampling and validation, every replicate
 
     @property
     def model(self):
@@ -154,6 +165,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     """checksums: each arm's initial weights, as copied (they must all be equal)."""
     from engine.plans.describe import arm_record
     from engine.train.generate import SAMPLER
+    from engine.train.kernels import KERNELS, kernels_record
 
     cfg = s.cfg
     config = {
@@ -185,6 +197,8 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     if s.retain is not None:
         data["retain"] = s.retain.record(cfg.batch_size)
     data["sampler"] = SAMPLER  # p is a sampled measure; expected_s (epoch_end) is not
+    config[RECORD] = throughput_record(s)
+    config[KERNELS] = kernels_record(cfg, s.placement.values() or [s.device])
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
         {
@@ -196,6 +210,38 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         for name, plan in s.plans
     ]
     return ev.RunStart(config=config, model=model, data=data, common_tokens=common, arms=arms)
+
+
+def throughput_record(s: Setup) -> dict:
+    """run_start.config["throughput"]: each arm's FLOPs per token and its devices' dense peak (issue 22)."""
+    from engine.plans.flops import step_flops
+
+    cfg = s.cfg
+    full = step_flops(s.layout, set(s.layout.names), seq_len=cfg.block_size).total
+    flops = {name: plan.flop_ratio(s.layout, seq_len=cfg.block_size) * full for name, plan in s.plans}
+    peaks, bases = {}, {}
+    for name, _ in s.plans:
+        device = s.placement.get(name, s.device)
+        peak, bases[name] = device_peak(device, cfg.dtype, cfg.peak_tflops)
+        peaks[name] = peak * cfg.shards if peak is not None else None  # a sharded arm steps on K devices
+    basis = "; ".join(dict.fromkeys(bases.values()))
+    return msgspec.to_builtins(ev.ThroughputRecord(flops_per_token=flops, peak_tflops=peaks, peak_basis=basis))
+
+
+def device_peak(device: torch.device, dtype: str, given: float | None) -> tuple[float | None, str]:
+    """(dense peak TFLOP/s of one device at `dtype`, where it came from): --peak-tflops, else the table of
+    known GPUs by the device's name; None on CPU or an unknown GPU."""
+    from engine.run.peaks import peak_tflops
+
+    if given is not None:
+        return given, f"--peak-tflops {given:g}"
+    if device.type != "cuda":
+        return None, f"{device.type}: no peak known (give --peak-tflops)"
+    name = torch.cuda.get_device_name(device)
+    peak = peak_tflops(name, dtype)
+    if peak is None:
+        return None, f"{name}: not in the table of known GPUs (give --peak-tflops)"
+    return peak, f"{name}: dense {dtype} datasheet peak {peak:g} TFLOP/s"
 
 
 def _where(s: Setup, name: str) -> dict:

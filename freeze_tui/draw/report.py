@@ -23,6 +23,7 @@ from freeze_tui.draw import fmt
 from freeze_tui.draw.frontier_report import frontier_console_lines, frontier_markdown, study_lines
 from freeze_tui.draw.merged_runs import runs_markdown
 from freeze_tui.draw.safe_text import clean
+from freeze_tui.draw.throughput_lines import throughput_lines
 
 TITLE = "paired fine-tuning: what freezing bought and cost"
 # (header in the wide table, header in the compact table, label in the stacked layout)
@@ -138,6 +139,9 @@ def interval_lines(state: RunState) -> list[str]:
             f"95 % intervals: {rows[0].ci_basis}; p's base rate (validation text): {fmt.pct(state.common_base_rate)}"
         )
         lines.append(f"Every {session_label(state)}.")
+    throughput = throughput_lines(state)  # runs since issue 22
+    if throughput:
+        lines.append("Throughput: " + "; ".join(throughput))
     return lines
 
 

@@ -160,6 +160,7 @@ PRE_START = {
     "unknown option": (["--epoch", "3"], "No such option '--epoch'", "--epochs", "--help"),
     "missing retain data": (["--retain-data", "nope.txt"], "--retain-data path nope.txt does not exist"),
     "binary retain data": (["--retain-data", "binary.txt"], "--retain-data: ", "looks binary"),
+    "zero peak": (["--peak-tflops", "0"], "--peak-tflops must be a positive number", "989"),
 }
 
 

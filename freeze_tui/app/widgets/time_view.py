@@ -18,6 +18,7 @@ from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
+from freeze_tui.draw.throughput_lines import throughput_lines
 
 MAX_EPOCH_COLUMNS = 6  # older epochs fold into T; the table must fit 80 columns
 COMPACT_BELOW = 110  # columns: narrower views get short headers and one-line intervals (80x24 with 3-5 arms)
@@ -130,6 +131,9 @@ def time_renderable(
         Text(""),
         note,
     ]
+    throughput = throughput_lines(state)  # runs since issue 22: tokens/s and MFU per arm
+    if throughput:
+        parts += [Text(""), Text("Throughput (own step times)", style="bold"), *(safe(line) for line in throughput)]
     if state.gpus:  # NVML readings of the run's CUDA devices (none on CPU or without NVML)
         parts += [Text(""), Text("GPU (latest reading)", style="bold"), *(safe(line) for line in gpu_lines(state))]
     return Group(*parts)
