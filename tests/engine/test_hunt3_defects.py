@@ -13,22 +13,9 @@ import pytest
 
 from engine.core.errors import FreezeTuiError
 from engine.run.config import RunConfig
+from tests.engine.conftest import run_cli_process as cli
 
 PREFIX = "freeze-tui: error: "
-
-
-def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
-    return subprocess.run(
-        [sys.executable, "-m", "freeze_tui", *args],
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
