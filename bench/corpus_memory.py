@@ -1,20 +1,17 @@
 """Peak memory of the corpus path (issue 21, item 26): a synthetic corpus loaded with the demo tokenizer
-the way a run prepares its data (token file, blocks, split, S, the base rate of S, the prompts), first
+the way a run prepares its data (token file, blocks, split, S, the base rate of S), first
 tokenized, then from the cache. Each measurement is a fresh process (peak RSS = its VmHWM, the demo model
 loaded included); `python -m bench.corpus_memory [MB ...]` (default 20 and 200)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpus_tokens import write_corpus
+from bench.corpus_tokens import measure, write_corpus
 from bench.result import Result
 
 TARGET_GB = {20: 1.2, 200: 1.5}  # the issue's targets: whole process, cached or not
@@ -36,15 +33,6 @@ print(json.dumps({"peak": rss("VmHWM:"), "n_tokens": data.n_tokens}))
 """
 
 
-def measure(corpus: Path, cache: str) -> dict:
-    env = {**os.environ, "FREEZE_TUI_CACHE": cache, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(corpus)], env=env, cwd=root, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str]) -> list[Result]:
     results = []
     for megabytes in [int(a) for a in argv] or [20, 200]:
@@ -53,7 +41,7 @@ def main(argv: list[str]) -> list[Result]:
             corpus = Path(tmp) / "corpus.txt"
             write_corpus(corpus, megabytes)
             for label in ("tokenized", "cached"):
-                found = measure(corpus, tmp + "/cache")
+                found = measure(corpus, tmp + "/cache", CHILD)
                 note = f"{found['n_tokens'] / 1e6:.1f} M tokens"
                 results.append(Result(f"{megabytes} MB corpus, {label}: peak RSS (GB)", found["peak"] / 2**30, target,
                                       "GB", False, note))  # fmt: skip
