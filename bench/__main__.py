@@ -8,6 +8,7 @@ import time
 
 from bench import (
     app_load,
+    corpus_memory,
     corpus_tokens,
     cuda_sync,
     freeze_saving,
@@ -26,6 +27,7 @@ SUITES = [
     ("CUDA host syncs", lambda: cuda_sync.main([])),
     ("freeze saving and memory", lambda: freeze_saving.main([])),
     ("large corpus: token file and cache", lambda: corpus_tokens.main([])),
+    ("corpus memory, tokenized and cached", lambda: corpus_memory.main([])),
 ]
 
 

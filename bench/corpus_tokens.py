@@ -48,11 +48,12 @@ def write_corpus(path: Path, megabytes: int) -> None:
             written += f.write(block)
 
 
-def measure(path: Path, cache: str) -> dict:
+def measure(path: Path, cache: str, child: str = CHILD) -> dict:
+    """Run `child` (Python source; prints one JSON line last) on `path` in a fresh process with cache `cache`."""
     env = {**os.environ, "FREEZE_TUI_CACHE": cache, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)], env=env, cwd=root, capture_output=True, text=True, check=True
+        [sys.executable, "-c", child, str(path)], env=env, cwd=root, capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -7,11 +7,13 @@ baseline (`full`, else its first arm); times of different runs are never paired.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from engine.core.errors import FreezeTuiError
 from engine.core.stats import (
     EQUIVALENCE_MARGIN,
+    SavingEstimate,
     clustered_mean_ci95,
     equivalence,
     paired_steps,
@@ -64,12 +66,25 @@ def live_saving(state: RunState, name: str) -> float:
     return saving(state.arm_time(base), state.arm_time(name))
 
 
+def r_estimate(state: RunState, base: str, name: str) -> SavingEstimate:
+    """r of `name` against `base` from their paired step times (warm-up left out), with its studentised
+    block-bootstrap interval and median-step estimate: the one computation that report rows, the Frontier
+    view and the Time view all read, so they show the same numbers. Remembered for the same step times:
+    a report asks for each arm's r from several rows, and each ask was a bootstrap."""
+    return _estimate(tuple(state.arms[base].dts), tuple(state.arms[name].dts))
+
+
+@functools.lru_cache(maxsize=8)  # a few pairs: the tuples hold the runs' step times
+def _estimate(t_base: tuple[float, ...], t_arm: tuple[float, ...]) -> SavingEstimate:
+    return saving_estimate(t_base, t_arm)
+
+
 def live_interval(state: RunState, name: str) -> tuple[float, float]:
     """r's 95 % interval against the arm's own run's baseline (nan, nan: none yet, or nothing to pair)."""
     base = baseline_of(state, name)
     if base is None or base == name or unpaired(state, name):
         return math.nan, math.nan
-    est = saving_estimate(state.arms[base].dts, state.arms[name].dts)
+    est = r_estimate(state, base, name)
     return est.lo, est.hi
 
 
@@ -88,7 +103,7 @@ def time_comparison(state: RunState, base: str, name: str, margin: float | None 
     if name == base:
         return {}
     margin = margin_of(state) if margin is None else margin
-    est = saving_estimate(state.arms[base].dts, state.arms[name].dts)
+    est = r_estimate(state, base, name)
     r_pred = state.arms[name].predicted_saving
     versus = ratio_ci(est.r, (est.lo, est.hi), r_pred)
     return {

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.core.stats import mean_ci95, paired_ci95, saving_estimate
+from engine.core.stats import mean_ci95, paired_ci95
 from engine.log import events as ev
-from engine.log.comparisons import baseline_of, unpaired, val_comparison
+from engine.log.comparisons import baseline_of, r_estimate, unpaired, val_comparison
 from engine.log.state import ArmState, RunState
 
 NAN3 = (math.nan, math.nan, math.nan)
@@ -107,7 +107,7 @@ def _saving(state: RunState, base: str | None, name: str) -> tuple[float, float,
         return ZERO3
     if base is None or unpaired(state, name):
         return NAN3
-    est = saving_estimate(state.arms[base].dts, state.arms[name].dts)
+    est = r_estimate(state, base, name)
     return est.r, est.lo, est.hi
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core.stats import clustered_mean_ci95, saving, saving_ci95, step_saving_median
+from engine.core.stats import clustered_mean_ci95, saving
 from engine.log import events as ev
 from engine.log.passes import PassClock
 
@@ -441,19 +441,6 @@ class RunState:
     def common_base_rate(self) -> float:
         """The share of S tokens in the validation split: the p a model that copies the text scores."""
         return _num(self.data.get("common_base_rate"))
-
-    def saving_ci(self, name: str) -> tuple[float, float, float]:
-        """r from the paired step times and its 95 % block-bootstrap interval."""
-        base = self.baseline
-        if base is None or name not in self.arms:
-            return math.nan, math.nan, math.nan
-        return saving_ci95(self.arms[base].dts, self.arms[name].dts)
-
-    def saving_median(self, name: str) -> float:
-        base = self.baseline
-        if base is None or name not in self.arms:
-            return math.nan
-        return step_saving_median(self.arms[base].dts, self.arms[name].dts)
 
 
 def _num(value) -> float:

@@ -108,9 +108,12 @@ def tokenize_corpus(
 
 
 def common_base_rate(blocks, common) -> float:
-    """The share of tokens of `blocks` that are in S: the p a model that reproduces the text scores."""
-    ids = blocks.flatten().tolist()
-    return sum(1 for t in ids if t in common) / len(ids) if ids else float("nan")
+    """The share of tokens of `blocks` that are in S: the p a model that reproduces the text scores.
+    Counted in numpy (a Python list of every validation id was ~40 bytes a token on a large corpus)."""
+    ids = np.asarray(blocks).reshape(-1)
+    if not len(ids):
+        return float("nan")
+    return float(np.isin(ids, np.fromiter(common, dtype=np.int64)).mean())
 
 
 def batch_order(n_train: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:

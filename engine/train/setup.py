@@ -153,7 +153,8 @@ def _prompts(cfg: RunConfig, tokenizer, data: TokenData) -> list[tuple[list[int]
         return [(ids, cfg.prompt)]
     source = data.val if len(data.val) else data.train[list(range(min(len(data.train), 64)))]
     prompts: list[tuple[list[int], str]] = []
-    for row in source[:, :PROMPT_TOKENS].tolist():
+    for block in source:  # row by row: only the first few distinct starts are read
+        row = block[:PROMPT_TOKENS].tolist()
         if row not in [ids for ids, _ in prompts]:
             prompts.append((row, tokenizer.decode(row)))
         if len(prompts) == cfg.sample_prompts:

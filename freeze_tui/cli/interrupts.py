@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -60,13 +61,22 @@ class Guarded:
 
     def __init__(self, stream) -> None:
         self._stream = stream
+        # Unbuffered (python -u, PYTHONUNBUFFERED): TextIOWrapper writes straight to the raw file and drops
+        # the rest of a short write (at a `ulimit -f` limit) without an error. A buffered writer over
+        # the same descriptor retries the rest, so the EFBIG/ENOSPC that follows is raised.
+        self._flush_each = isinstance(getattr(stream, "buffer", None), io.RawIOBase)
+        if self._flush_each:
+            self._stream = _buffered_twin(stream)
         self.gone = False
         self.error: OSError | None = None  # why, unless the reader only went away (EPIPE): see lost_output
+        self.target = "standard output"
 
     def write(self, text: str) -> int:
         if not self.gone:
             try:
                 self._stream.write(text)
+                if self._flush_each:
+                    self._stream.flush()
             except (OSError, ValueError) as exc:
                 self._lost(exc)
         return len(text)
@@ -82,6 +92,7 @@ class Guarded:
         self.gone = True
         if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
             self.error = exc  # a full disk or a file size limit: the output is cut, that must not pass as done
+            self.target = _target(self._stream)  # before silence() points the descriptor at /dev/null
         silence(self._stream)
 
     def isatty(self) -> bool:
@@ -94,12 +105,40 @@ class Guarded:
         return getattr(self._stream, name)
 
 
+def _buffered_twin(stream):
+    """A buffered text stream on `stream`'s descriptor that never closes it (the original stays usable)."""
+    raw = io.FileIO(stream.fileno(), "w", closefd=False)
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors, line_buffering=stream.line_buffering
+    )
+
+
 def lost_output() -> str | None:
     """Why stdout lost output, when that was not its reader going away (`| head`: EPIPE stays silent)."""
     error = getattr(sys.stdout, "error", None)
     if error is None:
         return None
-    return f"the output could not be written ({error.strerror or error}); it is incomplete"
+    target = getattr(sys.stdout, "target", "standard output")
+    return (
+        f"writing the output to {target} failed ({error.strerror or error}); it is incomplete:"
+        " free space or raise the file size limit (ulimit -f) and run the command again"
+    )
+
+
+def _target(stream) -> str:
+    """Where `stream` writes (the file behind a redirect, on Linux), for the error line."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        path = os.readlink(f"/proc/self/fd/{stream.fileno()}")
+        if path.startswith("/"):
+            return path
+    return "standard output"
+
+
+def ignore_file_size_signal() -> None:
+    """A write past `ulimit -f` then fails with EFBIG (reported, exit 2) instead of SIGXFSZ killing the
+    process with a cut file (CPython ignores it at start-up; an embedding host may not)."""
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def silence(stream) -> None:

@@ -22,7 +22,15 @@ from freeze_tui.cli.commands.serve import serve
 from freeze_tui.cli.commands.study import study
 from freeze_tui.cli.commands.suggest import suggest
 from freeze_tui.cli.distributed_run import launch_options, pop_launch, run_distributed
-from freeze_tui.cli.interrupts import Guarded, Interrupts, exit_now, flush_std, lost_output, run_app
+from freeze_tui.cli.interrupts import (
+    Guarded,
+    Interrupts,
+    exit_now,
+    flush_std,
+    ignore_file_size_signal,
+    lost_output,
+    run_app,
+)
 from freeze_tui.cli.run_options import config_from, config_options
 from freeze_tui.version import __version__
 
@@ -415,6 +423,7 @@ cli.add_command(study)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one clear line on stderr and exit 2 for bad input, never a traceback."""
     saved = sys.stdout, sys.stderr
+    ignore_file_size_signal()
     # a reader that goes away (| head, an SSH terminal hung up) must neither stop a run nor end in a traceback
     sys.stdout, sys.stderr = Guarded(sys.stdout), Guarded(sys.stderr)
     try:

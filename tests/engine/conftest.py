@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,3 +22,28 @@ def tiny(tmp_path_factory) -> tuple[Path, Path]:
     corpus = root / "corpus.txt"
     corpus.write_text(" ".join(rng.choice(WORDS[2:40]) for _ in range(6000)))
     return model, corpus
+
+
+def run_cli_process(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`freeze-tui ARGS` in a real process (offline, one thread, no terminal), for what needs one: a
+    run's own exit path, signals, a shell's redirections; in-process `main(argv)` for the rest."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "freeze_tui", *args],
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"freeze-tui {' '.join(args)} was still running after {timeout} s (did an app start?)")
+
+
+@pytest.fixture
+def cli_process():
+    """run_cli_process as a fixture: `cli_process("report", log, cwd=tmp_path)`."""
+    return run_cli_process

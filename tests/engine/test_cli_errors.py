@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -25,6 +24,7 @@ import pytest
 
 from engine.log.runlog import read_events
 from freeze_tui.cli.main import main
+from tests.engine.conftest import run_cli_process as cli_process
 from tests.synthetic_log import write_synthetic_log
 from tests.tiny_models import WORDS, make_tiny_model
 
@@ -49,24 +49,6 @@ def cli(*args: str, cwd: Path, timeout: float | None = None) -> subprocess.Compl
         main(list(args))
     code = exit_info.value.code
     return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
-
-
-def cli_process(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    """`freeze-tui ARGS` in a real process."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "freeze_tui", *args],
-            cwd=cwd,
-            env=env,
-            timeout=timeout,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"freeze-tui {' '.join(args)} was still running after {timeout} s (did an app start?)")
 
 
 def one_error_line(stderr: str, stdout: str, code: int, *needles: str) -> str:

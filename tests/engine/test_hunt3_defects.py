@@ -13,22 +13,9 @@ import pytest
 
 from engine.core.errors import FreezeTuiError
 from engine.run.config import RunConfig
+from tests.engine.conftest import run_cli_process as cli
 
 PREFIX = "freeze-tui: error: "
-
-
-def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
-    return subprocess.run(
-        [sys.executable, "-m", "freeze_tui", *args],
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def one_line(result: subprocess.CompletedProcess, *needles: str) -> str:
@@ -243,6 +230,27 @@ def test_17_report_onto_a_full_disk_is_one_line_exit_2_but_a_closed_pipe_stays_s
         env=env,
     )
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_17_report_past_a_file_size_limit_is_one_line_exit_2(tmp_path, unbuffered):
+    # `ulimit -f 1`: 1 block, while the report is ~2.7 kB. Unbuffered (PYTHONUNBUFFERED, python -u) the
+    # short write used to be dropped silently: exit 0 with a cut file.
+    log = Path(__file__).resolve().parents[2] / "sample_runs" / "demo-full-vs-targeted.jsonl"
+    out = tmp_path / "report.md"
+    env = {**os.environ, "TERM": "dumb", "PYTHONUNBUFFERED": unbuffered}
+    result = subprocess.run(
+        f"ulimit -f 1; exec {sys.executable} -m freeze_tui report {log} > {out}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert 0 < out.stat().st_size < 2000  # the limit cut it
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(PREFIX)
+    assert "File too large" in result.stderr and str(out) in result.stderr
 
 
 def test_18_export_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):

@@ -96,6 +96,28 @@ def test_common_tokens_and_split_as_before(tokenizer):
     assert top_ids(counts, 3) == common_token_ids([4] * 7 + [1] * 5 + [2] * 5 + [5], 3) == [4, 1, 2]
 
 
+def test_the_cached_load_copies_no_whole_corpus(tokenizer, tmp_path, monkeypatch):
+    """Issue 21 item 26: from the cache, the training blocks stay in the memory-mapped uint16 file; only
+    the validation blocks (10 % here) become an int64 tensor. A Python list or an int64 copy of the whole
+    corpus (8+ bytes a token) would exceed the bound below."""
+    import tracemalloc
+
+    monkeypatch.setenv("FREEZE_TUI_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "a.txt").write_text(text(20000))
+    corpus = read_corpus((str(tmp_path / "a.txt"),))  # a file, as a large corpus is (hashed in blocks)
+    settings = {"block_size": 16, "batch_size": 4, "val_fraction": 0.1, "seed": 0, "common_k": 10}
+    tokenize_corpus(corpus, tokenizer, **settings)  # tokenized and cached
+    tracemalloc.start()
+    try:
+        data = tokenize_corpus(corpus, tokenizer, **settings)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    grid = data.train._grid
+    assert grid.dtype == np.uint16 and isinstance(grid.base, np.memmap)
+    assert data.n_tokens > 100_000 and peak < 3 * data.n_tokens, (peak, data.n_tokens)
+
+
 def test_the_demo_run_starts_as_recorded(tmp_path):
     """Token files change nothing the sample runs recorded: same data, same S, same first losses."""
     recorded = list(read_events(ROOT / "sample_runs" / "demo-full-vs-targeted.jsonl"))

@@ -151,3 +151,28 @@ def test_cpu_threads_leave_busy_cores_alone(monkeypatch):
     assert cpu_threads() == 1  # every core busy: one thread, not a crowd waiting on each other
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert cpu_threads() >= 1
+
+
+def test_report_rows_frontier_and_time_view_read_one_r_estimate(monkeypatch):
+    """r and its bootstrap interval come from comparisons.r_estimate for all three: the same numbers."""
+    import math
+
+    from engine.core import stats
+    from engine.log import comparisons
+    from engine.log.frontier import frontier_points
+
+    state = state_of(SAMPLES[2:])
+    comparisons._estimate.cache_clear()
+    calls = []
+    real = stats.saving_estimate
+    monkeypatch.setattr(comparisons, "saving_estimate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rows = {row.arm: row for row in arm_rows(state)}
+    points = {p.arm: p for p in frontier_points(state)}
+    others = [name for name in state.arms if name != "full"]
+    assert others and len(calls) == len(others)  # report rows and the frontier: one bootstrap per arm
+    for name in others:
+        est = comparisons.r_estimate(state, "full", name)
+        assert math.isfinite(est.lo) and math.isfinite(est.hi)
+        assert points[name].r == (est.r, est.lo, est.hi)
+        assert list(rows[name].r_ci) == [est.lo, est.hi] and rows[name].r == pytest.approx(est.r)
+        assert comparisons.live_interval(state, name) == (est.lo, est.hi)  # the Time view's

@@ -67,11 +67,11 @@ def study(
     if lora_rank < 0:
         raise FreezeTuiError(f"--lora must be a rank of at least 1 (or 0 for no LoRA arm), got {lora_rank}")
     base = config_from({k: opts[k] for k in STUDY_FIELDS if k in opts} | {"samples": 0})
-    arms, roles = study_arms(
+    arms, roles, matrices = study_arms(
         base, chosen, n_random, Budget(budget, time_budget, base.block_size), probe_seeds, probe_steps, probe_batches
     )
     if lora_rank:
-        arms.append(lora_arm(chosen[0], dict(arms)[chosen[0]], lora_rank))
+        arms.append(lora_arm(base, chosen[0], matrices[chosen[0]], lora_rank))
     shares = Budget(budget, time_budget).describe()
     click.echo(f"study: {len(chosen)} selector arm(s) and {n_random} random control(s) at {shares}")
     _preview(base, arms, roles)
@@ -118,12 +118,14 @@ def _methods(text: str) -> list[str]:
 
 def study_arms(
     cfg, methods: list[str], n_random: int, budget: Budget, probe_seeds: int, probe_steps: int, probe_batches: int
-) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """(arms as (name, spec), {arm: role}): full, one arm per method, random-1..K with seeds s..s+K-1."""
+) -> tuple[list[tuple[str, str]], dict[str, str], dict[str, list[tuple[int | None, str]]]]:
+    """(arms as (name, spec), {arm: role}, {arm: its chosen (block, role) matrices}): full, one arm per
+    method, random-1..K with seeds s..s+K-1."""
     from freeze_tui.cli.engine_door import select
 
     arms = [("full", "full")]
     roles = {"full": "full"}
+    matrices: dict[str, list[tuple[int | None, str]]] = {}
     picks = [(m, m, cfg) for m in methods]
     picks += [
         (f"random-{k}", "random", dataclasses.replace(cfg, seed=cfg.seed + k - 1)) for k in range(1, n_random + 1)
@@ -136,13 +138,18 @@ def study_arms(
             raise FreezeTuiError(f"{name}: no block matrix fits in {budget.describe()}; raise the budget")
         arms.append((name, sel.spec))
         roles[name] = "random" if method == "random" else "method"
-    return arms, roles
+        matrices[name] = [(unit.block, unit.role) for unit in sel.fill.chosen]
+    return arms, roles, matrices
 
 
-def lora_arm(method: str, spec: str, rank: int) -> tuple[str, str]:
-    """A LoRA arm on exactly the matrices `method`'s spec trains (`+attn.o[0,3],+mlp[1]` ->
-    `lora:R:attn.o[0,3],mlp[1]`); it has no study role (it is no selector), the summary lists it."""
-    return f"lora-{method}", f"lora:{rank}:" + ",".join(rule.lstrip("+") for rule in spec.split(","))
+def lora_arm(cfg, method: str, matrices: list[tuple[int | None, str]], rank: int) -> tuple[str, str]:
+    """A LoRA arm on exactly the matrices `method` chose (`lora:R:attn.o[0,3],mlp[1]`), written by the
+    arm-kind seam; it has no study role (it is no selector), the summary lists it."""
+    from engine.plans.kinds import spec_for_matrices
+    from freeze_tui.cli.engine_door import planned_run
+
+    layout = planned_run(cfg).layout  # the model's layout on the meta device (no weights)
+    return f"lora-{method}", spec_for_matrices("lora", matrices, layout, rank=rank)
 
 
 def _preview(cfg, arms: list[tuple[str, str]], roles: dict[str, str]) -> None:
