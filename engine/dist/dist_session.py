@@ -58,9 +58,12 @@ class MeshRun:
     def run(self, session: RunSession) -> tuple[str, dict]:
         from engine.dist.distributed import drive, init_world
 
+        from engine.log.throughput import throughput_extras
+
         self.world = init_world(session.cfg)
         self.world.board.watch(self._end_failed, find_lost=True)
-        return drive(session.cfg, session.emit, session.control, self.world)
+        status, extra = drive(session.cfg, session.emit, session.control, self.world)
+        return status, {**extra, **throughput_extras(session.state)}  # tokens/s and MFU as in one process
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # the log is whole; tearing the groups down is best effort

@@ -170,6 +170,8 @@ def test_arms_over_ranks_reproduce_the_single_process_run(assets, launched):
     assert r["code"] == 0, r["err"][-2000:]
     assert_same_run(single(assets, "arms"), list(read_events(r["log"])), loss_tol=1e-5)
     assert "The run finished." in r["out"] and r["err"].count("freeze-tui") == 0
+    arms = list(read_events(r["log"]))[-1].summary["arms"]  # tokens/s per arm, as a one-process run_end has
+    assert all(isinstance(arm.get("tokens_per_s"), float) and arm["tokens_per_s"] > 0 for arm in arms.values())
 
 
 def test_a_sharded_arm_reproduces_the_single_process_run(assets, launched):

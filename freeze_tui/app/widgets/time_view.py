@@ -59,13 +59,14 @@ def time_table(
     """intervals: {arm: (lo, hi)} of r, computed when an epoch ends (a bootstrap is too slow per step);
     compact: short headers and one-line cells, for 80 columns."""
     intervals = intervals or {}
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    # compact: one space between columns (not two), so 6 arms with 3 epochs fit 80 columns unwrapped
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 0, 0, 1) if compact else (0, 1))
     epochs = _epochs_shown(state)
-    table.add_column("arm")
+    table.add_column("arm", no_wrap=True, overflow="ellipsis")  # the arm's name gives way first: numbers never wrap
     for k in epochs:
-        table.add_column(f"t_{k + 1}", justify="right")
+        table.add_column(f"t_{k + 1}", justify="right", no_wrap=True)
     for title in ("T", "r", "FLOP r", "r 95 %") if compact else ("T", "r measured", "r FLOP model", "r 95 % interval"):
-        table.add_column(title, justify="right")
+        table.add_column(title, justify="right", no_wrap=True)
     for index, (name, arm) in enumerate(state.arms.items()):
         t_k = {epoch: rec.t_epoch for epoch, rec in arm.epochs}
         row = [safe(fit_arm(name, 16), Style(bold=True) + palette.arm(index), max_len=16)]
@@ -93,8 +94,8 @@ def time_bars(state: RunState, width: int = 40, palette: Palette = PLAIN) -> Tex
     lines = []
     for index, (name, t) in enumerate(times.items()):
         n = round(width * t / top) if top else 0
-        label = safe(fit_arm(name, 12), max_len=12)
-        label.pad_right(13 - len(label.plain))
+        label = safe(fit_arm(name, 14), max_len=14)
+        label.pad_right(15 - len(label.plain))
         lines.append(label + Text.assemble(("█" * n, palette.arm(index)), f" {fmt.duration(t)}"))
     return Text("\n").join(lines)
 
