@@ -215,13 +215,18 @@ def to_log(series: list[Series]) -> list[Series]:
 
 
 def log_ticks(series: list[Series], n: int = 5) -> tuple[list[float], list[str]]:
-    """y ticks of a log axis drawn from to_log's values: `n` evenly spaced in log10, labelled with the loss
-    itself (3 significant digits)."""
+    """y ticks of a log axis drawn from to_log's values: `n` evenly spaced in log10, labelled with the loss."""
     ys = [y for s in series for y in s.ys]
     if not ys:
         return [], []
     lo, hi = min(ys), max(ys)
     if hi <= lo:
-        return [lo], [f"{10**lo:.3g}"]
+        return [lo], [log_tick_label(lo)]
     ticks = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
-    return ticks, [f"{10**t:.3g}" for t in ticks]
+    return ticks, [log_tick_label(t) for t in ticks]
+
+
+def log_tick_label(exponent: float) -> str:
+    """10**exponent with three significant digits in fixed notation: 2.50, 5.41, 10.0, 1000."""
+    value = 10**exponent
+    return f"{value:.{max(0, 2 - math.floor(exponent))}f}"

@@ -105,5 +105,6 @@ def test_log_y_is_for_the_loss_curves_only():
     logged = charts.to_log([charts.Series("a", [0.0, 1.0, 2.0, 3.0], [10.0, 0.0, -1.0, 1000.0], (1, 2, 3))])
     assert logged == [charts.Series("a", [0.0, 3.0], [1.0, 3.0], (1, 2, 3))]  # zero and negative dropped
     ticks, labels = charts.log_ticks(logged, n=3)
-    assert ticks == [1.0, 2.0, 3.0] and labels == ["10", "100", "1e+03"]
+    assert ticks == [1.0, 2.0, 3.0] and labels == ["10.0", "100", "1000"]
     assert charts.log_ticks([]) == ([], [])
+    assert [charts.log_tick_label(math.log10(v)) for v in (2.5, 5.4128, 0.0314)] == ["2.50", "5.41", "0.0314"]
