@@ -48,4 +48,5 @@ def summary_line(arm: ArmState) -> str:
 def summary_lines(state: RunState) -> list[str]:
     """`best so far` lines after the summary table (none when no arm has a best yet)."""
     lines = [line for arm in state.arms.values() if (line := summary_line(arm))]
-    return [f"best values ({BEST_NOTE}):", *(f"  {line}" for line in lines)] if lines else []
+    seed = f"; seed {state.replicate + 1} of {state.replicates}" if state.replicates > 1 else ""  # arms: this one
+    return [f"best values ({BEST_NOTE}{seed}):", *(f"  {line}" for line in lines)] if lines else []

@@ -13,7 +13,7 @@ from freeze_tui.app.widgets.arm_card import arm_card_text
 from freeze_tui.draw import charts
 from freeze_tui.draw.best_values import progress_value, summary_lines
 from freeze_tui.draw.series import ema_weighted
-from tests.unit.test_headless_progress import ARMS, printed
+from tests.unit.test_headless_progress import ARMS, printed, two_seeds_three_steps
 
 LOSSES = [5.0, 4.0, math.nan, 3.0, 0.5, 6.0, 6.0, 6.0, math.inf, 2.5]
 
@@ -94,6 +94,8 @@ def test_headless_progress_and_summary_say_the_best_values():
     assert "best values (train: the lowest smoothed loss" in wide and "val 2.200 (epoch 1; last 2.200)" in wide
     narrow = [line for line in printed(events, width=80).splitlines() if line.startswith("epoch 1/1")]
     assert narrow and all("best" not in line for line in narrow)  # narrow progress: the last loss only
+    seeds = printed(two_seeds_three_steps(), width=160)
+    assert "EMA 0.9 as the chart's default curve; seed 2 of 2):" in seeds  # --seeds: the last seed's arms
 
 
 def test_log_y_is_for_the_loss_curves_only():
