@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.core.stats import clustered_mean_ci95, saving
 from engine.log import events as ev
+from engine.log.best import BestLoss, best_of
 from engine.log.passes import PassClock
 
 DW_HISTORY = 48  # dw events kept per run for trend sparklines
@@ -63,6 +64,7 @@ class ArmState:
     device: str = ""  # where this arm trains, when run_start says (several devices: placement)
     step_zero: ev.ArmMeasures | None = None  # the step_zero event's measures (retain loss, expected S, ...)
     nonfinite_step: int = -1  # the first step whose record had a NaN/inf loss (engine/log/alerts.py)
+    best_loss: BestLoss = field(default_factory=BestLoss)  # lowest smoothed training loss (engine/log/best.py)
 
     def restarted(self) -> ArmState:
         """This arm as run_start described it, before any step: how a new replicate begins."""
@@ -232,6 +234,7 @@ class RunState:
             arm.lr_last = lr if type(lr) is float else _num(lr)
             arm.losses.append(loss)
             arm.dts.append(dt)
+            arm.best_loss.add(loss, e.step)
             if dt == dt:  # not nan
                 arm.time_total += dt
                 arm.dt_ema = dt if arm.dt_ema != arm.dt_ema else 0.9 * arm.dt_ema + 0.1 * dt
@@ -476,6 +479,7 @@ def undo_superseded(state: RunState, e: ev.Resumed) -> None:
         del arm.dts[keep:]
         arm.time_total = math.fsum(d for d in arm.dts if d == d)
         arm.loss_last = _last(arm.losses)
+        arm.best_loss = best_of(arm.losses, state.steps)
         arm.dt_last = _last(arm.dts)
         arm.epochs = [(k, rec) for k, rec in arm.epochs if k < e.epoch]
         if arm.samples is not None and arm.samples.phase != "pre" and arm.samples.epoch >= e.epoch:

@@ -165,6 +165,10 @@ class KeyActions(_Base):
             return
         self.notify(f"screenshot saved to {Path(saved).resolve()}", markup=False, timeout=6)
 
+    def action_log_y(self) -> None:
+        on = not self.chart.log_y
+        self.set_chart("log y (the paired difference stays linear)" if on else "linear y", log_y=on)
+
 
 def free_name(folder: Path, run_id: str) -> Path:
     """A screenshot path in `folder` not taken yet: two in the same second must not overwrite each other."""

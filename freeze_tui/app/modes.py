@@ -229,6 +229,14 @@ KEYS = (
         doc="replay: back / forward 10 steps (back at ×max also pauses, to stay there)",
     ),
     Key("e", "replay: jump to the end", frozenset({REPLAY}), binds=(Bind("e", "seek_end", "end", False),)),
+    Key(
+        "l",
+        "y axis: linear ↔ log (loss curves; the difference stays linear)",
+        view="loss",
+        binds=(Bind("l", "log_y", "log y", False),),
+        doc="y axis of the loss curves: linear ↔ log (the title says `log y`); the paired difference (`d`) "
+        "stays linear, since differences can be negative",
+    ),
 )
 
 

@@ -29,6 +29,7 @@ from freeze_tui.app.activity import phase_words
 from freeze_tui.cli import exit_codes
 from freeze_tui.cli.interrupts import Guarded, Interrupts
 from freeze_tui.draw import fmt
+from freeze_tui.draw.best_values import progress_value, summary_lines
 from freeze_tui.draw.eta_text import eta_text
 from freeze_tui.draw.frontier_report import frontier_console_lines
 from freeze_tui.draw.report import Packed, SummaryTable, interval_lines, status_text
@@ -186,8 +187,10 @@ class _Printer:
                 safe_line(f"{seed}epoch {s.epoch + 1}/{epochs}"), total=steps, losses=[], eta=""
             )
             self.task_epoch, self.task_start = (s.replicate, s.epoch), start
-        losses = [(a.name, fmt.num(a.loss_last)) for a in s.arms.values() if not math.isnan(a.loss_last)]
-        eta = eta_text(s, compact=self.console.width < 120)
+        compact = self.console.width < 120  # narrow: the last loss only; wide: its best beside it
+        value = (lambda a: fmt.num(a.loss_last)) if compact else progress_value
+        losses = [(a.name, value(a)) for a in s.arms.values() if not math.isnan(a.loss_last)]
+        eta = eta_text(s, compact=compact)
         self.progress.update(self.task, completed=s.step - start + 1, losses=losses, eta=eta)
 
 
@@ -214,7 +217,7 @@ def print_summary(state: RunState, console: Console) -> None:
     """The table (when any arm ran), then one line on how the run ended."""
     if state.arms:
         console.print(SummaryTable(state))
-        for line in [*interval_lines(state), *frontier_console_lines(state)]:
+        for line in [*interval_lines(state), *frontier_console_lines(state), *summary_lines(state)]:
             console.print(Text(safe_line(line)))
     console.print(status_text(state))
     fatal = [m for m in state.messages if m.level == "error" and m.fatal]

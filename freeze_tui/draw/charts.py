@@ -21,13 +21,14 @@ ZOOMS = (0, 1000, 200, 50)  # last N steps; 0 = all
 
 @dataclass(frozen=True)
 class ChartOptions:
-    """What the person chose to see: smoothing weight (0 = raw only), hidden arms, x axis, zoom."""
+    """What the person chose to see: smoothing weight (0 = raw only), hidden arms, x axis, zoom, log y."""
 
     smoothing: float = 0.9
     hidden: frozenset[str] = frozenset()
     axis: str = "step"
     zoom: int = 0  # show only the last `zoom` steps; 0 = all
     difference: bool = False  # the paired difference L_arm − L_base instead of the loss curves
+    log_y: bool = False  # the loss curves on a log y axis (`l`); the difference view stays linear
 
     def describe(self) -> str:
         parts = [f"smoothing {self.smoothing:.2f}" if self.smoothing else "raw"]
@@ -35,6 +36,8 @@ class ChartOptions:
             parts.append(f"last {self.zoom} steps")
         if self.hidden:
             parts.append(f"{len(self.hidden)} hidden")
+        if self.log_y and not self.difference:
+            parts.append("log y")
         return ", ".join(parts)
 
 
@@ -192,3 +195,38 @@ def step_ticks(lo: float, hi: float, width: int, axis: str = "step") -> tuple[li
     first = math.ceil(lo / step) * step
     ticks = list(range(int(first), int(hi) + 1, step)) or [int(lo)]
     return ticks, [axis_label(axis, t) for t in ticks]
+
+
+def log_y(opts: ChartOptions) -> bool:
+    """Whether the loss curves go on a log y axis: when chosen (`l`), never in the difference view, since
+    L_arm − L_full is negative wherever an arm is ahead and a log axis has no place for that."""
+    return opts.log_y and not opts.difference
+
+
+def to_log(series: list[Series]) -> list[Series]:
+    """The series with log10(y), the points at or below zero dropped (a loss can be 0). We transform rather
+    than use plotext's yscale("log"): plotext applies the log to its stored data on every build, so a chart
+    rebuilt without new data (a resize, a refresh) would take the log of the log."""
+    out = []
+    for s in series:
+        keep = [(x, math.log10(y)) for x, y in zip(s.xs, s.ys) if y > 0.0]
+        out.append(Series(s.label, [x for x, _ in keep], [y for _, y in keep], s.rgb))
+    return out
+
+
+def log_ticks(series: list[Series], n: int = 5) -> tuple[list[float], list[str]]:
+    """y ticks of a log axis drawn from to_log's values: `n` evenly spaced in log10, labelled with the loss."""
+    ys = [y for s in series for y in s.ys]
+    if not ys:
+        return [], []
+    lo, hi = min(ys), max(ys)
+    if hi <= lo:
+        return [lo], [log_tick_label(lo)]
+    ticks = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+    return ticks, [log_tick_label(t) for t in ticks]
+
+
+def log_tick_label(exponent: float) -> str:
+    """10**exponent with three significant digits in fixed notation: 2.50, 5.41, 10.0, 1000."""
+    value = 10**exponent
+    return f"{value:.{max(0, 2 - math.floor(exponent))}f}"

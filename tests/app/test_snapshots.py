@@ -26,6 +26,7 @@ SCENES = {
     "dw-keys": ["2", "pagedown", "down", "right_square_bracket"],
     "difference": ["d"],
     "samples-side-by-side": ["3", "c", "n"],
+    "log-y": ["l"],
 }
 
 

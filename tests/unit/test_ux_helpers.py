@@ -139,7 +139,7 @@ def test_bindings_tabs_and_help_come_from_the_one_table():
         "difference": "loss",
         "compare": "samples",
         "sample": "samples",
-    } | {"arm_page": "dw"}
+    } | {"arm_page": "dw", "log_y": "loss"}
     help_rows = [k.keys for k in modes.keys_for("replay", "dw")]  # the keys of every view first, then this view's
     assert help_rows == [f"1-{len(modes.VIEWS)}", "? F1", "p", "ctrl+s", "q", "< >", ", .", "e"] + [
         "↑ ↓ ← →",

@@ -1,4 +1,5 @@
-"""One arm's column: name, spec, trainable share, current loss with a sparkline, epoch loss, speed, time."""
+"""One arm's column: name, spec, trainable share, current (and, where wide, best) loss with a sparkline, epoch
+loss (and best validation loss, where wide), speed, time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.widget import Widget
 
 from engine.log.state import RunState
 from freeze_tui.draw import fmt
+from freeze_tui.draw.best_values import best_val, train_best_text
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.merged_runs import fit_arm
 from freeze_tui.draw.safe_text import safe
@@ -18,6 +20,7 @@ from freeze_tui.draw.series import sparkline
 SPARK_STEPS = 400  # the sparkline shows the most recent steps
 NARROW = 28
 TINY = 16  # 5+ arms at 80 columns: "L" for loss and the bare share, so that the numbers stay whole
+MIN_SPARK = 16  # the best training loss joins the loss line only where the sparkline keeps this many columns
 
 
 def stopped_note(state: RunState, name: str) -> str:
@@ -33,16 +36,24 @@ def stopped_note(state: RunState, name: str) -> str:
 def _loss_line(state: RunState, name: str, width: int, palette: Palette) -> Text:
     arm = state.arms[name]
     head = f"{'loss' if width >= TINY else 'L'} {fmt.num(arm.loss_last)} "
+    best = arm.best_loss.best  # the lowest smoothed loss (engine/log/best.py), where the sparkline keeps room
+    if math.isfinite(best) and width - len(head) - len(train_best_text(best)) - 1 >= MIN_SPARK:
+        head += f"{train_best_text(best)} "
     spark = sparkline(arm.losses[-SPARK_STEPS:], max(0, width - len(head)))
     return Text(head) + Text(spark, style=palette.arm(list(state.arms).index(name)))
 
 
-def _epoch_line(state: RunState, name: str) -> Text:
+def _epoch_line(state: RunState, name: str, width: int) -> Text:
     arm = state.arms[name]
     if not arm.epochs:
         return Text("epoch loss –", style="dim")
     epoch, last = arm.epochs[-1]
-    return Text(f"epoch {epoch + 1} L {fmt.num(last.loss_mean)} val {fmt.num(last.val_loss)}")
+    line = Text(f"epoch {epoch + 1} L {fmt.num(last.loss_mean)} val {fmt.num(last.val_loss)}")
+    best, at = best_val(arm)
+    note = f"  best val {fmt.num(best)} (ep {at + 1})"
+    if math.isfinite(best) and len(line) + len(note) <= width:  # wide cards only: 80 columns keep the line
+        line.append(note, style="dim")
+    return line
 
 
 def arm_card_text(state: RunState, name: str, width: int, compact: bool = False, palette: Palette = PLAIN) -> Text:
@@ -69,7 +80,7 @@ def arm_card_text(state: RunState, name: str, width: int, compact: bool = False,
             title + spec,
             share + Text(f"  {fmt.count(arm.trainable)}/{fmt.count(arm.total)}", style="dim"),
             _loss_line(state, name, width, palette),
-            _epoch_line(state, name),
+            _epoch_line(state, name, width),
             speed,
         ]
     if note:

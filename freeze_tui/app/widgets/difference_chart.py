@@ -29,12 +29,15 @@ def draw_difference(plt, state, opts: charts.ChartOptions, width: int, palette: 
         if gap.lo == gap.lo:  # an interval: a vertical bar from lo to hi
             plt.plot([x, x], [gap.lo, gap.hi], color=rgb, marker="│")
         plt.scatter([x], [gap.gap], color=rgb, marker=GAP_MARKER)
+    linear = ", linear y" if opts.log_y else ""  # `l` chose log y for the loss curves: say why not here
     notes = [opts.describe(), difference.band_note(curves), f"{GAP_MARKER} validation gap"]
+    notes += ["linear y: it can be negative"] if linear else []
     name = difference.title(state)
     titles = (
         f"{name} per step ({'; '.join(n for n in notes if n)})",
-        f"{name} per step, 95 % band, {GAP_MARKER} val gap",
-        f"{name}, 95 % band, {GAP_MARKER} val gap",
+        f"{name} per step, 95 % band, {GAP_MARKER} val gap{linear}",
+        f"{name}, 95 % band, {GAP_MARKER} val gap{linear}",
+        f"{name}{linear}",
         name,
     )  # plotext drops a title wider than its chart: the longest that fits
     plt.title(next((t for t in titles if len(t) <= width - 4), name))

@@ -27,12 +27,15 @@ def draw_loss(plt, state: RunState, opts: charts.ChartOptions, width: int, palet
     plt.clear_data()
     series = charts.loss_series(state, opts, max_points=charts.points_for(width) // 2, palette=palette.arm_rgb)
     bands = charts.band_series(state, charts.points_for(width), palette.arm_rgb) if opts.axis == "step" else []
+    validations = difference.validation_series(state, opts, palette.arm_rgb)
+    if charts.log_y(opts):  # `l`: log10 of the values, ticks labelled with the loss itself
+        series, bands, validations = (charts.to_log(s) for s in (series, bands, validations))
+        plt.yticks(*charts.log_ticks([*series, *bands, *validations]))
     for band in bands:  # --seeds N, finished: the range across seeds, faint, under the curves
         plt.plot(band.xs, band.ys, color=band.rgb, marker="braille")
     for s in series:
         if s.xs:
             plt.plot(s.xs, s.ys, color=s.rgb, label=s.label or None, marker="braille")
-    validations = difference.validation_series(state, opts, palette.arm_rgb)
     for points in validations:  # each validation's loss, where its epoch ended
         plt.scatter(points.xs, points.ys, color=points.rgb, marker=GAP_MARKER)
     xs = [x for s in series for x in (s.xs[:1] + s.xs[-1:])]
@@ -83,6 +86,7 @@ class StateChart(PlotextPlot):
         self.state: RunState | None = None
         self.cost = 0.0  # seconds the last draw took
         self._drawn = None
+        self._log = False  # the last draw set log-axis y ticks
 
     def render(self):
         start = time.perf_counter()
@@ -90,6 +94,10 @@ class StateChart(PlotextPlot):
         if self.state is not None and key != self._drawn:
             self._drawn = key
             draw = draw_difference if self.opts.difference and self.draw is draw_loss else self.draw
+            log = draw is draw_loss and charts.log_y(self.opts)
+            if self._log and not log:  # back from `l`'s ticks: plotext's own y ticks come only with a new figure
+                self.plt.clear_figure()
+            self._log = log
             draw(self.plt, self.state, self.opts, self.size.width, getattr(self.app, "palette", PLAIN))
         result = super().render()
         self.cost = time.perf_counter() - start
