@@ -71,7 +71,7 @@ class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
         self.source_error, self.palette = "", PLAIN
         self.source_finished = False  # the bridge has delivered everything it will
         self._dirty, self._stopping, self._quit_when_done = True, False, False
-        self._last_weight, self._offered = 0.9, ("", "", False, False)
+        self._last_weight, self._offered = ChartOptions.smoothing, ("", "", False, False)
         self.view_paused = False  # LIVE `p`: the screen is frozen, the run and the state go on
 
     def compose(self) -> ComposeResult:

@@ -106,7 +106,7 @@ class KeyActions(_Base):
 
     def action_smooth(self) -> None:
         on = not self.chart.smoothing
-        weight = (self._last_weight if on else 0.0) or 0.9
+        weight = (self._last_weight if on else 0.0) or charts.ChartOptions.smoothing
         if not on:
             self._last_weight, weight = self.chart.smoothing, 0.0
         self.set_chart(f"smoothing {weight:.2f}" if weight else "raw (smoothing off)", smoothing=weight)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.log.best import SMOOTHING
 from engine.log.state import RunState
 from freeze_tui.draw.colors import PLAIN
 from freeze_tui.draw.fmt import count, duration
@@ -23,7 +24,7 @@ ZOOMS = (0, 1000, 200, 50)  # last N steps; 0 = all
 class ChartOptions:
     """What the person chose to see: smoothing weight (0 = raw only), hidden arms, x axis, zoom, log y."""
 
-    smoothing: float = 0.9
+    smoothing: float = SMOOTHING  # the weight the arms' best smoothed loss is taken at, too
     hidden: frozenset[str] = frozenset()
     axis: str = "step"
     zoom: int = 0  # show only the last `zoom` steps; 0 = all
