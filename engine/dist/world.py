@@ -1,5 +1,5 @@
 """What a process knows of a distributed run before torch loads: the torchrun environment, the world's
-layout (arms x shards) and what a distributed run refuses. No torch. (World rank 0 merges the events of
+layout (arms x replicas x shards) and what a distributed run refuses. No torch. (World rank 0 merges the events of
 the arm groups with the one merger, engine.log.merge.merge_parts.)
 """
 
@@ -40,24 +40,31 @@ def check_world(cfg: RunConfig, world_size: int, *, headless: bool, detach: bool
     """One clear line for what a distributed run cannot do: the live app, or a world of the wrong size."""
     if not headless or detach:
         raise FreezeTuiError(LIVE_APP_REFUSED)
-    if cfg.shards > 1 and cfg.dtype == "fp16":
+    if cfg.shards * cfg.replicas > 1 and cfg.dtype == "fp16":
+        flag = "--shards" if cfg.shards > 1 else "--replicas"
         raise FreezeTuiError(
-            "--dtype fp16 with --shards: each shard's GradScaler would skip steps on its own; use --dtype bf16"
+            f"--dtype fp16 with {flag}: each rank's GradScaler would skip steps on its own; use --dtype bf16"
         )
     if "," in cfg.device:
         raise FreezeTuiError(
             f"--device {cfg.device}: a distributed run has one device per process (its local rank's); "
             "pass --device cuda, cpu or auto"
         )
-    need = len(cfg.arms) * cfg.shards
+    need = len(cfg.arms) * cfg.replicas * cfg.shards
     if world_size != need:
         raise FreezeTuiError(
-            f"the world has {world_size} process(es) but {len(cfg.arms)} arm(s) x --shards {cfg.shards} "
-            f"need {need}: start {need} processes (--nproc-per-node x --nnodes) or change --arm/--shards"
+            f"the world has {world_size} process(es) but {len(cfg.arms)} arm(s) x --replicas {cfg.replicas} "
+            f"x --shards {cfg.shards} need {need}: start {need} processes (--nproc-per-node x --nnodes) "
+            "or change --arm/--replicas/--shards"
         )
 
 
 def check_one_process(cfg: RunConfig) -> None:
+    if cfg.replicas > 1:
+        raise FreezeTuiError(
+            f"--replicas {cfg.replicas} trains each arm over {cfg.replicas} processes: add --nproc-per-node "
+            f"{len(cfg.arms) * cfg.replicas * cfg.shards} --headless (or start it with torchrun)"
+        )
     if cfg.shards > 1:
         raise FreezeTuiError(
             f"--shards {cfg.shards} shards each arm over {cfg.shards} processes: add --nproc-per-node "

@@ -153,6 +153,12 @@ class RunConfig:
         "Recompute each block's activations in backward instead of keeping them (every arm alike; "
         "less memory, about a third more compute).",
     )
+    replicas: int = setting(
+        1,
+        "Distributed runs: data-parallel replicas per arm. R > 1 trains each arm over R ranks (FSDP2's "
+        "replication; HSDP with --shards), each a slice of the batch; the world is arms x replicas x shards.",
+        metavar="R",
+    )
 
     def validate(self) -> RunConfig:
         """Raise FreezeTuiError with one clear line for the first bad value."""
@@ -174,10 +180,13 @@ class RunConfig:
             raise FreezeTuiError(f"--diverge-k must be a positive number, got {self.diverge_k}")
         _positive("--common-k", self.common_k)
         _positive("--shards", self.shards)
-        if self.batch_size % self.shards:
+        _positive("--replicas", self.replicas)
+        if self.batch_size % (self.shards * self.replicas):
+            over = f"--shards {self.shards}"
+            over = over if self.replicas == 1 else f"--replicas {self.replicas} x {over}"
             raise FreezeTuiError(
-                f"--batch-size {self.batch_size} must split evenly over --shards {self.shards} "
-                "(each shard takes an equal slice of every batch)"
+                f"--batch-size {self.batch_size} must split evenly over {over} "
+                "(each rank of an arm takes an equal slice of every batch)"
             )
         if self.lr is not None and not 0 < self.lr <= MAX_LR:
             raise FreezeTuiError(f"--lr must be a positive number up to {MAX_LR:g}, got {self.lr}")

@@ -55,7 +55,7 @@ def test_merge_keeps_each_arms_samples_together_after_the_epoch_end():
 def test_world_must_be_arms_times_shards_and_headless():
     cfg = RunConfig(arms=(("a", "full"), ("b", "targeted")), batch_size=4, shards=2).validate()
     check_world(cfg, 4, headless=True)
-    with pytest.raises(FreezeTuiError, match=r"3 process\(es\) but 2 arm\(s\) x --shards 2 need 4"):
+    with pytest.raises(FreezeTuiError, match=r"3 process\(es\) but 2 arm\(s\) x --replicas 1 x --shards 2 need 4"):
         check_world(cfg, 3, headless=True)
     with pytest.raises(FreezeTuiError, match="--headless"):
         check_world(cfg, 4, headless=False)
@@ -90,14 +90,14 @@ def test_under_torchrun_the_live_app_is_refused_in_one_line_by_rank_0(monkeypatc
 
 def test_under_torchrun_a_world_of_the_wrong_size_is_refused(monkeypatch, capsys):
     code, err = run_cli(monkeypatch, capsys, {"RANK": "0", "WORLD_SIZE": "3"}, "--headless", "--shards", "2")
-    assert code == 2 and "the world has 3 process(es) but 2 arm(s) x --shards 2 need 4" in err
+    assert code == 2 and "the world has 3 process(es) but 2 arm(s) x --replicas 1 x --shards 2 need 4" in err
 
 
 def test_the_launcher_refuses_a_wrong_world_before_starting_anything(monkeypatch, capsys):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     code, err = run_cli(monkeypatch, capsys, {}, "--headless", "--nproc-per-node", "3")
-    assert code == 2 and "the world has 3 process(es) but 2 arm(s) x --shards 1 need 2" in err
+    assert code == 2 and "the world has 3 process(es) but 2 arm(s) x --replicas 1 x --shards 1 need 2" in err
 
 
 def test_shards_outside_a_distributed_run_say_how_to_start_one(monkeypatch, capsys):
@@ -118,3 +118,19 @@ def test_what_a_distributed_run_cannot_do_is_one_line(changes, message):
     cfg = dataclasses.replace(RunConfig(arms=(("a", "full"),), batch_size=4), **changes).validate()
     with pytest.raises(FreezeTuiError, match=message):
         check_world(cfg, cfg.shards, headless=True)
+
+
+def test_replicas_the_launcher_refuses_a_world_that_is_not_arms_x_replicas_x_shards(monkeypatch, capsys):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    code, err = run_cli(monkeypatch, capsys, {}, "--headless", "--replicas", "2", "--nproc-per-node", "3")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "the world has 3 process(es) but 2 arm(s) x --replicas 2 x --shards 1 need 4" in err
+    code, err = run_cli(monkeypatch, capsys, {}, "--headless", "--replicas", "2")  # no launcher: how to start one
+    assert code == 2 and "--replicas 2 trains each arm over 2 processes: add --nproc-per-node 4 --headless" in err
+    code, err = run_cli(monkeypatch, capsys, {}, "--headless", "--replicas", "0")
+    assert code == 2 and "--replicas must be at least 1, got 0" in err
+    cfg = RunConfig(batch_size=4, replicas=2, shards=2).validate()
+    assert cfg.to_dict()["replicas"] == 2  # run_start's config records it
+    with pytest.raises(FreezeTuiError, match="--batch-size 6 must split evenly over --replicas 2 x --shards 2"):
+        RunConfig(batch_size=6, replicas=2, shards=2).validate()
