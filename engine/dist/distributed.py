@@ -1,11 +1,15 @@
-"""A run over several processes (torchrun): the world is arms x shards, a 2-D DeviceMesh (`arm`, `shard`) (torch).
+"""A run over several processes (torchrun): the world is arms x replicas x shards, one 3-D DeviceMesh
+(`arm`, `replica`, `shard`) (torch).
 
-Each arm group trains one arm; with --shards K > 1 the arm is sharded with FSDP2 (`fully_shard`) over
-its K ranks, each taking an equal slice of every batch (the gradient is then the full batch's). Every
-group draws the same seeded batch order, so no batch travels. Per step, a sharded group reduces its
-values (loss: mean of the slices; dt: the slowest rank; squared norms: summed over the shards, which
-makes the norms exact); at every sync point the groups' events are gathered to world rank 0, which
-merges them and is the only emitter. Failures go through the rendezvous store (`FailureBoard`).
+Each arm group trains one arm over its R x K ranks: with --shards K > 1 the arm is sharded with FSDP2
+(`fully_shard`) over the `shard` dim; with --replicas R > 1 it is replicated over the `replica` dim
+(FSDP2's HSDP on the 2-D (`replica`, `shard`) mesh: plain data parallelism when K = 1). Rank
+replica x K + shard of a group takes that equal slice of every batch (the gradient is then the full
+batch's). Every group draws the same seeded batch order, so no batch travels. Per step, a group
+reduces its values (loss: mean of the slices; dt: the slowest rank; squared norms: summed over the
+shards only, since replicas hold the same weights); at every sync point the groups' events are
+gathered to world rank 0, which merges them and is the only emitter. Failures go through the
+rendezvous store (`FailureBoard`).
 """
 
 from __future__ import annotations
@@ -45,13 +49,34 @@ class World:
     shard_index: int
     shards: int
     device: torch.device
-    mesh: Any  # DeviceMesh (arm, shard)
+    mesh: Any  # DeviceMesh (arm, replica, shard)
     ctl: Any  # gloo process group for the event exchange
     board: FailureBoard
+    replica_index: int = 0
+    replicas: int = 1
 
     @property
     def shard_group(self):
         return self.mesh["shard"].get_group()
+
+    @property
+    def replica_group(self):
+        return self.mesh["replica"].get_group()
+
+    @property
+    def group_size(self) -> int:
+        """Ranks that train this rank's arm (replicas x shards)."""
+        return self.replicas * self.shards
+
+    @property
+    def first_of_arm(self) -> bool:
+        """The arm group's first rank: the one that sends its events, saves and counts its memory."""
+        return self.replica_index == 0 and self.shard_index == 0
+
+    @property
+    def data_mesh(self) -> Any:
+        """The mesh FSDP2 wraps an arm over: (`shard`) alone, or (`replica`, `shard`) for HSDP."""
+        return self.mesh["replica", "shard"] if self.replicas > 1 else self.mesh["shard"]
 
     def gather(self, value) -> list:
         out: list = [None] * self.size
@@ -96,7 +121,8 @@ def init_world(cfg: RunConfig) -> World:
     identities: list = [None] * dist.get_world_size()
     dist.all_gather_object(identities, run_identity(cfg))
     check_same_run(identities)
-    mesh = init_device_mesh(device.type, (len(cfg.arms), cfg.shards), mesh_dim_names=("arm", "shard"))
+    shape = (len(cfg.arms), cfg.replicas, cfg.shards)
+    mesh = init_device_mesh(device.type, shape, mesh_dim_names=("arm", "replica", "shard"))
     ctl = dist.group.WORLD if backend == "gloo" else dist.new_group(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
     return World(
         rank=dist.get_rank(),
@@ -108,6 +134,8 @@ def init_world(cfg: RunConfig) -> World:
         mesh=mesh,
         ctl=ctl,
         board=board,
+        replica_index=mesh.get_local_rank("replica"),
+        replicas=cfg.replicas,
     )
 
 
@@ -121,48 +149,56 @@ class MeshRanks:
         self.final_emit = None
         self.checksums: dict[str, str] = {}  # this rank's arm's initial weights, as copied
         self.last = Agreement(stop=False, nan_stop=False, active=True)
-        # before training every arm is the same: arm group 0 samples for all (every rank of a sharded
-        # group takes part in the forward passes; its first rank sends the events)
+        # before training every arm is the same: arm group 0 samples for all (every rank of the group
+        # runs the forward passes -- a sharded arm needs them all, replicas compute the same -- and
+        # its first rank sends the events)
         self.samples_before_training = world.arm_index == 0
 
     def own(self, plans: list) -> list:
         return [plans[self.world.arm_index]]
 
     def place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        # a sharded arm is never whole on its device: fully_shard moves each rank's shards, block by block
-        return model if self.world.shards > 1 else model.to(device)
+        # a wrapped arm is never whole on its device: fully_shard moves each rank's shards, block by block
+        return model if self.world.group_size > 1 else model.to(device)
 
     def wrap(self, name: str, model: torch.nn.Module, n_blocks: int) -> torch.nn.Module:
         self.checksums[name] = weights_checksum(model)  # before sharding: the weights as copied
-        if self.world.shards == 1:
+        if self.world.group_size == 1:
             return model
         from torch.distributed.fsdp import fully_shard
 
-        mesh = self.world.mesh["shard"]
+        # every arm alike: the same mesh shape and options. Unsharded (replicas only) there is nothing
+        # to gather again in backward, so the weights stay whole after forward, as under DDP
+        mesh, reshard = self.world.data_mesh, self.world.shards > 1
         for block in _blocks(model, n_blocks):
-            fully_shard(block, mesh=mesh, reshard_after_forward=True)
-        fully_shard(model, mesh=mesh, reshard_after_forward=True)  # the same module, its class now FSDP's
+            fully_shard(block, mesh=mesh, reshard_after_forward=reshard)
+        fully_shard(model, mesh=mesh, reshard_after_forward=reshard)  # the same module, its class now FSDP's
         return model
 
     def batches(self, batch: torch.Tensor, devices: list[torch.device]) -> dict[torch.device, torch.Tensor]:
-        width = len(batch) // self.world.shards
-        start = self.world.shard_index * width
+        width = len(batch) // self.world.group_size
+        start = (self.world.replica_index * self.world.shards + self.world.shard_index) * width
         return copy_to(batch[start : start + width], devices)
 
     def launching_on(self, device: torch.device):
         return on_device(device)
 
     def reduce(self, losses: list, dts: list, dw_squares: list) -> tuple[list, list, list]:
-        if self.world.shards == 1:
+        if self.world.group_size == 1:
             return losses, dts, dw_squares
-        group, device = self.world.shard_group, self.world.device
+        world, device = self.world, self.world.device
         sums = torch.tensor(losses, dtype=torch.float64, device=device)
-        dist.all_reduce(sums, group=group)
         times = torch.tensor(dts, dtype=torch.float64, device=device)
-        dist.all_reduce(times, op=dist.ReduceOp.MAX, group=group)  # an arm is as fast as its slowest rank
         squares = torch.tensor(dw_squares, dtype=torch.float64, device=device)
-        dist.all_reduce(squares, group=group)
-        return (sums / self.world.shards).tolist(), times.tolist(), squares.tolist()
+        # loss and time over the whole group (shards, then replicas); the squares over the shards only:
+        # every replica holds the same weights, so summing them too would count each R times
+        for group, size in ((world.shard_group, world.shards), (world.replica_group, world.replicas)):
+            if size > 1:
+                dist.all_reduce(sums, group=group)
+                dist.all_reduce(times, op=dist.ReduceOp.MAX, group=group)  # an arm is as fast as its slowest rank
+        if world.shards > 1:
+            dist.all_reduce(squares, group=world.shard_group)
+        return (sums / world.group_size).tolist(), times.tolist(), squares.tolist()
 
     def emitter(self, emit):
         """The experiment's events wait here for the next sync point; `emit` (the log's, on world rank 0)
@@ -173,7 +209,7 @@ class MeshRanks:
     def sync(self, local: Agreement) -> Agreement:
         """Every rank: its events (only a group's first rank sends them; the others hold copies) and
         its stop/arm state go to all; world rank 0 emits the merged events; all agree on stopping."""
-        mine = self.outbox if self.world.shard_index == 0 else []
+        mine = self.outbox if self.world.first_of_arm else []
         payload = {"events": list(mine), "stop": local.stop, "nan_stop": local.nan_stop, "active": local.active}
         self.outbox.clear()
         gathered = self.world.gather(payload)
@@ -192,12 +228,12 @@ class MeshRanks:
         return self.last
 
     def whole_model(self, model: Any, initial: torch.nn.Module) -> Any:
-        """A sharded arm gathers its full weights (every rank of the group takes part); its first rank saves."""
-        if self.world.shards == 1:
+        """A wrapped arm gathers its full weights (every rank of the group takes part); its first rank saves."""
+        if self.world.group_size == 1:
             return model
         # one tensor at a time through the device: never the whole model there at once
         full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu() for k, v in model.state_dict().items()}
-        if self.world.shard_index != 0:
+        if not self.world.first_of_arm:
             return None
         plain = copy.deepcopy(initial)
         plain.load_state_dict(full)
@@ -205,7 +241,7 @@ class MeshRanks:
 
     def arm_memory(self, mine: dict) -> dict:
         # a DTensor counts its whole size: a group's first rank reports the whole arm, as one process would
-        mine = mine if self.world.shard_index == 0 else {}
+        mine = mine if self.world.first_of_arm else {}
         return {k: v for part in self.world.gather(mine) for k, v in part.items()}
 
 

@@ -89,7 +89,8 @@ def _local_segment(split, param: torch.Tensor) -> torch.Tensor:
     local = _local(param)
     if local is not param and split.dim == 0 and local.shape[0] != param.shape[0]:
         mesh = param.device_mesh  # type: ignore[attr-defined]  # a DTensor's
-        rank, parts = mesh.get_local_rank(), mesh.size()
+        shard_dim = mesh.ndim - 1  # HSDP's mesh is (replica, shard): dim 0 is sharded over the last
+        rank, parts = mesh.get_local_rank(shard_dim), mesh.size(shard_dim)
         chunk = -(-param.shape[0] // parts)
         start = min(rank * chunk, param.shape[0])
         ids = ids[start : start + local.shape[0]]

@@ -224,7 +224,8 @@ def throughput_record(s: Setup) -> dict:
     for name, _ in s.plans:
         device = s.placement.get(name, s.device)
         peak, bases[name] = device_peak(device, cfg.dtype, cfg.peak_tflops)
-        peaks[name] = peak * cfg.shards if peak is not None else None  # a sharded arm steps on K devices
+        # a wrapped arm steps on R x K devices
+        peaks[name] = peak * cfg.shards * cfg.replicas if peak is not None else None
     basis = "; ".join(dict.fromkeys(bases.values()))
     return msgspec.to_builtins(ev.ThroughputRecord(flops_per_token=flops, peak_tflops=peaks, peak_basis=basis))
 

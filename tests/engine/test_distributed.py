@@ -37,6 +37,17 @@ RUNS = {
         dropout="off",
         shards=2,
     ),
+    # 2 arms x 2 replicas = 4 ranks: each replica half of every batch, the gradient averaged over
+    # both (FSDP2's replication); dropout off, as with shards
+    "replicas": dict(
+        family="gpt2",
+        arms=("full=full", "targeted=targeted"),
+        samples=2,
+        sample_tokens=4,
+        dropout="off",
+        replicas=2,
+        shards=1,
+    ),
 }
 
 
@@ -77,7 +88,7 @@ def env() -> dict:
 
 def single(assets, name: str) -> list:
     """The reference: the same settings in this process, one process, no sharding."""
-    cfg = {k: v for k, v in settings(assets, name).items() if k != "shards"}
+    cfg = {k: v for k, v in settings(assets, name).items() if k not in ("shards", "replicas")}
     cfg["arms"] = tuple(parse_arm(a) for a in cfg["arms"])
     log = assets["root"] / f"{name}-single.jsonl"
     session = RunSession(RunConfig(**cfg).validate(), log, producer="test").start()
@@ -92,7 +103,8 @@ def launched(assets) -> dict:
     root, procs = assets["root"], {}
     for name in RUNS:
         cfg = settings(assets, name)
-        launcher = ["--nproc-per-node", "2"]
+        world = len(cfg["arms"]) * cfg["shards"] * cfg.get("replicas", 1)
+        launcher = ["--nproc-per-node", str(world)]
         procs[name] = [sys.executable, "-m", "freeze_tui", *argv(cfg, root / f"{name}.jsonl"), *launcher]
     fault = dict(settings(assets, "arms"), arms=("full=full", "targeted=targeted"))
     procs["fault"] = [
@@ -139,7 +151,7 @@ def _clock_driven(event) -> bool:
     return event.kind == "heartbeat" or (event.kind == "warning" and event.message.startswith(LOAD_WARNING))
 
 
-def assert_same_run(one, many, loss_tol: float) -> None:
+def assert_same_run(one, many, loss_tol: float, world_size: int = 2) -> None:
     one, many = ([e for e in events if not _clock_driven(e)] for events in (one, many))
     assert [e.kind for e in one] == [e.kind for e in many]
     for a, b in zip(of_kind(one, "step"), of_kind(many, "step")):
@@ -159,7 +171,7 @@ def assert_same_run(one, many, loss_tol: float) -> None:
             assert b.arms[arm].val_loss == pytest.approx(a.arms[arm].val_loss, rel=loss_tol)
     start_one, start_many = one[1], many[1]
     assert [a["init_checksum"] for a in start_one.arms] == [a["init_checksum"] for a in start_many.arms]
-    assert start_many.config["world_size"] == 2 and start_many.config["backend"] == "gloo"
+    assert start_many.config["world_size"] == world_size and start_many.config["backend"] == "gloo"
     assert many[-1].status == one[-1].status == "finished"
     for arm, row in one[-1].summary["arms"].items():
         assert many[-1].summary["arms"][arm]["state_bytes"] == row["state_bytes"]
@@ -199,3 +211,17 @@ def test_a_failure_on_one_rank_ends_the_run_naming_it(launched):
     assert [e.step for e in of_kind(events, "step")] == [0, 1, 2]
     assert r["err"].count("freeze-tui: error: rank 1: RuntimeError: injected fault at step 3") == 1
     assert "error: rank 1" in r["out"]  # rank 0's console says which rank failed
+
+
+def test_replicas_reproduce_the_single_process_run(assets, launched):
+    r = launched["replicas"]
+    assert r["code"] == 0, r["err"][-2000:]
+    one, many = single(assets, "replicas"), list(read_events(r["log"]))
+    assert_same_run(one, many, loss_tol=1e-5, world_size=4)
+    assert of_kind(many, "run_start")[0].config["replicas"] == 2
+    # the norms are not counted once per replica: they match one process's closely
+    for a, b in zip(of_kind(one, "dw"), of_kind(many, "dw")):
+        for arm, mine in a.by_arm().items():
+            for matrix, value in mine.dw.items():
+                assert b.by_arm()[arm].dw[matrix] == pytest.approx(value, rel=2e-5, abs=1e-7), (arm, matrix)
+    assert [(s.arm, s.text) for s in of_kind(many, "sample")] == [(s.arm, s.text) for s in of_kind(one, "sample")]
