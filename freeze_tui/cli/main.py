@@ -385,7 +385,14 @@ def report(logs: tuple[str, ...], form: str, pair: str | None, margin: float | N
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--measure", is_flag=True, help="Load the model and time real steps of each arm: measured r vs FLOP r.")
 @click.option("--steps", default=5, show_default=True, help="Timed steps per arm with --measure (after 2 warm-up).")
-def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
+@click.option(
+    "--gpus",
+    type=int,
+    metavar="N",
+    help="Say which distributed layout (replicas, shards or both) a run on N GPUs would use, and why "
+    "(one GPU's memory: the visible GPUs' or --memory-limit).",
+)
+def plan(as_json: bool, measure: bool, steps: int, gpus: int | None, **opts) -> int:
     """Show what each plan trains (block x role grid, parameter counts, FLOP-model cost vs full) and the
     memory each arm needs on its device, from the config alone; --measure times real steps."""
     import json
@@ -402,6 +409,9 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
     add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path("<time>")
     desc["checkpoints"] = checkpoint_plan(cfg, log_path, desc)
+    layout = None if gpus is None else plan_layout(planned, cfg, gpus)
+    if layout is not None:
+        desc["layout"] = layout.to_dict()
     if as_json:
         click.echo(json.dumps(desc, indent=2))
     else:
@@ -411,7 +421,17 @@ def plan(as_json: bool, measure: bool, steps: int, **opts) -> int:
         Console().print(render_plans(desc))
         Console().print(render_memory(desc))
         Console().print(Text(checkpoint_line(desc["checkpoints"])))
+        if layout is not None:
+            Console().print(Text(layout.line()))
     return 0
+
+
+def plan_layout(planned, cfg, gpus: int):
+    """`plan --gpus N`: the layout of the arms over N GPUs (engine.plans.layout)."""
+    from engine.plans.layout import choose_layout, gpu_capacity
+
+    capacity = gpu_capacity(planned.budgets, cfg.memory_limit, gpus)
+    return choose_layout(planned.memory, gpus=gpus, capacity=capacity, batch=cfg.batch_size)
 
 
 cli.add_command(export)
