@@ -230,19 +230,33 @@ class MeshRanks:
     def whole_model(self, model: Any, initial: torch.nn.Module) -> Any:
         """A wrapped arm gathers its full weights (every rank of the group takes part); its first rank saves."""
         if self.world.group_size == 1:
-            return model
+            return _writes_here(model)
         # one tensor at a time through the device: never the whole model there at once
         full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu() for k, v in model.state_dict().items()}
         if not self.world.first_of_arm:
             return None
         plain = copy.deepcopy(initial)
         plain.load_state_dict(full)
-        return plain
+        return _writes_here(plain)
 
     def arm_memory(self, mine: dict) -> dict:
         # a DTensor counts its whole size: a group's first rank reports the whole arm, as one process would
         mine = mine if self.world.first_of_arm else {}
         return {k: v for part in self.world.gather(mine) for k, v in part.items()}
+
+
+def _writes_here(model: torch.nn.Module) -> torch.nn.Module:
+    """transformers' save_pretrained writes only on world rank 0 once a process group exists; an arm's
+    first rank is the one that saves it, whatever its world rank (a copy made of it, such as a LoRA arm's
+    merged model, keeps this)."""
+    for module in model.modules():
+        if hasattr(module, "should_save_on_this_rank"):
+            setattr(module, "should_save_on_this_rank", _as_asked)  # noqa: B010  # shadows the method
+    return model
+
+
+def _as_asked(is_main_process: bool) -> bool:
+    return is_main_process
 
 
 def _blocks(model: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:

@@ -105,6 +105,8 @@ def launched(assets) -> dict:
         cfg = settings(assets, name)
         world = len(cfg["arms"]) * cfg["shards"] * cfg.get("replicas", 1)
         launcher = ["--nproc-per-node", str(world)]
+        if name == "replicas":  # arm targeted's first rank is world rank 2: it saves it
+            launcher += ["--save", str(root / "saved-replicas")]
         procs[name] = [sys.executable, "-m", "freeze_tui", *argv(cfg, root / f"{name}.jsonl"), *launcher]
     fault = dict(settings(assets, "arms"), arms=("full=full", "targeted=targeted"))
     procs["fault"] = [
@@ -225,3 +227,5 @@ def test_replicas_reproduce_the_single_process_run(assets, launched):
             for matrix, value in mine.dw.items():
                 assert b.by_arm()[arm].dw[matrix] == pytest.approx(value, rel=2e-5, abs=1e-7), (arm, matrix)
     assert [(s.arm, s.text) for s in of_kind(many, "sample")] == [(s.arm, s.text) for s in of_kind(one, "sample")]
+    saved = assets["root"] / "saved-replicas"
+    assert sorted(p.parent.name for p in saved.glob("*/model.safetensors")) == ["full", "targeted"]
