@@ -65,7 +65,9 @@ def gpu_capacity(budgets: dict[str, int | None], memory_limit: str | None, gpus:
 def choose_layout(memory: dict[str, dict], *, gpus: int, capacity: int, batch: int) -> Layout:
     """The layout for `gpus` GPUs shared equally by the arms of `memory` ({arm: its memory plan})."""
     arms = len(memory)
-    if gpus < 1 or gpus % arms:
+    if gpus < 1:
+        raise FreezeTuiError(f"--gpus must be at least 1, got {gpus}")
+    if gpus % arms:
         raise FreezeTuiError(
             f"--gpus {gpus} does not split over {arms} arm(s): give a multiple of {arms} "
             "(each arm trains on GPUs of its own)"

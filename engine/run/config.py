@@ -112,7 +112,7 @@ class RunConfig:
     shards: int = setting(
         1,
         "Distributed runs: ranks per arm. K > 1 shards each arm with FSDP2 over K ranks, each a slice of "
-        "the batch; the world is arms x shards processes (torchrun or --nproc-per-node).",
+        "the batch; the world is arms x replicas x shards processes (torchrun or --nproc-per-node).",
         metavar="K",
     )
     arm_roles: str = setting(

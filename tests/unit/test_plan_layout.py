@@ -51,6 +51,8 @@ def test_what_does_not_fit_or_split_says_so():
     assert "--batch-size 6 must then be a multiple of 4" in layout(80, batch=6).reason
     with pytest.raises(FreezeTuiError, match="--gpus 3 does not split over 2 arm"):
         layout(80, gpus=3)
+    with pytest.raises(FreezeTuiError, match="--gpus must be at least 1, got 0"):
+        layout(80, gpus=0)
 
 
 def test_plan_prints_the_layout_of_the_demo(capsys):
