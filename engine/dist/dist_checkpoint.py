@@ -11,8 +11,10 @@ arm's totals), then the manifest, once every rank has finished writing (a gather
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
     get_model_state_dict,
     get_optimizer_state_dict,
     set_model_state_dict,
@@ -103,9 +106,31 @@ def _stateful(arm) -> list[str]:
     return sorted(names[id(p)] for p in arm.optimizer.state)
 
 
+@contextlib.contextmanager
+def _only_held(arm) -> Iterator[None]:
+    """For the duration, exactly the tensors the arm's optimizer holds count as trainable: the state dict
+    (ignore_frozen_params) then has those, as a one-process checkpoint does: every other tensor is frozen
+    and still equals the initial weights (a tensor frozen by a rule after training stays held)."""
+    held = {n for names in _group_names(arm) for n in names}
+    flags = {n: p.requires_grad for n, p in arm.model.named_parameters()}
+    try:
+        for n, p in arm.model.named_parameters():
+            p.requires_grad_(n in held)
+        yield
+    finally:
+        for n, p in arm.model.named_parameters():
+            p.requires_grad_(flags[n])
+
+
+HELD = StateDictOptions(ignore_frozen_params=True)
+# the loaded dict has exactly the held tensors (the keys came from the same call): the frozen rest is not missing
+HELD_LOAD = StateDictOptions(ignore_frozen_params=True, strict=False)
+
+
 def save_arm(arm, folder: Path, group) -> None:
-    """The arm's model and optimizer state, each rank its own shards, over the arm group's `group`."""
-    state: dict = {"model": get_model_state_dict(arm.model)}
+    """The arm's trained tensors and optimizer state, each rank its own shards, over the arm group's `group`."""
+    with _only_held(arm):
+        state: dict = {"model": get_model_state_dict(arm.model, options=HELD)}
     if arm.optimizer.state:  # an optimizer with no state yet would get one (a zero step) from the call
         state["optim"] = get_optimizer_state_dict(arm.model, arm.optimizer)
     dcp.save(state, checkpoint_id=folder, process_group=group)
@@ -154,11 +179,13 @@ def _restore_arm(arm, folder: Path, state: dict, lr: float, group) -> None:
     groups = [{"params": [params[n] for n in names]} for names in state["groups"]]
     arm.optimizer = torch.optim.AdamW(groups, lr=lr, **kinds)
     _zero_step(arm.optimizer, [params[n] for n in state["stateful"]])
-    loaded: dict = {"model": get_model_state_dict(arm.model)}
+    with _only_held(arm):
+        loaded: dict = {"model": get_model_state_dict(arm.model, options=HELD)}
     if state["stateful"]:
         loaded["optim"] = get_optimizer_state_dict(arm.model, arm.optimizer)
     dcp.load(loaded, checkpoint_id=folder, process_group=group)
-    set_model_state_dict(arm.model, loaded["model"])
+    with _only_held(arm):
+        set_model_state_dict(arm.model, loaded["model"], options=HELD_LOAD)
     if state["stateful"]:  # hyper-parameters (weight decay per group) come back too
         set_optimizer_state_dict(arm.model, arm.optimizer, loaded["optim"])
     arm.trainable = trainable

@@ -218,7 +218,8 @@ class ResumePoint:
 def checkpoint_plan(cfg: RunConfig, log_path: Path, desc: dict) -> dict:
     """What `plan` says of checkpoints: where they go and their size on disk, per checkpoint and x K.
     desc: `plan`'s description with each arm's memory plan; a checkpoint holds an arm's trained tensors
-    (4 bytes each, fp32) and AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x that."""
+    (4 bytes each, fp32) and AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x that.
+    A sharded arm (--shards K, DCP) holds the same tensors, each of its K ranks writing a K-th: `per_rank`."""
     per_arm = {arm["name"]: arm["memory"].get("optimizer", 0) * 3 // 2 for arm in desc["arms"]}
     each = sum(per_arm.values())
     return {
@@ -228,6 +229,8 @@ def checkpoint_plan(cfg: RunConfig, log_path: Path, desc: dict) -> dict:
         "per_arm": per_arm,
         "per_checkpoint": each,
         "kept": each * cfg.keep_checkpoints * (1 if cfg.checkpoint_every else 0),
+        "shards": cfg.shards,
+        "per_rank": {name: -(-size // cfg.shards) for name, size in per_arm.items()},
     }
 
 
@@ -241,7 +244,12 @@ def checkpoint_line(plan: dict) -> str:
             f"{size} each, x --keep-checkpoints {plan['keep']})"
         )
     kept = fmt_bytes(plan["kept"])
-    return f"checkpoints: every {plan['every']} to {plan['folder']}/: {size} each, {kept} for the {plan['keep']} kept"
+    line = f"checkpoints: every {plan['every']} to {plan['folder']}/: {size} each, {kept} for the {plan['keep']} kept"
+    shards = plan.get("shards", 1)
+    if shards > 1:
+        largest = fmt_bytes(max(plan["per_rank"].values(), default=0))
+        line += f" (DCP: each of an arm's {shards} ranks writes 1/{shards} of it, at most {largest})"
+    return line
 
 
 def check_layout(folder: Path, manifest: dict, world_size: int, shards: int) -> None:
