@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from engine.core.errors import FreezeTuiError
+from engine.dist.agreement import SettingsDiffer
 from engine.plans.freeze import apply_trainable
 from engine.run.checkpoints import check_layout, checkpoint_root, folder_name, open_temporary, prune, seal
 from engine.run.every import parse_every
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from engine.train.setup import Setup
 
 RANKS_FILE = "ranks.pt"
+REFUSAL_WAIT_S = 60.0  # how long a rank waits for world rank 0 to say why a resume is refused
 
 
 def arm_folder(folder: Path, arm_index: int) -> Path:
@@ -231,8 +234,11 @@ class DistCheckpoints:
         shared = [decision]
         dist.broadcast_object_list(shared, src=0, group=world.ctl)
         decision = shared[0]
-        if decision["error"]:
-            raise FreezeTuiError(decision["error"])
+        if decision["error"]:  # bad input, the same on every rank: world rank 0 says it, every rank exits 2
+            if world.rank != 0:  # leave after rank 0 has said it: a launcher ends the others once one exits
+                world.board.wait_done(REFUSAL_WAIT_S)
+                time.sleep(1.0)
+            raise SettingsDiffer(decision["error"], rank=0)
         self.folder = Path(decision["folder"]) if decision["folder"] else None
         self.replicate = int(decision["replicate"])
 

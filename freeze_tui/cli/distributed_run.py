@@ -170,8 +170,9 @@ def launch_workers(cfg: RunConfig, log_path: Path, launch: dict, resume: bool = 
         return exit_codes.INTERRUPTED
     except child_failure_type() as exc:
         failures = getattr(exc, "failures", {})  # ChildFailedError: {rank: its failure}
-        code = failures[min(failures)].exitcode if failures else 1
-        return code if code > 0 else 1
+        # a rank ended by the launcher's signal once another exited (negative) is not the cause
+        codes = [failures[r].exitcode for r in sorted(failures) if failures[r].exitcode > 0]
+        return codes[0] if codes else 1
     except launcher_signal_type():  # Ctrl-C, SIGTERM or SIGHUP: the ranks stopped at a step boundary
         return exit_codes.INTERRUPTED
     return 0

@@ -79,8 +79,17 @@ def dist_runs(tiny, tmp_path_factory) -> dict:
         # the killed run as it was, for the refusals (the resume goes on in the original)
         shutil.copy(log, root / "spare.jsonl")
         shutil.copytree(checkpoint_root(log), checkpoint_root(root / "spare.jsonl"))
+        other = root / "other-data.jsonl"  # a checkpoint of other data: found by the ranks, which load the data
+        shutil.copy(log, other)
+        shutil.copytree(checkpoint_root(log), checkpoint_root(other))
+        for folder in checkpoints(checkpoint_root(other)):
+            manifest = json.loads((folder / "manifest.json").read_text())
+            (folder / "manifest.json").write_text(json.dumps({**manifest, "data": "0" * 32}))
+        out["other_before"] = other.read_bytes()
         resumed = start(["run", "--resume", str(log), "--headless", "--nproc-per-node", "4"], root)
+        refused = start(["run", "--resume", str(other), "--headless", "--nproc-per-node", "4"], root)
         out["resumed"] = (resumed.wait(timeout=400), *resumed.communicate())
+        out["refused"] = (refused.wait(timeout=400), *refused.communicate())
         out["ref"] = (ref.wait(timeout=400), *ref.communicate())
     finally:
         for proc in (ref, killed):
@@ -119,6 +128,14 @@ def test_a_killed_sharded_run_resumed_from_its_dcp_checkpoint_repeats_the_uninte
             f"{arm}/__0_0.distcp",
             f"{arm}/__1_0.distcp",
         }
+
+
+def test_a_checkpoint_of_other_data_is_refused_by_the_ranks_in_one_line_and_the_log_untouched(dist_runs):
+    code, _, err = dist_runs["refused"]
+    assert code == 2, err[-3000:]
+    assert err.count("freeze-tui: error:") == 1 and "content hash differs" in err, err[-3000:]
+    assert "Traceback" not in err
+    assert (dist_runs["root"] / "other-data.jsonl").read_bytes() == dist_runs["other_before"]
 
 
 def _resume(log: Path, *extra: str, capsys) -> tuple[int, str]:
