@@ -154,7 +154,9 @@ def _resume(
     if given.log is not None and Path(given.log).resolve() != log.resolve():
         raise FreezeTuiError(f"--log {given.log} differs from --resume {log}: a resumed run goes on in its own log")
     world = launch["nproc_per_node"] * launch["nnodes"] if launch is not None else env_world_size()
-    warn = (lambda line: None) if quiet_rank() else (lambda line: click.echo(f"warning: {line}", err=True))
+    # a damaged checkpoint is said once: by world rank 0 (a launcher's ranks look again)
+    said = quiet_rank() or launch is not None
+    warn = (lambda line: None) if said else (lambda line: click.echo(f"warning: {line}", err=True))
     cfg, point = resume_point(log, given, explicit, warn, world_size=world, find_checkpoint=not quiet_rank())
     if launch is not None or under_torchrun():  # a distributed run resumes over its own layout
         return run_distributed(
