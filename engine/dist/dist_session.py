@@ -21,6 +21,7 @@ from engine.dist.agreement import SettingsDiffer
 from engine.dist.board import LOST, LOST_AFTER_S
 from engine.log import events as ev
 from engine.log.summary import summarize
+from engine.run.checkpoints import ResumePoint
 from engine.run.config import RunConfig
 from engine.train.session import OOM_HINT, RunSession
 
@@ -62,7 +63,7 @@ class MeshRun:
 
         self.world = init_world(session.cfg)
         self.world.board.watch(self._end_failed, find_lost=True)
-        status, extra = drive(session.cfg, session.emit, session.control, self.world)
+        status, extra = drive(session.cfg, session.emit, session.control, self.world, session)
         return status, {**extra, **throughput_extras(session.state)}  # tokens/s and MFU as in one process
 
     def close(self) -> None:
@@ -153,10 +154,11 @@ class MeshRun:
         session.channel.close()
 
 
-def mesh_session(cfg: RunConfig, log_path, *, producer: str) -> MeshRun:
-    """World rank 0's run: the one RunSession, whose arms live on the ranks of a mesh."""
+def mesh_session(cfg: RunConfig, log_path, *, producer: str, resume: ResumePoint | None = None) -> MeshRun:
+    """World rank 0's run: the one RunSession, whose arms live on the ranks of a mesh (`resume`: the
+    checkpoint a resumed run goes on from)."""
     mesh = MeshRun()
-    mesh.session = RunSession(cfg, log_path, producer=producer, where=mesh)
+    mesh.session = RunSession(cfg, log_path, producer=producer, where=mesh, resume=resume)
     return mesh
 
 

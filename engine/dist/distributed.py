@@ -268,8 +268,9 @@ def _blocks(model: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
     return []
 
 
-def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
-    """One rank's whole run; `emit` is the log's emitter on world rank 0 and a no-op elsewhere."""
+def drive(cfg: RunConfig, emit, control, world: World, session: Any = None) -> tuple[str, dict]:
+    """One rank's whole run; `emit` is the log's emitter on world rank 0 and a no-op elsewhere;
+    `session`: world rank 0's RunSession (its log and resume point, for checkpoints)."""
     # every rank plans every arm once (the run_start it writes names them all) and places them all on its
     # own device; it checks the memory of its own arm only (none when sharded: the plan counts whole arms)
     own_name = cfg.arms[world.arm_index][0]
@@ -290,8 +291,15 @@ def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
         return start
 
     # replicates as in one process; the status is the same on every rank: stopping is agreed at sync points
+    from engine.dist.dist_checkpoint import DistCheckpoints
+
+    checkpoints = DistCheckpoints(cfg, world, setup, session)  # every rank: where a resume starts, or why not
     status, experiment = run_replicates(
-        cfg, lambda c: Experiment(c, setup, emit, control, MeshRanks(world)), emit, run_start
+        cfg,
+        lambda c: checkpoints.attach(Experiment(c, setup, emit, control, MeshRanks(world))),
+        emit,
+        run_start,
+        resume=checkpoints.resume(),
     )
     if cfg.save:
         experiment.save(cfg.save)

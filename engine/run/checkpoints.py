@@ -87,27 +87,40 @@ def _fsync_dir(path: Path) -> None:
 
 def write_atomically(root: Path, name: str, fill: Callable[[Path], None], manifest: dict) -> Path:
     """fill(tmp) writes the files; then the manifest (with each file's sha256), fsync, rename into place."""
+    tmp = open_temporary(root, name)
+    try:
+        fill(tmp)
+        return seal(root, name, tmp, manifest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def open_temporary(root: Path, name: str) -> Path:
+    """The empty temporary folder a checkpoint is written into (a distributed run's ranks all write there)."""
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    try:
-        fill(tmp)
-        files = sorted(p.name for p in tmp.iterdir())
-        manifest = {**manifest, "format": FORMAT, "files": {f: sha256_file(tmp / f) for f in files}}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        for f in [*files, MANIFEST]:
-            with open(tmp / f, "rb+") as fh:
-                os.fsync(fh.fileno())
-        final = root / name
-        if final.exists():  # a damaged one of the same step, resumed from an earlier one: replaced
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(root)
-        return final
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return tmp
+
+
+def seal(root: Path, name: str, tmp: Path, manifest: dict) -> Path:
+    """Once every file is in `tmp`: the manifest (a sha256 per file, subfolders' too), fsync, rename into place."""
+    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+    manifest = {**manifest, "format": FORMAT, "files": {f: sha256_file(tmp / f) for f in files}}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    for f in [*files, MANIFEST]:
+        with open(tmp / f, "rb+") as fh:
+            os.fsync(fh.fileno())
+    for sub in [p for p in tmp.rglob("*") if p.is_dir()]:
+        _fsync_dir(sub)
+    final = root / name
+    if final.exists():  # a damaged one of the same step, resumed from an earlier one: replaced
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    return final
 
 
 def problem(folder: Path) -> str:
@@ -205,7 +218,8 @@ class ResumePoint:
 def checkpoint_plan(cfg: RunConfig, log_path: Path, desc: dict) -> dict:
     """What `plan` says of checkpoints: where they go and their size on disk, per checkpoint and x K.
     desc: `plan`'s description with each arm's memory plan; a checkpoint holds an arm's trained tensors
-    (4 bytes each, fp32) and AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x that."""
+    (4 bytes each, fp32) and AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x that.
+    A sharded arm (--shards K, DCP) holds the same tensors, each of its K ranks writing a K-th: `per_rank`."""
     per_arm = {arm["name"]: arm["memory"].get("optimizer", 0) * 3 // 2 for arm in desc["arms"]}
     each = sum(per_arm.values())
     return {
@@ -215,6 +229,8 @@ def checkpoint_plan(cfg: RunConfig, log_path: Path, desc: dict) -> dict:
         "per_arm": per_arm,
         "per_checkpoint": each,
         "kept": each * cfg.keep_checkpoints * (1 if cfg.checkpoint_every else 0),
+        "shards": cfg.shards,
+        "per_rank": {name: -(-size // cfg.shards) for name, size in per_arm.items()},
     }
 
 
@@ -228,4 +244,19 @@ def checkpoint_line(plan: dict) -> str:
             f"{size} each, x --keep-checkpoints {plan['keep']})"
         )
     kept = fmt_bytes(plan["kept"])
-    return f"checkpoints: every {plan['every']} to {plan['folder']}/: {size} each, {kept} for the {plan['keep']} kept"
+    line = f"checkpoints: every {plan['every']} to {plan['folder']}/: {size} each, {kept} for the {plan['keep']} kept"
+    shards = plan.get("shards", 1)
+    if shards > 1:
+        largest = fmt_bytes(max(plan["per_rank"].values(), default=0))
+        line += f" (DCP: each of an arm's {shards} ranks writes 1/{shards} of it, at most {largest})"
+    return line
+
+
+def check_layout(folder: Path, manifest: dict, world_size: int, shards: int) -> None:
+    """A checkpoint is resumed by a world of its own layout: as many processes, the same --shards."""
+    then = (int(manifest.get("world_size", 1)), int(manifest.get("shards", 1)))
+    if then != (world_size, shards):
+        raise FreezeTuiError(
+            f"checkpoint {folder} was written by {then[0]} process(es) with --shards {then[1]}, this run has "
+            f"{world_size} with --shards {shards}; resume with the run's own layout (--nproc-per-node {then[0]})"
+        )

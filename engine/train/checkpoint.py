@@ -146,16 +146,23 @@ def restore(exp: Experiment, folder: Path) -> dict:
     for i, arm in enumerate(exp.arms):
         _restore_arm(arm, folder, i, exp.s.lr)
     run = json.loads((folder / RUN_FILE).read_text())
+    restore_position(exp, run)
+    _set_rng_state(torch.load(folder / RNG_FILE, weights_only=True))
+    return run
+
+
+def restore_position(exp: Experiment, run: dict) -> None:
+    """The loop's position and totals from a checkpoint's run.json (a distributed rank: its own arms')."""
     exp.step = int(run["step"])
     point = run["last_point"]
     exp._last_point = (int(point[0]), int(point[1])) if point is not None else None
     exp.nan_stop = bool(run["nan_stop"])
     for name, t in run["totals"].items():
+        if name not in exp.totals:
+            continue  # another rank's arm
         losses = [float(v) for v in t["epoch_losses"]]
         exp.totals[name] = ArmTotals(float(t["t_total"]), float(t["t_epoch_start"]), losses)
     exp.resume_at = (int(run["epoch"]), int(run["batch"]))
-    _set_rng_state(torch.load(folder / RNG_FILE, weights_only=True))
-    return run
 
 
 def _restore_arm(arm, folder: Path, i: int, lr: float) -> None:

@@ -58,6 +58,15 @@ class SessionCheckpoints:
 
     def restore(self, exp: Experiment) -> None:
         """Check that the checkpoint is of this run (settings, model, data), load it, then open the log."""
+        self.check()
+        assert self.resume is not None
+        restore(exp, self.resume.folder)
+        if exp.checkpointer is not None:
+            exp.checkpointer.last_step = exp.step
+        self.open_log(exp)
+
+    def check(self) -> None:
+        """FreezeTuiError in one line when the checkpoint is not of this run (settings, model, data)."""
         resume = self.resume
         assert resume is not None
         folder, manifest = resume.folder, resume.manifest
@@ -77,9 +86,12 @@ class SessionCheckpoints:
                 f"the data ({', '.join(self.cfg.data) or 'demo'}) is not the text checkpoint {folder} was "
                 "trained on (its content hash differs); resume with the run's own data"
             )
-        restore(exp, folder)
-        if exp.checkpointer is not None:
-            exp.checkpointer.last_step = exp.step
+
+    def open_log(self, exp: Experiment) -> None:
+        """The checkpoint is loaded: the log gets its `resumed` event and goes on."""
+        resume = self.resume
+        assert resume is not None
+        folder, manifest = resume.folder, resume.manifest
         with self.emitter.lock:
             self.emitter.seq = resume.next_seq  # the log's seq goes on without a gap
             self.emitter.sinks.insert(0, self.log)

@@ -15,6 +15,7 @@ import click
 
 from engine.core.errors import FreezeTuiError
 from engine.dist.world import check_world, env_rank, env_world_size, under_torchrun
+from engine.run.checkpoints import MAY_DIFFER, ResumePoint
 from engine.run.config import RunConfig
 from freeze_tui.cli import exit_codes
 from freeze_tui.cli.interrupts import Interrupts
@@ -59,31 +60,40 @@ def pop_launch(opts: dict) -> dict | None:
 
 
 def run_distributed(
-    cfg: RunConfig, log_path: Path, *, headless: bool, detach: bool, launch: dict | None, precheck, producer: str
+    cfg: RunConfig,
+    log_path: Path,
+    *,
+    headless: bool,
+    detach: bool,
+    launch: dict | None,
+    precheck,
+    producer: str,
+    resume: ResumePoint | None = None,
 ) -> int:
+    """`resume`: `run --resume LOG`'s checkpoint (world rank 0 and a launcher; None on the other ranks)."""
     if launch is not None:
         if launch["nproc_per_node"] < 1 or launch["nnodes"] < 1:
             raise FreezeTuiError("--nproc-per-node and --nnodes must be at least 1")
         check_launch(launch, detach=detach)
         check_world(cfg, launch["nproc_per_node"] * launch["nnodes"], headless=headless, detach=detach)
         precheck(cfg)
-        return launch_workers(cfg, log_path, launch)
+        return launch_workers(cfg, log_path, launch, resume=resume is not None)
     check_world(cfg, env_world_size(), headless=headless, detach=detach)
     precheck(cfg)
     if env_rank() != 0:
         from freeze_tui.cli.engine_door import run_worker
 
         _exit(run_worker(cfg))
-    return _run_rank0(cfg, log_path, producer)
+    return _run_rank0(cfg, log_path, producer, resume)
 
 
-def _run_rank0(cfg: RunConfig, log_path: Path, producer: str) -> int:
+def _run_rank0(cfg: RunConfig, log_path: Path, producer: str, resume: ResumePoint | None = None) -> int:
     from freeze_tui.cli.engine_door import dist_run_session
     from freeze_tui.cli.headless import run_headless
 
-    mesh = dist_run_session(cfg, log_path, producer=producer)
+    mesh = dist_run_session(cfg, log_path, producer=producer, resume=resume)
     session = mesh.session
-    click.echo(f"log: {log_path}")
+    click.echo(f"log: {log_path}" + (f" (resumed from {resume.folder})" if resume is not None else ""))
     with LaunchedInterrupts() as interrupts:
         code = run_headless(session.start(), interrupts=interrupts)
     mesh.end_unfinished(interrupted=code == 130)
@@ -120,9 +130,10 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
+def launch_workers(cfg: RunConfig, log_path: Path, launch: dict, resume: bool = False) -> int:
     """Start this node's processes through torch's elastic launcher; the exit code of the lowest rank
-    that failed (rank 0's: 1 for a failed run, 2 for bad input), else 0."""
+    that failed (rank 0's: 1 for a failed run, 2 for bad input), else 0. `resume`: each process
+    resumes the run of `log_path` (its settings from the log, those that may differ from `cfg`)."""
     import logging
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun sets, without its banner
@@ -134,10 +145,13 @@ def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
         nodes_arrived,
         rendezvous_timeout_type,
     )
-    from freeze_tui.cli.run_options import config_args
+    from freeze_tui.cli.run_options import FIELDS, config_args
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # workers say what failed
     child = ["-m", "freeze_tui", "run", "--headless", "--log-path", str(log_path), *config_args(cfg, skip=["log"])]
+    if resume:
+        kept = [name for name in FIELDS if name not in MAY_DIFFER or name == "log"]
+        child = ["-m", "freeze_tui", "run", "--headless", "--resume", str(log_path), *config_args(cfg, skip=kept)]
     torchrun_args = _torchrun_args(launch) + child
     if launch["rdzv_endpoint"] is not None:
         check_rendezvous_port(launch["rdzv_endpoint"])
@@ -156,8 +170,9 @@ def launch_workers(cfg: RunConfig, log_path: Path, launch: dict) -> int:
         return exit_codes.INTERRUPTED
     except child_failure_type() as exc:
         failures = getattr(exc, "failures", {})  # ChildFailedError: {rank: its failure}
-        code = failures[min(failures)].exitcode if failures else 1
-        return code if code > 0 else 1
+        # a rank ended by the launcher's signal once another exited (negative) is not the cause
+        codes = [failures[r].exitcode for r in sorted(failures) if failures[r].exitcode > 0]
+        return codes[0] if codes else 1
     except launcher_signal_type():  # Ctrl-C, SIGTERM or SIGHUP: the ranks stopped at a step boundary
         return exit_codes.INTERRUPTED
     return 0

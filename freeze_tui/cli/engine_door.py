@@ -23,11 +23,11 @@ def run_session(cfg: RunConfig, log_path: Path, *, producer: str, resume: Resume
     return RunSession(cfg, log_path, producer=producer, resume=resume)
 
 
-def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str) -> MeshRun:
+def dist_run_session(cfg: RunConfig, log_path: Path, *, producer: str, resume=None) -> MeshRun:
     """World rank 0 of a distributed run: the only emitter (its `.session` is the run's RunSession)."""
     from engine.dist.dist_session import mesh_session
 
-    return mesh_session(cfg, log_path, producer=producer)
+    return mesh_session(cfg, log_path, producer=producer, resume=resume)
 
 
 def run_worker(cfg: RunConfig) -> int:

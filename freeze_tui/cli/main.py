@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from engine.core.errors import FreezeTuiError
-from engine.dist.world import check_one_process, quiet_rank, under_torchrun
+from engine.dist.world import check_one_process, env_world_size, quiet_rank, under_torchrun
 from engine.run.config import RunConfig
 from freeze_tui.cli import exit_codes
 from freeze_tui.cli.commands.export import export
@@ -93,8 +93,6 @@ def run(**opts) -> int:
         return _resume(
             Path(resume_log), cfg, explicit, headless=headless, detach=detach, shots=shots, launch=launch, notify=notify
         )
-    if (launch is not None or under_torchrun()) and cfg.checkpoint_every is not None:
-        raise FreezeTuiError("--checkpoint-every is not supported in distributed runs yet; drop it or run one process")
     if launch is not None or under_torchrun():
         if notify:
             raise FreezeTuiError(
@@ -153,11 +151,24 @@ def _resume(
     """`run --resume LOG`: the same log goes on from its newest intact checkpoint (freeze_tui.cli.resume)."""
     from freeze_tui.cli.resume import resume_point
 
-    if launch is not None or under_torchrun():
-        raise FreezeTuiError("--resume of a distributed run is not supported yet; resume a one-process run")
     if given.log is not None and Path(given.log).resolve() != log.resolve():
         raise FreezeTuiError(f"--log {given.log} differs from --resume {log}: a resumed run goes on in its own log")
-    cfg, point = resume_point(log, given, explicit, warn=lambda line: click.echo(f"warning: {line}", err=True))
+    world = launch["nproc_per_node"] * launch["nnodes"] if launch is not None else env_world_size()
+    # a damaged checkpoint is said once: by world rank 0 (a launcher's ranks look again)
+    said = quiet_rank() or launch is not None
+    warn = (lambda line: None) if said else (lambda line: click.echo(f"warning: {line}", err=True))
+    cfg, point = resume_point(log, given, explicit, warn, world_size=world, find_checkpoint=not quiet_rank())
+    if launch is not None or under_torchrun():  # a distributed run resumes over its own layout
+        return run_distributed(
+            cfg,
+            log,
+            headless=headless,
+            detach=detach,
+            launch=launch,
+            precheck=lambda c: _precheck(c, log),
+            producer=PRODUCER,
+            resume=point,
+        )
     check_one_process(cfg)
     _precheck(cfg, log)
     if detach:

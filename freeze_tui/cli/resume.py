@@ -12,6 +12,7 @@ from engine.log.runlog import read_events, read_every_event
 from engine.run.checkpoints import (
     MAY_DIFFER,
     ResumePoint,
+    check_layout,
     checkpoint_root,
     differences,
     newest_intact,
@@ -42,14 +43,22 @@ def _shown(value) -> str:
 
 
 def resume_point(
-    log: Path, given: RunConfig, explicit: set[str], warn: Callable[[str], None]
-) -> tuple[RunConfig, ResumePoint]:
+    log: Path,
+    given: RunConfig,
+    explicit: set[str],
+    warn: Callable[[str], None],
+    world_size: int = 1,
+    find_checkpoint: bool = True,
+) -> tuple[RunConfig, ResumePoint | None]:
     """(the resumed run's config, where it continues); FreezeTuiError in one line for what cannot resume.
-    given: the command line's config; explicit: the settings the command line named."""
+    given: the command line's config; explicit: the settings the command line named; world_size: the
+    processes of this resume (a distributed run resumes with its own); find_checkpoint False (a
+    distributed run's ranks but world rank 0, which finds it and tells them): the config only."""
     events = list(read_events(log))
     start = next((e for e in events if isinstance(e, ev.RunStart)), None)
     if start is None:
         raise FreezeTuiError(f"log {log} has no run_start: that run never began training; nothing to resume")
+    _check_world(log, int(start.config.get("world_size", 1)), world_size)
     end = next((e for e in events if isinstance(e, ev.RunEnd)), None)
     if end is not None and end.status != "stopped":  # a stopped run (ctrl+c) may go on; its run_end is superseded
         raise FreezeTuiError(f"log {log} already ended ({end.status}); nothing to resume: start a new run")
@@ -68,8 +77,11 @@ def resume_point(
                 f"every setting that changes the run: drop {flag_of(name)} or start a new run"
             )
     cfg = RunConfig(**{**cfg.__dict__, **changed, "log": str(log)}).validate()
+    if not find_checkpoint:
+        return cfg, None
     folder = newest_intact(checkpoint_root(log), warn)
     manifest = read_manifest(folder)
+    check_layout(folder, manifest, world_size, cfg.shards)
     for name, then, now in differences(manifest.get("settings", {}), run_settings(start.config)):
         raise FreezeTuiError(
             f"checkpoint {folder} was written with {flag_of(name) if name in FIELDS else name} {then!r}, the run in "
@@ -79,3 +91,20 @@ def resume_point(
     superseded = sum(1 for e in events if isinstance(e, ev.Step) and e.seq > after)
     next_seq = max(e.seq for e in read_every_event(log)) + 1
     return cfg, ResumePoint(folder, manifest, events, next_seq, superseded)
+
+
+def _check_world(log: Path, logged: int, world_size: int) -> None:
+    """A run resumes over as many processes as it ran over."""
+    if logged == world_size:
+        return
+    if world_size == 1:
+        raise FreezeTuiError(
+            f"the run in {log} ran over {logged} processes: resume it the same way: "
+            f"freeze-tui run --resume {log} --headless --nproc-per-node {logged} (or torchrun)"
+        )
+    if logged == 1:
+        raise FreezeTuiError(f"the run in {log} ran in one process: resume it without --nproc-per-node or torchrun")
+    raise FreezeTuiError(
+        f"the run in {log} ran over {logged} processes, this resume starts {world_size}: resume with "
+        f"{logged} (--nproc-per-node x --nnodes)"
+    )
