@@ -81,15 +81,17 @@ class DistCheckpointer(Checkpointer):
         dist.broadcast_object_list(shared, src=0, group=world.ctl)
         tmp = Path(str(shared[0]))
         try:
-            save_arm(exp.arms[0], arm_folder(tmp, world.arm_index), world.shard_group)
+            if world.replica_index == 0:  # replicas hold the same state: the first replica's shards write it
+                save_arm(exp.arms[0], arm_folder(tmp, world.arm_index), world.shard_group)
             states = world.gather(rank_state(exp))  # after every rank's save: the barrier before the seal
             if world.rank == 0:
                 totals = {name: t for s in states for name, t in s.pop("totals").items()}
                 run = {**where, "last_point": exp._last_point, "nan_stop": exp.nan_stop, "totals": totals}
                 (tmp / RUN_FILE).write_text(json.dumps(run))
                 torch.save(states, tmp / RANKS_FILE)
-                arms = [s["arm"] for s in states[:: world.shards]]
+                arms = [s["arm"] for s in states[:: world.group_size]]
                 layout = {"arm_names": arms, "world_size": world.size, "shards": world.shards}
+                layout["replicas"] = world.replicas
                 manifest = {**self.manifest, **where, "after_seq": self.seq_now(), **layout}
                 seal(self.root, name, tmp, manifest)
                 prune(self.root, self.keep)
@@ -247,7 +249,7 @@ class DistCheckpoints:
             return {"folder": None, "replicate": 0, "error": None}
         try:
             self.session_checkpoints.check()
-            check_layout(resume.folder, resume.manifest, self.world.size, self.cfg.shards)
+            check_layout(resume.folder, resume.manifest, self.world.size, self.cfg.shards, self.cfg.replicas)
         except FreezeTuiError as exc:
             return {"folder": None, "replicate": 0, "error": str(exc)}
         return {"folder": str(resume.folder), "replicate": resume.replicate, "error": None}

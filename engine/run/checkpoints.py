@@ -252,11 +252,12 @@ def checkpoint_line(plan: dict) -> str:
     return line
 
 
-def check_layout(folder: Path, manifest: dict, world_size: int, shards: int) -> None:
-    """A checkpoint is resumed by a world of its own layout: as many processes, the same --shards."""
-    then = (int(manifest.get("world_size", 1)), int(manifest.get("shards", 1)))
-    if then != (world_size, shards):
+def check_layout(folder: Path, manifest: dict, world_size: int, shards: int, replicas: int = 1) -> None:
+    """A checkpoint is resumed by a world of its own layout: as many processes, the same --shards and --replicas."""
+    then = (int(manifest.get("world_size", 1)), int(manifest.get("shards", 1)), int(manifest.get("replicas", 1)))
+    if then != (world_size, shards, replicas):
         raise FreezeTuiError(
-            f"checkpoint {folder} was written by {then[0]} process(es) with --shards {then[1]}, this run has "
-            f"{world_size} with --shards {shards}; resume with the run's own layout (--nproc-per-node {then[0]})"
+            f"checkpoint {folder} was written by {then[0]} process(es) with --shards {then[1]} --replicas {then[2]}, "
+            f"this run has {world_size} with --shards {shards} --replicas {replicas}; resume with the run's own "
+            f"layout (--nproc-per-node {then[0]})"
         )

@@ -81,7 +81,7 @@ def resume_point(
         return cfg, None
     folder = newest_intact(checkpoint_root(log), warn)
     manifest = read_manifest(folder)
-    check_layout(folder, manifest, world_size, cfg.shards)
+    check_layout(folder, manifest, world_size, cfg.shards, cfg.replicas)
     for name, then, now in differences(manifest.get("settings", {}), run_settings(start.config)):
         raise FreezeTuiError(
             f"checkpoint {folder} was written with {flag_of(name) if name in FIELDS else name} {then!r}, the run in "
