@@ -114,19 +114,12 @@ _TAU = {"full": 0.25, "targeted": 0.34, "reverse": 0.25}  # loss decay, as a fra
 _FLOOR = {"full": 2.60, "targeted": 2.68, "reverse": 2.61}
 
 
-def _arm_info(arm: str, n_blocks: int) -> dict:
+def _arm_info(arm: str, n_blocks: int) -> ev.ArmRecord:
     trainable, total = _params(arm, n_blocks)
     flop = 1.0 if arm == "full" or arm not in _SPEED else _SPEED[arm] - 0.02
     spec = {"targeted": "targeted", "reverse": "reverse"}.get(arm, "full")
-    return {
-        "name": arm,
-        "spec": spec,
-        "trainable": trainable,
-        "total": total,
-        "flop_ratio": flop,
-        "r_pred": 1.0 - flop,
-        "grid": _grid(arm, n_blocks),
-    }
+    grid = _grid(arm, n_blocks)
+    return ev.ArmRecord(arm, spec, trainable, total, flop_ratio=flop, r_pred=1.0 - flop, grid=grid)
 
 
 def _run_start(arms, n_blocks, epochs, per_epoch, seed) -> ev.RunStart:

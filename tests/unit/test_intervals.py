@@ -98,7 +98,7 @@ def _start(seq=1, n_val=3):
         config={"epochs": 1, "max_steps": 20},
         data={"common_base_rate": 0.57},
         common_tokens=[[1, "a"], [2, "b"]],
-        arms=[{"name": "full", "r_pred": 0.0}, {"name": "t", "r_pred": 0.3}],
+        arms=[ev.ArmRecord(name="full", r_pred=0.0), ev.ArmRecord(name="t", r_pred=0.3)],
     )
 
 
