@@ -3,8 +3,8 @@
 A thread worker loops `source.get_batch(POLL_S)` and appends each batch to the app's `Inbox`: one
 pending list under a lock, bounded (the worker waits for room, so a replay at max speed never runs
 ahead of the screen by more than about a batch, and a live source coalesces in its own bounded
-channel meanwhile). When the inbox had been empty it posts one `EventsArrived`, a message that
-carries nothing and replaces any earlier one still queued. The UI thread `fold`s what is pending in
+channel meanwhile). It posts one `EventsArrived`, a message that carries nothing, only when none is
+on its way: the UI comes back for the rest until it finds the inbox empty. The UI thread `fold`s what is pending in
 FOLD_CHUNK slices for at most FOLD_BUDGET_S and, with events left, posts `EventsArrived` again, so key
 presses and redraws queued meanwhile go first. Nothing is dropped: events leave the inbox only into
 the state. `SourceDone` / `SourceFailed` are posted once the inbox is empty, after every event.
@@ -58,27 +58,30 @@ class Inbox:
         self.limit = limit
         self._events: deque[Event] = deque()
         self._changed = threading.Condition()
+        self._told = False  # an EventsArrived is on its way or being handled: the UI will come back
 
     def put(self, events: list[Event], cancelled: Callable[[], bool]) -> bool | None:
-        """Append a batch once there is room. True: the inbox was empty (tell the UI); None: cancelled
-        while waiting (the batch is not added)."""
+        """Append a batch once there is room. True: tell the UI (no EventsArrived is on its way);
+        None: cancelled while waiting (the batch is not added)."""
         with self._changed:
             while len(self._events) >= self.limit:
                 if cancelled():
                     return None
                 self._changed.wait(POLL_S)
-            was_empty = not self._events
             self._events.extend(events)
-            return was_empty
+            tell, self._told = not self._told, True
+            return tell
 
     def take(self, limit: int) -> list[Event]:
         """Up to `limit` events from the front, never past a header: a header after events (a replay
-        sought back) starts a slice of its own, so `fold` can start the state over there."""
+        sought back) starts a slice of its own, so `fold` can start the state over there. Empty: the
+        UI has caught up, and the next batch tells it again."""
         with self._changed:
             events = self._events
             out = [events.popleft()] if events else []
             while events and len(out) < limit and not isinstance(events[0], Header):
                 out.append(events.popleft())
+            self._told = bool(out)
             self._changed.notify_all()
             return out
 
