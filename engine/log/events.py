@@ -450,20 +450,6 @@ def replaced(event: E, **changes: Any) -> E:
     return msgspec.structs.replace(event, **changes)
 
 
-def joined_arms(events: list[Event]) -> Event:
-    """The first event with the arms of all (one step's or one dw's records from several writers)."""
-    first = events[0]
-    if isinstance(first, DW):
-        records: dict[str, ArmDW] = {}
-        for e in events:
-            records.update(e.by_arm() if isinstance(e, DW) else {})
-        return DW.of(first.step, records, first.seq, first.t)
-    arms: dict = {}
-    for e in events:
-        arms.update(getattr(e, "arms", {}))
-    return msgspec.structs.replace(first, arms=arms)
-
-
 def joined_dw(parts: list[tuple[DW, Mapping[str, str]]]) -> DW:
     """One dw event holding the maps of several (each with its arms renamed: {name in it: new name}).
     Only the arm level is decoded: each arm's norms are copied as the JSON they are."""
