@@ -16,7 +16,7 @@ from engine.log import events as ev
 from engine.log.runlog import LogWriter
 
 T0 = 1_700_000_000.0  # fixed clock: snapshots must not depend on the wall clock
-ROLES = ["attn.qkv", "attn.o", "mlp", "norm"]  # GPT-2: q, k, v fused in one matrix (engine/plan_view.py)
+ROLES = ["attn.qkv", "attn.o", "mlp", "norm"]  # GPT-2: q, k, v fused in one matrix (engine/plans/describe.py)
 MATRICES = ["q", "k", "v", "o"]
 MATRIX_ROLE = {"q": "attn.qkv", "k": "attn.qkv", "v": "attn.qkv", "o": "attn.o"}
 D_MODEL, VOCAB = 128, 8000
@@ -70,7 +70,7 @@ COMMON = set(WORDS[:30])
 
 
 def _sig6(values: dict) -> dict:
-    """Norms as the engine logs them: 6 significant digits (engine/metrics.py)."""
+    """Norms as the engine logs them: 6 significant digits (engine/train/metrics.py)."""
     return {name: float(f"{v:.6g}") for name, v in values.items()}
 
 
@@ -89,7 +89,7 @@ def _cell(trains: bool) -> str:
 
 
 def _grid(arm: str, n_blocks: int) -> dict:
-    """The grid format of engine/plan_view.py: roles x blocks of train/frozen/partial/later/absent."""
+    """The grid format of engine/plans/describe.py: roles x blocks of train/frozen/partial/later/absent."""
     other = _cell(arm != "targeted")
     return {
         "blocks": n_blocks,
