@@ -226,7 +226,7 @@ class ArmRecord(msgspec.Struct, frozen=True):
     dora: AdapterRecord | UnsetType = UNSET
     init_checksum: str | UnsetType = UNSET
     device: str | UnsetType = UNSET
-    memory: dict[str, Int] | UnsetType = UNSET
+    memory: dict[str, Int | Float] | UnsetType = UNSET  # bytes; a float as written stays one
 
 
 # -- events ---------------------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def test_run_start_arms_are_typed_records_in_the_order_written():
         b'{"kind":"run_start","seq":1,"t":1.0,"config":{},"model":{},"data":{},"common_tokens":[],"arms":['
         b'{"name":"lora","spec":"lora:8:attn","trainable":10,"total":100,"flop_ratio":0.5,"r_pred":0.5,'
         b'"grid":{"blocks":2},"lora":{"r":8,"alpha":16.0,"matrices":3},"init_checksum":"ab","device":"cpu",'
-        b'"memory":{"weights":4,"total":4}},{"name":"full","spec":"full","trainable":0,"total":0}]}'
+        b'"memory":{"weights":4,"total":4.5}},{"name":"full","spec":"full","trainable":0,"total":0}]}'
     )
     start = ev.decode(line)
     assert isinstance(start, ev.RunStart) and all(isinstance(a, ev.ArmRecord) for a in start.arms)
@@ -128,7 +128,7 @@ def test_run_start_arms_are_typed_records_in_the_order_written():
     assert (
         lora.lora == ev.AdapterRecord(8, 16.0, 3)
         and lora.dora is ev.UNSET
-        and lora.memory == {"weights": 4, "total": 4}
+        and lora.memory == {"weights": 4, "total": 4.5}
     )
     assert full.flop_ratio is ev.UNSET and full.grid is ev.UNSET
     assert ev.encode(start) == line
