@@ -36,10 +36,7 @@ class FloodSource(ChannelSource):
                 t=start,
                 config={"epochs": 1, "batch_size": 8, "block_size": 128},
                 data={"n_train_batches": self.rate * int(self.seconds)},
-                arms=[
-                    {"name": "full", "spec": "full", "trainable": 1, "total": 1},
-                    {"name": "targeted", "spec": "targeted", "trainable": 1, "total": 10},
-                ],
+                arms=[ev.ArmRecord("full", "full", trainable=1, total=1), ev.ArmRecord("targeted", "targeted", 1, 10)],
             )
         )
         seq, step, n_events = 2, 0, int(self.rate * self.seconds)

@@ -122,7 +122,7 @@ def shape_figures(
     runners["plain"] = lambda step: plain_step(plain, opt, x, dtype, timer)
     times = interleaved(runners, steps=steps, warmup=3 if compile_too else 2)  # compiling: the first steps
     r = (times["full"] - times["targeted"]) / times["full"]
-    r_flop = arm_record(plans["targeted"], layout, seq_len=block)["r_pred"]
+    r_flop = arm_record(plans["targeted"], layout, seq_len=block).r_pred
     tflops = 6 * layout.n_total * batch * block / times["full"] / 1e12
     where = f"{label} ({layout.n_total / 1e6:.0f} M), {dtype}, {batch}x{block}"
     full_flops = step_flops(layout, set(layout.names), seq_len=block).total * batch * block
@@ -215,7 +215,7 @@ def run_figure(
         session.join()
         wall = time.perf_counter() - started
         state = session.state
-        planned = [a.get("memory", {}) for e in read_events(cfg.log) if e.kind == "run_start" for a in e.arms]
+        planned = [a.memory or {} for e in read_events(cfg.log) if isinstance(e, ev.RunStart) for a in e.arms]
     if session.failure is not None or state.status != "finished":
         raise RuntimeError(f"the bench run ended {state.status}: {session.failure}")
     n = state.model.get("n_params", 0)

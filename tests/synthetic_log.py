@@ -16,7 +16,7 @@ from engine.log import events as ev
 from engine.log.runlog import LogWriter
 
 T0 = 1_700_000_000.0  # fixed clock: snapshots must not depend on the wall clock
-ROLES = ["attn.qkv", "attn.o", "mlp", "norm"]  # GPT-2: q, k, v fused in one matrix (engine/plan_view.py)
+ROLES = ["attn.qkv", "attn.o", "mlp", "norm"]  # GPT-2: q, k, v fused in one matrix (engine/plans/describe.py)
 MATRICES = ["q", "k", "v", "o"]
 MATRIX_ROLE = {"q": "attn.qkv", "k": "attn.qkv", "v": "attn.qkv", "o": "attn.o"}
 D_MODEL, VOCAB = 128, 8000
@@ -70,7 +70,7 @@ COMMON = set(WORDS[:30])
 
 
 def _sig6(values: dict) -> dict:
-    """Norms as the engine logs them: 6 significant digits (engine/metrics.py)."""
+    """Norms as the engine logs them: 6 significant digits (engine/train/metrics.py)."""
     return {name: float(f"{v:.6g}") for name, v in values.items()}
 
 
@@ -89,7 +89,7 @@ def _cell(trains: bool) -> str:
 
 
 def _grid(arm: str, n_blocks: int) -> dict:
-    """The grid format of engine/plan_view.py: roles x blocks of train/frozen/partial/later/absent."""
+    """The grid format of engine/plans/describe.py: roles x blocks of train/frozen/partial/later/absent."""
     other = _cell(arm != "targeted")
     return {
         "blocks": n_blocks,
@@ -114,19 +114,12 @@ _TAU = {"full": 0.25, "targeted": 0.34, "reverse": 0.25}  # loss decay, as a fra
 _FLOOR = {"full": 2.60, "targeted": 2.68, "reverse": 2.61}
 
 
-def _arm_info(arm: str, n_blocks: int) -> dict:
+def _arm_info(arm: str, n_blocks: int) -> ev.ArmRecord:
     trainable, total = _params(arm, n_blocks)
     flop = 1.0 if arm == "full" or arm not in _SPEED else _SPEED[arm] - 0.02
     spec = {"targeted": "targeted", "reverse": "reverse"}.get(arm, "full")
-    return {
-        "name": arm,
-        "spec": spec,
-        "trainable": trainable,
-        "total": total,
-        "flop_ratio": flop,
-        "r_pred": 1.0 - flop,
-        "grid": _grid(arm, n_blocks),
-    }
+    grid = _grid(arm, n_blocks)
+    return ev.ArmRecord(arm, spec, trainable, total, flop_ratio=flop, r_pred=1.0 - flop, grid=grid)
 
 
 def _run_start(arms, n_blocks, epochs, per_epoch, seed) -> ev.RunStart:

@@ -227,18 +227,6 @@ def _median_interval(per_step: np.ndarray, length: int, starts: np.ndarray) -> t
     return float(lo), float(hi)
 
 
-def saving_ci95(t_full: Sequence[float], t_arm: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
-    """(r, lo, hi) of `saving_estimate` (warm-up left out); lo/hi nan when there is no interval."""
-    est = saving_estimate(t_full, t_arm, seed=seed, with_median=False)
-    return est.r, est.lo, est.hi
-
-
-def step_saving_median(t_full: Sequence[float], t_arm: Sequence[float], warmup: int = WARMUP_STEPS) -> float:
-    """A robust r: the median over steps (after the warm-up) of 1 - t_arm / t_full (a burst moves it little)."""
-    full, arm = paired_steps(t_full, t_arm, warmup)
-    return float(np.median(1.0 - arm / full)) if len(full) else math.nan
-
-
 def inside(value: float, interval: Sequence[float]) -> bool | None:
     """Whether value lies in [lo, hi]; None when either is unknown."""
     lo, hi = interval

@@ -198,6 +198,37 @@ def read_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {**summary, "arms": summary_arms(summary)}
 
 
+class AdapterRecord(msgspec.Struct, frozen=True):
+    """An adapter arm's adapters in its run_start record (under the kind's name: `lora`, `dora`): rank r,
+    scale alpha (a float as written) and how many weight matrices carry one."""
+
+    r: Int = 0
+    alpha: Int | Float = 0.0
+    matrices: Int = 0
+
+
+class ArmRecord(msgspec.Struct, frozen=True):
+    """One arm as run_start describes it (engine.plans.describe.arm_record): its name, spec, trainable and
+    total parameter counts, the FLOP model's cost ratio and predicted saving r_pred, the plan grid
+    (format in engine.plans.describe), the adapter kinds' own record, the initial weights' checksum, and,
+    when placed, its device and memory plan in bytes ({weights, grads, optimizer, activations, total}).
+    The field order is the order every writer has used (sample_runs/ re-encode byte-identically); an
+    absent key stays UNSET and is not written. A new arm kind with its own record adds a field here."""
+
+    name: str = ""
+    spec: str = ""
+    trainable: Int = 0
+    total: Int = 0
+    flop_ratio: Value | UnsetType = UNSET
+    r_pred: Value | UnsetType = UNSET
+    grid: dict[str, Any] | UnsetType = UNSET
+    lora: AdapterRecord | UnsetType = UNSET
+    dora: AdapterRecord | UnsetType = UNSET
+    init_checksum: str | UnsetType = UNSET
+    device: str | UnsetType = UNSET
+    memory: dict[str, Int | Float] | UnsetType = UNSET  # bytes; a float as written stays one
+
+
 # -- events ---------------------------------------------------------------------------------------------
 
 
@@ -220,14 +251,14 @@ class RunStart(Event, tag="run_start", frozen=True):
     """config: all settings; model: {name, n_params, n_blocks, arch, ...};
     data: {n_tokens, n_unique, n_train_batches, n_val_batches, ...};
     common_tokens: [[id, text], ...] most frequent first;
-    arms: [{name, spec, trainable, total, flop_ratio, r_pred, grid, ...}, ...] (arm kinds add their own keys)."""
+    arms: one ArmRecord per arm, in the run's order."""
 
     kind: ClassVar[str] = "run_start"
     config: dict[str, Any] = {}
     model: dict[str, Any] = {}
     data: dict[str, Any] = {}
     common_tokens: list = []
-    arms: list[dict[str, Any]] = []
+    arms: list[ArmRecord] = []
 
 
 class Step(Event, tag="step", frozen=True):
@@ -411,26 +442,12 @@ def stamped(event: Event, seq: int, t: float) -> Event:
     return msgspec.structs.replace(event, seq=seq, t=t)
 
 
-E = TypeVar("E", bound=Event)
+E = TypeVar("E", bound=msgspec.Struct)
 
 
 def replaced(event: E, **changes: Any) -> E:
-    """A copy of an event with some fields changed (events are frozen)."""
+    """A copy of an event (or a record) with some fields changed (events are frozen)."""
     return msgspec.structs.replace(event, **changes)
-
-
-def joined_arms(events: list[Event]) -> Event:
-    """The first event with the arms of all (one step's or one dw's records from several writers)."""
-    first = events[0]
-    if isinstance(first, DW):
-        records: dict[str, ArmDW] = {}
-        for e in events:
-            records.update(e.by_arm() if isinstance(e, DW) else {})
-        return DW.of(first.step, records, first.seq, first.t)
-    arms: dict = {}
-    for e in events:
-        arms.update(getattr(e, "arms", {}))
-    return msgspec.structs.replace(first, arms=arms)
 
 
 def joined_dw(parts: list[tuple[DW, Mapping[str, str]]]) -> DW:
@@ -486,6 +503,8 @@ def check_value(obj: Any) -> None:
     stack = [(obj, 1)]
     while stack:
         value, depth = stack.pop()
+        if isinstance(value, msgspec.Struct):  # a typed record inside a free-form event (run_start.arms)
+            value = msgspec.structs.asdict(value)
         if isinstance(value, dict):
             value = value.values()
         elif not isinstance(value, list):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.core.stats import mean_ci95, paired_ci95
+from engine.core.stats import paired_ci95
 from engine.log import events as ev
 from engine.log.comparisons import baseline_of, r_estimate, unpaired, val_comparison
 from engine.log.state import ArmState, RunState
@@ -118,15 +118,6 @@ def _paired(before, after) -> tuple[float, float, float]:
     if not before or len(before) != len(after):
         return NAN3
     return paired_ci95([_num(v) for v in before], [_num(v) for v in after])
-
-
-def random_cloud(points: list[FrontierPoint]) -> dict[str, tuple[float, float, float]]:
-    """Mean and t interval of the random controls' coordinates (val_gap, forgetting, r), when there are any."""
-    controls = [p for p in points if p.is_random]
-    return {
-        key: mean_ci95([getattr(p, key)[0] for p in controls if not math.isnan(getattr(p, key)[0])])
-        for key in ("r", "val_gap", "forgetting", "target_gain")
-    }
 
 
 def arm_frontier_fields(state: RunState, name: str) -> dict:

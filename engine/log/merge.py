@@ -154,7 +154,7 @@ class Merger:
 
     def _name_arms(self) -> None:
         arm_lists = [
-            [str(a.get("name")) for a in r.start.arms if isinstance(a, dict)] if r.start else [] for r in self.runs
+            [a.name for a in r.start.arms if isinstance(a, ev.ArmRecord)] if r.start else [] for r in self.runs
         ]
         every = [n for names in arm_lists for n in names]
         clash = len(every) != len(set(every))
@@ -164,10 +164,10 @@ class Merger:
     def _run_start(self, starts: list[tuple[_Run, ev.RunStart]]) -> ev.RunStart:
         first = starts[0][1]
         arms = [
-            {**a, "name": run.names.get(str(a.get("name")), a.get("name"))}
+            ev.replaced(a, name=run.names.get(a.name, a.name))
             for run, start in starts
             for a in start.arms
-            if isinstance(a, dict)
+            if isinstance(a, ev.ArmRecord)
         ]
         models = list(dict.fromkeys(str(start.model.get("name", "?")) for _, start in starts))
         differ = settings_diff([start.config for _, start in starts], NOT_COMPARED)

@@ -198,15 +198,15 @@ class RunState:
         self.config, self.model, self.data = dict(e.config), dict(e.model), dict(e.data)
         self.common_tokens = list(e.common_tokens)
         for arm in e.arms:
-            self.arms[str(arm["name"])] = ArmState(
-                name=str(arm["name"]),
-                spec=str(arm.get("spec", "")),
-                trainable=int(arm.get("trainable", 0)),
-                total=int(arm.get("total", 0)),
-                flop_ratio=_num(arm.get("flop_ratio")),
-                r_pred=_num(arm.get("r_pred")),
-                grid=arm.get("grid") or {},
-                device=str(arm.get("device") or ""),
+            self.arms[str(arm.name)] = ArmState(
+                name=str(arm.name),
+                spec=str(arm.spec),
+                trainable=int(arm.trainable),
+                total=int(arm.total),
+                flop_ratio=_num(arm.flop_ratio),
+                r_pred=_num(arm.r_pred),
+                grid=arm.grid or {},
+                device=str(arm.device or ""),
             )
         self.passes.begin(e.t)
         self.start_trainable = {name: arm.trainable for name, arm in self.arms.items()}

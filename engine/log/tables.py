@@ -42,8 +42,8 @@ def sample_rows(e: ev.Event) -> Iterable[Row]:
 
 # name -> (columns, rows of one event)
 EVENT_TABLES: dict[str, tuple[tuple[str, ...], Callable[[ev.Event], Iterable[Row]]]] = {
-    "steps": (("step", "epoch", "arm", "loss", "dt", "lr"), step_rows),
-    "dw": (("step", "arm", "matrix", "dw", "drift", "rel"), dw_rows),
+    "steps": (("step", "epoch", "arm", *ev.ArmStep.__struct_fields__), step_rows),
+    "dw": (("step", "arm", "matrix", *ev.ArmDW.__struct_fields__), dw_rows),
     "samples": (("phase", "epoch", "arm", "index", "p", "n_tokens", "n_common", "prompt", "text"), sample_rows),
 }
 

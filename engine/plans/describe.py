@@ -20,7 +20,10 @@ parameters in this model).
 
 from __future__ import annotations
 
+import msgspec
+
 from engine.core.errors import FreezeTuiError
+from engine.log.events import ArmRecord
 from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import DEFAULT_ARMS
@@ -74,21 +77,21 @@ def _cell_state(names, initial: frozenset[str], ever: frozenset[str]) -> str:
     return "later" if any(n in ever for n in names) else "frozen"
 
 
-def arm_record(plan: ArmPlan, layout: ModelLayout, *, seq_len: int) -> dict:
-    """The run_start ``arms`` entry: name, spec, trainable, total, flop_ratio, r_pred, grid (and the
-    kind's own record, e.g. ``lora`` for a LoRA arm); the FLOP model includes attention scores for
-    sequences of ``seq_len`` tokens (the run's block size)."""
+def arm_record(plan: ArmPlan, layout: ModelLayout, *, seq_len: int) -> ArmRecord:
+    """The run_start ``arms`` entry: name, spec, counts, FLOP ratio, r_pred, grid and the kind's own
+    record (``lora`` for a LoRA arm, ...); the FLOP model includes attention scores for sequences of
+    ``seq_len`` tokens (the run's block size)."""
     ratio = plan.flop_ratio(layout, seq_len=seq_len)
-    return {
-        "name": plan.arm,
-        "spec": plan.spec,
-        "trainable": plan.n_trainable,
-        "total": plan.n_total,
-        "flop_ratio": round(ratio, 4),
-        "r_pred": round(1.0 - ratio, 4),
-        "grid": plan_grid(plan, layout),
+    return ArmRecord(
+        name=plan.arm,
+        spec=plan.spec,
+        trainable=plan.n_trainable,
+        total=plan.n_total,
+        flop_ratio=round(ratio, 4),
+        r_pred=round(1.0 - ratio, 4),
+        grid=plan_grid(plan, layout),
         **plan.record(),
-    }
+    )
 
 
 def describe_layout(name: str, arch: str, layout: ModelLayout, arms, *, block_size: int) -> dict:
@@ -111,6 +114,6 @@ def describe_layout(name: str, arch: str, layout: ModelLayout, arms, *, block_si
 
 
 def _describe_arm(plan: ArmPlan, layout: ModelLayout, block_size: int) -> dict:
-    record = arm_record(plan, layout, seq_len=block_size)
+    record = msgspec.to_builtins(arm_record(plan, layout, seq_len=block_size))
     schedule = [{"at": c.at, "n": c.n, "rule": c.rule, "trainable": layout.numel(c.trainable)} for c in plan.changes]
     return {**record, "pct": round(plan.pct, 2), "schedule": schedule}

@@ -107,7 +107,7 @@ class Plan:
         return {}
 
     def record(self) -> dict:
-        """Extra fields of run_start's arm record: none for a freeze plan."""
+        """The kind's own fields of run_start's ArmRecord: none for a freeze plan."""
         return {}
 
 

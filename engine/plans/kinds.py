@@ -64,7 +64,7 @@ class ArmPlan(Protocol):
 
     def grid_marks(self) -> dict[str, str]: ...
 
-    def record(self) -> dict: ...
+    def record(self) -> dict: ...  # the kind's own fields of run_start's ArmRecord (engine.log.events)
 
 
 class ArmKind(Protocol):

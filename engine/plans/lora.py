@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.errors import SpecError
+from engine.log.events import AdapterRecord
 from engine.plans.flops import lora_flop_ratio
 from engine.plans.match import match_rule
 from engine.plans.memory import activation_bytes
@@ -99,9 +100,9 @@ class AdapterPlan:
         """Every adapted weight's plan-grid cell reads "lora" (the grid's adapter mark, any kind)."""
         return dict.fromkeys(self.adapted, "lora")
 
-    def record(self) -> dict:
-        """What run_start's arm record says about the adapters, under the kind's name."""
-        return {self.kind: {"r": self.rank, "alpha": self.alpha, "matrices": len(self.adapted)}}
+    def record(self) -> dict[str, AdapterRecord]:
+        """The kind's own field of run_start's ArmRecord: its adapters, under the kind's name."""
+        return {self.kind: AdapterRecord(self.rank, self.alpha, len(self.adapted))}
 
 
 def adaptable(p: ParamInfo) -> bool:

@@ -21,10 +21,15 @@ from engine.log.state import RunState
 Sink = Callable[[ev.Event], None]
 
 
+def run_time() -> str:
+    """`YYYYmmdd-HHMMSS`, now: a run's start time as its id and its default log name spell it."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
 def new_run_id() -> str:
     """`YYYYmmdd-HHMMSS-xxxxxx`: the start time, and 3 random bytes so that two runs started in the same
     second differ."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
+    return f"{run_time()}-{os.urandom(3).hex()}"
 
 
 def stamped(event: ev.Event, seq: int) -> ev.Event:

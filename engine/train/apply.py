@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.log.events import ArmRecord, measured_value
 from engine.plans.describe import arm_record
 from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.roles import ModelLayout, build_layout
@@ -20,11 +21,11 @@ __all__ = ["AppliedPlan", "apply_spec"]
 @dataclass(frozen=True)
 class AppliedPlan:
     """What was applied: the plan, the model's layout (before any adapter) and the run_start arm
-    record (trainable, total, flop_ratio, r_pred, grid) that a run log writes for it."""
+    record (an ArmRecord: counts, flop_ratio, r_pred, grid, ...) that a run log writes for it."""
 
     plan: ArmPlan
     layout: ModelLayout
-    record: dict
+    record: ArmRecord
 
     @property
     def n_trainable(self) -> int:
@@ -40,11 +41,11 @@ class AppliedPlan:
 
     @property
     def flop_ratio(self) -> float:
-        return self.record["flop_ratio"]
+        return _number(self.record.flop_ratio)
 
     @property
     def r_pred(self) -> float:
-        return self.record["r_pred"]
+        return _number(self.record.r_pred)
 
 
 def apply_spec(model, spec: str, *, arm: str = "arm", seed: int = 0, seq_len: int = 0) -> AppliedPlan:
@@ -57,3 +58,9 @@ def apply_spec(model, spec: str, *, arm: str = "arm", seed: int = 0, seq_len: in
 
     torch_kind(plan).inject(model, plan, layout, seed=seed)
     return AppliedPlan(plan, layout, arm_record(plan, layout, seq_len=seq_len))
+
+
+def _number(value) -> float:
+    """A number of the record (nan where it has none)."""
+    value = measured_value(value)
+    return float("nan") if value is None else float(value)

@@ -91,7 +91,7 @@ def measure_plan(cfg: RunConfig, planned: PlannedRun, *, steps: int, warmup: int
             "device": str(placement[name]),
             "t_step": times[name],
             "r": (base - times[name]) / base if base > 0 else float("nan"),
-            "r_flop": arm_record(plan, planned.layout, seq_len=cfg.block_size)["r_pred"],
+            "r_flop": arm_record(plan, planned.layout, seq_len=cfg.block_size).r_pred,
         }
         for name, plan in planned.plans
     }

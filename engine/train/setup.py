@@ -202,12 +202,12 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
     config[KERNELS] = kernels_record(cfg, s.placement.values() or [s.device])
     common = [[tok, s.tokenizer.decode([tok])] for tok in s.data.common]
     arms = [
-        {
-            **arm_record(plan, s.layout, seq_len=cfg.block_size),
-            "name": name,
-            "init_checksum": checksums.get(name, ""),
+        ev.replaced(
+            arm_record(plan, s.layout, seq_len=cfg.block_size),
+            name=name,
+            init_checksum=checksums.get(name, ""),
             **_where(s, name),
-        }
+        )
         for name, plan in s.plans
     ]
     return ev.RunStart(config=config, model=model, data=data, common_tokens=common, arms=arms)
@@ -247,13 +247,10 @@ def device_peak(device: torch.device, dtype: str, given: float | None) -> tuple[
 
 
 def _where(s: Setup, name: str) -> dict:
-    """run_start.arms[] `device` and `memory` (the plan's bytes), when placed."""
-    out: dict = {}
-    if name in s.placement:
-        out["device"] = str(s.placement[name])
-    if name in s.memory:
-        out["memory"] = dict(s.memory[name])
-    return out
+    """run_start.arms[] `device` and `memory` (the plan's bytes), when placed: ArmRecord fields."""
+    device = str(s.placement[name]) if name in s.placement else ev.UNSET
+    memory = dict(s.memory[name]) if name in s.memory else ev.UNSET
+    return dict(device=device, memory=memory)
 
 
 def _check_prompt(ids: list, ctx: int | None) -> None:

@@ -20,9 +20,9 @@ from engine.log.sources import EventSource
 from engine.log.state import RunState
 from freeze_tui.app import modes
 from freeze_tui.app.alerting import Alerter
-from freeze_tui.app.bridge import EventsArrived, SourceDone, SourceFailed, fold, start_bridge
+from freeze_tui.app.bridge import EventsArrived, Inbox, SourceDone, SourceFailed, fold, start_bridge
 from freeze_tui.app.keys import BINDINGS, KeyActions
-from freeze_tui.app.replay_keys import ReplayKeys, restart_if_rewound
+from freeze_tui.app.replay_keys import ReplayKeys
 from freeze_tui.app.run_control import RunControl
 from freeze_tui.app.screenshots import screenshot_folder
 from freeze_tui.app.widgets.arms_panel import ArmsPanel
@@ -65,6 +65,7 @@ class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
         super().__init__()
         self.alerter = Alerter(self, notifier)  # toasts, a bell and --notify (engine/log/alerts.py)
         self.source, self.state, self.chart = source, RunState(), ChartOptions()
+        self.inbox = Inbox()  # what the bridge has read and the state has not folded yet
         self.title, self.log_path = title, Path(log_path) if log_path else None
         # next to the log unless told; a replay of a log in a git work tree (sample_runs/) saves elsewhere
         self.screenshot_dir = screenshot_folder(self.log_path, source.mode == modes.REPLAY, screenshot_dir)
@@ -89,14 +90,12 @@ class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
         self.header, self.arms = self.query_one(HeaderBar), self.query_one(ArmsPanel)
         self.tabs, self.palette = self.query_one(TabbedContent), self.query_one(PaletteHolder).palette()
         self.views: dict[str, Any] = {v.name: self.query_one(f"#view-{v.name}") for v in modes.VIEWS}
-        start_bridge(self, self.source)
+        start_bridge(self, self.source, self.inbox)
         self.set_interval(REDRAW_S, self.redraw)
 
-    async def on_events_arrived(self, message: EventsArrived) -> None:
-        restart_if_rewound(self.state, message.events)  # a replay sought back starts over
-        rest = fold(self.state, message)
-        if rest is not None:
-            self.post_message(rest)  # keys and redraws that arrived meanwhile go first
+    async def on_events_arrived(self, _: EventsArrived) -> None:
+        if fold(self.state, self.inbox):
+            self.post_message(EventsArrived())  # keys and redraws that arrived meanwhile go first
         self._dirty = True
         await asyncio.sleep(0)  # Textual's message loop does not yield: timers and painting would starve
 

@@ -2,7 +2,7 @@
 
 The source does the seeking (engine.log.sources.ReplaySource.seek_to): forward it plays the events
 up to the target at once; back it starts the log over, and its header arriving again tells the app
-to fold from a fresh RunState (`restart_if_rewound`), so the one reducer stays forward-only."""
+to fold from a fresh RunState (`bridge.restart_if_rewound`), so the one reducer stays forward-only."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 
-from engine.log.events import Event, Header
 from engine.log.sources import EventSource
 from engine.log.state import RunState
 from freeze_tui.app import modes
-from freeze_tui.app.bridge import start_bridge
+from freeze_tui.app.bridge import Inbox, start_bridge
 
 SPEEDS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)  # then max
 SEEK_STEPS = 10
@@ -40,21 +39,12 @@ def speed_label(speed: float | None) -> str:
     return "max" if speed is None else f"{speed:g}"
 
 
-def restart_if_rewound(state: RunState, events: list[Event]) -> bool:
-    """A header after events means the replay started over (a seek back): fold from a fresh state.
-    In place, since every widget holds this state."""
-    if not events or not isinstance(events[0], Header) or state.n_events == 0:
-        return False
-    vars(state).clear()
-    vars(state).update(vars(RunState()))
-    return True
-
-
 class ReplayKeys(_Base):
     """Mixed into FreezeApp: the replay's speed and seek actions."""
 
     source: EventSource
     state: RunState
+    inbox: Inbox
     source_finished: bool
     _dirty: bool
 
@@ -100,5 +90,5 @@ class ReplayKeys(_Base):
         """After the replay ended the bridge has stopped: a seek back needs it again."""
         if self.source_finished:
             self.source_finished = False
-            start_bridge(self, self.source)
+            start_bridge(self, self.source, self.inbox)
         self._dirty = True

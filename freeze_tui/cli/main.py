@@ -16,6 +16,7 @@ import click
 from engine.core.errors import FreezeTuiError
 from engine.dist.world import check_one_process, env_world_size, quiet_rank, under_torchrun
 from engine.run.config import RunConfig
+from engine.run.emitter import run_time
 from freeze_tui.cli import exit_codes
 from freeze_tui.cli.commands.export import export
 from freeze_tui.cli.commands.serve import serve
@@ -88,7 +89,7 @@ def run(**opts) -> int:
     ctx = click.get_current_context()
     explicit = {n for n in opts if ctx.get_parameter_source(n) not in (None, click.core.ParameterSource.DEFAULT)}
     cfg = config_from(opts)
-    log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(time.strftime("%Y%m%d-%H%M%S"))
+    log_path = Path(cfg.log) if cfg.log else cfg.default_log_path(run_time())
     if resume_log is not None:
         return _resume(
             Path(resume_log), cfg, explicit, headless=headless, detach=detach, shots=shots, launch=launch, notify=notify

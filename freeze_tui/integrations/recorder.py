@@ -227,12 +227,10 @@ class Recorder:
         self._emit(ev.DW.of(self._step, {self.arm: record}))
 
     def _run_start(self, model, plan, config: dict) -> ev.RunStart:
-        record = dict(plan.record) if plan is not None else {"spec": "", "trainable": 0, "total": 0}
-        if plan is None and model is not None:
-            record |= _counts(model)
+        record = ev.replaced(plan.record, name=self.arm) if plan is not None else _unplanned(self.arm, model)
         config = {"source": "recorder", "norm_every": self._norm_every, **config}
         data = {k: config.pop(k) for k in ("n_train_batches", "n_val_batches", "n_tokens") if k in config}
-        return ev.RunStart(config=config, model=_model_info(model), data=data, arms=[{**record, "name": self.arm}])
+        return ev.RunStart(config=config, model=_model_info(model), data=data, arms=[record])
 
 
 def _floats(values: list) -> list[float]:
@@ -252,12 +250,13 @@ def _float(value) -> float:
         return math.nan
 
 
-def _counts(model) -> dict:
+def _unplanned(arm: str, model) -> ev.ArmRecord:
+    """The arm record without a plan: the model's own trainable and total counts (0 without a model)."""
+    if model is None:
+        return ev.ArmRecord(name=arm)
     params = list(model.parameters())
-    return {
-        "trainable": sum(p.numel() for p in params if p.requires_grad),
-        "total": sum(p.numel() for p in params),
-    }
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    return ev.ArmRecord(name=arm, trainable=trainable, total=sum(p.numel() for p in params))
 
 
 def _model_info(model) -> dict:

@@ -73,7 +73,7 @@ def _hostile_log(path):
     """A log whose texts try Rich markup and terminal escapes everywhere a log can carry text."""
     base = list(synthetic_events(steps=4, finished=False))
     start = base[1]
-    arms = [dict(a) for a in start.arms]
+    arms = list(start.arms)
     model = {**start.model, "name": f"model{MARKUP}{ESCAPE}"}
     hostile = [
         base[0],

@@ -30,12 +30,10 @@ def test_two_cpu_devices_train_exactly_like_one(tiny, tmp_path):
     losses = [{a: v.loss for a, v in s.items()} for s in steps_of(one)]
     assert losses == [{a: v.loss for a, v in s.items()} for s in steps_of(two)]
     start = next(e for e in two if e.kind == "run_start")
-    assert [a["device"] for a in start.arms] == ["cpu", "cpu", "cpu"]
+    assert [a.device for a in start.arms] == ["cpu", "cpu", "cpu"]
     for arm in start.arms:
-        assert set(arm["memory"]) == PARTS and arm["memory"]["total"] == sum(
-            arm["memory"][k] for k in PARTS - {"total"}
-        )
-    full, targeted = start.arms[0]["memory"], start.arms[1]["memory"]
+        assert set(arm.memory) == PARTS and arm.memory["total"] == sum(arm.memory[k] for k in PARTS - {"total"})
+    full, targeted = start.arms[0].memory, start.arms[1].memory
     assert full["weights"] == targeted["weights"] and full["grads"] > targeted["grads"]
     assert not [e for e in two if e.kind == "warning" and "device models" in e.message]
 
@@ -145,7 +143,7 @@ def test_an_overflowing_fp16_step_is_skipped_and_logged(tiny, tmp_path, monkeypa
     skipped = [e for e in events if e.kind == "warning" and "skipped this optimizer step" in e.message]
     assert [(e.arm, e.message.endswith(f"step {i}")) for i, e in enumerate(skipped)] == [("full", True)] * 2
     start = next(e for e in events if e.kind == "run_start")
-    assert start.arms[0]["init_checksum"]
+    assert start.arms[0].init_checksum
 
 
 def test_fp16_scaler_skips_without_touching_the_weights(tiny):

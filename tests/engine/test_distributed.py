@@ -172,7 +172,7 @@ def assert_same_run(one, many, loss_tol: float, world_size: int = 2) -> None:
         for arm in a.arms:
             assert b.arms[arm].val_loss == pytest.approx(a.arms[arm].val_loss, rel=loss_tol)
     start_one, start_many = one[1], many[1]
-    assert [a["init_checksum"] for a in start_one.arms] == [a["init_checksum"] for a in start_many.arms]
+    assert [a.init_checksum for a in start_one.arms] == [a.init_checksum for a in start_many.arms]
     assert start_many.config["world_size"] == world_size and start_many.config["backend"] == "gloo"
     assert many[-1].status == one[-1].status == "finished"
     for arm, row in one[-1].summary["arms"].items():

@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from engine.log import events as ev
 from engine.plans.kinds import resolve_plan
 from engine.plans.roles import attention_splits
 from engine.train.kinds import dora_delta, torch_kind, tracker_for_model
@@ -122,10 +123,10 @@ def test_headless_run_with_a_dora_arm_saves_adapter_and_merged_model(tiny, tmp_p
     assert result.exit_code == 0, result.output
     events = list(read_events(log))
     start = next(e for e in events if e.kind == "run_start")
-    arm = next(a for a in start.arms if a["name"] == "dora")
-    assert arm["dora"] == {"r": 4, "alpha": 8.0, "matrices": 2} and arm["trainable"] == 2 * (4 * 128 + 96)
+    arm = next(a for a in start.arms if a.name == "dora")
+    assert arm.dora == ev.AdapterRecord(4, 8.0, 2) and arm.trainable == 2 * (4 * 128 + 96)
     assert len([e for e in events if e.kind == "step"]) == 3 and events[-1].status == "finished"
-    assert len({a["init_checksum"] for a in start.arms}) == 1  # the same base weights as the full arm
+    assert len({a.init_checksum for a in start.arms}) == 1  # the same base weights as the full arm
     first = next(e for e in events if e.kind == "step").arms
     assert first["dora"].loss == pytest.approx(first["full"].loss, abs=1e-4)  # m = ||W||: the base function
     base = AutoModelForCausalLM.from_pretrained(model)
@@ -146,7 +147,7 @@ def test_apply_spec_injects_dora_in_place_and_the_recorder_tracks_it(tiny):
     loaded = load_model(str(tiny[0]))
     applied = apply_spec(loaded.model, DORA, arm="dora")
     trainable = {n for n, p in loaded.model.named_parameters() if p.requires_grad}
-    assert trainable == applied.plan.trainable_at(0, 0) and applied.record["dora"]["matrices"] == 2
+    assert trainable == applied.plan.trainable_at(0, 0) and applied.record.dora.matrices == 2
     assert applied.n_trainable == sum(p.numel() for p in loaded.model.parameters() if p.requires_grad)
     tracker = tracker_for_model(loaded.model, attention_splits(applied.layout), applied.plan)
     assert tracker.delta is dora_delta

@@ -122,7 +122,7 @@ def test_trainer_with_callback_writes_a_log_that_report_reads(tiny_gpt2, tmp_pat
     assert all(0 < e.arms["targeted"].loss < 20 and e.arms["targeted"].lr > 0 for e in steps)
     assert [e.epoch for e in events if e.kind == "epoch_end"] == [0, 1]
     start = next(e for e in events if e.kind == "run_start")
-    assert start.arms[0]["spec"] == "targeted" and start.arms[0]["trainable"] == applied.n_trainable
+    assert start.arms[0].spec == "targeted" and start.arms[0].trainable == applied.n_trainable
     assert start.config["source"] == "transformers.Trainer" and start.model["n_blocks"] == 4
     dw = next(e for e in events if e.kind == "dw").norms_of("targeted")
     assert dw["h.0.attn.q"] == 0.0 and dw["h.3.attn.q"] > 0

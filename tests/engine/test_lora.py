@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.log import events as ev
 from engine.plans.kinds import resolve_plan
 from engine.plans.roles import attention_splits
 from engine.run.config import RunConfig
@@ -63,9 +64,9 @@ def test_trainable_count_equals_peft_own(tmp_path, family, spec):
 def test_run_starts_equal_and_b_is_zero(finished):
     events, _ = finished
     start = by_kind(events, "run_start")[0]
-    assert len({a["init_checksum"] for a in start.arms}) == 1
-    lora = next(a for a in start.arms if a["name"] == "lora")
-    assert lora["lora"] == {"r": 4, "alpha": 8.0, "matrices": 2} and lora["trainable"] == 2 * 4 * (32 + 96)
+    assert len({a.init_checksum for a in start.arms}) == 1
+    lora = next(a for a in start.arms if a.name == "lora")
+    assert lora.lora == ev.AdapterRecord(4, 8.0, 2) and lora.trainable == 2 * 4 * (32 + 96)
     first = by_kind(events, "step")[0].arms
     assert first["full"].loss == first["targeted"].loss == first["lora"].loss
     assert by_kind(events, "step")[-1].arms["lora"].loss != first["lora"].loss

@@ -277,7 +277,7 @@ def test_a_stopped_run_is_resumable_and_its_run_end_superseded():
     """ctrl+c writes run_end "stopped"; a resume supersedes it with the steps after the checkpoint."""
     events = [
         ev.Header(seq=0),
-        ev.RunStart(seq=1, arms=[{"name": "a"}]),
+        ev.RunStart(seq=1, arms=[ev.ArmRecord(name="a")]),
         *[ev.Step(seq=2 + i, step=i, arms={"a": ev.ArmStep(1.0 + i, 0.1, 0.001)}) for i in range(4)],
         ev.RunEnd(seq=6, status="stopped", summary={"arms": {"a": {"T": 9.0}}}),
         ev.Resumed(seq=7, step=2, after_seq=3),

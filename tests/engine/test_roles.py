@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import msgspec
 import pytest
 import torch
 
@@ -320,7 +321,7 @@ def test_describe_plans_is_json_and_has_a_grid(models):
 def test_arm_record_for_run_start(models):
     layout = models["llama"].layout
     record = arm_record(resolve_plan("targeted", "targeted", layout), layout, seq_len=16)
-    assert set(record) == {"name", "spec", "trainable", "total", "flop_ratio", "r_pred", "grid"}
-    assert record["grid"]["roles"] == ["attn.q", "attn.k", "attn.v", "attn.o", "mlp", "norm"]
-    assert record["grid"]["other"]["pos"] == "absent" and record["grid"]["tied"] == []
-    assert 0 < record["r_pred"] < 1 and record["flop_ratio"] + record["r_pred"] == pytest.approx(1)
+    assert set(msgspec.to_builtins(record)) == {"name", "spec", "trainable", "total", "flop_ratio", "r_pred", "grid"}
+    assert record.grid["roles"] == ["attn.q", "attn.k", "attn.v", "attn.o", "mlp", "norm"]
+    assert record.grid["other"]["pos"] == "absent" and record.grid["tied"] == []
+    assert 0 < record.r_pred < 1 and record.flop_ratio + record.r_pred == pytest.approx(1)

@@ -63,7 +63,7 @@ def test_log_is_complete_and_ordered(finished):
 def test_arms_start_equal_and_see_the_same_batch(finished):
     _, events, _ = finished
     arms = by_kind(events, "run_start")[0].arms
-    assert len({a["init_checksum"] for a in arms}) == 1
+    assert len({a.init_checksum for a in arms}) == 1
     first = by_kind(events, "step")[0].arms
     losses = [first[name].loss for name in ("full", "targeted", "reverse")]
     assert losses[0] == losses[1] == losses[2]  # same weights, same batch, same dropout masks
@@ -150,7 +150,7 @@ def test_plan_and_run_start_agree_on_the_flop_ratio(finished, tiny):
     _, events, _ = finished
     arms = (("full", "full"), ("targeted", "targeted"), ("reverse", "reverse"))
     desc = describe_plans(str(tiny[0]), arms, block_size=16)
-    logged = {a["name"]: a["flop_ratio"] for a in by_kind(events, "run_start")[0].arms}
+    logged = {a.name: a.flop_ratio for a in by_kind(events, "run_start")[0].arms}
     assert logged == {a["name"]: a["flop_ratio"] for a in desc["arms"]}
     without_scores = describe_plans(str(tiny[0]), arms, block_size=1)
     assert without_scores["arms"][1]["flop_ratio"] != logged["targeted"]  # the block size counts
@@ -248,7 +248,7 @@ def test_scheduled_rule_unfreezes_at_its_step(tiny, tmp_path):
     _, events = run_session(cfg, tmp_path / "late.jsonl")
     changes = by_kind(events, "plan_change")
     assert [(c.step, c.arm) for c in changes] == [(4, "late")]
-    start = by_kind(events, "run_start")[0].arms[0]["trainable"]
+    start = by_kind(events, "run_start")[0].arms[0].trainable
     assert changes[0].trainable > start and "mlp" in changes[0].rule
     step_events = {e.step: e for e in by_kind(events, "step")}
     assert changes[0].seq < step_events[4].seq  # announced before the step it changes
@@ -339,7 +339,7 @@ def test_step_zero_rule_counts_from_the_start_everywhere(tiny, tmp_path, monkeyp
     cfg = config(tiny, max_steps=3, samples=0, arms=(("late", spec),))
     _, events = run_session(cfg, tmp_path / "zero.jsonl")
     planned = describe_plans(cfg.model, [("late", spec)], block_size=cfg.block_size)["arms"][0]["trainable"]
-    assert by_kind(events, "run_start")[0].arms[0]["trainable"] == planned == seen[0] == seen[-1]
+    assert by_kind(events, "run_start")[0].arms[0].trainable == planned == seen[0] == seen[-1]
     assert not by_kind(events, "plan_change")
     qkv_only = describe_plans(cfg.model, [("q", "+attn.qkv[3:]")], block_size=16)["arms"][0]["trainable"]
     assert planned > qkv_only

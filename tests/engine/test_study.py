@@ -25,8 +25,8 @@ def test_a_headless_study_runs_every_arm_and_says_which_methods_beat_random(tiny
     events = list(read_events(log))
     start = next(e for e in events if e.kind == "run_start")
     names = ["full", "rgn", "snr", "fisher", "random-1", "random-2", "lora-rgn"]
-    assert [a["name"] for a in start.arms] == names
-    specs = {a["name"]: a["spec"] for a in start.arms}
+    assert [a.name for a in start.arms] == names
+    specs = {a.name: a.spec for a in start.arms}
     assert specs["lora-rgn"] == "lora:2:" + specs["rgn"].replace("+", "")  # LoRA on rgn's matrices
     roles = "full=full,rgn=method,snr=method,fisher=method,random-1=random,random-2=random"
     assert start.config["arm_roles"] == roles

@@ -35,7 +35,7 @@ ARMS = ("full", f"[/]{MARKUP}", "arm\x1b[2J")
 
 
 def hostile_events(finished: bool = True) -> list[ev.Event]:
-    arm_info = [{"name": a, "spec": f"+attn {EVIL}", "trainable": 10, "total": 100, "flop_ratio": 0.5} for a in ARMS]
+    arm_info = [ev.ArmRecord(name=a, spec=f"+attn {EVIL}", trainable=10, total=100, flop_ratio=0.5) for a in ARMS]
     events = [
         ev.Header(producer=f"freeze-tui {EVIL}", run_id=EVIL),
         ev.RunStart(

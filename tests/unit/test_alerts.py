@@ -17,7 +17,7 @@ def run_events(losses: dict[str, list[float]], *, config: dict | None = None, en
     """A header, a run_start of these arms, one step per position (None = no record), a run_end."""
     out: list[ev.Event] = [
         ev.Header(run_id="r1"),
-        ev.RunStart(config=config or {}, arms=[{"name": name, "spec": name} for name in losses]),
+        ev.RunStart(config=config or {}, arms=[ev.ArmRecord(name=name, spec=name) for name in losses]),
     ]
     n = len(next(iter(losses.values())))
     for i in range(n):

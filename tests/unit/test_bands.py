@@ -18,7 +18,7 @@ def test_seed_range_takes_min_and_max_and_skips_gaps():
 
 
 def _two_seeds(finished: bool) -> RunState:
-    events = [ev.Header(), ev.RunStart(arms=[{"name": "full"}, {"name": "t"}])]
+    events = [ev.Header(), ev.RunStart(arms=[ev.ArmRecord(name="full"), ev.ArmRecord(name="t")])]
     for k, shift in enumerate([0.0, 0.5]):
         events.append(ev.Replicate(replicate=k, of=2, seed=k))
         for step in range(4):

@@ -44,7 +44,7 @@ def test_seed_curve_is_a_t_interval_over_seeds():
 
 
 def _run(steps: int = 80, epochs: int = 2, seeds: int = 1, noise: float = 0.0) -> RunState:
-    events: list = [ev.Header(), ev.RunStart(arms=[{"name": "full"}, {"name": "targeted"}])]
+    events: list = [ev.Header(), ev.RunStart(arms=[ev.ArmRecord(name="full"), ev.ArmRecord(name="targeted")])]
     rng = np.random.default_rng(0)
     per_epoch = steps // epochs
     for seed in range(seeds):
@@ -121,7 +121,10 @@ def test_validation_markers_sit_where_each_epoch_ended():
 
 
 def _sampled(stopped_early: bool) -> RunState:
-    events: list = [ev.Header(), ev.RunStart(config={"samples": 2}, arms=[{"name": "full"}, {"name": "targeted"}])]
+    events: list = [
+        ev.Header(),
+        ev.RunStart(config={"samples": 2}, arms=[ev.ArmRecord(name="full"), ev.ArmRecord(name="targeted")]),
+    ]
     for index in range(4):  # 2 prompts × 2 seeds, before training
         prompt = {"prompt": f"p{index // 2}", "index": index, "prompt_index": index // 2}
         events.append(ev.Sample(phase="pre", arm="*", text="x", **prompt))

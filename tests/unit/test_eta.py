@@ -8,7 +8,7 @@ from engine.log import events as ev
 from engine.log.eta import eta, step_seconds
 from engine.log.state import RunState
 
-ARMS = [{"name": "full", "spec": "full"}, {"name": "targeted", "spec": "targeted"}]
+ARMS = [ev.ArmRecord(name="full", spec="full"), ev.ArmRecord(name="targeted", spec="targeted")]
 
 
 def start(epochs=2, per_epoch=10, max_steps=0, seeds=1, samples=4) -> list[ev.Event]:

@@ -20,7 +20,7 @@ ARMS = ("full", "targeted", "random-1")
 
 
 def _events(with_measures: bool = True) -> list[ev.Event]:
-    arms = [{"name": n, "spec": n, "trainable": 1, "total": 2} for n in ("full", "targeted", "random-1")]
+    arms = [ev.ArmRecord(name=n, spec=n, trainable=1, total=2) for n in ("full", "targeted", "random-1")]
     out: list[ev.Event] = [ev.RunStart(arms=arms, config={"batch_size": 1, "block_size": 2})]
     zero = {"retain_loss": 3.0, "retain_batches": [3.0, 3.0], "val_loss": 5.0, "val_batches": [5.0, 5.0]}
     zero["expected_s"] = 0.4

@@ -201,7 +201,7 @@ def test_non_finite_numbers_the_writer_writes_read_back(workdir):
     nan, inf = math.nan, math.inf
     events = [
         ev.Header(),
-        ev.RunStart(arms=[{"name": "a", "flop_ratio": inf, "r_pred": nan}]),
+        ev.RunStart(arms=[ev.ArmRecord(name="a", flop_ratio=inf, r_pred=nan)]),
         ev.Sample(p=nan),
         ev.Step(arms={"a": ev.ArmStep(loss=nan, dt=inf, lr=1e-3)}),
         ev.DW.of(0, {"a": ev.ArmDW({"h.0.attn.q": nan})}),

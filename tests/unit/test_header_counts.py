@@ -9,7 +9,7 @@ from freeze_tui.app.widgets.header_bar import SourceView, progress_line
 
 def running(max_steps: int) -> RunState:
     config = {"epochs": 3, "max_steps": max_steps, "samples": 0}
-    start = ev.RunStart(t=0.0, config=config, data={"n_train_batches": 122}, arms=[{"name": "full"}])
+    start = ev.RunStart(t=0.0, config=config, data={"n_train_batches": 122}, arms=[ev.ArmRecord(name="full")])
     steps = [ev.Step(t=10.0 + 2 * k, step=k, epoch=0, arms={"full": ev.ArmStep(3.0, 2.0, 1e-3)}) for k in range(5)]
     return RunState().apply_all([ev.Header(t=0.0), start, ev.StepZero(t=5.0), *steps])
 
@@ -31,7 +31,7 @@ def test_an_eta_under_a_minute_is_in_whole_seconds():
     from freeze_tui.draw.eta_text import eta_text
 
     config = {"epochs": 1, "max_steps": 0, "samples": 0}
-    start = ev.RunStart(t=0.0, config=config, data={"n_train_batches": 10}, arms=[{"name": "full"}])
+    start = ev.RunStart(t=0.0, config=config, data={"n_train_batches": 10}, arms=[ev.ArmRecord(name="full")])
     steps = [ev.Step(t=10.0 + 2.4 * k, step=k, epoch=0, arms={"full": ev.ArmStep(3.0, 2.0, 1e-3)}) for k in range(5)]
     state = RunState().apply_all([start, ev.StepZero(t=5.0), *steps])
     assert eta_text(state) == "ETA ~17s"  # 5 steps of 2.4 s and a validation of 5 s: 17.0, not 17.0s

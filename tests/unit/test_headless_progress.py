@@ -9,7 +9,7 @@ from rich.console import Console
 from engine.log import events as ev
 from freeze_tui.cli.headless import run_headless
 
-ARMS = [{"name": "full", "spec": "full"}, {"name": "targeted", "spec": "targeted"}]
+ARMS = [ev.ArmRecord(name="full", spec="full"), ev.ArmRecord(name="targeted", spec="targeted")]
 
 
 class OneByOne:

@@ -18,9 +18,7 @@ from engine.core.stats import (
     holm,
     inside,
     paired_ci95,
-    saving_ci95,
     saving_estimate,
-    step_saving_median,
     t95,
     weighted_paired_ci95,
 )
@@ -37,7 +35,8 @@ def test_bootstrap_interval_of_r_has_the_known_spread():
     n = 900
     full = [1 + rng.gauss(0, 0.2) for _ in range(n)]
     arm = [0.7] * n
-    r, lo, hi = saving_ci95(full, arm)
+    est = saving_estimate(full, arm, with_median=False)
+    r, lo, hi = est.r, est.lo, est.hi
     assert r == pytest.approx(1 - 0.7 * (n - 2) / sum(full[2:]))  # the first 2 steps are warm-up
     expected_half = 1.96 * 0.7 * 0.2 / math.sqrt(n)
     assert (hi - lo) / 2 == pytest.approx(expected_half, rel=0.25)
@@ -45,14 +44,15 @@ def test_bootstrap_interval_of_r_has_the_known_spread():
 
 
 def test_no_zero_width_interval_and_robust_median_ignores_a_burst():
-    r, lo, hi = saving_ci95([1.0] * 500, [1.0] * 500)
+    flat = saving_estimate([1.0] * 500, [1.0] * 500, with_median=False)
+    r, lo, hi = flat.r, flat.lo, flat.hi
     assert r == 0.0 and math.isnan(lo) and math.isnan(hi)  # steps that never vary: no interval, not [0, 0]
     assert saving_estimate([1.0] * 500, [1.0] * 500).note == NO_VARIATION
     one = saving_estimate([3.5, 1.0, 1.0], [3.4, 0.6, 0.6], warmup=0)  # a 1- to 3-step run
     assert one.note == TOO_FEW_STEPS and math.isnan(one.lo) and saving_estimate([1.0], [0.5]).note == TOO_FEW_STEPS
     full, arm = [1.0] * 99 + [50.0], [0.6] * 99 + [1.0]  # one burst while the baseline ran
-    assert step_saving_median(full, arm) == pytest.approx(0.4)
-    assert saving_ci95(full, arm)[0] == pytest.approx(1 - 59.2 / 147)  # the ratio of sums: 0.60, dragged
+    assert saving_estimate(full, arm).median == pytest.approx(0.4)
+    assert saving_estimate(full, arm).r == pytest.approx(1 - 59.2 / 147)  # the ratio of sums: 0.60, dragged
 
 
 def test_median_and_ratio_of_sums_disagree_when_a_burst_drags_one():
@@ -98,7 +98,7 @@ def _start(seq=1, n_val=3):
         config={"epochs": 1, "max_steps": 20},
         data={"common_base_rate": 0.57},
         common_tokens=[[1, "a"], [2, "b"]],
-        arms=[{"name": "full", "r_pred": 0.0}, {"name": "t", "r_pred": 0.3}],
+        arms=[ev.ArmRecord(name="full", r_pred=0.0), ev.ArmRecord(name="t", r_pred=0.3)],
     )
 
 

@@ -61,7 +61,7 @@ def test_spec_for_matrices_resolves_to_exactly_the_chosen_matrices(layout, kind)
     else:
         assert text == "lora:4:attn.qkv[1,3],attn.o[2,3],mlp[0:3]"
         assert set(plan.adapted) == {n for n in names_of(layout, cells) if n.endswith(".weight")}
-        assert arm_record(plan, layout, seq_len=8)["lora"]["r"] == 4
+        assert arm_record(plan, layout, seq_len=8).lora.r == 4
 
 
 def test_spec_for_matrices_writes_whole_roles_outer_parts_and_alpha(layout):

@@ -12,7 +12,7 @@ from engine.log.runlog import LogFollower, LogWriter, read_events
 def _events():
     return [
         ev.Header(seq=0, t=1.0, producer="freeze-tui 0.1.0", run_id="r1"),
-        ev.RunStart(seq=1, t=1.1, config={"epochs": 1}, arms=[{"name": "full", "spec": "full"}]),
+        ev.RunStart(seq=1, t=1.1, config={"epochs": 1}, arms=[ev.ArmRecord(name="full", spec="full")]),
         ev.Step(seq=2, t=1.2, step=0, epoch=0, arms={"full": ev.ArmStep(loss=3.5, dt=0.1, lr=1e-3)}),
         ev.DW.of(0, {"full": ev.ArmDW({"h.0.attn.q": 0.25})}, seq=3, t=1.3),
         ev.Sample(seq=4, t=1.4, phase="pre", arm="*", prompt="[bold]x", text="\x1b[2J", tokens=[["a", True]], p=1.0),

@@ -3,6 +3,7 @@
 import pytest
 
 from engine.core.errors import SpecError
+from engine.log import events as ev
 from engine.plans.describe import arm_record
 from engine.plans.flops import flop_ratio, lora_step_flops, step_flops
 from engine.plans.kinds import resolve_plan
@@ -88,13 +89,13 @@ def test_lora_flops_run_backward_down_to_the_lowest_adapter(layout):
     assert lora.backward_input == targeted.backward_input + b_inputs + a_inputs
     record = arm_record(plan, layout, seq_len=0)
     full = step_flops(layout, set(layout.names), seq_len=0).total
-    assert record["flop_ratio"] == pytest.approx(lora.total / full, abs=1e-4)
-    assert record["r_pred"] > 1 - flop_ratio(layout, resolve_plan("t", "targeted", layout).initial, seq_len=0)
-    assert record["lora"] == {"r": 8, "alpha": 8.0, "matrices": 6}
+    assert record.flop_ratio == pytest.approx(lora.total / full, abs=1e-4)
+    assert record.r_pred > 1 - flop_ratio(layout, resolve_plan("t", "targeted", layout).initial, seq_len=0)
+    assert record.lora == ev.AdapterRecord(8, 8.0, 6)
 
 
 def test_lora_grid_marks_adapted_cells(layout):
-    grid = arm_record(resolve_plan("lora", "lora:8:attn.qkv[6:]", layout), layout, seq_len=128)["grid"]
+    grid = arm_record(resolve_plan("lora", "lora:8:attn.qkv[6:]", layout), layout, seq_len=128).grid
     assert [row[0] for row in grid["cells"]] == ["frozen"] * 6 + ["lora"] * 6
     assert all(cell == "frozen" for row in grid["cells"] for cell in row[1:])
     text = render_grid(grid).plain

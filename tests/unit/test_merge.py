@@ -46,7 +46,7 @@ def test_clashing_arm_names_are_prefixed_in_every_event_kind():
     kinds = [e.kind for e in events]
     assert kinds[:2] == ["header", "run_start"] and kinds.count("header") == kinds.count("run_start") == 1
     assert kinds[-1] == "run_end" and kinds.count("run_end") == 1
-    assert [a["name"] for a in events[1].arms] == names
+    assert [a.name for a in events[1].arms] == names
     assert [e.seq for e in events] == list(range(len(events)))
     steps = [e for e in events if e.kind == "step"]
     assert len(steps) == 40 and all(sorted(e.arms) == sorted(names) for e in steps)

@@ -10,7 +10,7 @@ from engine.log.summary import arm_rows, summarize
 from freeze_tui.draw.report import status_parts
 
 STEPS = 6
-ARMS = [{"name": "full", "spec": "full"}, {"name": "targeted", "spec": "targeted"}]
+ARMS = [ev.ArmRecord(name="full", spec="full"), ev.ArmRecord(name="targeted", spec="targeted")]
 
 
 def replicate(k: int, *, steps: int = STEPS, loss: float = 2.0) -> list[ev.Event]:

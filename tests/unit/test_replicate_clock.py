@@ -11,7 +11,7 @@ from freeze_tui.draw.charts import x_of
 
 def two_replicates() -> list[ev.Event]:
     """Replicate 0 steps at t = 0..90 s, replicate 1 at t = 210..300 s (10 steps each, one arm)."""
-    out: list[ev.Event] = [ev.Header(t=0.0), ev.RunStart(t=0.0, arms=[{"name": "full", "spec": "full"}])]
+    out: list[ev.Event] = [ev.Header(t=0.0), ev.RunStart(t=0.0, arms=[ev.ArmRecord(name="full", spec="full")])]
     for replicate, t0 in ((0, 0.0), (1, 200.0)):
         out.append(ev.Replicate(t=t0, replicate=replicate, of=2, seed=replicate))
         out += [ev.Step(t=t0 + 10.0 * (k + 1 if replicate else k), step=k, epoch=0) for k in range(10)]

@@ -16,6 +16,8 @@ SCHEMA_MODULE = ROOT / "engine" / "log" / "events.py"
 PRODUCT = [ROOT / "engine", ROOT / "freeze_tui", ROOT / "bench"]
 # keys of the per-arm step record and of the dw maps: attributes of ArmStep / ArmDW / DW everywhere else
 EVENT_KEYS = {"loss", "dt", "lr", "arms", "drift", "rel"}
+# the keys of run_start's arm records (ArmRecord, AdapterRecord) that are no other record's words
+EVENT_KEYS |= {"flop_ratio", "r_pred", "grid", "init_checksum", "lora", "dora", "matrices"}
 # the same words as other keys, in files that also read events
 ALLOWED = {
     ("engine/train/setup.py", "lr"): "the config's lr (a RunConfig setting)",
@@ -30,6 +32,10 @@ ALLOWED = {
     ("engine/run/config.py", "arms"): "the --arm setting in run_start.config",
     ("freeze_tui/cli/resume.py", "arms"): "the --arm setting in run_start.config, read back for --resume",
     ("engine/train/session_checkpoints.py", "lr"): "the config's lr, resolved as run_start records it",
+    ("engine/plans/describe.py", "arms"): "`plan`'s JSON: the arms it describes",
+    ("freeze_tui/cli/commands/study.py", "flop_ratio"): "`plan`'s JSON of each arm (describe_layout), printed",
+    ("freeze_tui/cli/commands/study.py", "r_pred"): "`plan`'s JSON of each arm (describe_layout), printed",
+    ("engine/log/summary.py", "r_pred"): "ArmSummary's field of that name, in the row it is built from",
 }
 
 
@@ -107,3 +113,41 @@ def test_no_event_key_is_spelled_outside_the_schema_module():
         if value in EVENT_KEYS and (name, value) not in ALLOWED
     ]
     assert found == []
+
+
+def test_run_start_arms_are_typed_records_in_the_order_written():
+    line = (
+        b'{"kind":"run_start","seq":1,"t":1.0,"config":{},"model":{},"data":{},"common_tokens":[],"arms":['
+        b'{"name":"lora","spec":"lora:8:attn","trainable":10,"total":100,"flop_ratio":0.5,"r_pred":0.5,'
+        b'"grid":{"blocks":2},"lora":{"r":8,"alpha":16.0,"matrices":3},"init_checksum":"ab","device":"cpu",'
+        b'"memory":{"weights":4,"total":4.5}},{"name":"full","spec":"full","trainable":0,"total":0}]}'
+    )
+    start = ev.decode(line)
+    assert isinstance(start, ev.RunStart) and all(isinstance(a, ev.ArmRecord) for a in start.arms)
+    lora, full = start.arms
+    assert (
+        lora.lora == ev.AdapterRecord(8, 16.0, 3)
+        and lora.dora is ev.UNSET
+        and lora.memory == {"weights": 4, "total": 4.5}
+    )
+    assert full.flop_ratio is ev.UNSET and full.grid is ev.UNSET
+    assert ev.encode(start) == line
+
+
+@pytest.mark.parametrize(
+    "arm", [b'{"name":"a","trainable":1e200}', b'{"name":"a","grid":{"x":1e200}}', b'{"name":"a","memory":{"x":"y"}}']
+)
+def test_an_arm_record_out_of_range_or_of_the_wrong_type_is_refused(arm):
+    with pytest.raises(ev.LogError, match="run_start|out of range"):
+        ev.decode(b'{"kind":"run_start","seq":1,"t":1.0,"arms":[' + arm + b"]}")
+
+
+def test_the_recorder_without_a_plan_writes_the_canonical_arm_record(tmp_path):
+    from engine.log.runlog import read_events
+    from freeze_tui.integrations.recorder import Recorder
+
+    rec = Recorder(tmp_path / "run.jsonl", arm="mine", main_process=True)
+    rec.end()
+    start = next(e for e in read_events(tmp_path / "run.jsonl") if isinstance(e, ev.RunStart))
+    assert start.arms == [ev.ArmRecord(name="mine")]
+    assert b'"arms":[{"name":"mine","spec":"","trainable":0,"total":0}]' in ev.encode(start)

@@ -47,7 +47,9 @@ def test_the_time_view_says_when_its_r_interval_was_computed():
     from engine.log.state import RunState
     from freeze_tui.app.widgets.time_view import interval_as_of
 
-    state = RunState().apply_all([ev.RunStart(t=0.0, arms=[{"name": "full"}]), ev.Step(t=1.0, step=11, epoch=0)])
+    state = RunState().apply_all(
+        [ev.RunStart(t=0.0, arms=[ev.ArmRecord(name="full")]), ev.Step(t=1.0, step=11, epoch=0)]
+    )
     assert interval_as_of(state, 11) == "as of step 12 (recomputed at each epoch end)"  # during epoch 1
     assert "epoch end" not in interval_as_of(state, -1)
     state.apply(ev.RunEnd(t=2.0, status="finished"))

@@ -20,8 +20,8 @@ def _run(status="finished"):
             config={"epochs": 2, "batch_size": 4, "block_size": 8},
             data={"n_train_batches": 2, "n_tokens": 100, "source": "x"},
             arms=[
-                {"name": "full", "spec": "full", "trainable": 100, "total": 100, "r_pred": 0.0},
-                {"name": "targeted", "spec": "targeted", "trainable": 10, "total": 100, "r_pred": 0.5},
+                ev.ArmRecord(name="full", spec="full", trainable=100, total=100, r_pred=0.0),
+                ev.ArmRecord(name="targeted", spec="targeted", trainable=10, total=100, r_pred=0.5),
             ],
         ),
     ]

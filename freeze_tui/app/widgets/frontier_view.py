@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from engine.log.frontier import frontier_points
 from engine.log.state import RunState
+from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw.colors import PLAIN, Palette
 from freeze_tui.draw.frontier_draw import legend, panels, table_lines
 
@@ -26,15 +24,13 @@ def frontier_renderable(state: RunState, width: int, palette: Palette = PLAIN, r
     return Group(*parts)
 
 
-class FrontierView(VerticalScroll):
-    def compose(self) -> ComposeResult:
-        yield Static(id="frontier-text")
+class FrontierView(TextView):
+    TEXT_ID = "frontier-text"
 
-    def show(self, state: RunState) -> None:
+    def key(self, state: RunState) -> tuple:
         # points move only when an epoch ends (validation) or the run ends; r's interval is a bootstrap
-        key = (sum(len(a.epochs) for a in state.arms.values()), len(state.arms), state.status, self.size)
-        if key != getattr(self, "_drawn", None):
-            self._drawn = key
-            palette = getattr(self.app, "palette", PLAIN)
-            width, rows = max(40, self.size.width - 2), max(PLOT_ROWS, min(24, self.size.height - 8))
-            self.query_one("#frontier-text", Static).update(frontier_renderable(state, width, palette, rows))
+        return sum(len(a.epochs) for a in state.arms.values()), len(state.arms), state.status, self.size
+
+    def text(self, state: RunState) -> Group:
+        width, rows = max(40, self.size.width - 2), max(PLOT_ROWS, min(24, self.size.height - 8))
+        return frontier_renderable(state, width, self.palette, rows)

@@ -5,13 +5,13 @@ roles go into run_start (`--arm-roles`), so run_end's summary says whether each 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import click
 
 from engine.core.errors import FreezeTuiError
 from engine.plans.select import Budget
+from engine.run.emitter import run_time
 from freeze_tui.cli.distributed_run import launch_options
 from freeze_tui.cli.run_options import FIELDS, config_from, config_options
 from freeze_tui.draw.frontier_report import study_lines
@@ -81,7 +81,7 @@ def study(
     run = group.get_command(root, "run")  # the run command itself (no import: cli registers us)
     assert run is not None
     if not opts.get("log"):  # the study names the log itself, to read its verdicts back at the end
-        opts["log"] = str(base.default_log_path(time.strftime("%Y%m%d-%H%M%S")))
+        opts["log"] = str(base.default_log_path(run_time()))
     run_opts = {
         **opts,
         "arms": tuple(f"{n}={s}" for n, s in arms),
