@@ -23,6 +23,7 @@ from engine.run.config import RunConfig
 from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import check_same_run, run_identity
 from engine.dist.board import FailureBoard
+from engine.dist.rank_load import RankLoad, on_meta, rank_loading, to_empty_keeping_buffers
 from engine.log import events as ev
 from engine.log.merge import merge_parts
 from engine.run.replicates import run_replicates
@@ -115,8 +116,9 @@ class MeshRanks:
     """The topology of one rank: its arm (its slice of the batch when sharded) on its device; its events
     leave at sync points, where world rank 0 merges every group's and is the only emitter."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, loading: RankLoad | None = None) -> None:
         self.world = world
+        self.loading = loading  # this rank reads only its own weights (None: the whole model was loaded)
         self.outbox: list = []
         self.final_emit = None
         self.checksums: dict[str, str] = {}  # this rank's arm's initial weights, as copied
@@ -129,11 +131,17 @@ class MeshRanks:
         return [plans[self.world.arm_index]]
 
     def place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        if self.loading is not None:  # the arm's own weights from the files (a sharded one after fully_shard)
+            model = self.loading.place(model, device if self.world.shards == 1 else torch.device("cpu"))
         # a sharded arm is never whole on its device: fully_shard moves each rank's shards, block by block
         return model if self.world.shards > 1 else model.to(device)
 
     def wrap(self, name: str, model: torch.nn.Module, n_blocks: int) -> torch.nn.Module:
-        self.checksums[name] = weights_checksum(model)  # before sharding: the weights as copied
+        loading = self.loading if self.loading is not None and on_meta(model) else None
+        if loading is None:
+            self.checksums[name] = weights_checksum(model)  # before sharding: the weights as copied
+        elif self.world.shard_index == 0:  # the group's first rank says it for the group
+            self.checksums[name] = loading.checksum(model)
         if self.world.shards == 1:
             return model
         from torch.distributed.fsdp import fully_shard
@@ -142,6 +150,8 @@ class MeshRanks:
         for block in _blocks(model, n_blocks):
             fully_shard(block, mesh=mesh, reshard_after_forward=True)
         fully_shard(model, mesh=mesh, reshard_after_forward=True)  # the same module, its class now FSDP's
+        if loading is not None:
+            loading.fill_shards(model, self.world.device, self.world.shard_index, self.world.shards)
         return model
 
     def batches(self, batch: torch.Tensor, devices: list[torch.device]) -> dict[torch.device, torch.Tensor]:
@@ -200,6 +210,8 @@ class MeshRanks:
         if self.world.shard_index != 0:
             return None
         plain = copy.deepcopy(initial)
+        if on_meta(plain):  # the rank never held the whole model: its weights come from `full`
+            to_empty_keeping_buffers(plain, torch.device("cpu"))
         plain.load_state_dict(full)
         return plain
 
@@ -226,7 +238,10 @@ def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
     planned = planned_run(cfg, [world.device])
     if world.shards == 1:
         planned.only([own_name]).check()
-    setup = prepare(cfg, control.activity, planned=planned, memory_check=False)
+    loading = rank_loading(cfg, planned, own_name, world.shards)
+    setup = prepare(
+        cfg, control.activity, planned=planned, memory_check=False, loader=loading.skeleton if loading else None
+    )
     ranks = world.gather(planned.only([own_name]).placement)  # every arm on its ranks' device
     setup.placement = {name: torch.device(d) for part in ranks for name, d in part.items()}
     if world.shards == 1:
@@ -241,7 +256,7 @@ def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
 
     # replicates as in one process; the status is the same on every rank: stopping is agreed at sync points
     status, experiment = run_replicates(
-        cfg, lambda c: Experiment(c, setup, emit, control, MeshRanks(world)), emit, run_start
+        cfg, lambda c: Experiment(c, setup, emit, control, MeshRanks(world, loading)), emit, run_start
     )
     if cfg.save:
         experiment.save(cfg.save)
