@@ -23,14 +23,14 @@ from engine.run.config import RunConfig
 from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import check_same_run, run_identity
 from engine.dist.board import FailureBoard
-from engine.dist.rank_load import RankLoad, on_meta, rank_loading, to_empty_keeping_buffers
+from engine.dist.rank_load import RankLoad, on_meta, rank_loading, to_empty_keeping_buffers, weights_source
 from engine.log import events as ev
 from engine.log.merge import merge_parts
 from engine.run.replicates import run_replicates
 from engine.train.devices import copy_to, on_device
 from engine.train.experiment import Experiment, weights_checksum
 from engine.train.memory_plan import planned_run
-from engine.train.setup import prepare, run_start_event
+from engine.train.setup import OffStepClock, prepare, run_start_event
 from engine.train.topology import Agreement
 
 # A backstop only: a rank that fails tells the others through the store at once. A group waits at a
@@ -246,12 +246,13 @@ def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
     setup.placement = {name: torch.device(d) for part in ranks for name, d in part.items()}
     if world.shards == 1:
         setup.memory = dict(planned.memory)
+    weights = {name: how for part in world.gather({own_name: weights_source(loading)}) for name, how in part.items()}
 
     def run_start(experiment: Experiment) -> ev.RunStart:  # every rank takes part in the gather
         mine = cast(MeshRanks, experiment.topology).checksums
         checksums = {name: c for part in world.gather(mine) for name, c in part.items()}
         start = run_start_event(setup, checksums)
-        start.config.update(world_size=world.size, backend=dist.get_backend())
+        start.config.update(world_size=world.size, backend=dist.get_backend(), rank_weights=weights)
         return start
 
     # replicates as in one process; the status is the same on every rank: stopping is agreed at sync points
@@ -261,4 +262,14 @@ def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
     if cfg.save:
         experiment.save(cfg.save)
     experiment._sync()
-    return status, {"state_bytes": experiment.arm_memory()}
+    return status, {"state_bytes": experiment.arm_memory(), PHASE_TIMES: slowest_phase_times(world, setup.times)}
+
+
+PHASE_TIMES = "phase_times"  # drive's result: the OffStepClock for run_end (not a summary column)
+
+
+def slowest_phase_times(world: World, times: OffStepClock) -> OffStepClock:
+    """run_end's sampling_s and validation_s: the groups sample and validate side by side and wait for each
+    other at the sync point after, so the run spent the slowest rank's seconds there (every rank calls this)."""
+    every = world.gather((times.sampling_s, times.validation_s))
+    return OffStepClock(sampling_s=max(s for s, _ in every), validation_s=max(v for _, v in every))

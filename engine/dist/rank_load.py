@@ -226,3 +226,10 @@ def rank_loading(cfg, planned, arm: str, shards: int) -> RankLoad | None:
     by shard; any other kind whole, since it reads its layers before sharding (LoRA's tracker)."""
     plan = dict(planned.plans)[arm]
     return plan_rank_load(cfg, sharded=shards > 1 and plan.kind == "freeze")
+
+
+def weights_source(loading: RankLoad | None) -> str:
+    """How a rank got its arm's weights (run_start.config["rank_weights"] per arm)."""
+    if loading is None:
+        return "whole model (from_pretrained)"
+    return "own shards (safetensors slices)" if loading.sharded else "whole arm (safetensors)"
