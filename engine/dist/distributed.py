@@ -24,6 +24,7 @@ from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import check_same_run, run_identity
 from engine.dist.board import FailureBoard
 from engine.dist.rank_load import RankLoad, on_meta, rank_loading, to_empty_keeping_buffers, weights_source
+from engine.dist.rank_memory import check_rank
 from engine.log import events as ev
 from engine.log.merge import merge_parts
 from engine.run.replicates import run_replicates
@@ -233,12 +234,11 @@ def _blocks(model: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
 def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
     """One rank's whole run; `emit` is the log's emitter on world rank 0 and a no-op elsewhere."""
     # every rank plans every arm once (the run_start it writes names them all) and places them all on its
-    # own device; it checks the memory of its own arm only (none when sharded: the plan counts whole arms)
+    # own device; it checks the memory of its own arm only (a sharded arm: this rank's share of it)
     own_name = cfg.arms[world.arm_index][0]
     planned = planned_run(cfg, [world.device])
-    if world.shards == 1:
-        planned.only([own_name]).check()
     loading = rank_loading(cfg, planned, own_name, world.shards)
+    check_rank(cfg, planned, own_name, world.device, own_weights=loading is not None)  # before anything loads
     setup = prepare(
         cfg, control.activity, planned=planned, memory_check=False, loader=loading.skeleton if loading else None
     )
