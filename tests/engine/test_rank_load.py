@@ -81,3 +81,22 @@ def test_a_rank_whose_share_cannot_fit_refuses_in_one_line(tiny):
     check_rank(tight, planned, "full", torch.device("cpu"), own_weights=True, ranks=2)
     with pytest.raises(FreezeTuiError, match="the whole model kept on the host"):
         check_rank(tight, planned, "full", torch.device("cpu"), own_weights=False, ranks=2)
+
+
+def test_plan_shows_one_ranks_share_with_shards(tiny):
+    import json
+
+    from click.testing import CliRunner
+
+    from freeze_tui.cli.main import cli
+
+    args = ["plan", "--json", "--model", str(tiny[0]), "--arm", "full", "--shards", "2", "--batch-size", "4"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    desc = json.loads(result.output)
+    arm = desc["arms"][0]
+    assert arm["rank_memory"]["optimizer"] == arm["memory"]["optimizer"] // 2
+    assert arm["rank_memory"]["total"] < arm["memory"]["total"]
+    assert desc["rank"]["shards"] == 2 and desc["rank"]["host_loading_own"] < desc["rank"]["host_loading_whole"]
+    shown = CliRunner().invoke(cli, [a for a in args if a != "--json"], catch_exceptions=False, terminal_width=160)
+    assert "one rank of 2 (--shards)" in shown.output and "host while a rank loads" in shown.output
