@@ -23,6 +23,7 @@ from engine.run.config import RunConfig
 from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import check_same_run, run_identity
 from engine.dist.board import FailureBoard
+from engine.dist.host_alloc import fix_mmap_threshold
 from engine.dist.rank_load import RankLoad, on_meta, rank_loading, to_empty_keeping_buffers, weights_source
 from engine.dist.rank_memory import check_rank
 from engine.log import events as ev
@@ -233,6 +234,7 @@ def _blocks(model: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
 
 def drive(cfg: RunConfig, emit, control, world: World) -> tuple[str, dict]:
     """One rank's whole run; `emit` is the log's emitter on world rank 0 and a no-op elsewhere."""
+    fix_mmap_threshold()  # FSDP2's freed buffers go back to the system (engine.dist.host_alloc)
     # every rank plans every arm once (the run_start it writes names them all) and places them all on its
     # own device; it checks the memory of its own arm only (a sharded arm: this rank's share of it)
     own_name = cfg.arms[world.arm_index][0]
