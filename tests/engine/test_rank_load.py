@@ -6,6 +6,7 @@ its share cannot fit. (Sharded ranks reading their rows run in tests/engine/test
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -100,3 +101,18 @@ def test_plan_shows_one_ranks_share_with_shards(tiny):
     assert desc["rank"]["shards"] == 2 and desc["rank"]["host_loading_own"] < desc["rank"]["host_loading_whole"]
     shown = CliRunner().invoke(cli, [a for a in args if a != "--json"], catch_exceptions=False, terminal_width=160)
     assert "one rank of 2 (--shards)" in shown.output and "host while a rank loads" in shown.output
+
+
+def test_the_mmap_threshold_is_fixed_unless_the_user_set_one(monkeypatch):
+    import sys
+
+    from engine.dist.host_alloc import DEFAULT_ENV, fix_mmap_threshold
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")  # the user's own: left alone
+    assert fix_mmap_threshold() is False
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    monkeypatch.setenv(DEFAULT_ENV, "1")  # glibc's adjustment kept, as bench.host_memory's "before"
+    assert fix_mmap_threshold() is False
+    monkeypatch.delenv(DEFAULT_ENV)
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert fix_mmap_threshold() is True
