@@ -72,7 +72,9 @@ def first_difference(identities: list[dict[str, str]]) -> tuple[int, str] | None
 def _refusal(what: str, ours: str | None, theirs: str | None, rank: int) -> str:
     fix = "start every node (and process) with the same settings"
     if what.startswith("--"):
-        return f"ranks were started with different settings: {what} is {ours} on rank 0 but {theirs} on rank {rank}; {fix}"
+        return (
+            f"ranks were started with different settings: {what} is {ours} on rank 0 but {theirs} on rank {rank}; {fix}"
+        )
     return (
         f"{what} differs between rank 0 and rank {rank} (content {str(ours)[:16]} vs {str(theirs)[:16]}); "
         "every node needs the same files"

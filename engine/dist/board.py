@@ -19,7 +19,9 @@ from datetime import timedelta
 POLL_S = 0.2
 BEAT_EVERY_S = 1.0
 LOST_AFTER_S = 20.0  # another node's rank whose beat is silent this long is lost (a busy rank still beats)
-LOST = "lost contact: its process ended without a word (killed by a signal or the OOM killer? see the launcher's output)"
+LOST = (
+    "lost contact: its process ended without a word (killed by a signal or the OOM killer? see the launcher's output)"
+)
 
 
 def process_gone(pid: int) -> bool:

@@ -31,6 +31,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from engine.core.errors import FreezeTuiError
+from engine.dist.rank_load import on_meta
 from engine.dist.agreement import SettingsDiffer
 from engine.plans.freeze import apply_trainable
 from engine.run.checkpoints import check_layout, checkpoint_root, folder_name, open_temporary, prune, seal
@@ -220,7 +221,7 @@ class DistCheckpoints:
     a resume against the checkpoint (settings, model, data, layout) and says to every rank where to
     resume from, or why not (one line, every rank alike)."""
 
-    def __init__(self, cfg, world: Any, setup: Setup, session: Any = None) -> None:
+    def __init__(self, cfg, world: Any, setup: Setup, session: Any = None, loading: Any = None) -> None:
         self.cfg, self.world, self.setup = cfg, world, setup
         self.session_checkpoints: Any = None
         self.root = Path(".")  # only world rank 0 makes, seals and prunes the folders; the others write into them
@@ -229,8 +230,11 @@ class DistCheckpoints:
             self.root = checkpoint_root(session.log_path)
             from engine.train.session_checkpoints import SessionCheckpoints
 
+            # a rank that reads its own weights (engine.dist.rank_load) holds the model on meta: its
+            # identity is the checksum of the weights in the files, the same as of those weights loaded
+            checksum = loading.checksum(setup.model) if loading is not None and on_meta(setup.model) else None
             self.session_checkpoints = SessionCheckpoints(
-                setup, session.log_path, session.emitter, session.log, session.resume_point
+                setup, session.log_path, session.emitter, session.log, session.resume_point, checksum
             )
             decision = self._decide(session.resume_point)
         shared = [decision]

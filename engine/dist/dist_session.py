@@ -57,13 +57,14 @@ class MeshRun:
         return self.session.emitter.ended
 
     def run(self, session: RunSession) -> tuple[str, dict]:
-        from engine.dist.distributed import drive, init_world
+        from engine.dist.distributed import PHASE_TIMES, drive, init_world
 
         from engine.log.throughput import throughput_extras
 
         self.world = init_world(session.cfg)
         self.world.board.watch(self._end_failed, find_lost=True)
         status, extra = drive(session.cfg, session.emit, session.control, self.world, session)
+        session._times = extra.pop(PHASE_TIMES)  # run_end's sampling_s and validation_s, as in one process
         return status, {**extra, **throughput_extras(session.state)}  # tokens/s and MFU as in one process
 
     def close(self) -> None:

@@ -27,13 +27,16 @@ from engine.run.config import RunConfig
 from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import check_same_run, run_identity
 from engine.dist.board import FailureBoard
+from engine.dist.host_alloc import fix_mmap_threshold
+from engine.dist.rank_load import RankLoad, on_meta, rank_loading, to_empty_keeping_buffers, weights_source
+from engine.dist.rank_memory import check_rank
 from engine.log import events as ev
 from engine.log.merge import merge_parts
 from engine.run.replicates import run_replicates
 from engine.train.devices import copy_to, on_device
 from engine.train.experiment import Experiment, weights_checksum
 from engine.train.memory_plan import planned_run
-from engine.train.setup import prepare, run_start_event
+from engine.train.setup import OffStepClock, prepare, run_start_event
 from engine.train.topology import Agreement
 
 # A backstop only: a rank that fails tells the others through the store at once. A group waits at a
@@ -143,8 +146,9 @@ class MeshRanks:
     """The topology of one rank: its arm (its slice of the batch when sharded) on its device; its events
     leave at sync points, where world rank 0 merges every group's and is the only emitter."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, loading: RankLoad | None = None) -> None:
         self.world = world
+        self.loading = loading  # this rank reads only its own weights (None: the whole model was loaded)
         self.outbox: list = []
         self.final_emit = None
         self.checksums: dict[str, str] = {}  # this rank's arm's initial weights, as copied
@@ -158,11 +162,17 @@ class MeshRanks:
         return [plans[self.world.arm_index]]
 
     def place(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        if self.loading is not None:  # the arm's own weights from the files (a sharded one after fully_shard)
+            model = self.loading.place(model, device if self.world.shards == 1 else torch.device("cpu"))
         # a wrapped arm is never whole on its device: fully_shard moves each rank's shards, block by block
         return model if self.world.group_size > 1 else model.to(device)
 
     def wrap(self, name: str, model: torch.nn.Module, n_blocks: int) -> torch.nn.Module:
-        self.checksums[name] = weights_checksum(model)  # before sharding: the weights as copied
+        loading = self.loading if self.loading is not None and on_meta(model) else None
+        if loading is None:
+            self.checksums[name] = weights_checksum(model)  # before sharding: the weights as copied
+        elif self.world.first_of_arm:  # the group's first rank says it for the group
+            self.checksums[name] = loading.checksum(model)
         if self.world.group_size == 1:
             return model
         from torch.distributed.fsdp import fully_shard
@@ -173,6 +183,8 @@ class MeshRanks:
         for block in _blocks(model, n_blocks):
             fully_shard(block, mesh=mesh, reshard_after_forward=reshard)
         fully_shard(model, mesh=mesh, reshard_after_forward=reshard)  # the same module, its class now FSDP's
+        if loading is not None:
+            loading.fill_shards(model, self.world.device, self.world.shard_index, self.world.shards)
         return model
 
     def batches(self, batch: torch.Tensor, devices: list[torch.device]) -> dict[torch.device, torch.Tensor]:
@@ -236,6 +248,8 @@ class MeshRanks:
         if not self.world.first_of_arm:
             return None
         plain = copy.deepcopy(initial)
+        if on_meta(plain):  # the rank never held the whole model: its weights come from `full`
+            to_empty_keeping_buffers(plain, torch.device("cpu"))
         plain.load_state_dict(full)
         return _writes_here(plain)
 
@@ -271,32 +285,36 @@ def _blocks(model: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
 def drive(cfg: RunConfig, emit, control, world: World, session: Any = None) -> tuple[str, dict]:
     """One rank's whole run; `emit` is the log's emitter on world rank 0 and a no-op elsewhere;
     `session`: world rank 0's RunSession (its log and resume point, for checkpoints)."""
+    fix_mmap_threshold()  # FSDP2's freed buffers go back to the system (engine.dist.host_alloc)
     # every rank plans every arm once (the run_start it writes names them all) and places them all on its
-    # own device; it checks the memory of its own arm only (none when sharded: the plan counts whole arms)
+    # own device; it checks the memory of its own arm only (a sharded arm: this rank's share of it)
     own_name = cfg.arms[world.arm_index][0]
     planned = planned_run(cfg, [world.device])
-    if world.shards == 1:
-        planned.only([own_name]).check()
-    setup = prepare(cfg, control.activity, planned=planned, memory_check=False)
+    loading = rank_loading(cfg, planned, own_name, world.shards)
+    check_rank(cfg, planned, own_name, world.device, own_weights=loading is not None)  # before anything loads
+    setup = prepare(
+        cfg, control.activity, planned=planned, memory_check=False, loader=loading.skeleton if loading else None
+    )
     ranks = world.gather(planned.only([own_name]).placement)  # every arm on its ranks' device
     setup.placement = {name: torch.device(d) for part in ranks for name, d in part.items()}
     if world.shards == 1:
         setup.memory = dict(planned.memory)
+    weights = {name: how for part in world.gather({own_name: weights_source(loading)}) for name, how in part.items()}
 
     def run_start(experiment: Experiment) -> ev.RunStart:  # every rank takes part in the gather
         mine = cast(MeshRanks, experiment.topology).checksums
         checksums = {name: c for part in world.gather(mine) for name, c in part.items()}
         start = run_start_event(setup, checksums)
-        start.config.update(world_size=world.size, backend=dist.get_backend())
+        start.config.update(world_size=world.size, backend=dist.get_backend(), rank_weights=weights)
         return start
 
     # replicates as in one process; the status is the same on every rank: stopping is agreed at sync points
     from engine.dist.dist_checkpoint import DistCheckpoints
 
-    checkpoints = DistCheckpoints(cfg, world, setup, session)  # every rank: where a resume starts, or why not
+    checkpoints = DistCheckpoints(cfg, world, setup, session, loading)  # every rank: where a resume starts, or why not
     status, experiment = run_replicates(
         cfg,
-        lambda c: checkpoints.attach(Experiment(c, setup, emit, control, MeshRanks(world))),
+        lambda c: checkpoints.attach(Experiment(c, setup, emit, control, MeshRanks(world, loading))),
         emit,
         run_start,
         resume=checkpoints.resume(),
@@ -304,4 +322,14 @@ def drive(cfg: RunConfig, emit, control, world: World, session: Any = None) -> t
     if cfg.save:
         experiment.save(cfg.save)
     experiment._sync()
-    return status, {"state_bytes": experiment.arm_memory()}
+    return status, {"state_bytes": experiment.arm_memory(), PHASE_TIMES: slowest_phase_times(world, setup.times)}
+
+
+PHASE_TIMES = "phase_times"  # drive's result: the OffStepClock for run_end (not a summary column)
+
+
+def slowest_phase_times(world: World, times: OffStepClock) -> OffStepClock:
+    """run_end's sampling_s and validation_s: the groups sample and validate side by side and wait for each
+    other at the sync point after, so the run spent the slowest rank's seconds there (every rank calls this)."""
+    every = world.gather((times.sampling_s, times.validation_s))
+    return OffStepClock(sampling_s=max(s for s, _ in every), validation_s=max(v for _, v in every))

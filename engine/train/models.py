@@ -21,7 +21,7 @@ from typing import Any
 from engine.core.errors import FreezeTuiError
 from engine.plans.roles import ModelLayout, build_layout
 
-__all__ = ["LoadedModel", "load_model", "load_layout", "describe_plans", "resolve_source"]
+__all__ = ["LoadedModel", "load_model", "load_layout", "load_skeleton", "describe_plans", "resolve_source"]
 
 _TOKENIZER_FILES = (
     "tokenizer.json",
@@ -92,6 +92,29 @@ def load_model(
     layout = build_layout(model)
     return LoadedModel(
         model, tokenizer, source.name, source.path, source.config.model_type, layout.n_total, layout.n_blocks, layout
+    )
+
+
+def load_skeleton(name_or_path: str | None, params_on_meta, *, trust_remote_code: bool = False) -> LoadedModel:
+    """load_model's model built inside `params_on_meta()` (a context that leaves the parameters on the meta
+    device), without reading any weights: a distributed rank then loads only what it needs
+    (engine.dist.rank_load). Same config, tokenizer and layout as load_model."""
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_source(name_or_path, trust_remote_code=trust_remote_code)
+    with _quiet(), params_on_meta():
+        model = AutoModelForCausalLM.from_config(source.config, trust_remote_code=trust_remote_code)
+    model.eval()  # as from_pretrained leaves it
+    layout = build_layout(model)
+    return LoadedModel(
+        model,
+        _load_tokenizer(source),
+        source.name,
+        source.path,
+        source.config.model_type,
+        layout.n_total,
+        layout.n_blocks,
+        layout,
     )
 
 

@@ -27,7 +27,13 @@ class SessionCheckpoints:
     """log: the run's log sink, joined to `emitter` once a resume is checked (`resume`: where it goes on)."""
 
     def __init__(
-        self, setup: Setup, log_path, emitter: Emitter, log: LogSink, resume: ResumePoint | None = None
+        self,
+        setup: Setup,
+        log_path,
+        emitter: Emitter,
+        log: LogSink,
+        resume: ResumePoint | None = None,
+        model_checksum: str | None = None,  # given where setup.model holds no weights (a distributed rank)
     ) -> None:
         from engine.train.experiment import weights_checksum
 
@@ -39,7 +45,7 @@ class SessionCheckpoints:
             self.base = {
                 "settings": settings,
                 "settings_digest": digest(settings),
-                "model": model_identity(setup, weights_checksum(setup.model)),
+                "model": model_identity(setup, model_checksum or weights_checksum(setup.model)),
                 "data": data_identity(setup),
             }
 

@@ -83,12 +83,14 @@ def prepare(
     *,
     planned: PlannedRun | None = None,
     memory_check: bool = True,
+    loader=None,
 ) -> Setup:
     """Load and check everything; raises FreezeTuiError with one clear line for bad input.
     `activity` hears each slow phase (the heartbeat reports it); progress(done, total): bytes of the
     corpus tokenized so far (not called when the cache has it). planned: the run's plan when the caller
     made it (a distributed rank: every arm, its own placed); memory_check=False: the plan's memory is not
-    checked nor reported (a sharded arm's rank holds 1/K of it; the plan counts whole arms)."""
+    checked nor reported (a sharded arm's rank holds 1/K of it; the plan counts whole arms). loader: in
+    place of load_model (a distributed rank's model without weights, engine.dist.rank_load)."""
     from engine.plans.roles import attention_splits
     from engine.train.models import check_block_size, load_model, resolve_source
 
@@ -102,7 +104,7 @@ def prepare(
     if memory_check:
         planned.check()  # before the weights load
     activity.enter("load_model")
-    loaded = load_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    loaded = (loader or load_model)(cfg.model, trust_remote_code=cfg.trust_remote_code)
     ctx = check_block_size(cfg.block_size, loaded.model.config)
     layout = loaded.layout
     activity.enter("tokenize")

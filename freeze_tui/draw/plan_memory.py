@@ -23,6 +23,8 @@ def render_memory(desc: dict) -> Group:
     for arm in desc["arms"]:
         table.add_row(arm["name"], arm["device"], *(fmt_bytes(arm["memory"][p]) for p in PARTS))
     parts: list = [table, *device_lines(desc["devices"])]
+    if desc.get("rank"):
+        parts.append(rank_table(desc))
     if desc.get("measured"):
         parts.append(measured_table(desc))
     return Group(*parts)
@@ -53,3 +55,19 @@ def measured_table(desc: dict) -> Group:
         r = "baseline" if arm["name"] == m["baseline"] else f"{100 * t['r']:.1f} %"
         table.add_row(arm["name"], t["device"], f"{1000 * t['t_step']:.1f} ms", r, f"{100 * t['r_flop']:.1f} %")
     return Group(table, Text(f"why they differ: {m['note']}", style="dim"))
+
+
+def rank_table(desc: dict) -> Group:
+    """With --shards K: one rank's share of each arm, and what a rank holds on the host while it loads."""
+    rank = desc["rank"]
+    table = Table(title=f"one rank of {rank['shards']} (--shards), a distributed run", title_justify="left")
+    for col in ("arm", *PARTS):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    for arm in desc["arms"]:
+        table.add_row(arm["name"], *(fmt_bytes(arm["rank_memory"][p]) for p in PARTS))
+    host = Text(
+        f"host while a rank loads: {fmt_bytes(rank['host_loading_own'])} (its own weights read from safetensors, "
+        f"one tensor at a time); {fmt_bytes(rank['host_loading_whole'])} from other checkpoints. "
+        "The ranks of a node share its host memory."
+    )
+    return Group(table, host)

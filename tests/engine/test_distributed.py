@@ -186,6 +186,10 @@ def test_arms_over_ranks_reproduce_the_single_process_run(assets, launched):
     assert "The run finished." in r["out"] and r["err"].count("freeze-tui") == 0
     arms = list(read_events(r["log"]))[-1].summary["arms"]  # tokens/s per arm, as a one-process run_end has
     assert all(isinstance(arm.get("tokens_per_s"), float) and arm["tokens_per_s"] > 0 for arm in arms.values())
+    many = list(read_events(r["log"]))  # each rank read its whole arm from the file; no samples, validation timed
+    weights = of_kind(many, "run_start")[0].config["rank_weights"]
+    assert weights == dict.fromkeys(("full", "targeted"), "whole arm (safetensors)")
+    assert many[-1].summary["sampling_s"] == 0.0 and many[-1].summary["validation_s"] > 0
 
 
 def test_a_sharded_arm_reproduces_the_single_process_run(assets, launched):
@@ -200,6 +204,9 @@ def test_a_sharded_arm_reproduces_the_single_process_run(assets, launched):
         != []
     )
     assert [(s.arm, s.text) for s in of_kind(many, "sample")] == [(s.arm, s.text) for s in of_kind(one, "sample")]
+    # each rank read only its rows of every tensor (GPT-NeoX's embed_out is lm_head by transformers' renaming)
+    assert of_kind(many, "run_start")[0].config["rank_weights"] == {"late": "own shards (safetensors slices)"}
+    assert many[-1].summary["sampling_s"] > 0 and many[-1].summary["validation_s"] > 0  # as one process has them
 
 
 def test_a_failure_on_one_rank_ends_the_run_naming_it(launched):

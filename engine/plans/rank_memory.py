@@ -1,0 +1,85 @@
+"""One rank's memory in a distributed run, before anything loads (issue 22). Pure.
+
+An arm sharded over K ranks (FSDP2, each block its own unit, the rest of the model the root unit) holds
+on each rank:
+
+* weights   = 4 N / K (its shard) + 4 (R + B): the root unit (embeddings, final norm, head: R parameters)
+  stays gathered from its forward to its backward, and one block (the largest, B) is gathered at a time;
+* grads     = 4 T / K + 4 (R + B) while anything trains: a unit's whole gradient exists until it is
+  reduce-scattered;
+* optimizer = 8 T / K (AdamW's moments of its shard);
+* activations = the arm's / K (each rank takes 1/K of the batch).
+
+An arm on one rank holds what one process would (engine.plans.memory). The ranks of a node share its host
+memory: on CPU each rank's budget is the free memory / the node's ranks. While its arm loads, a rank holds
+on the host the largest tensor (it reads its own weights one tensor at a time from safetensors,
+engine.dist.rank_load), or the whole model (4 N) when the checkpoint is not plain safetensors; in that
+case the whole model stays on the host for the run.
+"""
+
+from __future__ import annotations
+
+from engine.plans.memory import fmt_bytes
+from engine.plans.roles import ModelLayout
+
+PARTS = ("weights", "grads", "optimizer", "activations")
+RANK_HINTS = "use more ranks per arm (--shards), lower --batch-size or --block-size, or --dtype bf16"
+
+
+def gathered_params(layout: ModelLayout) -> int:
+    """R + B of the module docstring: the parameters gathered at once on a sharded rank."""
+    blocks: dict[int, int] = {}
+    outside = 0
+    for p in layout.params:
+        if p.block is None:
+            outside += p.numel
+        else:
+            blocks[p.block] = blocks.get(p.block, 0) + p.numel
+    return outside + max(blocks.values(), default=0)
+
+
+def rank_share(memory: dict, layout: ModelLayout, shards: int) -> dict:
+    """{weights, grads, optimizer, activations, total} bytes one rank holds of an arm over `shards` ranks."""
+    if shards <= 1:
+        return dict(memory)
+    gathered = 4 * gathered_params(layout)
+    out = {part: -(-memory[part] // shards) for part in PARTS}
+    out["weights"] += gathered
+    if memory["grads"]:
+        out["grads"] += gathered
+    out["total"] = sum(out[part] for part in PARTS)
+    return out
+
+
+def host_while_loading(layout: ModelLayout, own_weights: bool) -> int:
+    """Host bytes a rank holds while its arm loads (module docstring)."""
+    if own_weights:
+        return 4 * max((p.numel for p in layout.params), default=0)
+    return 4 * layout.n_total
+
+
+def rank_problem(
+    arm: str,
+    share: dict,
+    device: str,
+    budget: int | None,
+    *,
+    shards: int,
+    node_ranks: int,
+    limited: bool,
+    host_extra: int = 0,
+) -> str | None:
+    """The line a rank refuses with when its share (plus `host_extra`, what it keeps on the host of a CPU
+    device) does not fit its budget; None when it fits or the budget is unknown."""
+    needed = share["total"] + host_extra
+    if budget is None or needed <= budget:
+        return None
+    whose = f"one rank of its {shards}" if shards > 1 else "its rank"
+    where = "the --memory-limit" if limited else "free memory"
+    shared = f" per rank ({node_ranks} ranks on this node share it)" if node_ranks > 1 and not limited else ""
+    kept = f", the whole model kept on the host {fmt_bytes(host_extra)}" if host_extra else ""
+    parts = ", ".join(f"{part} {fmt_bytes(share[part])}" for part in ("weights", "optimizer", "activations"))
+    return (
+        f"arm {arm} does not fit on {device}: {whose} needs {fmt_bytes(needed)} ({parts}{kept}), "
+        f"but {where} there is {fmt_bytes(max(0, budget))}{shared}; {RANK_HINTS}"
+    )
