@@ -169,7 +169,11 @@ def test_a_checkpoint_written_by_another_world_is_refused(dist_runs, tmp_path, c
         manifest = json.loads((folder / "manifest.json").read_text())
         (folder / "manifest.json").write_text(json.dumps({**manifest, "world_size": 2, "shards": 1}))
     code, err = _resume(log, "--nproc-per-node", "4", capsys=capsys)
-    assert code == 2 and "was written by 2 process(es) with --shards 1, this run has 4 with --shards 2" in err, err
+    assert (
+        code == 2
+        and "was written by 2 process(es) with --shards 1 --replicas 1, this run has 4 with --shards 2 --replicas 1"
+        in err
+    ), err
     assert len(err.strip().splitlines()) == 1
 
 
