@@ -42,7 +42,7 @@ class FrozenPrefix:
     def __init__(self, layout: ModelLayout, initial: torch.nn.Module) -> None:
         self.layout = layout
         self.initial = dict(initial.named_parameters())  # the run's starting weights (never trained)
-        self.recorded: dict[int, Recorded] = {}
+        self.recorded: dict[tuple[str, int], Recorded] = {}  # by (device, depth): arms on several devices
         self.bytes = 0
 
     # -- which blocks -----------------------------------------------------------------------------
@@ -78,7 +78,8 @@ class FrozenPrefix:
     def recording(self, model: torch.nn.Module, depths: set[int]) -> Iterator[None]:
         """Record block d-1's output for each d in `depths` during the passes run inside (step zero)."""
         blocks = blocks_of(model, self.layout)
-        wanted = sorted(d for d in depths if d > 0 and d not in self.recorded)
+        device = _device(model)
+        wanted = sorted(d for d in depths if d > 0 and (device, d) not in self.recorded)
         if blocks is None or not wanted or not self.holds_initial(model, max(wanted)):
             yield
             return
@@ -92,7 +93,7 @@ class FrozenPrefix:
                 handle.remove()
         for d, record in records.items():
             if record.outputs and len(record.outputs) == len(record.ids):
-                self.recorded[d] = record
+                self.recorded[device, d] = record
 
     def _ids_hook(self, records: dict[int, Recorded]):
         def hook(module, args, kwargs):
@@ -120,10 +121,11 @@ class FrozenPrefix:
     # -- reuse at later validations -------------------------------------------------------------------
     def usable_depth(self, model: torch.nn.Module) -> int:
         """The deepest recorded depth whose prefix `model` still holds unchanged (0: none)."""
-        if blocks_of(model, self.layout) is None:
+        if blocks_of(model, self.layout) is None or set(dict(model.named_parameters())) != set(self.layout.names):
             return 0
-        for depth in sorted(self.recorded, reverse=True):
-            if set(dict(model.named_parameters())) == set(self.layout.names) and self.holds_initial(model, depth):
+        device = _device(model)
+        for depth in sorted((d for where, d in self.recorded if where == device), reverse=True):
+            if self.holds_initial(model, depth):
                 return depth
         return 0
 
@@ -131,7 +133,7 @@ class FrozenPrefix:
     def reusing(self, model: torch.nn.Module, depth: int) -> Iterator[list[torch.Tensor]]:
         """Blocks 0..depth-1 of `model` return the recorded output of each forward, in order; yields the
         list of per-forward mismatch flags (device bools: the input ids differ from the recorded ones)."""
-        record = self.recorded[depth]
+        record = self.recorded[_device(model), depth]
         blocks = blocks_of(model, self.layout)
         assert blocks is not None
         mismatches: list[torch.Tensor] = []
@@ -182,6 +184,10 @@ def blocks_of(model: torch.nn.Module, layout: ModelLayout) -> torch.nn.ModuleLis
     except AttributeError:
         return None
     return blocks if isinstance(blocks, torch.nn.ModuleList) and len(blocks) == layout.n_blocks else None
+
+
+def _device(model: torch.nn.Module) -> str:
+    return str(next(model.parameters()).device)
 
 
 def _tensors(output) -> list[torch.Tensor]:
