@@ -36,6 +36,12 @@ from engine.train.generate import TOP_K, cut_at_eos, sample_batch
 TARGET_SHARE = 0.10
 
 
+def clock_of(device: torch.device):
+    """The clock of the side-by-side timings: this process's CPU time on a CPU (the box is shared: another
+    process's burst would land on whichever way ran then), wall time under CUDA."""
+    return time.perf_counter if device.type == "cuda" else time.process_time
+
+
 @torch.no_grad()
 def previous_sampler(model, prompt_ids: list[int], *, n: int, max_new: int, seed: int, device, eos_id=None):
     """The sampler before issue 22, kept here only to be measured: one prompt per call, the logits read
@@ -82,7 +88,8 @@ def run_demo(full: bool, max_steps: int, device: str) -> tuple[float, dict, int,
 
 
 def time_phase(model, prompts, *, n: int, max_new: int, device, batched: bool) -> float:
-    started = time.perf_counter()
+    clock = clock_of(device)
+    started = clock()
     if batched:
         sample_batch(model, prompts, n=n, max_new=max_new, seed=0, device=device)
     else:
@@ -90,7 +97,7 @@ def time_phase(model, prompts, *, n: int, max_new: int, device, batched: bool) -
             previous_sampler(model, ids, n=n, max_new=max_new, seed=0, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def time_validation(cfg, setup, repeats: int) -> tuple[float, float, float]:
@@ -101,9 +108,10 @@ def time_validation(cfg, setup, repeats: int) -> tuple[float, float, float]:
     from engine.train.experiment import Experiment
 
     experiment = Experiment(cfg, setup, lambda event: None, Control())
-    started = time.perf_counter()
+    clock = clock_of(setup.device)
+    started = clock()
     experiment._step_zero_measures()
-    step_zero = time.perf_counter() - started
+    step_zero = clock() - started
     for ids in batch_order(len(setup.data.train), cfg.batch_size, cfg.seed, 0)[:3]:
         experiment._one_step(setup.data.train[ids], 0, 100)
     experiment.flush()
@@ -111,15 +119,15 @@ def time_validation(cfg, setup, repeats: int) -> tuple[float, float, float]:
     reused = dict(whole)
     for _ in range(repeats):  # the two ways take turns: a change of load hits both alike
         for arm in experiment.arms:
-            whole[arm.name] = min(whole[arm.name], _timed(experiment._measure_pass, arm, True))
-            reused[arm.name] = min(reused[arm.name], _timed(experiment._measures, arm, True))
+            whole[arm.name] = min(whole[arm.name], _timed(clock, experiment._measure_pass, arm))
+            reused[arm.name] = min(reused[arm.name], _timed(clock, experiment._measures, arm))
     return step_zero, sum(whole.values()), sum(reused.values())
 
 
-def _timed(work, *args) -> float:
-    started = time.perf_counter()
-    work(*args)
-    return time.perf_counter() - started
+def _timed(clock, measure, arm) -> float:
+    started = clock()
+    measure(arm, True)
+    return clock() - started
 
 
 def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[Result]:
