@@ -156,16 +156,21 @@ class FrozenPrefix:
         def passing(*args, **kwargs):
             return args[0] if args else kwargs["hidden_states"]
 
+        skipped = list(blocks)[:depth]
+        own = [block.__dict__.get("forward") for block in skipped]  # a forward set on the instance (hooks)
         handle = model.register_forward_pre_hook(check_ids, with_kwargs=True)
         blocks[0].forward = first_block
-        for block in list(blocks)[1:depth]:
+        for block in skipped[1:]:
             block.forward = passing  # the recorded output passes through the other skipped blocks
         try:
             yield mismatches
         finally:
             handle.remove()
-            for block in list(blocks)[:depth]:
-                del block.forward
+            for block, forward in zip(skipped, own):
+                if forward is None:
+                    del block.forward
+                else:
+                    block.forward = forward
 
 
 def any_mismatch(flags: list[torch.Tensor]) -> bool:
