@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import msgspec
 import pytest
 import torch
 
@@ -85,3 +86,38 @@ def test_a_changed_lower_block_or_other_batches_run_the_whole_forward(loaded):
     with prefix.reusing(other, 2) as mismatches:  # batches in another order than at step zero
         arm_measures(other, retain=None, val=VAL.flip(0), common=COMMON, batch_size=3, device=CPU, autocast_dtype=None)
     assert any_mismatch(mismatches)
+
+
+def test_a_run_logs_the_same_validations_with_and_without_reuse(tiny, tmp_path, monkeypatch):
+    """Through the engine: a targeted arm's epoch-end validations reuse the step-zero record, and every
+    number of step_zero and epoch_end is what the whole forward gives."""
+    from engine.log.runlog import read_events
+    from engine.run.config import RunConfig
+    from engine.train.session import RunSession
+
+    model, corpus = tiny
+
+    def run(name: str) -> list:
+        cfg = RunConfig(
+            model=str(model), data=(str(corpus),), epochs=2, batch_size=16, block_size=16, lr=3e-2, samples=0,
+            arms=(("full", "full"), ("targeted", "targeted")), log=str(tmp_path / f"{name}.jsonl"),
+        ).validate()  # fmt: skip
+        session = RunSession(cfg, cfg.log, producer="test")
+        session.start()
+        assert session.join(timeout=120) and session.state.status == "finished"
+        measured = [e for e in read_events(tmp_path / f"{name}.jsonl") if e.kind in ("step_zero", "epoch_end")]
+        return [{arm: numbers(m) for arm, m in e.arms.items()} for e in measured]
+
+    reused: list[int] = []
+    reusing = FrozenPrefix.reusing
+    monkeypatch.setattr(FrozenPrefix, "reusing", lambda self, m, depth: reused.append(depth) or reusing(self, m, depth))
+    with_reuse = run("reuse")
+    assert reused and set(reused) == {2}  # targeted on 4 blocks trains q,k,v of blocks 2-3 only
+    monkeypatch.setattr(FrozenPrefix, "usable_depth", lambda self, m: 0)
+    whole = run("whole")
+    assert with_reuse == whole and len(whole) == 3
+
+
+def numbers(measures) -> dict:
+    """Every logged number of an arm's step_zero or epoch_end entry but its times."""
+    return {k: v for k, v in msgspec.structs.asdict(measures).items() if not k.startswith("t_")}
