@@ -1,18 +1,27 @@
-"""Sampling and validation as a share of a run's wall time, the batched sampler against the one it
-replaced, side by side in one process (issue 22).
+"""Sampling and validation as a share of a run's wall time, against the paths they replaced, side by
+side in one process (issue 22).
 
-One demo run at default settings (`freeze-tui run` in-process, headless) gives the wall time and the
-run_end summary's sampling_s and validation_s. Then, on that run's trained demo model and its prompts,
-one sampling phase of one arm is timed both ways: the previous path (one call per prompt, logits to the
-host and a CPU draw every token) and the batched one. The old path's share is the run's share with its
-sampling time scaled by the measured ratio.
+One demo run (`freeze-tui run` in-process, headless; the study's size by default: 3 epochs, 8 prompts
+x 4 samples, as with --full-demo; --quick: the quick demo a CPU runs without --full-demo) gives the
+wall time and the run_end summary's sampling_s and validation_s. Then, on that run's demo model and
+prompts, two things are timed both ways:
 
-    python -m bench.sampling [--max-steps N] [--device cpu|cuda]
+* one sampling phase of one arm: the previous sampler (one call per prompt, logits to the host and a
+  CPU draw every token) against the batched one;
+* one validation of every arm (validation + retain + expected-S passes) after a few steps: the whole
+  forward against the one that starts above the lower blocks an arm never trains
+  (engine/train/frozen_prefix.py), plus the step-zero pass both share.
+
+The old path's share is the run's share with its sampling and validation times scaled by those
+measured ratios.
+
+    python -m bench.sampling [--quick] [--max-steps N] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +34,12 @@ from engine.log import events as ev
 from engine.train.generate import TOP_K, cut_at_eos, sample_batch
 
 TARGET_SHARE = 0.10
+
+
+def clock_of(device: torch.device):
+    """The clock of the side-by-side timings: this process's CPU time on a CPU (the box is shared: another
+    process's burst would land on whichever way ran then), wall time under CUDA."""
+    return time.perf_counter if device.type == "cuda" else time.process_time
 
 
 @torch.no_grad()
@@ -53,14 +68,14 @@ def previous_sampler(model, prompt_ids: list[int], *, n: int, max_new: int, seed
     return [cut_at_eos(seq, eos_id) for seq in out]
 
 
-def run_demo(max_steps: int, device: str) -> tuple[float, dict, int]:
-    """(wall seconds, run_end summary, sampling phases x arms) of one demo run at default settings."""
+def run_demo(full: bool, max_steps: int, device: str) -> tuple[float, dict, int, object]:
+    """(wall seconds, run_end summary, epochs, the config the run ran) of one demo run."""
     from engine.run.config import RunConfig
     from engine.train.session import RunSession
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(max_steps=max_steps, device=device, log=str(Path(tmp) / "demo.jsonl")).validate()
-        session = RunSession(cfg, cfg.log, producer="bench.sampling")
+        cfg = RunConfig(max_steps=max_steps, device=device, full_demo=full, log=str(Path(tmp) / "demo.jsonl"))
+        session = RunSession(cfg.validate(), cfg.log, producer="bench.sampling")
         started = time.perf_counter()
         session.start()
         session.join()
@@ -69,12 +84,12 @@ def run_demo(max_steps: int, device: str) -> tuple[float, dict, int]:
     if state.status != "finished":
         raise SystemExit(f"the demo run ended {state.status}: {[m.text for m in state.messages]}")
     epochs = max(len(a.epochs) for a in state.arms.values())
-    phases = 1 + epochs * len(state.arms)  # one shared set before training, then every arm each epoch
-    return wall, dict(state.summary), phases
+    return wall, dict(state.summary), epochs, session.cfg
 
 
 def time_phase(model, prompts, *, n: int, max_new: int, device, batched: bool) -> float:
-    started = time.perf_counter()
+    clock = clock_of(device)
+    started = clock()
     if batched:
         sample_batch(model, prompts, n=n, max_new=max_new, seed=0, device=device)
     else:
@@ -82,20 +97,49 @@ def time_phase(model, prompts, *, n: int, max_new: int, device, batched: bool) -
             previous_sampler(model, ids, n=n, max_new=max_new, seed=0, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - started
+    return clock() - started
 
 
-def measure(max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[Result]:
-    from engine.run.config import RunConfig
+def time_validation(cfg, setup, repeats: int) -> tuple[float, float, float]:
+    """(step-zero pass, one validation of every arm: whole forward, the same reusing the frozen prefix)
+    in seconds, after 3 training steps (the trained blocks have moved), min over `repeats`."""
+    from engine.core.control import Control
+    from engine.train.data import batch_order
+    from engine.train.experiment import Experiment
+
+    experiment = Experiment(cfg, setup, lambda event: None, Control())
+    clock = clock_of(setup.device)
+    started = clock()
+    experiment._step_zero_measures()
+    step_zero = clock() - started
+    for ids in batch_order(len(setup.data.train), cfg.batch_size, cfg.seed, 0)[:3]:
+        experiment._one_step(setup.data.train[ids], 0, 100)
+    experiment.flush()
+    whole = {arm.name: math.inf for arm in experiment.arms}
+    reused = dict(whole)
+    for _ in range(repeats):  # the two ways take turns: a change of load hits both alike
+        for arm in experiment.arms:
+            whole[arm.name] = min(whole[arm.name], _timed(clock, experiment._measure_pass, arm))
+            reused[arm.name] = min(reused[arm.name], _timed(clock, experiment._measures, arm))
+    return step_zero, sum(whole.values()), sum(reused.values())
+
+
+def _timed(clock, measure, arm) -> float:
+    started = clock()
+    measure(arm, True)
+    return clock() - started
+
+
+def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[Result]:
     from engine.train.setup import prepare
 
-    wall, summary, phases = run_demo(max_steps, device)
+    wall, summary, epochs, cfg = run_demo(full, max_steps, device)
     times = msgspec.convert(summary, ev.PhaseTimes)
     sampling, validation = times.sampling_s, times.validation_s
-    setup = prepare(RunConfig(device=device).validate())
+    setup = prepare(cfg)
     model = setup.model.to(setup.device)
     prompts = [ids for ids, _ in setup.prompts]
-    n, max_new = setup.cfg.samples, setup.sample_tokens
+    n, max_new = cfg.samples, setup.sample_tokens
     time_phase(model, prompts[:1], n=n, max_new=2, device=setup.device, batched=True)  # warm-up
     new = min(
         time_phase(model, prompts, n=n, max_new=max_new, device=setup.device, batched=True) for _ in range(repeats)
@@ -103,10 +147,14 @@ def measure(max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[R
     old = min(
         time_phase(model, prompts, n=n, max_new=max_new, device=setup.device, batched=False) for _ in range(repeats)
     )
-    share_new = (sampling + validation) / wall
+    step_zero, whole, reused = time_validation(cfg, setup, repeats)
     old_sampling = sampling * old / new
-    share_old = (old_sampling + validation) / (wall - sampling + old_sampling)
-    where = f"demo, default settings{f', --max-steps {max_steps}' if max_steps else ''}, {setup.device}"
+    old_validation = validation * (step_zero + epochs * whole) / (step_zero + epochs * reused)
+    share_new = (sampling + validation) / wall
+    share_old = (old_sampling + old_validation) / (wall - sampling - validation + old_sampling + old_validation)
+    size = "demo at the study's size (--full-demo)" if full else "the quick CPU demo"
+    where = f"{size}{f', --max-steps {max_steps}' if max_steps else ''}, {setup.device}"
+    phases = 1 + epochs * len(setup.plans)  # one shared set before training, then every arm each epoch
     return [
         Result(
             "sampling + validation share of wall time",
@@ -114,7 +162,7 @@ def measure(max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[R
             TARGET_SHARE,
             higher_is_better=False,
             note=f"{where}: wall {wall:.1f} s, sampling {sampling:.2f} s, validation {validation:.2f} s; "
-            f"the previous sampler: {share_old:.1%}",
+            f"the previous sampler and whole-forward validation: {share_old:.1%}",
         ),
         Result(
             "one sampling phase: previous / batched",
@@ -124,15 +172,24 @@ def measure(max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[R
             note=f"{len(prompts)} prompts x {n} seeds x {max_new} tokens: {old * 1000:.0f} ms vs {new * 1000:.0f} ms "
             f"({phases} phases in the run)",
         ),
+        Result(
+            "one validation of every arm: whole / reused prefix",
+            whole / reused,
+            1.0,
+            unit="x",
+            note=f"{len(setup.plans)} arms: {whole * 1000:.0f} ms vs {reused * 1000:.0f} ms; the step-zero pass "
+            f"{step_zero * 1000:.0f} ms ({epochs} epoch(s) in the run)",
+        ),
     ]
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the quick CPU demo instead of the study's size")
     parser.add_argument("--max-steps", type=int, default=0, help="cut the demo run short (0: default settings)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    return measure(args.max_steps, args.device)
+    return measure(not args.quick, args.max_steps, args.device)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def validation_loss(
     for i in range(0, len(val), batch_size):
         batch = copy_to(val[i : i + batch_size], [device])[device]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            losses.append(model(input_ids=batch, labels=batch).loss.float())
+            losses.append(model(input_ids=batch, labels=batch, use_cache=False).loss.float())
     model.train(was_training)
     values = torch.stack(losses).tolist()  # one read per pass, not per batch
     sizes = [len(val[i : i + batch_size]) for i in range(0, len(val), batch_size)]

@@ -31,6 +31,7 @@ from engine.train.arm import (
 from engine.train.checkpoint import Checkpointer
 from engine.train.data import batch_order
 from engine.train.devices import mixed_devices_warning, read_floats
+from engine.train.frozen_prefix import FrozenPrefix, any_mismatch
 from engine.train.kernels import compiled, enable_checkpointing, optimizer_kind
 from engine.train.kinds import torch_kind
 from engine.train.lora import base_named_parameters
@@ -84,6 +85,8 @@ class Experiment:
         self.nan_stop = False  # --on-nan stop-run fired
         self.resume_at: tuple[int, int] | None = None  # (epoch, batch) a checkpoint continues from
         self.checkpointer: Checkpointer | None = None  # under --checkpoint-every
+        # validations of arms whose lower blocks never train reuse their step-zero output (one process only)
+        self.prefix = FrozenPrefix(setup.layout, setup.model) if isinstance(self.topology, LocalDevices) else None
 
     def _make_arm(self, name: str, plan) -> Arm:
         device = self.s.placement.get(name, self.device)
@@ -309,12 +312,30 @@ class Experiment:
         for arm in self.arms:
             key = (str(arm.device), type(arm.model))
             if key not in done:
-                done[key] = ev.ArmMeasures(**self._measures(arm, with_val=True))
+                done[key] = ev.ArmMeasures(**self._recording_measures(arm, key))
             out[arm.name] = done[key]
         return out
 
+    def _recording_measures(self, arm: Arm, key: tuple) -> dict:
+        """The step-zero measures of `arm`, recording the output of the frozen lower blocks of the arms
+        it measures for (engine.train.frozen_prefix): their later validations start above them."""
+        if self.prefix is None:
+            return self._measures(arm, with_val=True)
+        same = [a for a in self.arms if (str(a.device), type(a.model)) == key]
+        with self.prefix.recording(arm.model, {self.prefix.frozen_depth(a.model) for a in same}):
+            return self._measures(arm, with_val=True)
+
     def _measures(self, arm: Arm, with_val: bool = False) -> dict:
         """Retain loss and expected share of S (engine.train.retain), on the same blocks for every arm."""
+        depth = self.prefix.usable_depth(arm.model) if self.prefix is not None else 0
+        if depth:
+            with self.prefix.reusing(arm.model, depth) as mismatches:  # type: ignore[union-attr]
+                measured = self._measure_pass(arm, with_val)
+            if not any_mismatch(mismatches):
+                return measured
+        return self._measure_pass(arm, with_val)
+
+    def _measure_pass(self, arm: Arm, with_val: bool) -> dict:
         common = torch.tensor(self.s.data.common, dtype=torch.long)
         return arm_measures(
             arm.model,

@@ -17,7 +17,7 @@ SAMPLER = f"top-{TOP_K} sampling, temperature 1"  # written into run_start.data:
 SEED_STRIDE = 7919  # sample i of a run with --seed s draws from the stream seeded s * 7919 + i
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all: 8-13 % of a sampling phase on CPU
 def sample_batch(
     model,
     prompts: list[list[int]],

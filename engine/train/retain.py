@@ -95,7 +95,7 @@ def _one_pass(model, blocks, batch_size, device, autocast_dtype, common, *, with
     for i in range(0, len(blocks), batch_size):
         batch = copy_to(blocks[i : i + batch_size], [device])[device]
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            logits = model(input_ids=batch).logits[:, :-1].float()
+            logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
         everything = torch.logsumexp(logits, -1)  # one pass over the vocabulary serves both measures
         if with_loss:  # the causal LM loss: next-token cross entropy (-log softmax), mean over positions
             target = logits.gather(-1, batch[:, 1:].unsqueeze(-1)).squeeze(-1)
