@@ -311,7 +311,7 @@ def test_post_start_error_in_a_real_process(files, tmp_path):
     line = check(result, "has no usable tokenizer", "tokenizer.save_pretrained")
     assert result.stdout.splitlines()[0] == f"log: {log}"
     assert_failed_log(log, line.removeprefix(PREFIX)[:60])
-    report = cli_process("report", str(log), cwd=files)  # the failed run's log still makes a report that says why
+    report = run_cli_in_process("report", str(log), cwd=files)  # the failed run's log still makes a report saying why
     assert report.returncode == 0 and report.stderr == ""
     assert "The run failed" in report.stdout and "has no usable tokenizer" in report.stdout
     assert "None" not in report.stdout
