@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import random
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -47,3 +50,22 @@ def run_cli_process(*args: str, cwd: Path, timeout: float = 180) -> subprocess.C
 def cli_process():
     """run_cli_process as a fixture: `cli_process("report", log, cwd=tmp_path)`."""
     return run_cli_process
+
+
+def run_cli_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`freeze-tui ARGS` in-process through `main` (the entry point `python -m freeze_tui` calls), in `cwd`,
+    as a CompletedProcess like run_cli_process gives: for bad input and commands that need no process of
+    their own (no interpreter or torch start-up per case). Starting an app fails the test."""
+    from freeze_tui.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.chdir(cwd),
+        mock.patch("freeze_tui.cli.main.run_app", side_effect=AssertionError("an app started")),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        pytest.raises(SystemExit) as exit_info,
+    ):
+        main(list(args))
+    code = exit_info.value.code
+    return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())

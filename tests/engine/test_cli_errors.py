@@ -10,20 +10,17 @@ Two tiers, cheapest first:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import random
 import shutil
 import subprocess
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
 from engine.log.runlog import read_events
-from freeze_tui.cli.main import main
+from tests.engine.conftest import run_cli_in_process
 from tests.engine.conftest import run_cli_process as cli_process
 from tests.synthetic_log import write_synthetic_log
 from tests.tiny_models import WORDS, make_tiny_model
@@ -38,17 +35,7 @@ def cli(*args: str, cwd: Path, timeout: float | None = None) -> subprocess.Compl
     (for inputs that could block a process, e.g. a FIFO as data)."""
     if timeout is not None:
         return cli_process(*args, cwd=cwd, timeout=timeout)
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        contextlib.chdir(cwd),
-        mock.patch("freeze_tui.cli.main.run_app", side_effect=AssertionError("an app started")),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        pytest.raises(SystemExit) as exit_info,
-    ):
-        main(list(args))
-    code = exit_info.value.code
-    return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
+    return run_cli_in_process(*args, cwd=cwd)
 
 
 def one_error_line(stderr: str, stdout: str, code: int, *needles: str) -> str:
@@ -324,7 +311,7 @@ def test_post_start_error_in_a_real_process(files, tmp_path):
     line = check(result, "has no usable tokenizer", "tokenizer.save_pretrained")
     assert result.stdout.splitlines()[0] == f"log: {log}"
     assert_failed_log(log, line.removeprefix(PREFIX)[:60])
-    report = cli_process("report", str(log), cwd=files)  # the failed run's log still makes a report that says why
+    report = run_cli_in_process("report", str(log), cwd=files)  # the failed run's log still makes a report saying why
     assert report.returncode == 0 and report.stderr == ""
     assert "The run failed" in report.stdout and "has no usable tokenizer" in report.stdout
     assert "None" not in report.stdout

@@ -238,11 +238,11 @@ def test_10_nodes_that_never_arrive_end_in_one_line_after_the_join_timeout(tiny,
     port = free_port()
     more = ["--nproc-per-node", "1", "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{port}", "--join-timeout", "3"]
     args = [*run_args(tiny, tmp_path / "x.jsonl", "--max-steps", "2"), *more]
-    started = time.monotonic()
     command = [sys.executable, "-m", "freeze_tui", *args]
+    # the 3 s join timeout ends it, not the default of 300 s: a process past 120 s fails the test (a tighter
+    # wall-clock bound failed on a loaded box, where torch's start-up alone can take a minute)
     result = subprocess.run(command, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr[-3000:]
     assert f"waiting for 2 node(s) at 127.0.0.1:{port}" in result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "did not all arrive" in lines[0] and "1 of 2 node(s) came" in lines[0], lines
-    assert time.monotonic() - started < 60

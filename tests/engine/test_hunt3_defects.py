@@ -13,7 +13,7 @@ import pytest
 
 from engine.core.errors import FreezeTuiError
 from engine.run.config import RunConfig
-from tests.engine.conftest import run_cli_process as cli
+from tests.engine.conftest import run_cli_in_process as cli
 
 PREFIX = "freeze-tui: error: "
 
