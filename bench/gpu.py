@@ -12,7 +12,8 @@ random-weight GPT-2 shapes built here, the run uses the embedded demo's text and
    at every shape, the plain loop's beside the full arm's (target: full >= plain);
 6. --compile on vs off at the largest shape: compiled full and targeted arms taking turns with the
    eager ones (target: compiled full arm's MFU >= 1.2x the plain loop's), and r under compile.
-Replicas vs shards is not measured: `--replicas` does not exist yet.
+7. with two GPUs or more, replicas vs shards (bench.replicas_vs_shards): the `full` arm over 2 ranks
+   as `--replicas 2` and as `--shards 2`, the ratio of their tokens/s (one GPU: a skip line).
 
     python -m bench.gpu                      # skips without CUDA
     python -m bench.gpu --device cpu --tiny  # tiny shapes on the CPU: checks the script works
@@ -318,6 +319,10 @@ def main(argv: list[str] | None = None) -> list[Result]:
         dtype=dtype,
         tiny=args.tiny,
     )
+    if device.type == "cuda":
+        from bench.replicas_vs_shards import main as replicas_main
+
+        results += replicas_main(["--device", "cuda"])
     return results
 
 
