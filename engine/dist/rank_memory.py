@@ -27,7 +27,7 @@ def check_rank(
     FreezeTuiError line when it cannot fit. own_weights: the rank reads only its own weights
     (engine.dist.rank_load); else the whole model is loaded, and on a CPU rank kept, on the host."""
     ranks = node_ranks() if ranks is None else ranks
-    share = rank_share(planned.memory[arm], planned.layout, cfg.shards)
+    share = rank_share(planned.memory[arm], planned.layout, cfg.shards, cfg.replicas)
     limited = cfg.memory_limit is not None
     if limited:
         budget: int | None = parse_size(str(cfg.memory_limit))
@@ -36,7 +36,14 @@ def check_rank(
         budget = None if free is None else free // ranks if device.type == "cpu" else free
     kept = 0 if own_weights or device.type != "cpu" else 4 * planned.layout.n_total
     problem = rank_problem(
-        arm, share, str(device), budget, shards=cfg.shards, node_ranks=ranks, limited=limited, host_extra=kept
+        arm,
+        share,
+        str(device),
+        budget,
+        shards=cfg.shards * cfg.replicas,
+        node_ranks=ranks,
+        limited=limited,
+        host_extra=kept,
     )
     if problem:
         raise FreezeTuiError(problem)

@@ -10,6 +10,11 @@ on each rank:
 * optimizer = 8 T / K (AdamW's moments of its shard);
 * activations = the arm's / K (each rank takes 1/K of the batch).
 
+With --replicas R as well (HSDP) each rank keeps the same share of the weights, grads and optimizer state
+and takes 1/(R K) of the batch. Replicas alone (K = 1): FSDP2 replication keeps, beside its one-shard copy
+of the weights, the unsharded weights it does not free after forward (measured on CPU): 2 x 4 N, the
+grads and AdamW state of one process, and 1/R of the activations.
+
 An arm on one rank holds what one process would (engine.plans.memory). The ranks of a node share its host
 memory: on CPU each rank's budget is the free memory / the node's ranks. While its arm loads, a rank holds
 on the host the largest tensor (it reads its own weights one tensor at a time from safetensors,
@@ -38,15 +43,20 @@ def gathered_params(layout: ModelLayout) -> int:
     return outside + max(blocks.values(), default=0)
 
 
-def rank_share(memory: dict, layout: ModelLayout, shards: int) -> dict:
-    """{weights, grads, optimizer, activations, total} bytes one rank holds of an arm over `shards` ranks."""
-    if shards <= 1:
+def rank_share(memory: dict, layout: ModelLayout, shards: int, replicas: int = 1) -> dict:
+    """{weights, grads, optimizer, activations, total} bytes one rank holds of an arm over `shards` ranks,
+    each shard group one of `replicas` (module docstring)."""
+    if shards <= 1 and replicas <= 1:
         return dict(memory)
-    gathered = 4 * gathered_params(layout)
     out = {part: -(-memory[part] // shards) for part in PARTS}
-    out["weights"] += gathered
-    if memory["grads"]:
-        out["grads"] += gathered
+    out["activations"] = -(-memory["activations"] // (shards * replicas))
+    if shards > 1:
+        gathered = 4 * gathered_params(layout)
+        out["weights"] += gathered
+        if memory["grads"]:
+            out["grads"] += gathered
+    else:
+        out["weights"] = 2 * memory["weights"]
     out["total"] = sum(out[part] for part in PARTS)
     return out
 

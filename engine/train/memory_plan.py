@@ -55,7 +55,7 @@ def add_memory_plan(desc: dict, cfg: RunConfig, planned: PlannedRun, *, measure:
     desc["devices"] = planned.per_device()
     desc["memory_problem"] = planned.problem
     desc["settings"] = {"batch_size": cfg.batch_size, "block_size": cfg.block_size, "dtype": cfg.dtype}
-    if cfg.shards > 1:
+    if cfg.shards > 1 or cfg.replicas > 1:
         add_rank_memory(desc, cfg, planned)
     if measure:
         from engine.train.measure import measure_plan
@@ -68,14 +68,15 @@ def add_memory_plan(desc: dict, cfg: RunConfig, planned: PlannedRun, *, measure:
 
 
 def add_rank_memory(desc: dict, cfg: RunConfig, planned: PlannedRun) -> dict:
-    """With --shards K: each arm's `rank_memory` (one rank's share, engine.plans.rank_memory) and the
+    """With --shards K or --replicas R: each arm's `rank_memory` (one rank's share, engine.plans.rank_memory) and the
     plan's `rank` (K, and the host bytes a rank holds while it loads, reading its own weights or not)."""
     from engine.plans.rank_memory import host_while_loading, rank_share
 
     for arm in desc["arms"]:
-        arm["rank_memory"] = rank_share(planned.memory[arm["name"]], planned.layout, cfg.shards)
+        arm["rank_memory"] = rank_share(planned.memory[arm["name"]], planned.layout, cfg.shards, cfg.replicas)
     desc["rank"] = {
         "shards": cfg.shards,
+        "replicas": cfg.replicas,
         "host_loading_own": host_while_loading(planned.layout, True),
         "host_loading_whole": host_while_loading(planned.layout, False),
     }

@@ -392,7 +392,7 @@ def report(logs: tuple[str, ...], form: str, pair: str | None, margin: float | N
 @cli.command()
 @config_options(
     ["model", "arms", "trust_remote_code", "batch_size", "block_size", "device", "dtype", "memory_limit"]
-    + ["log", "checkpoint_every", "keep_checkpoints", "shards"]
+    + ["log", "checkpoint_every", "keep_checkpoints", "shards", "replicas"]
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--measure", is_flag=True, help="Load the model and time real steps of each arm: measured r vs FLOP r.")

@@ -60,7 +60,9 @@ def measured_table(desc: dict) -> Group:
 def rank_table(desc: dict) -> Group:
     """With --shards K: one rank's share of each arm, and what a rank holds on the host while it loads."""
     rank = desc["rank"]
-    table = Table(title=f"one rank of {rank['shards']} (--shards), a distributed run", title_justify="left")
+    layout = f"--shards {rank['shards']}" + (f" --replicas {rank['replicas']}" if rank.get("replicas", 1) > 1 else "")
+    ranks = rank["shards"] * rank.get("replicas", 1)
+    table = Table(title=f"one rank of {ranks} ({layout}), a distributed run", title_justify="left")
     for col in ("arm", *PARTS):
         table.add_column(col, justify="left" if col == "arm" else "right")
     for arm in desc["arms"]:

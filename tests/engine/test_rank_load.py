@@ -63,6 +63,13 @@ def test_a_sharded_rank_holds_its_share_and_one_gathered_block(tiny):
     assert share["optimizer"] == -(-whole["optimizer"] // 4)
     assert share["activations"] == -(-whole["activations"] // 4)
     assert share["total"] < whole["total"] and rank_share(whole, planned.layout, 1) == whole
+    # HSDP: the same share of the state, a quarter of the slice of the batch again
+    hsdp = rank_share(whole, planned.layout, 4, replicas=2)
+    assert hsdp["optimizer"] == share["optimizer"] and hsdp["activations"] == -(-whole["activations"] // 8)
+    # replicas alone: FSDP2 keeps the unsharded weights beside its copy; 1/R of the activations
+    replicas = rank_share(whole, planned.layout, 1, replicas=2)
+    assert replicas["weights"] == 2 * whole["weights"] and replicas["optimizer"] == whole["optimizer"]
+    assert replicas["activations"] == -(-whole["activations"] // 2)
 
 
 def test_a_rank_whose_share_cannot_fit_refuses_in_one_line(tiny):
@@ -100,7 +107,7 @@ def test_plan_shows_one_ranks_share_with_shards(tiny):
     assert arm["rank_memory"]["total"] < arm["memory"]["total"]
     assert desc["rank"]["shards"] == 2 and desc["rank"]["host_loading_own"] < desc["rank"]["host_loading_whole"]
     shown = CliRunner().invoke(cli, [a for a in args if a != "--json"], catch_exceptions=False, terminal_width=160)
-    assert "one rank of 2 (--shards)" in shown.output and "host while a rank loads" in shown.output
+    assert "one rank of 2 (--shards 2)" in shown.output and "host while a rank loads" in shown.output
 
 
 def test_the_mmap_threshold_is_fixed_unless_the_user_set_one(monkeypatch):
