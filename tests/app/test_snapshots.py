@@ -35,6 +35,7 @@ def _replayed(keys):
         await play_to_end(pilot)
         for key in keys:
             await pilot.press(key)
+            await pilot.pause()  # the layout a key changes (a view switch) settles before the next key reads it
         await play_to_end(pilot)
         pilot.app.clear_notifications()  # toasts expire on a timer: keep them out of snapshots
         await pilot.pause()
