@@ -42,6 +42,7 @@ from engine.train.checkpoint import (
     _group_names,
     _rng_state,
     _set_rng_state,
+    restore_bookkeeping,
     restore_position,
 )
 
@@ -194,12 +195,7 @@ def _restore_arm(arm, folder: Path, state: dict, lr: float, group) -> None:
         set_model_state_dict(arm.model, loaded["model"], options=HELD_LOAD)
     if state["stateful"]:  # hyper-parameters (weight decay per group) come back too
         set_optimizer_state_dict(arm.model, arm.optimizer, loaded["optim"])
-    arm.trainable = trainable
-    arm.stopped = str(state["stopped"])
-    if arm.scaler is not None and state["scaler"] is not None:
-        arm.scaler.load_state_dict(state["scaler"])
-    if state["ever_trained"] is not None and arm.tracker is not None:
-        arm.tracker._ever_trained = set(state["ever_trained"])
+    restore_bookkeeping(arm, state, trainable)
 
 
 def _zero_step(optimizer: torch.optim.Optimizer, tensors: list) -> None:

@@ -178,6 +178,11 @@ def _restore_arm(arm, folder: Path, i: int, lr: float) -> None:
     groups = [{"params": [params[n] for n in names]} for names in state["groups"]]
     arm.optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused)
     arm.optimizer.load_state_dict(state["optimizer"])  # hyper-parameters (weight decay, lr) come back too
+    restore_bookkeeping(arm, state, trainable)
+
+
+def restore_bookkeeping(arm, state: dict, trainable: frozenset) -> None:
+    """An arm's state beside its tensors: trainable set, why it stopped, loss scaler, ΔW tracker."""
     arm.trainable = trainable
     arm.stopped = str(state["stopped"])
     if arm.scaler is not None and state["scaler"] is not None:
