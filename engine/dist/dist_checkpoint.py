@@ -92,8 +92,7 @@ class DistCheckpointer(Checkpointer):
                 (tmp / RUN_FILE).write_text(json.dumps(run))
                 torch.save(states, tmp / RANKS_FILE)
                 arms = [s["arm"] for s in states[:: world.group_size]]
-                layout = {"arm_names": arms, "world_size": world.size, "shards": world.shards}
-                layout["replicas"] = world.replicas
+                layout = {"arm_names": arms, "world_size": world.size, "shards": world.shards, "replicas": world.replicas}
                 manifest = {**self.manifest, **where, "after_seq": self.seq_now(), **layout}
                 seal(self.root, name, tmp, manifest)
                 prune(self.root, self.keep)

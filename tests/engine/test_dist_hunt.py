@@ -93,9 +93,13 @@ def test_4_ranks_started_with_different_settings_refuse_naming_the_setting(tiny,
 
 def launch(tiny, log: Path, cwd: Path, *more: str) -> subprocess.Popen:
     """`freeze-tui run --nproc-per-node 2`: this process is the launcher (torch's elastic agent)."""
-    args = run_args(tiny, log, "--epochs", "100", *more, "--nproc-per-node", "2")
+    return start_cli(run_args(tiny, log, "--epochs", "100", *more, "--nproc-per-node", "2"), cwd)
+
+
+def start_cli(argv: list[str], cwd: Path) -> subprocess.Popen:
+    """`freeze-tui ARGV` started in a real process (offline, one thread), its output piped."""
     return subprocess.Popen(
-        [sys.executable, "-m", "freeze_tui", *args],
+        [sys.executable, "-m", "freeze_tui", *argv],
         cwd=cwd,
         env=env(),
         stdin=subprocess.DEVNULL,

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from engine.log import events as ev
 from engine.log.runlog import read_events, read_every_event
 from engine.run.checkpoints import checkpoint_root, checkpoints, newest_intact
 from freeze_tui.cli.main import main
-from tests.engine.test_dist_hunt import env, rank_pids
+from tests.engine.test_dist_hunt import rank_pids, start_cli
 from tests.engine.test_resume import assert_same_run, logged_step
 
 STEPS, EVERY = 12, 3
@@ -40,18 +39,6 @@ def run_args(tiny, log: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def start(argv: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "freeze_tui", *argv],
-        cwd=cwd,
-        env=env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def kill_all(launcher: subprocess.Popen) -> None:
     """SIGKILL every rank (rank 0, the writer, first) and the launcher: no run_end, maybe a cut line."""
     for _, pid in sorted(rank_pids(launcher.pid).items()):
@@ -64,7 +51,7 @@ def kill_all(launcher: subprocess.Popen) -> None:
 def dist_runs(tiny, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("dist-resume")
     ref_log, log = root / "ref.jsonl", root / "killed.jsonl"
-    ref, killed = start(run_args(tiny, ref_log), root), start(run_args(tiny, log), root)
+    ref, killed = start_cli(run_args(tiny, ref_log), root), start_cli(run_args(tiny, log), root)
     out: dict = {"root": root, "ref_log": ref_log, "log": log}
     try:
         deadline = time.monotonic() + 300
@@ -86,8 +73,8 @@ def dist_runs(tiny, tmp_path_factory) -> dict:
             manifest = json.loads((folder / "manifest.json").read_text())
             (folder / "manifest.json").write_text(json.dumps({**manifest, "data": "0" * 32}))
         out["other_before"] = other.read_bytes()
-        resumed = start(["run", "--resume", str(log), "--headless", "--nproc-per-node", "4"], root)
-        refused = start(["run", "--resume", str(other), "--headless", "--nproc-per-node", "4"], root)
+        resumed = start_cli(["run", "--resume", str(log), "--headless", "--nproc-per-node", "4"], root)
+        refused = start_cli(["run", "--resume", str(other), "--headless", "--nproc-per-node", "4"], root)
         out["resumed"] = (resumed.wait(timeout=400), *resumed.communicate())
         out["refused"] = (refused.wait(timeout=400), *refused.communicate())
         out["ref"] = (ref.wait(timeout=400), *ref.communicate())
