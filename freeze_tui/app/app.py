@@ -118,6 +118,8 @@ class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
         return self.tabs.active.removeprefix("tab-")
 
     def redraw(self) -> None:
+        if not self.screen_stack:
+            return  # the app is closing: its screens are gone before its timers stop
         if self.view_paused and self.run_mode() != modes.LIVE:
             self.view_paused = False  # the run ended: a frozen screen would hide how
         src = SourceView.of(self.source, self._stopping, self.source_error, self.view_paused)

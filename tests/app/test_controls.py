@@ -212,3 +212,12 @@ async def test_live_p_pauses_the_display_only():
         await pilot.pause()
         assert drawn and drawn[-1] == 19 and "view paused" not in shown(app.header)
         assert app.check_action("pause", ("live",)) and not app.check_action("resume", ("live",))
+
+
+async def test_a_redraw_tick_while_the_app_closes_is_harmless(log_path):
+    # Textual pops the screens before it stops the timers: a tick in between must not raise (CI saw one)
+    app = quiet(FreezeApp(ReplaySource(log_path, None)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await play_to_end(pilot)
+    assert not app.screen_stack
+    app.redraw()
