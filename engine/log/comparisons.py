@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import math
 
+import msgspec
+
 from engine.core.errors import FreezeTuiError
 from engine.core.stats import (
     EQUIVALENCE_MARGIN,
@@ -97,29 +99,48 @@ def margin_of(state: RunState) -> float:
     return EQUIVALENCE_MARGIN
 
 
-def time_comparison(state: RunState, base: str, name: str, margin: float | None = None) -> dict:
+class TimeComparison(msgspec.Struct, frozen=True):
+    """r of one arm against another and what goes with it: the ArmSummary fields of the same names
+    (engine.log.events), which a summary row takes over as they are, and `report --pair` prints."""
+
+    r: float
+    r_ci: list[float]
+    r_note: str
+    r_median: float
+    r_median_ci: list[float]
+    r_estimates_disagree: bool
+    r_steps: int
+    r_block: int
+    r_over_pred: float
+    r_over_pred_ci: list[float]
+    r_pred_verdict: str | None
+    r_pred_margin: float
+
+
+def time_comparison(state: RunState, base: str, name: str, margin: float | None = None) -> TimeComparison | None:
     """r of `name` against `base` from their paired step times (warm-up left out), its interval or the
-    reason there is none, the median per-step r with its interval, and the FLOP model's verdict."""
+    reason there is none, the median per-step r with its interval, and the FLOP model's verdict; None
+    for an arm against itself."""
     if name == base:
-        return {}
+        return None
     margin = margin_of(state) if margin is None else margin
     est = r_estimate(state, base, name)
     r_pred = state.arms[name].predicted_saving
     versus = ratio_ci(est.r, (est.lo, est.hi), r_pred)
-    return {
-        "r": est.r,
-        "r_ci": [est.lo, est.hi],
-        "r_note": est.note,
-        "r_median": est.median,
-        "r_median_ci": [est.median_lo, est.median_hi],
-        "r_estimates_disagree": est.disagree,
-        "r_steps": est.steps,
-        "r_block": est.block,
-        "r_over_pred": versus[0],
-        "r_over_pred_ci": list(versus[1:]),
-        "r_pred_verdict": equivalence((est.lo, est.hi), r_pred, margin),
-        "r_pred_margin": margin,
-    }
+    return TimeComparison(
+        r=est.r,
+        r_ci=[est.lo, est.hi],
+        r_note=est.note,
+        r_median=est.median,
+        r_median_ci=[est.median_lo, est.median_hi],
+        r_estimates_disagree=est.disagree,
+        r_steps=est.steps,
+        r_block=est.block,
+        r_over_pred=versus[0],
+        r_over_pred_ci=list(versus[1:]),
+        r_pred_verdict=equivalence((est.lo, est.hi), r_pred, margin),
+        r_pred_margin=margin,
+    )
 
 
 def val_batch_weights(state: RunState, n_batches: int) -> list[float] | None:
@@ -184,11 +205,12 @@ def pair_row(state: RunState, first: str, second: str) -> dict:
     if not any(first in group and second in group for group in run_groups(state)):
         raise FreezeTuiError(f"--pair: {first} and {second} are from separate runs, whose times are not paired")
     val = val_comparison(state, first, second)
+    timing = time_comparison(state, first, second)
     p_diff = share_change(state.arms[first].samples, state.arms[second].samples)
     return {
         "arms": [first, second],
         "replicate": state.replicate if state.past else None,  # with --seeds: the last seed's steps and samples
-        **time_comparison(state, first, second),
+        **(msgspec.structs.asdict(timing) if timing is not None else {}),
         "val_diff": val[0],
         "val_diff_ci": list(val[1:]),
         "p_post_diff": p_diff[0],

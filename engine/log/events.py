@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, TypeVar, Union
+from typing import Annotated, Any, ClassVar, NamedTuple, TypeVar, Union
 
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
@@ -173,6 +173,33 @@ class ArmSummary(msgspec.Struct, frozen=True):
     def to_summary(self, extra: Mapping[str, Any]) -> dict[str, Any]:
         """As run_end.summary.arms[arm]: these fields in order, then the extras."""
         return {**msgspec.to_builtins(self), **extra}
+
+
+class SeedMean(NamedTuple):
+    """An ArmSummary number that --seeds N reports as its mean across seeds, the field that holds its 95 %
+    t-interval across seeds, and the bounds both are clipped to (None: not clipped)."""
+
+    field: str
+    interval: str
+    bounds: tuple[float, float] | None = None
+
+
+# every per-arm number of the summary that replicates average (none is the last seed's alone); an
+# UNSET one (forgetting, target_gain: runs without step_zero measures) stays unset
+SEED_MEANS = (
+    SeedMean("val_loss", "val_loss_ci"),
+    SeedMean("val_diff", "val_diff_ci"),
+    SeedMean("r", "r_ci"),
+    SeedMean("r_median", "r_median_ci"),
+    SeedMean("delta_p", "delta_p_ci", (-1.0, 1.0)),
+    SeedMean("loss_first", "loss_first_ci"),
+    SeedMean("loss_last", "loss_last_ci"),
+    SeedMean("T", "T_ci"),
+    SeedMean("p_pre", "p_pre_ci", (0.0, 1.0)),
+    SeedMean("p_post", "p_post_ci", (0.0, 1.0)),
+    SeedMean("forgetting", "forgetting_ci"),
+    SeedMean("target_gain", "target_gain_ci"),
+)
 
 
 def run_summary(arms: Sequence[ArmSummary], extra: Mapping[str, Mapping[str, Any]], **run: Any) -> dict[str, Any]:

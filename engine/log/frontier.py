@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import msgspec
+
 from engine.core.stats import paired_ci95
 from engine.log import events as ev
 from engine.log.comparisons import baseline_of, r_estimate, unpaired, val_comparison
@@ -120,25 +122,43 @@ def _paired(before, after) -> tuple[float, float, float]:
     return paired_ci95([_num(v) for v in before], [_num(v) for v in after])
 
 
-def arm_frontier_fields(state: RunState, name: str) -> dict:
-    """The report/export/run_end fields of one arm (plain data)."""
+class FrontierFields(msgspec.Struct, frozen=True):
+    """One arm's place on the frontier as its summary row holds it: the ArmSummary fields of the same
+    names (engine.log.events), which the row takes over as they are."""
+
+    target_gain: float
+    target_gain_ci: list[float]
+    retain_loss_pre: float
+    retain_loss: float
+    forgetting: float
+    forgetting_ci: list[float]
+    forgetting_vs_full: float
+    forgetting_vs_full_ci: list[float]
+    expected_s_pre: float
+    expected_s: float
+    pareto_time: bool
+    pareto_forget: bool
+
+
+def arm_frontier_fields(state: RunState, name: str) -> FrontierFields | None:
+    """The report/export/run_end fields of one arm; None for a log from before they were measured."""
     point = next((p for p in frontier_points(state) if p.arm == name), None)
-    if point is None or state.arms[name].step_zero is None:  # a log from before these were measured
-        return {}
-    return {
-        "target_gain": point.target_gain[0],
-        "target_gain_ci": list(point.target_gain[1:]),
-        "retain_loss_pre": point.retain_loss_pre,
-        "retain_loss": point.retain_loss,
-        "forgetting": point.forgetting[0],
-        "forgetting_ci": list(point.forgetting[1:]),
-        "forgetting_vs_full": point.forgetting_vs_full[0],
-        "forgetting_vs_full_ci": list(point.forgetting_vs_full[1:]),
-        "expected_s_pre": point.expected_s_pre,
-        "expected_s": point.expected_s,
-        "pareto_time": point.front_time,
-        "pareto_forget": point.front_forget,
-    }
+    if point is None or state.arms[name].step_zero is None:
+        return None
+    return FrontierFields(
+        target_gain=point.target_gain[0],
+        target_gain_ci=list(point.target_gain[1:]),
+        retain_loss_pre=point.retain_loss_pre,
+        retain_loss=point.retain_loss,
+        forgetting=point.forgetting[0],
+        forgetting_ci=list(point.forgetting[1:]),
+        forgetting_vs_full=point.forgetting_vs_full[0],
+        forgetting_vs_full_ci=list(point.forgetting_vs_full[1:]),
+        expected_s_pre=point.expected_s_pre,
+        expected_s=point.expected_s,
+        pareto_time=point.front_time,
+        pareto_forget=point.front_forget,
+    )
 
 
 def _num(value) -> float:

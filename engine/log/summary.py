@@ -5,6 +5,11 @@ Data only (no torch, no formatting): freeze_tui/draw/report.py words them for pe
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+from msgspec.structs import replace
 
 from engine.core.stats import MIN_SEEDS_FOR_VERDICT, clipped, equivalence, holm, mean_ci95, mean_var, p_value
 from engine.log import events as ev
@@ -28,7 +33,7 @@ LOSS_EPOCHS = "epoch means"
 
 
 def arm_rows(state: RunState) -> list[ev.ArmSummary]:
-    """One dict per arm: loss at the start -> end (`loss_basis` says how), Var = variance of the step
+    """One ArmSummary per arm: loss at the start -> end (`loss_basis` says how), Var = variance of the step
     losses in the last epoch, validation loss and its paired difference vs the baseline, T, r with
     its block-bootstrap interval and median-step estimate, r_pred and whether it lies in the interval,
     p_pre -> p_post (95 % intervals, clipped) beside the base rate, paired Δp, trainable %. With
@@ -38,7 +43,7 @@ def arm_rows(state: RunState) -> list[ev.ArmSummary]:
         rows = [_arm_row(seeds[0], name) for name in seeds[0].arms]
     else:
         rows = _across_seeds(state, seeds)
-    return [_typed(row) for row in _holm_adjusted(rows, len(seeds))]
+    return _holm_adjusted(rows, len(seeds))
 
 
 def summarised_seeds(state: RunState) -> list[RunState]:
@@ -47,77 +52,78 @@ def summarised_seeds(state: RunState) -> list[RunState]:
     return state.finished_replicates or [state]
 
 
-def _typed(row: dict) -> ev.ArmSummary:
-    """The one per-arm summary type (p as its mean, the interval beside it; loss_final = loss_last)."""
-    (p_pre, *p_pre_ci), (p_post, *p_post_ci) = row.pop("p_pre"), row.pop("p_post")
-    fields = {k: v for k, v in row.items() if k in ev.ArmSummary.__struct_fields__}
-    return ev.ArmSummary(
-        **fields, p_pre=p_pre, p_pre_ci=p_pre_ci, p_post=p_post, p_post_ci=p_post_ci, loss_final=row["loss_last"]
-    )
-
-
-FAMILY = ("r", "val_diff", "delta_p")  # each arm's primary comparisons (vs its run's baseline), as printed
-
-
-def _holm_adjusted(rows: list[dict], seeds: int) -> list[dict]:
-    """Holm-adjusted p values (`<key>_p_holm`) over the family of every interval the report prints for
-    the arms that are not a baseline: with ~9 intervals one excluding 0 by chance is likely."""
-    slots = [(i, key) for i, row in enumerate(rows) if not row["is_baseline"] for key in FAMILY]
-    raw = []
-    for i, key in slots:
-        row = rows[i]
-        lo, hi = row.get(f"{key}_ci", [math.nan, math.nan])
-        df = seeds - 1 if seeds > 1 else row.get(f"{key}_df", math.inf)  # r's bootstrap interval: normal
-        raw.append(p_value(row[key], lo, hi, df))
-    for (i, key), p in zip(slots, holm(raw), strict=True):
-        rows[i][f"{key}_p_holm"] = p
+def _holm_adjusted(rows: list[ev.ArmSummary], seeds: int) -> list[ev.ArmSummary]:
+    """Holm-adjusted p values (`*_p_holm`) over the family of every interval the report prints for the
+    arms that are not a baseline (r, validation gap, Δp each): with ~9 intervals one excluding 0 by
+    chance is likely."""
+    raw = [p for row in rows if not row.is_baseline for p in _family(row, seeds)]
+    adjusted = iter(holm(raw))
+    size = sum(1 for p in raw if not math.isnan(p))
+    out = []
     for row in rows:
-        row["family_size"] = sum(1 for p in raw if not math.isnan(p))
-    return rows
+        if not row.is_baseline:
+            r_p, val_diff_p, delta_p_p = next(adjusted), next(adjusted), next(adjusted)
+            row = replace(row, r_p_holm=r_p, val_diff_p_holm=val_diff_p, delta_p_p_holm=delta_p_p)
+        out.append(replace(row, family_size=size))
+    return out
 
 
-def _arm_row(state: RunState, name: str) -> dict:
+def _family(row: ev.ArmSummary, seeds: int) -> tuple[float, float, float]:
+    """The raw p values of an arm's primary comparisons (vs its run's baseline), as printed: r, val_diff, Δp."""
+    # across seeds t intervals; else r's bootstrap interval is normal, the others t over batches / prompts
+    dfs = (seeds - 1,) * 3 if seeds > 1 else (math.inf, row.val_diff_df, row.delta_p_df)
+    tests = ((row.r, row.r_ci), (row.val_diff, row.val_diff_ci), (row.delta_p, row.delta_p_ci))
+    r_p, val_diff_p, delta_p_p = (p_value(value, ci[0], ci[1], df) for (value, ci), df in zip(tests, dfs, strict=True))
+    return r_p, val_diff_p, delta_p_p
+
+
+def _arm_row(state: RunState, name: str) -> ev.ArmSummary:
     arm = state.arms[name]
     base = baseline_of(state, name) or name
     p_pre, p_post = share(state.pre_samples), share(arm.samples)
     first, last, basis = loss_ends(arm)
     val_diff = val_comparison(state, base, name) if name != base else (math.nan, math.nan, math.nan)
     delta_p = share_change(state.pre_samples, arm.samples)
+    last_epoch = arm.epochs[-1][1] if arm.epochs else None
+    row = ev.ArmSummary(
+        arm=name,
+        baseline=base,
+        is_baseline=name == base,
+        spec=arm.spec,
+        trainable_pct=arm.trainable_pct,
+        epochs=len(arm.epochs),
+        loss_first=first,
+        loss_last=last,
+        loss_basis=basis,
+        loss_var=_f(last_epoch.loss_var) if last_epoch else math.nan,
+        val_loss=_f(last_epoch.val_loss) if last_epoch else math.nan,
+        val_diff=val_diff[0],
+        val_diff_ci=list(val_diff[1:]),
+        val_diff_df=len(last_epoch.val_batch_losses) - 1 if last_epoch else 0,
+        T=state.arm_time(name),  # the full sum, warm-up included; r leaves the warm-up out
+        r=0.0 if name == base and not unpaired(state, name) else math.nan,  # the baseline against itself
+        r_ci=[math.nan, math.nan],
+        r_pred=arm.r_pred,
+        ci_basis="studentised circular block bootstrap over steps",
+        common_base_rate=state.common_base_rate,
+        sampler=sampler(state),
+        p_pre=p_pre[0],
+        p_pre_ci=list(p_pre[1:]),
+        p_post=p_post[0],
+        p_post_ci=list(p_post[1:]),
+        delta_p=delta_p[0],
+        delta_p_ci=list(delta_p[1:]),
+        delta_p_df=len({s.prompt_index for s in arm.samples.samples}) - 1 if arm.samples else 0,
+        stopped=arm.stopped,
+        loss_final=last,
+    )
     timing = time_comparison(state, base, name)
-    return {
-        "arm": name,
-        "baseline": base,
-        "is_baseline": name == base,
-        "spec": arm.spec,
-        "trainable_pct": arm.trainable_pct,
-        "epochs": len(arm.epochs),
-        "loss_first": first,
-        "loss_last": last,
-        "loss_basis": basis,
-        "loss_var": _f(arm.epochs[-1][1].loss_var) if arm.epochs else math.nan,
-        "val_loss": _f(arm.epochs[-1][1].val_loss) if arm.epochs else math.nan,
-        "val_diff": val_diff[0],
-        "val_diff_ci": list(val_diff[1:]),
-        "val_diff_df": len(arm.epochs[-1][1].val_batch_losses) - 1 if arm.epochs else 0,
-        "T": state.arm_time(name),  # the full sum, warm-up included; r leaves the warm-up out
-        "r": 0.0 if name == base and not unpaired(state, name) else math.nan,  # the baseline against itself
-        "r_ci": [math.nan, math.nan],
-        "r_median": math.nan,
-        "r_pred": arm.r_pred,
-        "r_pred_verdict": None,
-        "ci_basis": "studentised circular block bootstrap over steps",
-        **timing,
-        "r_note": NOT_PAIRED if unpaired(state, name) else timing.get("r_note", ""),
-        "common_base_rate": state.common_base_rate,
-        "sampler": sampler(state),
-        "p_pre": list(p_pre),
-        "p_post": list(p_post),
-        "delta_p": delta_p[0],
-        "delta_p_ci": list(delta_p[1:]),
-        "delta_p_df": len({s.prompt_index for s in arm.samples.samples}) - 1 if arm.samples else 0,
-        "stopped": arm.stopped,
-        **arm_frontier_fields(state, name),  # target gain, forgetting, expected share of S, Pareto flags
-    }
+    if timing is not None:
+        row = replace(row, **msgspec.structs.asdict(timing))
+    if unpaired(state, name):
+        row = replace(row, r_note=NOT_PAIRED)
+    frontier = arm_frontier_fields(state, name)  # target gain, forgetting, expected share of S, Pareto flags
+    return replace(row, **msgspec.structs.asdict(frontier)) if frontier is not None else row
 
 
 def loss_ends(arm) -> tuple[float, float, str]:
@@ -133,40 +139,39 @@ def loss_ends(arm) -> tuple[float, float, str]:
     return mean_var(losses[:k])[0], mean_var(losses[-k:])[0], LOSS_TENTH
 
 
-ACROSS_SEEDS = ("val_loss", "val_diff", "r", "r_median", "delta_p", "loss_first", "loss_last", "T", "p_pre", "p_post")
-ACROSS_SEEDS_IF_MEASURED = ("forgetting", "target_gain")  # runs with step_zero measures
-
-
-def _across_seeds(state: RunState, replicates: list[RunState]) -> list[dict]:
+def _across_seeds(state: RunState, replicates: list[RunState]) -> list[ev.ArmSummary]:
     """Each replicate's rows, then per arm the mean and 95 % t-interval across seeds of every per-arm
-    number (none is the last seed's alone); the FLOP verdict only from more than 3 seeds."""
-    per_replicate = [[_arm_row(rep, name) for name in rep.arms] for rep in replicates]
-    rows, seeds = per_replicate[-1], len(per_replicate)
-    out = []
-    for row in rows:
-        keys = ACROSS_SEEDS + tuple(k for k in ACROSS_SEEDS_IF_MEASURED if k in row)
-        values: dict[str, list[float]] = {key: [] for key in keys}
-        for rep in per_replicate:
-            match = next((r for r in rep if r["arm"] == row["arm"]), None)
-            for key in keys:
-                value = match[key][0] if match is not None and key in ("p_pre", "p_post") else (match or {}).get(key)
-                if isinstance(value, float) and not math.isnan(value):
-                    values[key].append(value)
-        merged = {**row, "replicates": seeds, "ci_basis": f"t interval across {seeds} seeds"}
-        for key in ("r_median_ci", "r_estimates_disagree", "r_over_pred", "r_over_pred_ci", "r_block", "r_steps"):
-            merged.pop(key, None)  # per-replicate step statistics: the across-seed values below replace them
-        for key, vals in values.items():
-            bounds = (-1.0, 1.0) if key == "delta_p" else (0.0, 1.0) if key in ("p_pre", "p_post") else None
-            triple = mean_ci95(vals)
-            mean, lo, hi = clipped(triple, *bounds) if bounds else triple
-            if key in ("p_pre", "p_post"):
-                merged[key] = [mean, lo, hi]
-            else:
-                merged[key], merged[f"{key}_ci"] = mean, [lo, hi]
-        enough = seeds >= MIN_SEEDS_FOR_VERDICT and not row["is_baseline"]
-        merged["r_pred_verdict"] = equivalence(merged["r_ci"], row["r_pred"], margin_of(state)) if enough else None
-        out.append(merged)
-    return out
+    number (ev.SEED_MEANS: none is the last seed's alone); the FLOP verdict only from more than 3 seeds."""
+    per_replicate = [{row.arm: row for row in (_arm_row(rep, name) for name in rep.arms)} for rep in replicates]
+    seeds = len(per_replicate)
+    return [
+        _seed_means(state, row, [rep.get(row.arm) for rep in per_replicate], seeds)
+        for row in per_replicate[-1].values()
+    ]
+
+
+def _seed_means(state: RunState, row: ev.ArmSummary, twins: list[ev.ArmSummary | None], seeds: int) -> ev.ArmSummary:
+    """The last seed's row with the means across seeds (`twins`: the arm's row in each seed, None where
+    the seed lacks it) and intervals across seeds in place of its own."""
+    means: dict[str, Any] = {}
+    for seed_mean in ev.SEED_MEANS:
+        if isinstance(getattr(row, seed_mean.field), UnsetType):
+            continue
+        values = [v for twin in twins if twin is not None for v in [getattr(twin, seed_mean.field)] if _measured(v)]
+        triple = mean_ci95(values)
+        mean, lo, hi = clipped(triple, *seed_mean.bounds) if seed_mean.bounds else triple
+        means[seed_mean.field], means[seed_mean.interval] = mean, [lo, hi]
+    # the per-replicate step statistics have no across-seed value: the intervals above replace them
+    row = replace(row, r_median_ci=UNSET, r_estimates_disagree=UNSET, r_steps=UNSET, r_block=UNSET)
+    row = replace(row, r_over_pred=UNSET, r_over_pred_ci=UNSET)
+    merged = replace(row, replicates=seeds, ci_basis=f"t interval across {seeds} seeds", **means)
+    enough = seeds >= MIN_SEEDS_FOR_VERDICT and not row.is_baseline
+    verdict = equivalence(merged.r_ci, row.r_pred, margin_of(state)) if enough else None
+    return replace(merged, r_pred_verdict=verdict, loss_final=merged.loss_last)
+
+
+def _measured(value: object) -> bool:
+    return isinstance(value, float) and not math.isnan(value)
 
 
 def summarize(state: RunState, extra: dict | None = None) -> dict:

@@ -35,7 +35,6 @@ ALLOWED = {
     ("engine/plans/describe.py", "arms"): "`plan`'s JSON: the arms it describes",
     ("freeze_tui/cli/commands/study.py", "flop_ratio"): "`plan`'s JSON of each arm (describe_layout), printed",
     ("freeze_tui/cli/commands/study.py", "r_pred"): "`plan`'s JSON of each arm (describe_layout), printed",
-    ("engine/log/summary.py", "r_pred"): "ArmSummary's field of that name, in the row it is built from",
 }
 
 
