@@ -85,6 +85,37 @@ class ArmMeasures(msgspec.Struct, frozen=True):
     expected_s_batches: Sequence[Value] | UnsetType = UNSET
 
 
+def epoch_record(
+    *, loss_mean: float, loss_var: float, t_epoch: float, t_total: float, measures: ArmMeasures | None = None
+) -> ArmEpoch:
+    """An arm's epoch_end record: its step totals and the measures taken at the epoch's end (the same
+    fields as step_zero's). An arm that no longer trains is not measured: no validation loss (NaN), an
+    empty list of batches, no retain or S measures."""
+    m = ArmMeasures() if measures is None else measures
+    return ArmEpoch(
+        loss_mean=loss_mean,
+        loss_var=loss_var,
+        val_loss=math.nan if isinstance(m.val_loss, UnsetType) else m.val_loss,
+        val_batches=[] if isinstance(m.val_batches, UnsetType) else m.val_batches,
+        t_epoch=t_epoch,
+        t_total=t_total,
+        retain_loss=m.retain_loss,
+        retain_batches=m.retain_batches,
+        expected_s=m.expected_s,
+        expected_s_batches=m.expected_s_batches,
+    )
+
+
+class RetainRecord(msgspec.Struct, frozen=True):
+    """run_start.data["retain"] (runs with a retain set): tokens and blocks measured, validation batches
+    they make, and where the text came from."""
+
+    n_tokens: int = 0
+    n_blocks: int = 0
+    n_batches: int = 0
+    source: str = ""
+
+
 def measured_value(value):
     """None for a field the record does not have (UNSET), else the value."""
     return None if isinstance(value, UnsetType) else value

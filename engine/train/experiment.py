@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import time
 
 import torch
@@ -293,10 +292,12 @@ class Experiment:
         for arm in self.arms:
             totals = self.totals[arm.name].end_epoch()
             # validation loss, retain loss and expected share of S (one pass over the validation blocks)
-            measures = self._measures(arm, with_val=True) if arm.active else {}
-            val, val_batches = measures.pop("val_loss", math.nan), measures.pop("val_batches", [])
-            arms[arm.name] = ev.ArmEpoch(
-                totals.loss_mean, totals.loss_var, val, val_batches, totals.t_epoch, totals.t_total, **measures
+            arms[arm.name] = ev.epoch_record(
+                loss_mean=totals.loss_mean,
+                loss_var=totals.loss_var,
+                t_epoch=totals.t_epoch,
+                t_total=totals.t_total,
+                measures=self._measures(arm, with_val=True) if arm.active else None,
             )
         self.s.times.validation_s += time.perf_counter() - started
         self.emit(ev.EpochEnd(epoch=epoch, arms=arms))
@@ -312,11 +313,11 @@ class Experiment:
         for arm in self.arms:
             key = (str(arm.device), type(arm.model))
             if key not in done:
-                done[key] = ev.ArmMeasures(**self._recording_measures(arm, key))
+                done[key] = self._recording_measures(arm, key)
             out[arm.name] = done[key]
         return out
 
-    def _recording_measures(self, arm: Arm, key: tuple) -> dict:
+    def _recording_measures(self, arm: Arm, key: tuple) -> ev.ArmMeasures:
         """The step-zero measures of `arm`, recording the output of the frozen lower blocks of the arms
         it measures for (engine.train.frozen_prefix): their later validations start above them."""
         if self.prefix is None:
@@ -325,7 +326,7 @@ class Experiment:
         with self.prefix.recording(arm.model, {self.prefix.frozen_depth(a.model) for a in same}):
             return self._measures(arm, with_val=True)
 
-    def _measures(self, arm: Arm, with_val: bool = False) -> dict:
+    def _measures(self, arm: Arm, with_val: bool = False) -> ev.ArmMeasures:
         """Retain loss and expected share of S (engine.train.retain), on the same blocks for every arm."""
         depth = self.prefix.usable_depth(arm.model) if self.prefix is not None else 0
         if depth:
@@ -335,7 +336,7 @@ class Experiment:
                 return measured
         return self._measure_pass(arm, with_val)
 
-    def _measure_pass(self, arm: Arm, with_val: bool) -> dict:
+    def _measure_pass(self, arm: Arm, with_val: bool) -> ev.ArmMeasures:
         common = torch.tensor(self.s.data.common, dtype=torch.long)
         return arm_measures(
             arm.model,

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from msgspec import UNSET, UnsetType
 
 from engine.core.errors import FreezeTuiError
 from engine.core.textfiles import Corpus, check_retain_data, read_corpus
+from engine.log import events as ev
 from engine.run.config import RunConfig
 from engine.train.arm import validation_loss
 from engine.train.devices import copy_to
@@ -31,10 +33,10 @@ class RetainSet:
     n_tokens: int  # tokens measured (n_blocks * block_size)
     source: str
 
-    def record(self, batch_size: int) -> dict:
+    def record(self, batch_size: int) -> ev.RetainRecord:
         """run_start.data.retain."""
         n = len(self.blocks)
-        return {"n_tokens": self.n_tokens, "n_blocks": n, "n_batches": -(-n // batch_size), "source": self.source}
+        return ev.RetainRecord(n_tokens=self.n_tokens, n_blocks=n, n_batches=-(-n // batch_size), source=self.source)
 
 
 def load_retain_set(cfg: RunConfig, tokenizer) -> RetainSet | None:
@@ -122,18 +124,25 @@ def arm_measures(
     device,
     autocast_dtype,
     with_val: bool = False,
-) -> dict:
-    """One arm's retain loss (mean, per batch) and expected share of S (mean, per batch): fields of
-    epoch_end.arms[] and step_zero.arms[]; with_val: the validation loss too (step 0: target gain)."""
-    out: dict = {}
+) -> ev.ArmMeasures:
+    """One arm's retain loss (mean, per batch) and expected share of S (mean, per batch), as step_zero
+    records them and epoch_end takes them over (ev.epoch_record); with_val: the validation loss too
+    (step 0: target gain). retain_* stay unset without a retain set, val_* without with_val."""
+    val_loss: float | UnsetType = UNSET
+    val_batches: list[float] | UnsetType = UNSET
     if with_val:
         val_loss, val_batches, share, shares = loss_and_share(model, val, batch_size, device, autocast_dtype, common)
-        out["val_loss"], out["val_batches"] = val_loss, val_batches
     else:
         share, shares = expected_share(model, val, batch_size, device, autocast_dtype, common)
+    retain_loss: float | UnsetType = UNSET
+    retain_batches: list[float] | UnsetType = UNSET
     if retain is not None:
-        out["retain_loss"], out["retain_batches"] = validation_loss(
-            model, retain.blocks, batch_size, device, autocast_dtype
-        )
-    out["expected_s"], out["expected_s_batches"] = share, shares
-    return out
+        retain_loss, retain_batches = validation_loss(model, retain.blocks, batch_size, device, autocast_dtype)
+    return ev.ArmMeasures(
+        val_loss=val_loss,
+        val_batches=val_batches,
+        retain_loss=retain_loss,
+        retain_batches=retain_batches,
+        expected_s=share,
+        expected_s_batches=shares,
+    )

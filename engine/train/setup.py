@@ -198,7 +198,7 @@ def run_start_event(s: Setup, checksums: dict[str, str]) -> ev.RunStart:
         "common_base_rate": common_base_rate(s.data.val, s.common_set),  # nan without a validation split
     }
     if s.retain is not None:
-        data["retain"] = s.retain.record(cfg.batch_size)
+        data["retain"] = msgspec.to_builtins(s.retain.record(cfg.batch_size))
     data["sampler"] = SAMPLER  # p is a sampled measure; expected_s (epoch_end) is not
     config[RECORD] = throughput_record(s)
     config[KERNELS] = kernels_record(cfg, s.placement.values() or [s.device])
