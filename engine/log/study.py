@@ -12,9 +12,11 @@ Negative = lower validation loss than random = the method beats random.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from engine.core.errors import FreezeTuiError
 from engine.core.stats import mean_ci95
+from engine.log.events import ArmSummary
 
 ROLES = ("method", "random", "full")
 BEATS, LOSES, UNDECIDED = "beats random", "worse than random", "not shown different from random"
@@ -70,10 +72,10 @@ def verdict(ci: tuple[float, float, float], n: int) -> str:
     return UNDECIDED
 
 
-def study_summary(state, rows: dict) -> dict | None:
+def study_summary(state, rows: Mapping[str, ArmSummary]) -> dict | None:
     """{'roles', 'methods': {arm: {r, val_gap, val_gap_ci, vs_random, vs_random_ci, verdict, ...}}} from
-    the state and the summary's per-arm rows (r, val_diff), or None when the run is not a study (no
-    roles, or no method or no random arm)."""
+    the state and the summary's per-arm rows ({arm: its ArmSummary}: r, val_diff), or None when the run
+    is not a study (no roles, or no method or no random arm)."""
     roles = parse_roles(str(state.config.get("arm_roles") or ""))
     roles = {arm: role for arm, role in roles.items() if arm in state.arms}
     methods = [a for a, r in roles.items() if r == "method"]
@@ -90,11 +92,11 @@ def study_summary(state, rows: dict) -> dict | None:
         else:
             gaps = [g for g in (random_gap(replicates[0], arm, randoms) or []) if not math.isnan(g)]
             ci, n, basis = mean_ci95(gaps), len(gaps), f"paired by validation batch ({len(gaps)} batches)"
-        row = rows.get(arm, {})
+        row = rows.get(arm, ArmSummary(arm))
         out[arm] = {
-            "r": row.get("r", math.nan),
-            "val_gap": row.get("val_diff", math.nan),
-            "val_gap_ci": row.get("val_diff_ci", [math.nan, math.nan]),
+            "r": row.r,
+            "val_gap": row.val_diff,
+            "val_gap_ci": list(row.val_diff_ci),
             "vs_random": ci[0],
             "vs_random_ci": [ci[1], ci[2]],
             "vs_random_basis": basis,

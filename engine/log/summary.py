@@ -177,15 +177,16 @@ def _measured(value: object) -> bool:
 def summarize(state: RunState, extra: dict | None = None) -> dict:
     """The run_end summary: per arm its ArmSummary (T, loss_final, p_pre, p_post, ...) and `extra`
     ({key: {arm: value}}); r per arm vs its baseline; `study` when the run is a study (--arm-roles)."""
+    rows = arm_rows(state)
     out = ev.run_summary(
-        arm_rows(state),
+        rows,
         extra or {},
         baseline=state.baseline,
         steps=state.step + 1,
         replicates=len(summarised_seeds(state)),
         common_base_rate=state.common_base_rate,
     )
-    study = study_summary(state, ev.summary_arms(out))  # `freeze-tui study`: does each method beat random?
+    study = study_summary(state, {row.arm: row for row in rows})  # `freeze-tui study`: does each method beat random?
     if study is not None:
         out["study"] = study
     return out

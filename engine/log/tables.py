@@ -104,7 +104,7 @@ def summary_rows(state: RunState) -> list[Row]:
     """The report's numbers, one row per arm (intervals as their own columns)."""
     rows = []
     arms = arm_rows(state)
-    study = study_summary(state, {r.arm: msgspec.to_builtins(r) for r in arms}) or {"methods": {}}
+    study = study_summary(state, {r.arm: r for r in arms}) or {"methods": {}}
     for r in arms:
         (pre_lo, pre_hi), (post_lo, post_hi) = r.p_pre_ci, r.p_post_ci
         bounds = {"p_pre_lo": pre_lo, "p_pre_hi": pre_hi, "p_post_lo": post_lo, "p_post_hi": post_hi}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import re
 
-import msgspec
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
@@ -411,7 +410,7 @@ def report_renderable(state: RunState, source: str = "") -> Group:
 
 
 def _study(state: RunState, rows: list[ArmSummary]) -> dict | None:
-    return study_summary(state, {r.arm: msgspec.to_builtins(r) for r in rows})
+    return study_summary(state, {r.arm: r for r in rows})
 
 
 def _one_line(text: object) -> str:

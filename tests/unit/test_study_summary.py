@@ -25,7 +25,7 @@ def _state(val: dict[str, list[float]], roles: str = ROLES, past=()):
 
 
 def _rows(names):
-    return {n: {"r": 0.25, "val_diff": 0.5, "val_diff_ci": [0.4, 0.6]} for n in names}
+    return {n: ev.ArmSummary(n, r=0.25, val_diff=0.5, val_diff_ci=[0.4, 0.6]) for n in names}
 
 
 VAL = {
