@@ -1,9 +1,11 @@
-"""The event schema is one module: sample runs re-encode to their own bytes, old lines still read, and no
-other product file spells an event key as a string."""
+"""The event schema is one schema in two files (events.py, records.py): sample runs re-encode to their own
+bytes, old lines still read, no other product file spells an event key as a string, and the schema is
+imported through one path, engine.log.events."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from engine.log import events as ev
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_RUNS = sorted((ROOT / "sample_runs").glob("*.jsonl"))
-SCHEMA_MODULE = ROOT / "engine" / "log" / "events.py"
+SCHEMA_MODULES = {ROOT / "engine" / "log" / "events.py", ROOT / "engine" / "log" / "records.py"}
 PRODUCT = [ROOT / "engine", ROOT / "freeze_tui", ROOT / "bench"]
 # keys of the per-arm step record and of the dw maps: attributes of ArmStep / ArmDW / DW everywhere else
 EVENT_KEYS = {"loss", "dt", "lr", "arms", "drift", "rel"}
@@ -106,12 +108,50 @@ def test_no_event_key_is_spelled_outside_the_schema_module():
         f"{name}:{line}: {value!r}"
         for folder in PRODUCT
         for path in sorted(folder.rglob("*.py"))
-        if path != SCHEMA_MODULE and _reads_events(path)
+        if path not in SCHEMA_MODULES and _reads_events(path)
         for name in [path.relative_to(ROOT).as_posix()]
         for line, value in _keys_spelled(path)
         if value in EVENT_KEYS and (name, value) not in ALLOWED
     ]
     assert found == []
+
+
+def _imports_records(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (
+            node.module == "engine.log.records"
+            or (node.module == "engine.log" and any(alias.name == "records" for alias in node.names))
+        ):
+            return True
+        if isinstance(node, ast.Import) and any(alias.name == "engine.log.records" for alias in node.names):
+            return True
+    return False
+
+
+def _defined_at_top(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+    return {name for name in names if not name.startswith("_")}
+
+
+def test_the_schema_has_one_import_path_and_files_under_500_lines():
+    """records.py is the schema's second file: events.py re-exports all of it, and only events.py imports it."""
+    records = importlib.import_module("engine.log.records")  # (this test is the one other reader)
+    importers = [
+        path.relative_to(ROOT).as_posix()
+        for folder in [*PRODUCT, ROOT / "tests", ROOT / "tools"]
+        for path in sorted(folder.rglob("*.py"))
+        if _imports_records(path)
+    ]
+    assert importers == ["engine/log/events.py"]
+    names = _defined_at_top(ROOT / "engine" / "log" / "records.py")
+    assert {"ArmSummary", "SEED_MEANS", "MAX_ABS", "epoch_record"} <= names
+    assert [name for name in sorted(names) if getattr(ev, name, None) is not getattr(records, name)] == []
+    assert all(len(path.read_text(encoding="utf-8").splitlines()) < 500 for path in SCHEMA_MODULES)
 
 
 def test_run_start_arms_are_typed_records_in_the_order_written():
