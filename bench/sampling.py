@@ -13,7 +13,9 @@ prompts, two things are timed both ways:
   (engine/train/frozen_prefix.py), plus the step-zero pass both share.
 
 The old path's share is the run's share with its sampling and validation times scaled by those
-measured ratios.
+measured ratios. The quick demo validates on --val-blocks 32 (engine/run/demo_size.py): its old path's
+validation is timed on every validation and retain block (whole forward), and the share the quick demo
+had before that setting (every block, the reused prefix) is printed beside it.
 
     python -m bench.sampling [--quick] [--max-steps N] [--device cpu|cuda]
 """
@@ -21,6 +23,7 @@ measured ratios.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import tempfile
 import time
@@ -148,10 +151,16 @@ def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats:
         time_phase(model, prompts, n=n, max_new=max_new, device=setup.device, batched=False) for _ in range(repeats)
     )
     step_zero, whole, reused = time_validation(cfg, setup, repeats)
-    old_sampling = sampling * old / new
-    old_validation = validation * (step_zero + epochs * whole) / (step_zero + epochs * reused)
+    now_cpu = step_zero + epochs * reused
+    old_cpu, every_block = step_zero + epochs * whole, ""
+    if cfg.val_blocks:  # the quick demo measures a subset: the old path measured every block
+        every = dataclasses.replace(cfg, val_blocks=0)
+        zero_all, whole_all, reused_all = time_validation(every, prepare(every), repeats)
+        old_cpu = zero_all + epochs * whole_all
+        before = _share(wall, sampling, validation, sampling, validation * (zero_all + epochs * reused_all) / now_cpu)
+        every_block = f"; every validation block (before --val-blocks {cfg.val_blocks}): {before:.1%}"
     share_new = (sampling + validation) / wall
-    share_old = (old_sampling + old_validation) / (wall - sampling - validation + old_sampling + old_validation)
+    share_old = _share(wall, sampling, validation, sampling * old / new, validation * old_cpu / now_cpu)
     size = "demo at the study's size (--full-demo)" if full else "the quick CPU demo"
     where = f"{size}{f', --max-steps {max_steps}' if max_steps else ''}, {setup.device}"
     phases = 1 + epochs * len(setup.plans)  # one shared set before training, then every arm each epoch
@@ -162,7 +171,8 @@ def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats:
             TARGET_SHARE,
             higher_is_better=False,
             note=f"{where}: wall {wall:.1f} s, sampling {sampling:.2f} s, validation {validation:.2f} s; "
-            f"the previous sampler and whole-forward validation: {share_old:.1%}",
+            f"the old path (previous sampler, whole-forward validation of every block): {share_old:.1%}"
+            f"{every_block}",
         ),
         Result(
             "one sampling phase: previous / batched",
@@ -181,6 +191,12 @@ def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats:
             f"{step_zero * 1000:.0f} ms ({epochs} epoch(s) in the run)",
         ),
     ]
+
+
+def _share(wall: float, sampling: float, validation: float, other_sampling: float, other_validation: float) -> float:
+    """The share of a run whose training took what this one's did, its sampling and validation the others."""
+    other = other_sampling + other_validation
+    return other / (wall - sampling - validation + other)
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
