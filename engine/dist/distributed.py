@@ -259,6 +259,19 @@ class MeshRanks:
         return {k: v for part in self.world.gather(mine) for k, v in part.items()}
 
 
+    def measure_part(self) -> tuple[int, int]:
+        """Replicas hold the same weights: each measures its part of a validation pass (every shard of a
+        replica the same part, as FSDP2 needs all of them in each forward)."""
+        return self.world.replica_index, self.world.replicas
+
+    def gather_parts(self, mine: dict) -> list[dict]:
+        if self.world.replicas == 1:
+            return [mine]
+        out: list = [None] * self.world.replicas
+        dist.all_gather_object(out, mine, group=self.world.replica_group)  # in replica order
+        return out
+
+
 def _writes_here(model: torch.nn.Module) -> torch.nn.Module:
     """transformers' save_pretrained writes only on world rank 0 once a process group exists; an arm's
     first rank is the one that saves it, whatever its world rank (a copy made of it, such as a LoRA arm's

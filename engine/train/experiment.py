@@ -10,6 +10,7 @@ import copy
 import hashlib
 import math
 import time
+from dataclasses import replace
 
 import torch
 
@@ -35,8 +36,9 @@ from engine.train.frozen_prefix import FrozenPrefix, any_mismatch
 from engine.train.kernels import compiled, enable_checkpointing, optimizer_kind
 from engine.train.kinds import torch_kind
 from engine.train.lora import base_named_parameters
+from engine.train.measure_parts import merge_parts, part_rows
 from engine.train.metrics import DWTracker
-from engine.train.retain import arm_measures
+from engine.train.retain import RetainSet, arm_measures
 from engine.train.setup import Setup
 from engine.train.topology import Agreement, LocalDevices, Topology
 
@@ -336,11 +338,24 @@ class Experiment:
         return self._measure_pass(arm, with_val)
 
     def _measure_pass(self, arm: Arm, with_val: bool) -> dict:
+        """The arm's measures; where replicas hold it, each measures its part (engine.train.measure_parts)."""
+        index, count = self.topology.measure_part()
+        if count == 1:
+            return self._measure_blocks(arm, with_val, self.s.data.val, self.s.retain)
+        retain, val, size = self.s.retain, self.s.data.val, self.cfg.batch_size
+        my_retain = retain
+        if retain is not None:
+            my_retain = replace(retain, blocks=retain.blocks[part_rows(len(retain.blocks), size, index, count)])
+        mine = self._measure_blocks(arm, with_val, val[part_rows(len(val), size, index, count)], my_retain)
+        n_blocks = {"val": len(val), "retain": 0 if retain is None else len(retain.blocks)}
+        return merge_parts(self.topology.gather_parts(mine), n_blocks, size)
+
+    def _measure_blocks(self, arm: Arm, with_val: bool, val: torch.Tensor, retain: RetainSet | None) -> dict:
         common = torch.tensor(self.s.data.common, dtype=torch.long)
         return arm_measures(
             arm.model,
-            retain=self.s.retain,
-            val=self.s.data.val,
+            retain=retain,
+            val=val,
             common=common,
             batch_size=self.cfg.batch_size,
             device=arm.device,
