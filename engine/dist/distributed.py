@@ -258,7 +258,6 @@ class MeshRanks:
         mine = mine if self.world.first_of_arm else {}
         return {k: v for part in self.world.gather(mine) for k, v in part.items()}
 
-
     def measure_part(self) -> tuple[int, int]:
         """Replicas hold the same weights: each measures its part of a validation pass (every shard of a
         replica the same part, as FSDP2 needs all of them in each forward)."""
