@@ -259,11 +259,11 @@ class MeshRanks:
         return {k: v for part in self.world.gather(mine) for k, v in part.items()}
 
     def measure_part(self) -> tuple[int, int]:
-        """Replicas hold the same weights: each measures its part of a validation pass (every shard of a
-        replica the same part, as FSDP2 needs all of them in each forward)."""
+        """Replicas hold the same weights: each does its part of a validation pass or sampling phase (every
+        shard of a replica the same part, as FSDP2 needs all of them in each forward)."""
         return self.world.replica_index, self.world.replicas
 
-    def gather_parts(self, mine: dict) -> list[dict]:
+    def gather_parts(self, mine: Any) -> list:
         if self.world.replicas == 1:
             return [mine]
         out: list = [None] * self.world.replicas

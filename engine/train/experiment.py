@@ -379,17 +379,22 @@ class Experiment:
         targets = [("*", active[0])] if phase == "pre" else [(a.name, a) for a in active]
         started = time.perf_counter()
         prompts = [ids for ids, _ in self.s.prompts]
+        index, count = self.topology.measure_part()  # replicas of an arm: each samples a run of the prompts
+        mine = part_rows(len(prompts), 1, index, count)
         for name, arm in targets:
             with self.topology.launching_on(arm.device):
                 per_prompt = sample_batch(
                     arm.model,
-                    prompts,
+                    prompts[mine],
                     n=self.cfg.samples,
                     max_new=self.s.sample_tokens,
                     seed=self.cfg.seed,
                     device=arm.device,
                     eos_id=self.s.tokenizer.eos_token_id,
+                    first=mine.start * self.cfg.samples,
                 )
+            if count > 1:  # every prompt's samples, in prompt order
+                per_prompt = [seqs for part in self.topology.gather_parts(per_prompt) for seqs in part]
             for j, seqs in enumerate(per_prompt):
                 prompt_text = self.s.prompts[j][1]
                 for i, seq in enumerate(seqs):

@@ -55,7 +55,7 @@ class Topology(Protocol):
 
     def measure_part(self) -> tuple[int, int]: ...
 
-    def gather_parts(self, mine: dict) -> list[dict]: ...
+    def gather_parts(self, mine: Any) -> list: ...
 
 
 class LocalDevices:
@@ -107,9 +107,9 @@ class LocalDevices:
         return mine
 
     def measure_part(self) -> tuple[int, int]:
-        """(which part, of how many) of every validation pass this process measures: all of it."""
+        """(which part, of how many) of every validation pass and sampling phase this process does: all of it."""
         return 0, 1
 
-    def gather_parts(self, mine: dict) -> list[dict]:
-        """Every part's measures of this process's arm, in part order: its own."""
+    def gather_parts(self, mine: Any) -> list:
+        """Every part's result (measures, samples) for this process's arm, in part order: its own."""
         return [mine]

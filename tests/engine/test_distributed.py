@@ -233,8 +233,9 @@ def test_replicas_reproduce_the_single_process_run(assets, launched):
         for arm, mine in a.by_arm().items():
             for matrix, value in mine.dw.items():
                 assert b.by_arm()[arm].dw[matrix] == pytest.approx(value, rel=2e-5, abs=1e-7), (arm, matrix)
-    assert [(s.arm, s.text) for s in of_kind(many, "sample")] == [(s.arm, s.text) for s in of_kind(one, "sample")]
-    # each replica validates half of the batches (engine.train.measure_parts): every batch as one process has it
+    assert [(s.arm, s.ids) for s in of_kind(many, "sample")] == [(s.arm, s.ids) for s in of_kind(one, "sample")]
+    # each replica samples half of the prompts and validates half of the batches (engine.train.measure_parts):
+    # every sample and batch as one process has it
     measured = [of_kind(events, "step_zero") + of_kind(events, "epoch_end") for events in (one, many)]
     for a, b in zip(*measured):
         for arm, mine in a.arms.items():

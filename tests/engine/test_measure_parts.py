@@ -1,5 +1,6 @@
 """A validation pass split over replicas (engine.train.measure_parts): parts of whole batches, in order,
-whose merged measures equal one pass over every block, bit for bit (tiny random GPT-2, CPU)."""
+whose merged measures equal one pass over every block, bit for bit; a sampling phase split by prompts
+draws the same ids (tiny random GPT-2, CPU)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import pytest
 import torch
 
+from engine.train.generate import sample_batch
 from engine.train.measure_parts import merge_parts, part_rows
 from engine.train.retain import RetainSet, arm_measures
 from tests.tiny_models import make_tiny_model
@@ -50,3 +52,17 @@ def test_merged_parts_equal_one_pass_over_every_block(tmp_path):
 def test_no_blocks_merge_to_nan_as_one_pass_gives():
     merged = merge_parts([{"val_loss": math.nan, "val_batches": []}] * 2, {"val": 0, "retain": 0}, 4)
     assert math.isnan(merged["val_loss"]) and merged["val_batches"] == [] and "retain_loss" not in merged
+
+
+def test_prompts_split_over_parts_draw_the_samples_of_one_batch(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(make_tiny_model(tmp_path, "gpt2", n_layer=2))
+    prompts = [list(range(i, i + 6)) for i in range(5)]
+    kw = dict(n=2, max_new=6, seed=3, device=torch.device("cpu"))
+    whole = sample_batch(model, prompts, **kw)
+    for count in (2, 3):
+        parts = [part_rows(len(prompts), 1, i, count) for i in range(count)]
+        split = [seqs for p in parts for seqs in sample_batch(model, prompts[p], first=p.start * 2, **kw)]
+        assert split == whole
+    assert sample_batch(model, prompts[1:], **kw) != whole[1:]  # without `first` the streams would differ
