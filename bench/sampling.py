@@ -13,7 +13,11 @@ prompts, two things are timed both ways:
   (engine/train/frozen_prefix.py), plus the step-zero pass both share.
 
 The old path's share is the run's share with its sampling and validation times scaled by those
-measured ratios.
+measured ratios. The quick demo validates on --val-blocks 32 (engine/run/demo_size.py): its old path's
+validation is timed on every validation and retain block (whole forward), and the share the quick demo
+had before that setting (every block, the reused prefix) is printed beside it. The share is also given
+in this process's CPU time (every validation pass and sampling phase against the whole run): on a
+shared box a load burst lands on whichever phase runs then.
 
     python -m bench.sampling [--quick] [--max-steps N] [--device cpu|cuda]
 """
@@ -21,6 +25,8 @@ measured ratios.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import math
 import tempfile
 import time
@@ -68,23 +74,52 @@ def previous_sampler(model, prompt_ids: list[int], *, n: int, max_new: int, seed
     return [cut_at_eos(seq, eos_id) for seq in out]
 
 
-def run_demo(full: bool, max_steps: int, device: str) -> tuple[float, dict, int, object]:
-    """(wall seconds, run_end summary, epochs, the config the run ran) of one demo run."""
+def run_demo(full: bool, max_steps: int, device: str) -> tuple[float, dict, int, object, float]:
+    """(wall seconds, run_end summary, epochs, the config the run ran, the sampling + validation share of
+    the run's CPU time) of one demo run."""
     from engine.run.config import RunConfig
     from engine.train.session import RunSession
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, cpu_time_of_phases() as phases:
         cfg = RunConfig(max_steps=max_steps, device=device, full_demo=full, log=str(Path(tmp) / "demo.jsonl"))
         session = RunSession(cfg.validate(), cfg.log, producer="bench.sampling")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         session.start()
         session.join()
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         state = session.state
     if state.status != "finished":
         raise SystemExit(f"the demo run ended {state.status}: {[m.text for m in state.messages]}")
     epochs = max(len(a.epochs) for a in state.arms.values())
-    return wall, dict(state.summary), epochs, session.cfg
+    return wall, dict(state.summary), epochs, session.cfg, phases[0] / cpu
+
+
+@contextlib.contextmanager
+def cpu_time_of_phases():
+    """This process's CPU seconds in every validation pass and sampling phase of the runs inside ([total]):
+    on a shared box a load burst lands on whichever phase ran then, so the wall share alone is noisy."""
+    from engine.train.experiment import Experiment
+
+    total = [0.0]
+    originals = {name: getattr(Experiment, name) for name in ("_measures", "samples")}
+
+    def timed(method):
+        def run(*args, **kw):
+            started = time.process_time()
+            try:
+                return method(*args, **kw)
+            finally:
+                total[0] += time.process_time() - started
+
+        return run
+
+    for name, method in originals.items():
+        setattr(Experiment, name, timed(method))
+    try:
+        yield total
+    finally:
+        for name, method in originals.items():
+            setattr(Experiment, name, method)
 
 
 def time_phase(model, prompts, *, n: int, max_new: int, device, batched: bool) -> float:
@@ -133,7 +168,7 @@ def _timed(clock, measure, arm) -> float:
 def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats: int = 3) -> list[Result]:
     from engine.train.setup import prepare
 
-    wall, summary, epochs, cfg = run_demo(full, max_steps, device)
+    wall, summary, epochs, cfg, cpu_share = run_demo(full, max_steps, device)
     times = msgspec.convert(summary, ev.PhaseTimes)
     sampling, validation = times.sampling_s, times.validation_s
     setup = prepare(cfg)
@@ -148,10 +183,16 @@ def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats:
         time_phase(model, prompts, n=n, max_new=max_new, device=setup.device, batched=False) for _ in range(repeats)
     )
     step_zero, whole, reused = time_validation(cfg, setup, repeats)
-    old_sampling = sampling * old / new
-    old_validation = validation * (step_zero + epochs * whole) / (step_zero + epochs * reused)
+    now_cpu = step_zero + epochs * reused
+    old_cpu, every_block = step_zero + epochs * whole, ""
+    if cfg.val_blocks:  # the quick demo measures a subset: the old path measured every block
+        every = dataclasses.replace(cfg, val_blocks=0)
+        zero_all, whole_all, reused_all = time_validation(every, prepare(every), repeats)
+        old_cpu = zero_all + epochs * whole_all
+        before = _share(wall, sampling, validation, sampling, validation * (zero_all + epochs * reused_all) / now_cpu)
+        every_block = f"; every validation block (before --val-blocks {cfg.val_blocks}): {before:.1%}"
     share_new = (sampling + validation) / wall
-    share_old = (old_sampling + old_validation) / (wall - sampling - validation + old_sampling + old_validation)
+    share_old = _share(wall, sampling, validation, sampling * old / new, validation * old_cpu / now_cpu)
     size = "demo at the study's size (--full-demo)" if full else "the quick CPU demo"
     where = f"{size}{f', --max-steps {max_steps}' if max_steps else ''}, {setup.device}"
     phases = 1 + epochs * len(setup.plans)  # one shared set before training, then every arm each epoch
@@ -162,7 +203,15 @@ def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats:
             TARGET_SHARE,
             higher_is_better=False,
             note=f"{where}: wall {wall:.1f} s, sampling {sampling:.2f} s, validation {validation:.2f} s; "
-            f"the previous sampler and whole-forward validation: {share_old:.1%}",
+            f"the old path (previous sampler, whole-forward validation of every block): {share_old:.1%}"
+            f"{every_block}",
+        ),
+        Result(
+            "the same share of the run's CPU time",
+            cpu_share,
+            TARGET_SHARE,
+            higher_is_better=False,
+            note=f"{where}: CPU seconds of every validation pass and sampling phase / of the whole run (this process)",
         ),
         Result(
             "one sampling phase: previous / batched",
@@ -181,6 +230,12 @@ def measure(full: bool = True, max_steps: int = 0, device: str = "cpu", repeats:
             f"{step_zero * 1000:.0f} ms ({epochs} epoch(s) in the run)",
         ),
     ]
+
+
+def _share(wall: float, sampling: float, validation: float, other_sampling: float, other_validation: float) -> float:
+    """The share of a run whose training took what this one's did, its sampling and validation the others."""
+    other = other_sampling + other_validation
+    return other / (wall - sampling - validation + other)
 
 
 def main(argv: list[str] | None = None) -> list[Result]:

@@ -258,6 +258,18 @@ class MeshRanks:
         mine = mine if self.world.first_of_arm else {}
         return {k: v for part in self.world.gather(mine) for k, v in part.items()}
 
+    def measure_part(self) -> tuple[int, int]:
+        """Replicas hold the same weights: each does its part of a validation pass or sampling phase (every
+        shard of a replica the same part, as FSDP2 needs all of them in each forward)."""
+        return self.world.replica_index, self.world.replicas
+
+    def gather_parts(self, mine: Any) -> list:
+        if self.world.replicas == 1:
+            return [mine]
+        out: list = [None] * self.world.replicas
+        dist.all_gather_object(out, mine, group=self.world.replica_group)  # in replica order
+        return out
+
 
 def _writes_here(model: torch.nn.Module) -> torch.nn.Module:
     """transformers' save_pretrained writes only on world rank 0 once a process group exists; an arm's

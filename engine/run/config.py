@@ -125,7 +125,8 @@ class RunConfig:
     full_demo: bool = setting(
         False,
         "The embedded demo at the study's full size (3 epochs, 366 steps, 8 prompts x 4 samples: 20-60 min "
-        "on a 2-core CPU). Without it a demo on CPU stops after 60 steps and samples 5 prompts x 2.",
+        "on a 2-core CPU). Without it a demo on CPU stops after 60 steps, samples 5 prompts x 2 and "
+        "validates on 32 blocks.",
     )
     diverge_k: float = setting(
         3.0,
@@ -158,6 +159,12 @@ class RunConfig:
         "Distributed runs: data-parallel replicas per arm. R > 1 trains each arm over R ranks (FSDP2's "
         "replication; HSDP with --shards), each a slice of the batch; the world is arms x replicas x shards.",
         metavar="R",
+    )
+    val_blocks: int = setting(
+        0,
+        "Measure validation loss, E[S] and forgetting on at most N validation blocks and N retain blocks, "
+        "spread evenly over each (0 = every validation block and up to 64 retain blocks). Training is unchanged.",
+        metavar="N",
     )
 
     def validate(self) -> RunConfig:
@@ -213,6 +220,7 @@ class RunConfig:
 
             parse_every(self.checkpoint_every)
         _positive("--keep-checkpoints", self.keep_checkpoints)
+        _non_negative("--val-blocks", self.val_blocks)
         return self
 
     def _validate_arms(self) -> None:

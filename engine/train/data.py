@@ -7,6 +7,7 @@ and are read per batch; the validation blocks (a small share) are held as one te
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -124,3 +125,17 @@ def batch_order(n_train: int, batch_size: int, seed: int, epoch: int) -> list[li
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n_train, generator=gen).tolist()
     return [perm[i : i + batch_size] for i in range(0, n_train - batch_size + 1, batch_size)]
+
+
+def spread_rows(n: int, at_most: int) -> np.ndarray:
+    """Indices of at most `at_most` of n rows, spread evenly from the first to the last (all n when
+    at_most >= n): the measured subset of the validation or retain blocks."""
+    return np.unique(np.linspace(0, n - 1, min(n, at_most)).round().astype(np.int64))
+
+
+def measured_validation(data: TokenData, at_most: int) -> TokenData:
+    """`data` with its validation blocks cut to at most `at_most` spread evenly (--val-blocks; 0: all).
+    Training blocks, S and the prompts (taken before) are those of the whole split."""
+    if not at_most or len(data.val) <= at_most:
+        return data
+    return dataclasses.replace(data, val=data.val[spread_rows(len(data.val), at_most)])

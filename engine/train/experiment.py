@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
+from dataclasses import replace
 
 import torch
 
@@ -34,8 +35,9 @@ from engine.train.frozen_prefix import FrozenPrefix, any_mismatch
 from engine.train.kernels import compiled, enable_checkpointing, optimizer_kind
 from engine.train.kinds import torch_kind
 from engine.train.lora import base_named_parameters
+from engine.train.measure_parts import merge_parts, part_rows
 from engine.train.metrics import DWTracker
-from engine.train.retain import arm_measures
+from engine.train.retain import RetainSet, arm_measures
 from engine.train.setup import Setup
 from engine.train.topology import Agreement, LocalDevices, Topology
 
@@ -337,11 +339,24 @@ class Experiment:
         return self._measure_pass(arm, with_val)
 
     def _measure_pass(self, arm: Arm, with_val: bool) -> ev.ArmMeasures:
+        """The arm's measures; where replicas hold it, each measures its part (engine.train.measure_parts)."""
+        index, count = self.topology.measure_part()
+        if count == 1:
+            return self._measure_blocks(arm, with_val, self.s.data.val, self.s.retain)
+        retain, val, size = self.s.retain, self.s.data.val, self.cfg.batch_size
+        my_retain = retain
+        if retain is not None:
+            my_retain = replace(retain, blocks=retain.blocks[part_rows(len(retain.blocks), size, index, count)])
+        mine = self._measure_blocks(arm, with_val, val[part_rows(len(val), size, index, count)], my_retain)
+        n_retain = 0 if retain is None else len(retain.blocks)
+        return merge_parts(self.topology.gather_parts(mine), len(val), n_retain, size)
+
+    def _measure_blocks(self, arm: Arm, with_val: bool, val: torch.Tensor, retain: RetainSet | None) -> ev.ArmMeasures:
         common = torch.tensor(self.s.data.common, dtype=torch.long)
         return arm_measures(
             arm.model,
-            retain=self.s.retain,
-            val=self.s.data.val,
+            retain=retain,
+            val=val,
             common=common,
             batch_size=self.cfg.batch_size,
             device=arm.device,
@@ -365,17 +380,22 @@ class Experiment:
         targets = [("*", active[0])] if phase == "pre" else [(a.name, a) for a in active]
         started = time.perf_counter()
         prompts = [ids for ids, _ in self.s.prompts]
+        index, count = self.topology.measure_part()  # replicas of an arm: each samples a run of the prompts
+        mine = part_rows(len(prompts), 1, index, count)
         for name, arm in targets:
             with self.topology.launching_on(arm.device):
                 per_prompt = sample_batch(
                     arm.model,
-                    prompts,
+                    prompts[mine],
                     n=self.cfg.samples,
                     max_new=self.s.sample_tokens,
                     seed=self.cfg.seed,
                     device=arm.device,
                     eos_id=self.s.tokenizer.eos_token_id,
+                    first=mine.start * self.cfg.samples,
                 )
+            if count > 1:  # every prompt's samples, in prompt order
+                per_prompt = [seqs for part in self.topology.gather_parts(per_prompt) for seqs in part]
             for j, seqs in enumerate(per_prompt):
                 prompt_text = self.s.prompts[j][1]
                 for i, seq in enumerate(seqs):

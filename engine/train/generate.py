@@ -26,13 +26,15 @@ def sample_batch(
     seed: int,
     device: torch.device,
     eos_id: int | None = None,
+    first: int = 0,
 ) -> list[list[list[int]]]:
     """n continuations of each prompt (top-k sampling, KV cache), as generated token ids:
-    out[j][i] is prompt j's sample i, which draws from the stream of sample index j * n + i."""
+    out[j][i] is prompt j's sample i, which draws from the stream of sample index first + j * n + i
+    (first: where these prompts' samples start among the run's, when a replica samples a part)."""
     if not prompts or n <= 0:
         return [[] for _ in prompts]
     with _without_autograd(model):
-        return _sample_rows(model, prompts, n, max_new, seed, device, eos_id)
+        return _sample_rows(model, prompts, n, max_new, seed, device, eos_id, first)
 
 
 def _without_autograd(model):
@@ -43,10 +45,10 @@ def _without_autograd(model):
     return torch.no_grad() if sharded else torch.inference_mode()
 
 
-def _sample_rows(model, prompts, n, max_new, seed, device, eos_id) -> list[list[list[int]]]:
+def _sample_rows(model, prompts, n, max_new, seed, device, eos_id, first) -> list[list[list[int]]]:
     rows = [ids for ids in prompts for _ in range(n)]
     ids, mask = left_padded(rows, device)
-    noise = gumbel_noise(len(rows), max_new, seed).to(device, non_blocking=True)
+    noise = gumbel_noise(len(rows), max_new, seed, first).to(device, non_blocking=True)
     was_training = model.training
     model.eval()
     try:
@@ -73,11 +75,11 @@ def left_padded(rows: list[list[int]], device: torch.device) -> tuple[torch.Tens
     return ids.to(device), mask.to(device)
 
 
-def gumbel_noise(rows: int, max_new: int, seed: int) -> torch.Tensor:
-    """Gumbel(0, 1) noise [rows, max_new, TOP_K]; row i from its own generator (seed * 7919 + i)."""
+def gumbel_noise(rows: int, max_new: int, seed: int, first: int = 0) -> torch.Tensor:
+    """Gumbel(0, 1) noise [rows, max_new, TOP_K]; row i from its own generator (seed * 7919 + first + i)."""
     out = torch.empty(rows, max_new, TOP_K)
     for i in range(rows):
-        gen = torch.Generator().manual_seed(seed * SEED_STRIDE + i)
+        gen = torch.Generator().manual_seed(seed * SEED_STRIDE + first + i)
         uniform = torch.rand(max_new, TOP_K, generator=gen).clamp_(min=1e-20, max=1.0 - 1e-7)
         out[i] = -torch.log(-torch.log(uniform))
     return out

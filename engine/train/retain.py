@@ -21,6 +21,7 @@ from engine.core.textfiles import Corpus, check_retain_data, read_corpus
 from engine.log import events as ev
 from engine.run.config import RunConfig
 from engine.train.arm import validation_loss
+from engine.train.data import spread_rows
 from engine.train.devices import copy_to
 from engine.train.tokens import corpus_tokens
 
@@ -57,7 +58,9 @@ def load_retain_set(cfg: RunConfig, tokenizer) -> RetainSet | None:
             f"the retain data has {len(ids)} tokens, fewer than one block of {cfg.block_size}; "
             "add text to --retain-data or lower --block-size"
         )
-    rows = np.unique(np.linspace(0, n - 1, min(n, MAX_RETAIN_BLOCKS)).round().astype(np.int64))
+    rows = spread_rows(n, MAX_RETAIN_BLOCKS)
+    if cfg.val_blocks:  # --val-blocks: a spread subset of those, as of the validation blocks
+        rows = rows[spread_rows(len(rows), cfg.val_blocks)]
     grid = np.asarray(ids[: n * cfg.block_size]).reshape(n, cfg.block_size)[rows]
     return RetainSet(torch.from_numpy(grid.astype(np.int64)), len(rows) * cfg.block_size, corpus.source)
 

@@ -17,7 +17,7 @@ from engine.plans.planned import PlannedRun
 from engine.plans.roles import ModelLayout, ParamSplit
 from engine.run.config import RunConfig
 from engine.run.session_info import cpu_threads, session_readings
-from engine.train.data import TokenData, common_base_rate, tokenize_corpus
+from engine.train.data import TokenData, common_base_rate, measured_validation, tokenize_corpus
 from engine.train.devices import resolve_device, resolve_devices  # noqa: F401 (resolve_device: old import path)
 from engine.train.memory_plan import planned_run
 from engine.train.models import LoadedModel
@@ -121,6 +121,7 @@ def prepare(
     retain = load_retain_set(cfg, loaded.tokenizer)
     # the shared initial weights stay on the host; each arm copies them to its own device
     prompts = _prompts(cfg, loaded.tokenizer, data)
+    data = measured_validation(data, cfg.val_blocks)  # after the prompts: they come from the whole split
     _check_prompt(prompts[0][0], ctx)
     sample_tokens = min(cfg.sample_tokens, max(1, (ctx or 10**9) - max(len(ids) for ids, _ in prompts)))
     lr = cfg.lr if cfg.lr is not None else (1e-3 if cfg.model is None else 5e-5)

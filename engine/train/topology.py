@@ -53,6 +53,10 @@ class Topology(Protocol):
 
     def arm_memory(self, mine: dict) -> dict: ...
 
+    def measure_part(self) -> tuple[int, int]: ...
+
+    def gather_parts(self, mine: Any) -> list: ...
+
 
 class LocalDevices:
     """Every arm in this process, each on its own device; nothing to exchange."""
@@ -101,3 +105,11 @@ class LocalDevices:
     def arm_memory(self, mine: dict) -> dict:
         """Every arm's state bytes, from what each process counts of its own."""
         return mine
+
+    def measure_part(self) -> tuple[int, int]:
+        """(which part, of how many) of every validation pass and sampling phase this process does: all of it."""
+        return 0, 1
+
+    def gather_parts(self, mine: Any) -> list:
+        """Every part's result (measures, samples) for this process's arm, in part order: its own."""
+        return [mine]

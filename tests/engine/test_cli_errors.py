@@ -130,6 +130,7 @@ PRE_START = {
     "missing retain data": (["--retain-data", "nope.txt"], "--retain-data path nope.txt does not exist"),
     "binary retain data": (["--retain-data", "binary.txt"], "--retain-data: ", "looks binary"),
     "zero peak": (["--peak-tflops", "0"], "--peak-tflops must be a positive number", "989"),
+    "negative val blocks": (["--val-blocks", "-1"], "--val-blocks must not be negative, got -1"),
 }
 
 

@@ -233,6 +233,14 @@ def test_replicas_reproduce_the_single_process_run(assets, launched):
         for arm, mine in a.by_arm().items():
             for matrix, value in mine.dw.items():
                 assert b.by_arm()[arm].dw[matrix] == pytest.approx(value, rel=2e-5, abs=1e-7), (arm, matrix)
-    assert [(s.arm, s.text) for s in of_kind(many, "sample")] == [(s.arm, s.text) for s in of_kind(one, "sample")]
+    assert [(s.arm, s.ids) for s in of_kind(many, "sample")] == [(s.arm, s.ids) for s in of_kind(one, "sample")]
+    # each replica samples half of the prompts and validates half of the batches (engine.train.measure_parts):
+    # every sample and batch as one process has it
+    measured = [of_kind(events, "step_zero") + of_kind(events, "epoch_end") for events in (one, many)]
+    for a, b in zip(*measured):
+        for arm, mine in a.arms.items():
+            assert len(b.arms[arm].val_batches) == len(mine.val_batches) > 1
+            assert b.arms[arm].val_batches == pytest.approx(mine.val_batches, rel=1e-5), arm
+            assert b.arms[arm].expected_s_batches == pytest.approx(mine.expected_s_batches, rel=1e-5), arm
     saved = assets["root"] / "saved-replicas"
     assert sorted(p.parent.name for p in saved.glob("*/model.safetensors")) == ["full", "targeted"]
