@@ -30,7 +30,7 @@ from engine.plans.plan_record import PlanArm, PlanChange, PlanDescription, PlanG
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import DEFAULT_ARMS
 
-__all__ = ["plan_grid", "arm_record", "describe_layout", "grid_columns"]
+__all__ = ["plan_grid", "arm_record", "describe_layout", "flop_cost", "grid_columns"]
 
 OUTER_ROLES = ("embed", "pos", "head", "final_norm")
 
@@ -79,18 +79,25 @@ def _cell_state(names, initial: frozenset[str], ever: frozenset[str]) -> str:
     return "later" if any(n in ever for n in names) else "frozen"
 
 
+def flop_cost(plan: ArmPlan, layout: ModelLayout, *, seq_len: int) -> tuple[float, float]:
+    """(flop_ratio, r_pred) as run_start, `plan` and `plan --measure` give them: the FLOP model's cost of a
+    step of the plan vs full training, and its predicted saving 1 - that, each to 4 places."""
+    ratio = plan.flop_ratio(layout, seq_len=seq_len)
+    return round(ratio, 4), round(1.0 - ratio, 4)
+
+
 def arm_record(plan: ArmPlan, layout: ModelLayout, *, seq_len: int) -> ArmRecord:
     """The run_start ``arms`` entry: name, spec, counts, FLOP ratio, r_pred, grid and the kind's own
     record (``lora`` for a LoRA arm, ...); the FLOP model includes attention scores for sequences of
     ``seq_len`` tokens (the run's block size)."""
-    ratio = plan.flop_ratio(layout, seq_len=seq_len)
+    ratio, r_pred = flop_cost(plan, layout, seq_len=seq_len)
     return ArmRecord(
         name=plan.arm,
         spec=plan.spec,
         trainable=plan.n_trainable,
         total=plan.n_total,
-        flop_ratio=round(ratio, 4),
-        r_pred=round(1.0 - ratio, 4),
+        flop_ratio=ratio,
+        r_pred=r_pred,
         grid=msgspec.to_builtins(plan_grid(plan, layout)),  # the log keeps it as plain JSON
         **plan.record(),
     )

@@ -8,10 +8,7 @@ from msgspec.structs import replace
 
 from engine.plans.memory import parse_size
 from engine.plans.plan_record import (
-    ArmMeasured,
-    DeviceNeed,
     PlanDescription,
-    PlanMeasured,
     PlanMemory,
     PlanSettings,
     RankPlan,
@@ -70,7 +67,7 @@ def add_memory_plan(
         desc,
         arms=arms,
         placement=dict(planned.placement),
-        devices={name: DeviceNeed(**need) for name, need in planned.per_device().items()},
+        devices=planned.per_device(),
         memory_problem=planned.problem,
         settings=PlanSettings(cfg.batch_size, cfg.block_size, cfg.dtype),
     )
@@ -79,9 +76,8 @@ def add_memory_plan(
     if measure:
         from engine.train.measure import measure_plan
 
-        measured = measure_plan(cfg, planned, steps=steps)
-        arms = [replace(arm, measured=ArmMeasured(**measured["arms"][arm.name])) for arm in desc.arms]
-        desc = replace(desc, arms=arms, measured=PlanMeasured(**{k: v for k, v in measured.items() if k != "arms"}))
+        measured, per_arm = measure_plan(cfg, planned, steps=steps)
+        desc = replace(desc, arms=[replace(arm, measured=per_arm[arm.name]) for arm in desc.arms], measured=measured)
     return desc
 
 
