@@ -67,6 +67,7 @@ class FloodSource(ChannelSource):
 
 
 async def drive(rate: int, seconds: float) -> tuple[float, float, float]:
+    from freeze_tui.app import modes
     from freeze_tui.app.app import FreezeApp
 
     source = FloodSource(rate, seconds)
@@ -82,7 +83,7 @@ async def drive(rate: int, seconds: float) -> tuple[float, float, float]:
 
         pressed = time.monotonic()
         app.post_message(Key("2", "2"))
-        while app.tabs.active != "tab-dw":
+        while app.tabs.active != modes.tab_id(modes.DW):
             await asyncio.sleep(0.005)
         key_latency = time.monotonic() - pressed
         while producer.is_alive():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from engine.core.errors import FreezeTuiError
 from engine.plans.kinds import ArmPlan, resolve_plan
 from engine.plans.memory import HINTS, misfit, plan_memory
+from engine.plans.plan_record import DeviceNeed
 from engine.plans.roles import ModelLayout
 
 
@@ -40,13 +41,13 @@ class PlannedRun:
         if problem:
             raise FreezeTuiError(problem)
 
-    def per_device(self) -> dict[str, dict]:
-        """{device: {needed, budget, fits}}: what the arms placed there need against its budget."""
-        out: dict[str, dict] = {}
+    def per_device(self) -> dict[str, DeviceNeed]:
+        """{device: what the arms placed there need against its budget}."""
+        out: dict[str, DeviceNeed] = {}
         for device in dict.fromkeys(self.placement.values()):
             needed = sum(self.memory[a]["total"] for a, d in self.placement.items() if d == device)
             budget = self.budgets.get(device)
-            out[device] = {"needed": needed, "budget": budget, "fits": budget is None or needed <= budget}
+            out[device] = DeviceNeed(needed=needed, budget=budget, fits=budget is None or needed <= budget)
         return out
 
     def only(self, arms: list[str]) -> PlannedRun:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.core.errors import FreezeTuiError
+from engine.plans.plan_record import CheckpointPlan
 from engine.run.config import RunConfig
 
 MANIFEST = "manifest.json"
@@ -215,40 +216,39 @@ class ResumePoint:
         return int(self.manifest.get("replicate", 0))
 
 
-def checkpoint_plan(cfg: RunConfig, log_path: Path, desc: dict) -> dict:
+def checkpoint_plan(cfg: RunConfig, log_path: Path, optimizer: dict[str, int]) -> CheckpointPlan:
     """What `plan` says of checkpoints: where they go and their size on disk, per checkpoint and x K.
-    desc: `plan`'s description with each arm's memory plan; a checkpoint holds an arm's trained tensors
+    optimizer: {arm: its memory plan's optimizer bytes}; a checkpoint holds an arm's trained tensors
     (4 bytes each, fp32) and AdamW's two moments (the plan's `optimizer`, 8 bytes each): 1.5 x that.
     A sharded arm (--shards K, DCP) holds the same tensors, each of its K ranks writing a K-th: `per_rank`."""
-    per_arm = {arm["name"]: arm["memory"].get("optimizer", 0) * 3 // 2 for arm in desc["arms"]}
+    per_arm = {name: size * 3 // 2 for name, size in optimizer.items()}
     each = sum(per_arm.values())
-    return {
-        "folder": str(checkpoint_root(log_path)),
-        "every": cfg.checkpoint_every,
-        "keep": cfg.keep_checkpoints,
-        "per_arm": per_arm,
-        "per_checkpoint": each,
-        "kept": each * cfg.keep_checkpoints * (1 if cfg.checkpoint_every else 0),
-        "shards": cfg.shards,
-        "per_rank": {name: -(-size // cfg.shards) for name, size in per_arm.items()},
-    }
+    return CheckpointPlan(
+        folder=str(checkpoint_root(log_path)),
+        every=cfg.checkpoint_every,
+        keep=cfg.keep_checkpoints,
+        per_arm=per_arm,
+        per_checkpoint=each,
+        kept=each * cfg.keep_checkpoints * (1 if cfg.checkpoint_every else 0),
+        shards=cfg.shards,
+        per_rank={name: -(-size // cfg.shards) for name, size in per_arm.items()},
+    )
 
 
-def checkpoint_line(plan: dict) -> str:
+def checkpoint_line(plan: CheckpointPlan) -> str:
     from engine.plans.memory import fmt_bytes
 
-    size = fmt_bytes(plan["per_checkpoint"])
-    if not plan["every"]:
+    size = fmt_bytes(plan.per_checkpoint)
+    if not plan.every:
         return (
-            f"checkpoints: off (--checkpoint-every N|TIME writes them to {plan['folder']}/; "
-            f"{size} each, x --keep-checkpoints {plan['keep']})"
+            f"checkpoints: off (--checkpoint-every N|TIME writes them to {plan.folder}/; "
+            f"{size} each, x --keep-checkpoints {plan.keep})"
         )
-    kept = fmt_bytes(plan["kept"])
-    line = f"checkpoints: every {plan['every']} to {plan['folder']}/: {size} each, {kept} for the {plan['keep']} kept"
-    shards = plan.get("shards", 1)
-    if shards > 1:
-        largest = fmt_bytes(max(plan["per_rank"].values(), default=0))
-        line += f" (DCP: each of an arm's {shards} ranks writes 1/{shards} of it, at most {largest})"
+    kept = fmt_bytes(plan.kept)
+    line = f"checkpoints: every {plan.every} to {plan.folder}/: {size} each, {kept} for the {plan.keep} kept"
+    if plan.shards > 1:
+        largest = fmt_bytes(max(plan.per_rank.values(), default=0))
+        line += f" (DCP: each of an arm's {plan.shards} ranks writes 1/{plan.shards} of it, at most {largest})"
     return line
 
 

@@ -14,6 +14,7 @@ import copy
 import torch
 
 from engine.core.errors import FreezeTuiError
+from engine.plans.plan_record import ArmMeasured, PlanMeasured
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import build_layout
 from engine.run.config import RunConfig
@@ -69,10 +70,12 @@ def time_arms(arms: list[Arm], batch: torch.Tensor, *, steps: int, warmup: int, 
     return {name: sum(StepTimer.seconds(m) for m in ms) / len(ms) for name, ms in marks.items()}
 
 
-def measure_plan(cfg: RunConfig, planned: PlannedRun, *, steps: int, warmup: int = 2) -> dict:
-    """Load the model and time the planned arms on their devices:
-    {steps, warmup, baseline, note, arms: {name: {device, t_step, r, r_flop}}}."""
-    from engine.plans.describe import arm_record
+def measure_plan(
+    cfg: RunConfig, planned: PlannedRun, *, steps: int, warmup: int = 2
+) -> tuple[PlanMeasured, dict[str, ArmMeasured]]:
+    """Load the model and time the planned arms on their devices: what was measured, and per arm its
+    device, mean step time, measured r and FLOP-model r."""
+    from engine.plans.describe import flop_cost
     from engine.train.models import check_block_size, load_model
 
     if steps < 1:
@@ -86,13 +89,13 @@ def measure_plan(cfg: RunConfig, planned: PlannedRun, *, steps: int, warmup: int
     times = time_arms(arms, batch, steps=steps, warmup=warmup, cfg=cfg)
     baseline = "full" if "full" in times else arms[0].name
     base = times[baseline]
-    out = {
-        name: {
-            "device": str(placement[name]),
-            "t_step": times[name],
-            "r": (base - times[name]) / base if base > 0 else float("nan"),
-            "r_flop": arm_record(plan, planned.layout, seq_len=cfg.block_size).r_pred,
-        }
+    per_arm = {
+        name: ArmMeasured(
+            device=str(placement[name]),
+            t_step=times[name],
+            r=(base - times[name]) / base if base > 0 else float("nan"),
+            r_flop=flop_cost(plan, planned.layout, seq_len=cfg.block_size)[1],
+        )
         for name, plan in planned.plans
     }
-    return {"steps": steps, "warmup": warmup, "baseline": baseline, "note": GAP_NOTE, "arms": out}
+    return PlanMeasured(steps=steps, warmup=warmup, baseline=baseline, note=GAP_NOTE), per_arm

@@ -4,7 +4,15 @@ memory)."""
 
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from engine.plans.memory import parse_size
+from engine.plans.plan_record import (
+    PlanDescription,
+    PlanMemory,
+    PlanSettings,
+    RankPlan,
+)
 from engine.plans.planned import PlannedRun, plan_run
 from engine.run.config import RunConfig
 from engine.train.devices import free_bytes, resolve_devices
@@ -45,39 +53,50 @@ def planned_run(cfg: RunConfig, devices=None) -> PlannedRun:
     )
 
 
-def add_memory_plan(desc: dict, cfg: RunConfig, planned: PlannedRun, *, measure: bool = False, steps: int = 5) -> dict:
-    """Each arm gains `device` and `memory` (and `measured` with --measure); the plan gains `placement`,
-    `devices` (needed vs budget per device) and `memory_problem` (the line `run` would refuse with)."""
-    for arm in desc["arms"]:
-        arm["device"] = planned.placement[arm["name"]]
-        arm["memory"] = planned.memory[arm["name"]]
-    desc["placement"] = dict(planned.placement)
-    desc["devices"] = planned.per_device()
-    desc["memory_problem"] = planned.problem
-    desc["settings"] = {"batch_size": cfg.batch_size, "block_size": cfg.block_size, "dtype": cfg.dtype}
+def add_memory_plan(
+    desc: PlanDescription, cfg: RunConfig, planned: PlannedRun, *, measure: bool = False, steps: int = 5
+) -> PlanDescription:
+    """The description with each arm's `device` and `memory` (and `measured` with --measure), and the plan's
+    `placement`, `devices` (needed vs budget per device), `memory_problem` (the line `run` would refuse
+    with) and `settings`; with --shards/--replicas one rank's share (`rank_memory`, `rank`)."""
+    arms = [
+        replace(arm, device=planned.placement[arm.name], memory=PlanMemory(**planned.memory[arm.name]))
+        for arm in desc.arms
+    ]
+    desc = replace(
+        desc,
+        arms=arms,
+        placement=dict(planned.placement),
+        devices=planned.per_device(),
+        memory_problem=planned.problem,
+        settings=PlanSettings(cfg.batch_size, cfg.block_size, cfg.dtype),
+    )
     if cfg.shards > 1 or cfg.replicas > 1:
-        add_rank_memory(desc, cfg, planned)
+        desc = add_rank_memory(desc, cfg, planned)
     if measure:
         from engine.train.measure import measure_plan
 
-        measured = measure_plan(cfg, planned, steps=steps)
-        for arm in desc["arms"]:
-            arm["measured"] = measured["arms"][arm["name"]]
-        desc["measured"] = {k: v for k, v in measured.items() if k != "arms"}
+        measured, per_arm = measure_plan(cfg, planned, steps=steps)
+        desc = replace(desc, arms=[replace(arm, measured=per_arm[arm.name]) for arm in desc.arms], measured=measured)
     return desc
 
 
-def add_rank_memory(desc: dict, cfg: RunConfig, planned: PlannedRun) -> dict:
+def add_rank_memory(desc: PlanDescription, cfg: RunConfig, planned: PlannedRun) -> PlanDescription:
     """With --shards K or --replicas R: each arm's `rank_memory` (one rank's share, engine.plans.rank_memory) and the
     plan's `rank` (K, and the host bytes a rank holds while it loads, reading its own weights or not)."""
     from engine.plans.rank_memory import host_while_loading, rank_share
 
-    for arm in desc["arms"]:
-        arm["rank_memory"] = rank_share(planned.memory[arm["name"]], planned.layout, cfg.shards, cfg.replicas)
-    desc["rank"] = {
-        "shards": cfg.shards,
-        "replicas": cfg.replicas,
-        "host_loading_own": host_while_loading(planned.layout, True),
-        "host_loading_whole": host_while_loading(planned.layout, False),
-    }
-    return desc
+    arms = [
+        replace(
+            arm,
+            rank_memory=PlanMemory(**rank_share(planned.memory[arm.name], planned.layout, cfg.shards, cfg.replicas)),
+        )
+        for arm in desc.arms
+    ]
+    rank = RankPlan(
+        shards=cfg.shards,
+        replicas=cfg.replicas,
+        host_loading_own=host_while_loading(planned.layout, True),
+        host_loading_whole=host_while_loading(planned.layout, False),
+    )
+    return replace(desc, arms=arms, rank=rank)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.errors import FreezeTuiError
+from engine.plans.plan_record import PlanDescription
 from engine.plans.roles import ModelLayout, build_layout
 
 __all__ = ["LoadedModel", "load_model", "load_layout", "load_skeleton", "describe_plans", "resolve_source"]
@@ -382,7 +383,9 @@ class _quiet:
             logging.enable_progress_bar()
 
 
-def describe_plans(model_name: str | None, arms, *, block_size: int, trust_remote_code: bool = False) -> dict:
+def describe_plans(
+    model_name: str | None, arms, *, block_size: int, trust_remote_code: bool = False
+) -> PlanDescription:
     """What ``freeze-tui plan`` shows: model info plus, per arm, name, spec, trainable, total, pct,
     flop_ratio, r_pred, schedule and grid. ``model_name`` None is the embedded demo. Raises FreezeTuiError."""
     from engine.plans.describe import describe_layout

@@ -41,14 +41,14 @@ from freeze_tui.draw.colors import PLAIN
 
 REDRAW_S = 0.1
 VIEW_WIDGETS = {
-    "loss": LossView,
-    "dw": DWView,
-    "samples": SamplesView,
-    "time": TimeView,
-    "plan": PlanView,
-    "log": LogView,
-    "run": RunView,
-    "frontier": FrontierView,
+    modes.LOSS: LossView,
+    modes.DW: DWView,
+    modes.SAMPLES: SamplesView,
+    modes.TIME: TimeView,
+    modes.PLAN: PlanView,
+    modes.LOG: LogView,
+    modes.RUN: RunView,
+    modes.FRONTIER: FrontierView,
 }  # by modes.VIEWS' names: the tabs, their keys and their order come from that table
 
 
@@ -81,15 +81,15 @@ class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
         yield ArmsPanel(id="arms")
         with TabbedContent(id="views"):
             for view in modes.VIEWS:
-                with TabPane(f"{view.key} {view.title}", id=f"tab-{view.name}"):
-                    yield VIEW_WIDGETS[view.name](id=f"view-{view.name}")
+                with TabPane(f"{view.key} {view.title}", id=modes.tab_id(view.name)):
+                    yield VIEW_WIDGETS[view.name](id=modes.widget_id(view.name))
         yield Footer()
 
     def on_mount(self) -> None:
         # Kept, not queried per tick: App.query_one searches the active screen, a dialog while one is open.
         self.header, self.arms = self.query_one(HeaderBar), self.query_one(ArmsPanel)
         self.tabs, self.palette = self.query_one(TabbedContent), self.query_one(PaletteHolder).palette()
-        self.views: dict[str, Any] = {v.name: self.query_one(f"#view-{v.name}") for v in modes.VIEWS}
+        self.views: dict[str, Any] = {v.name: self.query_one(f"#{modes.widget_id(v.name)}") for v in modes.VIEWS}
         start_bridge(self, self.source, self.inbox)
         self.set_interval(REDRAW_S, self.redraw)
 
@@ -115,7 +115,7 @@ class FreezeApp(KeyActions, ReplayKeys, RunControl, App[None]):
         return modes.mode_of(self.source.mode, self.state.finished, self.source_finished)
 
     def active_view(self) -> str:
-        return self.tabs.active.removeprefix("tab-")
+        return modes.view_of_tab(self.tabs.active)
 
     def redraw(self) -> None:
         if not self.screen_stack:

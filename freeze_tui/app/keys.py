@@ -64,15 +64,15 @@ class KeyActions(_Base):
         if action in replay_keys.ACTIONS:
             return self.replay_offers(action, parameters)
         if action == "arm_page":  # only when some arms are on another page
-            return self.active_view() == "dw" and self.views["dw"].pages > 1
+            return self.active_view() == modes.DW and self.views[modes.DW].pages > 1
         if action == "sample":  # only side by side
-            return self.active_view() == "samples" and self.views["samples"].compare
+            return self.active_view() == modes.SAMPLES and self.views[modes.SAMPLES].compare
         if action in modes.VIEW_ACTIONS:
             return modes.VIEW_ACTIONS[action] == self.active_view()
         return True
 
     def action_view(self, key: str) -> None:
-        self.tabs.active = f"tab-{key}"
+        self.tabs.active = modes.tab_id(key)
         view = self.views[key]
         target = view.focus_target() if hasattr(view, "focus_target") else view
         if target.can_focus:
@@ -138,17 +138,17 @@ class KeyActions(_Base):
         self.set_chart("paired difference arm − baseline" if on else "loss curves", difference=on)
 
     def action_compare(self) -> None:
-        on = self.views["samples"].toggle_compare()
+        on = self.views[modes.SAMPLES].toggle_compare()
         self._dirty = True
         self.refresh_bindings()  # `n` / `N` are offered side by side only
         self.notify("samples side by side: one prompt and seed" if on else "samples: the list", timeout=2)
 
     def action_sample(self, direction: int) -> None:
-        self.views["samples"].move(direction)
+        self.views[modes.SAMPLES].move(direction)
         self._dirty = True
 
     def action_arm_page(self, direction: int) -> None:
-        self.views["dw"].turn_page(direction)
+        self.views[modes.DW].turn_page(direction)
 
     def action_save_screenshot(self) -> None:
         if self.is_web:  # served: the visitor gets the SVG in their browser; nothing is written on the server

@@ -42,23 +42,43 @@ PAUSED_VIEW = "view paused — training continues"  # LIVE: `p` freezes the scre
 @dataclass(frozen=True)
 class View:
     key: str  # the digit that shows it
-    name: str  # "loss": the tab is tab-loss, the widget view-loss
+    name: str  # "loss": the tab is tab-loss (tab_id), the widget view-loss (widget_id)
     title: str  # "Loss": on its tab ("1 Loss") and in the help
     about: str = ""  # said after the title in the README
 
 
+# The views' names, spelled here only: the app, its keys and its widgets' ids use these (renaming a view
+# is this line).
+LOSS, DW, SAMPLES, TIME, PLAN, LOG, RUN, FRONTIER = "loss", "dw", "samples", "time", "plan", "log", "run", "frontier"
+
 VIEWS = (
-    View("1", "loss", "Loss"),
-    View("2", "dw", "ΔW"),
-    View("3", "samples", "Samples"),
-    View("4", "time", "Time"),
-    View("5", "plan", "Plan"),
-    View("6", "log", "Log"),
-    View("7", "run", "Run", "model, data, every setting, log path, version, start time"),
-    View("8", "frontier", "Frontier", "arms in the time-saving and learning–forgetting planes"),
+    View("1", LOSS, "Loss"),
+    View("2", DW, "ΔW"),
+    View("3", SAMPLES, "Samples"),
+    View("4", TIME, "Time"),
+    View("5", PLAN, "Plan"),
+    View("6", LOG, "Log"),
+    View("7", RUN, "Run", "model, data, every setting, log path, version, start time"),
+    View("8", FRONTIER, "Frontier", "arms in the time-saving and learning–forgetting planes"),
 )
 VIEW_TITLES = {v.name: v.title for v in VIEWS}
 VIEW_RANGE = f"{VIEWS[0].key}-{VIEWS[-1].key}"
+_TAB = "tab-"
+
+
+def tab_id(view: str) -> str:
+    """The id of a view's tab pane (TabbedContent.active names it)."""
+    return f"{_TAB}{view}"
+
+
+def view_of_tab(tab: str) -> str:
+    """The view a tab pane id shows: tab_id's inverse."""
+    return tab.removeprefix(_TAB)
+
+
+def widget_id(view: str) -> str:
+    """The id of a view's widget."""
+    return f"view-{view}"
 
 
 @dataclass(frozen=True)
@@ -123,14 +143,14 @@ KEYS = (
     Key(
         "m",
         "smoothing on / off (raw curve stays, faded)",
-        view="loss",
+        view=LOSS,
         binds=(Bind("m", "smooth", "smoothing"),),
         doc="smoothing on / off: the smoothed line over the faded raw one",
     ),
     Key(
         "+ / -",
         "smoothing weight up / down (0 … 0.99, TensorBoard-style)",
-        view="loss",
+        view=LOSS,
         binds=(
             Bind("plus,equals_sign", "weight(1)", "smoother", False, "+"),
             Bind("minus", "weight(-1)", "rougher", False, "-"),
@@ -140,22 +160,22 @@ KEYS = (
     Key(
         "x",
         "x axis: steps → tokens → wall time",
-        view="loss",
+        view=LOSS,
         binds=(Bind("x", "axis", "x axis", False),),
         doc="x axis: steps → tokens seen (batch × block per step) → wall time",
     ),
-    Key("z", "zoom: all steps → last 1000 → 200 → 50", view="loss", binds=(Bind("z", "zoom", "zoom", False),)),
+    Key("z", "zoom: all steps → last 1000 → 200 → 50", view=LOSS, binds=(Bind("z", "zoom", "zoom", False),)),
     Key(
         "a",
         "show / hide arms (a list to toggle)",
-        view="loss",
+        view=LOSS,
         binds=(Bind("a", "arms", "arms", False),),
         doc="show / hide arms on the charts (a list: space toggles, Esc closes)",
     ),
     Key(
         "d",
         "paired difference arm − full (band, validation gaps) ↔ loss",
-        view="loss",
+        view=LOSS,
         binds=(Bind("d", "difference", "difference", False),),  # the footer is full at 80 columns in LIVE
         doc="the paired difference L_arm − L_full per step (smoothed, 95 % band) with each validation's gap "
         "and interval, and a validation-loss table; again: back to the loss curves",
@@ -163,14 +183,14 @@ KEYS = (
     Key(
         "↑ ↓ ← →",
         "move / scroll the table (block and matrix stay put)",
-        view="dw",
+        view=DW,
         doc="move / scroll the table; block and matrix columns stay put",
     ),
-    Key("PgUp PgDn Home End", "page / jump through the table", view="dw"),
+    Key("PgUp PgDn Home End", "page / jump through the table", view=DW),
     Key(
         "[ ]",
         "previous / next arms when not all fit",
-        view="dw",
+        view=DW,
         binds=(
             Bind("left_square_bracket", "arm_page(-1)", "arms", False, "["),
             Bind("right_square_bracket", "arm_page(1)", "arms", True, "[ ]"),
@@ -180,7 +200,7 @@ KEYS = (
     Key(
         "c",
         "samples side by side: one prompt and seed, every arm ↔ the list",
-        view="samples",
+        view=SAMPLES,
         binds=(Bind("c", "compare", "side by side", False),),
         doc="samples side by side: one prompt and seed, the text before training and every arm's in columns "
         "(stacked when narrow), common tokens highlighted; again: back to the list",
@@ -188,13 +208,13 @@ KEYS = (
     Key(
         "n / N",
         "next / previous prompt and seed (side by side)",
-        view="samples",
+        view=SAMPLES,
         binds=(
             Bind("n", "sample(1)", "next sample", True, "n"),
             Bind("N", "sample(-1)", "previous", False, "N"),
         ),
     ),
-    *(_scroll(view) for view in ("samples", "plan", "log", "run")),
+    *(_scroll(view) for view in (SAMPLES, PLAN, LOG, RUN)),
     Key(
         "ctrl+s",
         "save an SVG screenshot (the toast says where)",
@@ -232,7 +252,7 @@ KEYS = (
     Key(
         "l",
         "y axis: linear ↔ log (loss curves; the difference stays linear)",
-        view="loss",
+        view=LOSS,
         binds=(Bind("l", "log_y", "log y", False),),
         doc="y axis of the loss curves: linear ↔ log (the title says `log y`); the paired difference (`d`) "
         "stays linear, since differences can be negative",

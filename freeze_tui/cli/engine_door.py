@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.dist.dist_session import MeshRun
+    from engine.plans.plan_record import PlanDescription
     from engine.plans.planned import PlannedRun
     from engine.plans.select import Budget, Selection
     from engine.run.checkpoints import ResumePoint
@@ -44,7 +45,7 @@ def planned_run(cfg: RunConfig) -> PlannedRun:
     return plan_it(cfg)
 
 
-def add_memory_plan(desc: dict, cfg: RunConfig, planned: PlannedRun, **options: Any) -> dict:
+def add_memory_plan(desc: PlanDescription, cfg: RunConfig, planned: PlannedRun, **options: Any) -> PlanDescription:
     """`plan`'s per-arm memory and devices (and `--measure`'s timed steps)."""
     from engine.train.memory_plan import add_memory_plan as add
 

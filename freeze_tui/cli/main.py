@@ -409,6 +409,8 @@ def plan(as_json: bool, measure: bool, steps: int, gpus: int | None, **opts) -> 
     memory each arm needs on its device, from the config alone; --measure times real steps."""
     import json
 
+    import msgspec
+
     from engine.plans.describe import describe_layout
     from engine.run.checkpoints import checkpoint_line, checkpoint_plan
     from freeze_tui.cli.engine_door import add_memory_plan, planned_run
@@ -418,21 +420,21 @@ def plan(as_json: bool, measure: bool, steps: int, gpus: int | None, **opts) -> 
     cfg = config_from(opts)
     planned = planned_run(cfg)  # the layout is read once (meta device)
     desc = describe_layout(planned.model_name, planned.arch, planned.layout, cfg.arms, block_size=cfg.block_size)
-    add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
+    desc = add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path("<time>")
-    desc["checkpoints"] = checkpoint_plan(cfg, log_path, desc)
+    optimizer = {name: memory["optimizer"] for name, memory in planned.memory.items()}
+    checkpoints = checkpoint_plan(cfg, log_path, optimizer)
     layout = None if gpus is None else plan_layout(planned, cfg, gpus)
-    if layout is not None:
-        desc["layout"] = layout.to_dict()
+    desc = msgspec.structs.replace(desc, checkpoints=checkpoints, layout=msgspec.UNSET if layout is None else layout)
     if as_json:
-        click.echo(json.dumps(desc, indent=2))
+        click.echo(json.dumps(msgspec.to_builtins(desc), indent=2))
     else:
         from rich.console import Console
         from rich.text import Text
 
         Console().print(render_plans(desc))
         Console().print(render_memory(desc))
-        Console().print(Text(checkpoint_line(desc["checkpoints"])))
+        Console().print(Text(checkpoint_line(checkpoints)))
         if layout is not None:
             Console().print(Text(layout.line()))
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from engine.log.state import RunState
+from engine.plans.plan_record import PlanGrid
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette, heat_style
 from freeze_tui.draw.merged_runs import fit_arm
@@ -37,12 +38,12 @@ def _cell_trains(cell) -> bool | None:
     return _SURE.get(cell) if isinstance(cell, str) else None
 
 
-def grid_trains(grid: dict, block: int, role: str) -> bool | None:
-    """Whether an arm's plan grid says matrix `role` of `block` is trained; None when it cannot tell."""
-    try:
-        roles, row = grid["roles"], grid["cells"][block]
-    except (KeyError, IndexError, TypeError):
+def grid_trains(grid: PlanGrid | None, block: int, role: str) -> bool | None:
+    """Whether an arm's plan grid says matrix `role` of `block` is trained; None when it cannot tell
+    (no grid, or none that reads as a PlanGrid: PlanGrid.read)."""
+    if grid is None or not 0 <= block < len(grid.cells):
         return None
+    roles, row = grid.roles, grid.cells[block]
     for candidate in (f"attn.{role}", "attn.qkv" if role in ("q", "k", "v") else None, "attn", role):
         if candidate in roles and roles.index(candidate) < len(row):
             return _cell_trains(row[roles.index(candidate)])
@@ -92,16 +93,22 @@ def _scale(state: RunState) -> tuple[float, float]:
 
 
 def arm_cells(
-    state: RunState, arm: str, matrix: str, scale: tuple[float, float], per_event: list[dict], palette: Palette = PLAIN
+    state: RunState,
+    arm: str,
+    matrix: str,
+    scale: tuple[float, float],
+    per_event: list[dict],
+    palette: Palette = PLAIN,
+    grid: PlanGrid | None = None,
 ) -> list[Text]:
-    """‖ΔW‖, drift and trend cells of one arm for one matrix."""
+    """‖ΔW‖, drift and trend cells of one arm for one matrix; `grid`: the arm's plan grid, read once per table."""
     a = state.arms[arm]
     value = a.dw.get(matrix)
     history = _history(per_event, matrix)
     block, role = parse_matrix(matrix)
     if value is None:
         return [Text(fmt.DASH, style="dim"), Text(""), Text("")]
-    if is_frozen(value, history, grid_trains(a.grid, block, role)):
+    if is_frozen(value, history, grid_trains(grid, block, role)):
         return [
             Text("frozen", style=palette.style("frozen")),
             Text("0", style="dim"),
@@ -163,12 +170,13 @@ def dw_table(state: RunState, arms: list[str] | None = None, palette: Palette = 
         columns += [arm_heading(name), "drift", "trend"][:parts]
     scale = _scale(state)
     histories = {name: _arm_history(state, name) for name in arms}
+    grids = {name: PlanGrid.read(state.arms[name].grid) for name in arms}
     rows = []
     for matrix in _matrices(state):
         block, role = parse_matrix(matrix)
         row = [Text(str(block) if block >= 0 else "", justify="right"), Text(clean(role, one_line=True, max_len=8))]
         for name in arms:
-            cells = arm_cells(state, name, matrix, scale, histories[name], palette)
+            cells = arm_cells(state, name, matrix, scale, histories[name], palette, grids[name])
             row += cells[:parts]
         rows.append(row)
     return DWTable(columns, rows)

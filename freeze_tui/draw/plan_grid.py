@@ -1,4 +1,4 @@
-"""Draw a plan grid (see ``engine.plans.describe.plan_grid``) and a plan description. No torch.
+"""Draw a plan grid (a PlanGrid: ``engine.plans.describe.plan_grid``) and a plan description. No torch.
 
 The grid is drawn transposed: one line per role, one character per block, so a
 deep model stays one screen high. The app's Plan view draws grids stored in run
@@ -12,6 +12,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from engine.plans.plan_record import PlanArm, PlanDescription, PlanGrid
 from freeze_tui.draw import fmt
 from freeze_tui.draw.report import Packed, pack_fields
 
@@ -28,10 +29,10 @@ CELL_GLYPHS = {
 _OUTER = ("embed", "pos", "head", "final_norm")
 
 
-def render_grid(grid: dict, max_width: int | None = None) -> Text:
+def render_grid(grid: PlanGrid, max_width: int | None = None) -> Text:
     """Roles x blocks with a block ruler, the non-block roles, and a legend; wider than
     `max_width`, the blocks come in slices, one under the other."""
-    roles, n = list(grid["roles"]), int(grid["blocks"])
+    roles, n = grid.roles, grid.blocks
     label = max([len(r) for r in roles] + [5]) + 2
     per_slice = max(10, (max_width or label + n) - label)
     lines: list[Text] = []
@@ -41,17 +42,17 @@ def render_grid(grid: dict, max_width: int | None = None) -> Text:
     return Text("\n").join(lines)
 
 
-def _grid_slice(grid: dict, roles: list[str], label: int, start: int, stop: int) -> list[Text]:
+def _grid_slice(grid: PlanGrid, roles: list[str], label: int, start: int, stop: int) -> list[Text]:
     lines = [Text(" " * label + _ruler(stop, start), style="dim")]
     for col, role in enumerate(roles):
         line = Text(role.ljust(label))
-        for row in grid["cells"][start:stop]:
+        for row in grid.cells[start:stop]:
             line.append(*_glyph(row[col]))
         lines.append(line)
     return lines
 
 
-def _glyph(cell) -> tuple[str, str]:
+def _glyph(cell: str) -> tuple[str, str]:
     return CELL_GLYPHS.get(cell, ("?", "red"))
 
 
@@ -68,8 +69,8 @@ def _ruler(n: int, start: int = 0) -> str:
     return "".join(ruler).rstrip()
 
 
-def _outer_line(grid: dict) -> Text:
-    other, tied = grid.get("other", {}), set(grid.get("tied", ()))
+def _outer_line(grid: PlanGrid) -> Text:
+    other, tied = grid.other, set(grid.tied)
     line = Text()
     for role in _OUTER:
         if other.get(role, "absent") == "absent":
@@ -83,9 +84,9 @@ def _outer_line(grid: dict) -> Text:
     return line
 
 
-def _legend(grid: dict) -> Text:
+def _legend(grid: PlanGrid) -> Text:
     legend = Text()
-    cells = {c for row in grid["cells"] for c in row} | set(grid.get("other", {}).values())
+    cells = {c for row in grid.cells for c in row} | set(grid.other.values())
     for state in ("train", "lora", "frozen", "partial", "later"):
         if state == "lora" and state not in cells:
             continue
@@ -95,29 +96,28 @@ def _legend(grid: dict) -> Text:
     return legend
 
 
-def render_plans(desc: dict) -> RenderableType:
+def render_plans(desc: PlanDescription) -> RenderableType:
     """The ``freeze-tui plan`` output: model line, the arms (a table, or one block per arm when
     narrow), then each arm's grid; everything fits the console's width."""
-    model = desc["model"]
+    model = desc.model
     head = Text(
-        f"model {model['name']} ({model['arch']}): {model['n_params']:,} parameters, {model['n_blocks']} blocks",
-        style="bold",
+        f"model {model.name} ({model.arch}): {model.n_params:,} parameters, {model.n_blocks} blocks", style="bold"
     )
-    parts: list[RenderableType] = [head, PlanArms(desc["arms"])]
-    for arm in desc["arms"]:
-        parts += [Packed([(arm["name"], arm["spec"])], split=",", label_style="bold"), GridAt(arm["grid"]), Text("")]
+    parts: list[RenderableType] = [head, PlanArms(desc.arms)]
+    for arm in desc.arms:
+        parts += [Packed([(arm.name, arm.spec)], split=",", label_style="bold"), GridAt(arm.grid), Text("")]
     return Group(*parts)
 
 
-def _cells(arm: dict) -> list[str]:
+def _cells(arm: PlanArm) -> list[str]:
     """arm, spec, trains, FLOP ratio, r_pred, schedule: the words of one arm."""
-    schedule = "; ".join(f"{c['rule']} → {c['trainable']:,}" for c in arm.get("schedule", ())) or "-"
+    schedule = "; ".join(f"{c.rule} → {c.trainable:,}" for c in arm.schedule) or "-"
     return [
-        arm["name"],
-        arm["spec"],
-        f"{arm['trainable']:,} ({fmt.pct(arm['pct'] / 100)})",
-        fmt.num(arm["flop_ratio"], 2),
-        fmt.pct(arm["r_pred"], 1),  # 3.64 % reads 3.6 %, not a whole number
+        arm.name,
+        arm.spec,
+        f"{arm.trainable:,} ({fmt.pct(arm.pct / 100)})",
+        fmt.num(arm.flop_ratio, 2),
+        fmt.pct(arm.r_pred, 1),  # 3.64 % reads 3.6 %, not a whole number
         schedule,
     ]
 
@@ -128,7 +128,7 @@ _TITLES = ("arm", "spec", "trains", "FLOP ratio", "r_pred", "schedule")
 class PlanArms:
     """One table row per arm when the table fits, else one block of `label value` fields per arm."""
 
-    def __init__(self, arms: list[dict]) -> None:
+    def __init__(self, arms: list[PlanArm]) -> None:
         self.arms = arms
 
     def _table(self) -> Table:
@@ -153,7 +153,7 @@ class PlanArms:
 class GridAt:
     """A grid in slices of blocks as wide as the console allows (a deep model on 80 columns)."""
 
-    def __init__(self, grid: dict) -> None:
+    def __init__(self, grid: PlanGrid) -> None:
         self.grid = grid
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

@@ -184,11 +184,11 @@ def test_plan_says_what_each_rank_of_a_sharded_arm_writes():
     from engine.run.checkpoints import checkpoint_line, checkpoint_plan
     from engine.run.config import RunConfig
 
-    desc = {"arms": [{"name": "full", "memory": {"optimizer": 8000}}, {"name": "t", "memory": {"optimizer": 800}}]}
+    optimizer = {"full": 8000, "t": 800}  # bytes of AdamW's moments per arm (the memory plan's `optimizer`)
     cfg = RunConfig(arms=(("full", "full"), ("t", "targeted")), shards=2, checkpoint_every="10").validate()
-    plan = checkpoint_plan(cfg, Path("runs/x.jsonl"), desc)
-    assert plan["per_arm"] == {"full": 12000, "t": 1200} and plan["per_checkpoint"] == 13200
-    assert plan["per_rank"] == {"full": 6000, "t": 600}
+    plan = checkpoint_plan(cfg, Path("runs/x.jsonl"), optimizer)
+    assert plan.per_arm == {"full": 12000, "t": 1200} and plan.per_checkpoint == 13200
+    assert plan.per_rank == {"full": 6000, "t": 600}
     assert "each of an arm's 2 ranks writes 1/2 of it, at most 6.0 kB" in checkpoint_line(plan)
-    one = checkpoint_plan(RunConfig(checkpoint_every="10").validate(), Path("runs/x.jsonl"), desc)
+    one = checkpoint_plan(RunConfig(checkpoint_every="10").validate(), Path("runs/x.jsonl"), optimizer)
     assert "DCP" not in checkpoint_line(one)

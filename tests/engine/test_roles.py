@@ -12,6 +12,7 @@ import torch
 from engine.core.errors import FreezeTuiError, SpecError
 from engine.plans.describe import arm_record
 from engine.plans.freeze import apply_trainable, resolve_plan
+from engine.plans.plan_record import PlanChange
 from engine.plans.roles import attention_splits
 from engine.train.models import describe_plans, load_layout, load_model
 from tests.tiny_models import make_tiny_model
@@ -294,8 +295,8 @@ def test_describe_plans_is_json_and_has_a_grid(models):
         [("full", "full"), ("targeted", "targeted"), ("slow", r"+re:h\.0\.attn\.c_attn\.weight,+mlp[1]@epoch 1")],
         block_size=16,
     )
-    json.dumps(desc)
-    assert desc["model"] == {
+    json.dumps(msgspec.to_builtins(desc))
+    assert msgspec.to_builtins(desc.model) == {
         "name": path,
         "arch": "gpt2",
         "n_params": models["gpt2"].n_params,
@@ -304,18 +305,16 @@ def test_describe_plans_is_json_and_has_a_grid(models):
         "tied": True,
         "block_size": 16,
     }
-    full, targeted, slow = desc["arms"]
-    assert full["pct"] == 100.0 and full["flop_ratio"] == 1.0 and full["r_pred"] == 0.0
-    grid = targeted["grid"]
-    assert grid["roles"] == ["attn.qkv", "attn.o", "mlp", "norm"] and grid["blocks"] == 4
-    assert [row[0] for row in grid["cells"]] == ["frozen", "frozen", "train", "train"]
-    assert grid["other"] == {"embed": "frozen", "pos": "frozen", "head": "frozen", "final_norm": "frozen"}
-    assert grid["tied"] == ["embed", "head"]
-    assert slow["grid"]["cells"][0][0] == "partial" and slow["grid"]["cells"][1][2] == "later"
-    assert slow["schedule"] == [
-        {"at": "epoch", "n": 1, "rule": "+mlp[1]@epoch 1", "trainable": 32 * 96 + (32 * 128 + 128) + (128 * 32 + 32)}
-    ]
-    assert slow["trainable"] == 32 * 96
+    full, targeted, slow = desc.arms
+    assert full.pct == 100.0 and full.flop_ratio == 1.0 and full.r_pred == 0.0
+    grid = targeted.grid
+    assert grid.roles == ["attn.qkv", "attn.o", "mlp", "norm"] and grid.blocks == 4
+    assert [row[0] for row in grid.cells] == ["frozen", "frozen", "train", "train"]
+    assert grid.other == {"embed": "frozen", "pos": "frozen", "head": "frozen", "final_norm": "frozen"}
+    assert grid.tied == ["embed", "head"]
+    assert slow.grid.cells[0][0] == "partial" and slow.grid.cells[1][2] == "later"
+    assert slow.schedule == [PlanChange("epoch", 1, "+mlp[1]@epoch 1", 32 * 96 + (32 * 128 + 128) + (128 * 32 + 32))]
+    assert slow.trainable == 32 * 96
 
 
 def test_arm_record_for_run_start(models):

@@ -151,9 +151,9 @@ def test_plan_and_run_start_agree_on_the_flop_ratio(finished, tiny):
     arms = (("full", "full"), ("targeted", "targeted"), ("reverse", "reverse"))
     desc = describe_plans(str(tiny[0]), arms, block_size=16)
     logged = {a.name: a.flop_ratio for a in by_kind(events, "run_start")[0].arms}
-    assert logged == {a["name"]: a["flop_ratio"] for a in desc["arms"]}
+    assert logged == {a.name: a.flop_ratio for a in desc.arms}
     without_scores = describe_plans(str(tiny[0]), arms, block_size=1)
-    assert without_scores["arms"][1]["flop_ratio"] != logged["targeted"]  # the block size counts
+    assert without_scores.arms[1].flop_ratio != logged["targeted"]  # the block size counts
 
 
 def test_arms_take_turns_going_first():
@@ -338,10 +338,10 @@ def test_step_zero_rule_counts_from_the_start_everywhere(tiny, tmp_path, monkeyp
     monkeypatch.setattr(experiment, "train_step", counting)
     cfg = config(tiny, max_steps=3, samples=0, arms=(("late", spec),))
     _, events = run_session(cfg, tmp_path / "zero.jsonl")
-    planned = describe_plans(cfg.model, [("late", spec)], block_size=cfg.block_size)["arms"][0]["trainable"]
+    planned = describe_plans(cfg.model, [("late", spec)], block_size=cfg.block_size).arms[0].trainable
     assert by_kind(events, "run_start")[0].arms[0].trainable == planned == seen[0] == seen[-1]
     assert not by_kind(events, "plan_change")
-    qkv_only = describe_plans(cfg.model, [("q", "+attn.qkv[3:]")], block_size=16)["arms"][0]["trainable"]
+    qkv_only = describe_plans(cfg.model, [("q", "+attn.qkv[3:]")], block_size=16).arms[0].trainable
     assert planned > qkv_only
 
 

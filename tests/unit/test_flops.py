@@ -101,6 +101,6 @@ def test_the_readme_table_is_what_plan_prints_at_block_128():
     desc = describe_layout(
         "gpt2", "gpt2", gpt2_layout(), [(f"a{i}", s) for i, (s, _, _) in enumerate(rows)], block_size=128
     )
-    for (spec, ratio, saving_pct), arm in zip(rows, desc["arms"]):
-        assert round(arm["flop_ratio"], 3) == float(ratio), spec
-        assert round(100 * arm["r_pred"], 1) == float(saving_pct), spec
+    for (spec, ratio, saving_pct), arm in zip(rows, desc.arms):
+        assert round(arm.flop_ratio, 3) == float(ratio), spec
+        assert round(100 * arm.r_pred, 1) == float(saving_pct), spec

@@ -1,5 +1,6 @@
 """LoRA specs: parsing, resolution against layouts, exact adapter counts, the FLOP model (no torch)."""
 
+import msgspec
 import pytest
 
 from engine.core.errors import SpecError
@@ -8,6 +9,7 @@ from engine.plans.describe import arm_record
 from engine.plans.flops import flop_ratio, lora_step_flops, step_flops
 from engine.plans.kinds import resolve_plan
 from engine.plans.lora import AdapterPlan
+from engine.plans.plan_record import PlanGrid
 from engine.plans.spec import parse_spec
 from freeze_tui.draw.plan_grid import render_grid
 from tests.layouts import D, L
@@ -98,7 +100,7 @@ def test_lora_grid_marks_adapted_cells(layout):
     grid = arm_record(resolve_plan("lora", "lora:8:attn.qkv[6:]", layout), layout, seq_len=128).grid
     assert [row[0] for row in grid["cells"]] == ["frozen"] * 6 + ["lora"] * 6
     assert all(cell == "frozen" for row in grid["cells"] for cell in row[1:])
-    text = render_grid(grid).plain
+    text = render_grid(msgspec.convert(grid, PlanGrid)).plain
     assert "▲" * 6 in text and "▲ lora" in text
 
 

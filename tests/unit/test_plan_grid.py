@@ -7,6 +7,8 @@ from rich.console import Console
 
 from engine.plans.describe import describe_layout, plan_grid
 from engine.plans.freeze import resolve_plan
+from engine.plans.plan_record import PlanGrid
+from freeze_tui.app.widgets.plan_view import grid_renderable
 from freeze_tui.draw.plan_grid import render_grid, render_plans
 from tests.layouts import gpt2_layout
 
@@ -20,9 +22,9 @@ def plain(renderable, width=100) -> str:
 def test_grid_of_targeted_on_gpt2_small():
     layout = gpt2_layout()
     grid = plan_grid(resolve_plan("t", "targeted,+mlp[-1:]@epoch 1,+re:h\\.0\\.attn\\.c_attn\\.weight", layout), layout)
-    assert grid["blocks"] == 12 and grid["roles"] == ["attn.qkv", "attn.o", "mlp", "norm"]
-    assert [row[0] for row in grid["cells"]] == ["partial"] + ["frozen"] * 5 + ["train"] * 6
-    assert grid["cells"][11][2] == "later" and grid["tied"] == ["embed", "head"]
+    assert grid.blocks == 12 and grid.roles == ["attn.qkv", "attn.o", "mlp", "norm"]
+    assert [row[0] for row in grid.cells] == ["partial"] + ["frozen"] * 5 + ["train"] * 6
+    assert grid.cells[11][2] == "later" and grid.tied == ["embed", "head"]
     lines = plain(render_grid(grid)).splitlines()
     assert lines[0].split() == ["0", "5", "10"]
     assert lines[1] == "attn.qkv  ◐·····■■■■■■"
@@ -32,20 +34,28 @@ def test_grid_of_targeted_on_gpt2_small():
 
 
 def test_small_grids_number_every_block_and_skip_absent_roles():
-    grid = {
-        "blocks": 3,
-        "roles": ["attn.q", "mlp"],
-        "cells": [["train", "absent"]] * 3,
-        "other": {"embed": "train", "pos": "absent", "head": "frozen", "final_norm": "frozen"},
-    }
+    grid = PlanGrid(
+        blocks=3,
+        roles=["attn.q", "mlp"],
+        cells=[["train", "absent"]] * 3,
+        other={"embed": "train", "pos": "absent", "head": "frozen", "final_norm": "frozen"},
+    )
     lines = plain(render_grid(grid)).splitlines()
     assert lines[0].strip() == "012" and lines[1] == "attn.q  ■■■" and lines[2].rstrip() == "mlp"
     assert lines[3] == "embed ■  head ·  final_norm ·"
 
 
 def test_unknown_cells_do_not_crash():
-    grid = {"blocks": 1, "roles": ["mlp"], "cells": [[True]], "other": {}}
-    assert "?" in plain(render_grid(grid))
+    """A cell state this version does not know draws as "?"; a log's grid that is no PlanGrid (a cell
+    that is no word, a row shorter than the roles) is said to be unreadable, not drawn."""
+    assert "?" in plain(render_grid(PlanGrid(blocks=1, roles=["mlp"], cells=[["someday"]])))
+    assert PlanGrid.read({"blocks": 1, "roles": ["mlp"], "cells": [[True]], "other": {}}) is None
+    for bad in (
+        {"blocks": 1, "roles": ["mlp"], "cells": [[True]]},
+        {"blocks": 1, "roles": ["mlp", "norm"], "cells": [["train"]]},
+    ):
+        assert "could not be read" in plain(grid_renderable(bad))
+    assert "■" in plain(grid_renderable({"blocks": 1, "roles": ["mlp"], "cells": [["train"]]}))
 
 
 def test_render_plans_table():

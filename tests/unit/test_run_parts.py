@@ -157,8 +157,8 @@ def test_a_planned_run_resolves_places_and_counts_every_arm_once():
     assert run.placement == {"full": "cuda:0", "targeted": "cuda:1", "reverse": "cuda:0"}
     assert run.memory["full"]["total"] > run.memory["targeted"]["total"]
     devices = run.per_device()
-    assert devices["cuda:0"]["needed"] == run.memory["full"]["total"] + run.memory["reverse"]["total"]
-    assert devices["cuda:1"]["fits"] and run.problem is None
+    assert devices["cuda:0"].needed == run.memory["full"]["total"] + run.memory["reverse"]["total"]
+    assert devices["cuda:1"].fits and run.problem is None
     run.check()
 
 

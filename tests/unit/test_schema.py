@@ -27,16 +27,13 @@ ALLOWED = {
     ("freeze_tui/app/app.py", "loss"): "a view's name",
     ("freeze_tui/app/keys.py", "arms"): "a key action's name",
     ("freeze_tui/app/activity.py", "arms"): "an engine phase's name",
-    ("freeze_tui/cli/commands/study.py", "arms"): "the run command's --arm option and `plan`'s description",
+    ("freeze_tui/cli/commands/study.py", "arms"): "the run command's --arm option",
     ("engine/log/merge.py", "arms"): "run_start.config.runs[].arms: which arms each merged run brought",
     ("engine/log/comparisons.py", "arms"): "config.runs[].arms of merged logs; the pair `report --pair` compares",
     ("freeze_tui/cli/commands/report.py", "arms"): "the JSON report's per-arm part",
     ("engine/run/config.py", "arms"): "the --arm setting in run_start.config",
     ("freeze_tui/cli/resume.py", "arms"): "the --arm setting in run_start.config, read back for --resume",
     ("engine/train/session_checkpoints.py", "lr"): "the config's lr, resolved as run_start records it",
-    ("engine/plans/describe.py", "arms"): "`plan`'s JSON: the arms it describes",
-    ("freeze_tui/cli/commands/study.py", "flop_ratio"): "`plan`'s JSON of each arm (describe_layout), printed",
-    ("freeze_tui/cli/commands/study.py", "r_pred"): "`plan`'s JSON of each arm (describe_layout), printed",
 }
 
 

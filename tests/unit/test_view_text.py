@@ -7,6 +7,7 @@ from rich.style import Style
 
 from engine.log import events as ev
 from engine.log.state import RunState
+from engine.plans.plan_record import PlanGrid
 from freeze_tui.app.widgets.arm_card import arm_card_text
 from freeze_tui.app.widgets.header_bar import SourceView, progress_line, run_line, status_label
 from freeze_tui.app.widgets.log_view import log_text
@@ -78,12 +79,14 @@ def test_epoch_marks_and_ticks(state):
 def test_matrix_names_and_grid_lookup():
     assert parse_matrix("h.6.attn.q") == (6, "q")
     assert parse_matrix("model.layers.11.self_attn.o") == (11, "o")
-    grid = {"roles": ["attn.qkv", "attn.o"], "cells": [["frozen", "train"], ["later", "partial"]]}
+    grid = PlanGrid.read(
+        {"blocks": 2, "roles": ["attn.qkv", "attn.o"], "cells": [["frozen", "train"], ["later", "partial"]]}
+    )
     assert grid_trains(grid, 0, "q") is False
     assert grid_trains(grid, 0, "o") is True
     assert grid_trains(grid, 1, "k") is None  # "later": the history decides
-    assert grid_trains({}, 0, "q") is None
-    assert grid_trains(grid, 7, "q") is None
+    assert grid_trains(PlanGrid.read({}), 0, "q") is None
+    assert grid_trains(grid, 7, "q") is None and grid_trains(grid, -1, "q") is None
 
 
 def test_frozen_needs_an_exact_zero():

@@ -13,6 +13,7 @@ from engine.log.runlog import read_events
 from engine.log.state import RunState
 from engine.log.summary import arm_rows
 from engine.plans.describe import describe_layout
+from engine.plans.plan_record import PlanGrid
 from freeze_tui.cli.headless import epoch_plan, print_summary
 from freeze_tui.draw.plan_grid import render_grid, render_plans
 from freeze_tui.draw.report import pack_fields, report_renderable, table_cells
@@ -85,7 +86,7 @@ def test_a_spec_wider_than_the_terminal_breaks_after_its_commas():
 
 
 def test_a_deep_grid_comes_in_slices_with_whole_block_numbers():
-    grid = {"blocks": 80, "roles": ["attn.qkv"], "cells": [["train"]] * 80, "other": {}}
+    grid = PlanGrid(blocks=80, roles=["attn.qkv"], cells=[["train"]] * 80)
     lines = render(render_grid(grid, 80), 80)
     rulers = [line.split() for line in lines if line.startswith(" ")]
     assert [int(n) for ruler in rulers for n in ruler] == list(range(0, 80, 5))

@@ -7,6 +7,7 @@ from rich.style import Style
 from rich.text import Text
 
 from engine.log.state import ArmState, RunState
+from engine.plans.plan_record import PlanGrid
 from freeze_tui.app.widgets.state_view import TextView
 from freeze_tui.draw import fmt
 from freeze_tui.draw.colors import PLAIN, Palette
@@ -16,11 +17,15 @@ from freeze_tui.draw.safe_text import safe
 
 
 def grid_renderable(grid: dict) -> RenderableType:
+    """An arm's grid as its run_start record holds it (plain JSON), drawn when it reads as a PlanGrid."""
     if not grid:
         return Text("  (no plan grid in this log)", style="dim")
+    typed = PlanGrid.read(grid)
+    if typed is None:
+        return Text("  (this log's plan grid could not be read)", style="dim")
     try:
-        return render_grid(grid)
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return render_grid(typed)
+    except IndexError:  # a row shorter than the roles
         return Text("  (this log's plan grid could not be read)", style="dim")
 
 

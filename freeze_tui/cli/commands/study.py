@@ -160,13 +160,12 @@ def _preview(cfg, arms: list[tuple[str, str]], roles: dict[str, str]) -> None:
     study_cfg = dataclasses.replace(cfg, arms=tuple(arms))
     planned = planned_run(study_cfg)  # the layout is read once (meta device)
     desc = describe_layout(planned.model_name, planned.arch, planned.layout, study_cfg.arms, block_size=cfg.block_size)
-    add_memory_plan(desc, study_cfg, planned)
+    desc = add_memory_plan(desc, study_cfg, planned)
     click.echo(f"  {'arm':<10} {'role':<7} {'trains':>8} {'FLOPs':>7} {'r_pred':>7} {'memory':>9}  spec")
-    for arm in desc["arms"]:
-        mem = (arm.get("memory") or {}).get("total")
-        mem_text = f"{mem / 2**20:7.1f} MB" if isinstance(mem, (int, float)) else "        –"
-        role = roles.get(arm["name"], "lora")
+    for arm in desc.arms:
+        mem_text = f"{arm.memory.total / 2**20:7.1f} MB" if arm.memory else "        –"
+        role = roles.get(arm.name, "lora")
         click.echo(
-            f"  {arm['name']:<10} {role:<7} {arm['pct']:7.2f}% {100 * arm['flop_ratio']:6.1f}% "
-            f"{100 * arm['r_pred']:6.1f}% {mem_text}  {arm['spec']}"
+            f"  {arm.name:<10} {role:<7} {arm.pct:7.2f}% {100 * arm.flop_ratio:6.1f}% "
+            f"{100 * arm.r_pred:6.1f}% {mem_text}  {arm.spec}"
         )
