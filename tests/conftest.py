@@ -21,25 +21,29 @@ atexit.register(shutil.rmtree, os.environ["FREEZE_TUI_CACHE"], True)
 # slowest in-process ones). pytest-xdist's `--dist loadfile` hands out whole files in collection order
 # (addopts turn off its own reordering, which puts files with the fewest tests, i.e. these, last):
 # starting them first lets the other worker fill in with short files, so both finish together.
-SLOWEST_FIRST = (
+SLOWEST_FIRST = (  # measured with FREEZE_TUI_TEST_CPU (CPU-s per file, a loaded box)
     "tests/engine/test_dist_hunt.py",
-    "tests/engine/test_dist_resume.py",
     "tests/engine/test_distributed.py",
-    "tests/app/test_snapshots.py",
+    "tests/engine/test_dist_resume.py",
     "tests/engine/test_signals.py",
-    "tests/app/test_watch_stop.py",
-    "tests/engine/test_forgetting.py",
-    "tests/engine/test_study.py",
-    "tests/engine/test_resume.py",
-    "tests/app/test_keys_and_modes.py",
-    "tests/app/test_views.py",
-    "tests/engine/test_detach.py",
     "tests/engine/test_kernels.py",
-    "tests/engine/test_frozen_prefix.py",
-    "tests/app/test_controls.py",
-    "tests/app/test_serve_guard.py",
+    "tests/app/test_snapshots.py",
+    "tests/engine/test_resume.py",
+    "tests/engine/test_study.py",
+    "tests/app/test_views.py",
     "tests/engine/test_faults.py",
+    "tests/app/test_watch_stop.py",
+    "tests/engine/test_run.py",
+    "tests/engine/test_detach.py",
+    "tests/engine/test_hostile.py",
+    "tests/unit/test_outputs_unchanged.py",
     "tests/engine/test_tokens.py",
+    "tests/app/test_serve_guard.py",
+    "tests/unit/test_fuzz.py",
+    "tests/engine/test_hunt3_defects.py",
+    "tests/app/test_keys_and_modes.py",
+    "tests/app/test_controls.py",
+    "tests/engine/test_liveness.py",
 )
 
 
