@@ -1,14 +1,89 @@
 """Shared test set-up: nothing reaches the network; torch uses one thread (2 shared cores); the token
 cache (engine/train/tokens.py) of a test session, its subprocesses included, is a fresh temporary folder,
-so tests never read or fill the user's ~/.cache/freeze-tui. Fixtures live in each folder's conftest.py."""
+so tests never read or fill the user's ~/.cache/freeze-tui. Fixtures live in each folder's conftest.py; this one
+also orders the slowest test files first for pytest-xdist."""
 
 import atexit
 import os
 import shutil
 import tempfile
+import time
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["FREEZE_TUI_CACHE"] = tempfile.mkdtemp(prefix="freeze-tui-test-cache-")
 atexit.register(shutil.rmtree, os.environ["FREEZE_TUI_CACHE"], True)
+
+# The test files that take longest (CPU seconds on the 2-core box, most first: real processes, then the
+# slowest in-process ones). pytest-xdist's `--dist loadfile` hands out whole files in collection order
+# (addopts turn off its own reordering, which puts files with the fewest tests, i.e. these, last):
+# starting them first lets the other worker fill in with short files, so both finish together.
+SLOWEST_FIRST = (  # measured with FREEZE_TUI_TEST_CPU (CPU-s per file, a loaded box)
+    "tests/engine/test_dist_hunt.py",
+    "tests/engine/test_distributed.py",
+    "tests/engine/test_dist_resume.py",
+    "tests/engine/test_signals.py",
+    "tests/engine/test_kernels.py",
+    "tests/app/test_snapshots.py",
+    "tests/engine/test_resume.py",
+    "tests/engine/test_study.py",
+    "tests/app/test_views.py",
+    "tests/engine/test_faults.py",
+    "tests/app/test_watch_stop.py",
+    "tests/engine/test_run.py",
+    "tests/engine/test_detach.py",
+    "tests/engine/test_hostile.py",
+    "tests/unit/test_outputs_unchanged.py",
+    "tests/engine/test_tokens.py",
+    "tests/app/test_serve_guard.py",
+    "tests/unit/test_fuzz.py",
+    "tests/engine/test_hunt3_defects.py",
+    "tests/app/test_keys_and_modes.py",
+    "tests/app/test_controls.py",
+    "tests/engine/test_liveness.py",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    order = {id(item): (rank.get(item.nodeid.split("::")[0], len(rank)), i) for i, item in enumerate(items)}
+    items.sort(key=lambda item: order[id(item)])
+
+
+# FREEZE_TUI_TEST_CPU=PATH: each worker writes PATH.<worker> with the CPU seconds (this process and the
+# processes it reaped) and wall seconds per test file, most CPU first: what SLOWEST_FIRST is judged by
+# on a shared box, where wall time varies tenfold with the load.
+_CPU_BY_FILE: dict[str, list[float]] = {}
+
+
+def _cpu_s() -> float:
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not os.environ.get("FREEZE_TUI_TEST_CPU"):
+        yield
+        return
+    cpu, wall = _cpu_s(), time.monotonic()
+    yield
+    spent = _CPU_BY_FILE.setdefault(item.nodeid.split("::")[0], [0.0, 0.0])
+    spent[0] += _cpu_s() - cpu
+    spent[1] += time.monotonic() - wall
+
+
+def pytest_sessionfinish(session) -> None:
+    path = os.environ.get("FREEZE_TUI_TEST_CPU")
+    if path and _CPU_BY_FILE:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        rows = sorted(_CPU_BY_FILE.items(), key=lambda row: -row[1][0])
+        lines = [f"{cpu:8.1f} {wall:8.1f}  {name}" for name, (cpu, wall) in rows]
+        with open(f"{path}.{worker}", "w") as f:
+            f.write(f"{sum(c for c, _ in _CPU_BY_FILE.values()):8.1f} total CPU-s (then wall-s) of {worker}\n")
+            f.write("\n".join(lines) + "\n")

@@ -191,32 +191,31 @@ def start_run(tiny, log: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_steps(proc: subprocess.Popen, log: Path, n: int = 3, timeout: float = 150) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.exists() and log.read_bytes().count(b'"kind":"step"') >= n:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended early: {proc.communicate()}")
-        time.sleep(0.1)
-    proc.kill()
-    pytest.fail("no step events appeared")
-
-
 @pytest.fixture(scope="module")
 def signalled(tiny, tmp_path_factory) -> dict:
-    """Two runs started side by side (each pays torch's start-up), then SIGINT and SIGTERM."""
+    """Two runs started side by side (each pays torch's start-up), then SIGINT and SIGTERM, each sent as
+    soon as its run has 3 steps (in turn, the second would train on while the first stops)."""
     root = tmp_path_factory.mktemp("signals")
     sigs = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
     runs = {name: (root / f"{name}.jsonl", start_run(tiny, root / f"{name}.jsonl")) for name in sigs}
-    results = {}
+    results, sent, ended = {}, {}, {}
     try:
-        for name, (log, proc) in runs.items():
-            wait_for_steps(proc, log)
-            proc.send_signal(sigs[name])
-            sent = time.monotonic()
+        deadline = time.monotonic() + 150
+        while len(ended) < len(runs):
+            for name, (log, proc) in runs.items():
+                if name not in sent and log.exists() and log.read_bytes().count(b'"kind":"step"') >= 3:
+                    proc.send_signal(sigs[name])
+                    sent[name] = time.monotonic()
+                if name not in ended and proc.poll() is not None:
+                    ended[name] = time.monotonic()
+                    if name not in sent:
+                        pytest.fail(f"the run ended early: {proc.communicate()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"signalled {sorted(sent)}, ended {sorted(ended)} after 150 s")
+            time.sleep(0.05)
+        for name, (log, proc) in runs.items():  # the few lines a stopped run prints fit the pipe
             out, err = proc.communicate(timeout=60)
-            results[name] = dict(code=proc.returncode, out=out, err=err, log=log, seconds=time.monotonic() - sent)
+            results[name] = dict(code=proc.returncode, out=out, err=err, log=log, seconds=ended[name] - sent[name])
     finally:
         for _, proc in runs.values():
             if proc.poll() is None:

@@ -2,7 +2,9 @@
 checkpoint logs the same per-step losses and ΔW as the run that was never interrupted, for full, frozen,
 scheduled and LoRA arms, and under --seeds 2 with the kill in the second replicate.
 
-Every run is a real process; the four first runs start side by side, then the two resumes.
+The killed runs and the resumes are real processes (SIGKILL, a detached resume); the uninterrupted
+references are the same one-process runs in this process (same code, one thread: the same bits), run
+while the resumes go on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from engine.log.runlog import read_events, read_every_event
 from engine.log.state import RunState
 from engine.run.checkpoints import checkpoint_root, newest_intact
 from freeze_tui.cli.main import main
+from tests.engine.conftest import run_cli_in_process
 from tests.engine.test_signals import ENV, ROOT
 
 ARMS = ["--arm", "full=full", "--arm", "frozen=targeted", "--arm", "sched=+mlp,+attn[2:]@step15"]
@@ -83,9 +86,7 @@ def runs(tiny, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("resume")
     logs = {n: root / f"{n}.jsonl" for n in ("ref", "killed", "ref_seeds", "killed_seeds")}
     procs = {
-        "ref": start(args(tiny, logs["ref"], *ARMS)),
         "killed": start(args(tiny, logs["killed"], *ARMS)),
-        "ref_seeds": start(args(tiny, logs["ref_seeds"], *SEEDS_ARMS)),
         "killed_seeds": start(args(tiny, logs["killed_seeds"], *SEEDS_ARMS)),
     }
     out: dict = {"logs": logs, "root": root}
@@ -98,10 +99,12 @@ def runs(tiny, tmp_path_factory) -> dict:
         resumed = start(["run", "--resume", str(logs["killed"]), "--headless"])
         kill_after(procs["killed_seeds"], logs["killed_seeds"], 22, replicate=1)
         resumed_seeds = start(["run", "--resume", str(logs["killed_seeds"]), "--detach", "--headless"])
+        procs |= {"resumed": resumed, "resumed_seeds": resumed_seeds}
+        for name, arms in (("ref", ARMS), ("ref_seeds", SEEDS_ARMS)):  # while the resumes run
+            done = run_cli_in_process(*args(tiny, logs[name], *arms), cwd=ROOT)
+            out[name] = (done.returncode, done.stderr)
         out["resumed"] = finish(resumed)
         out["resumed_seeds_launcher"] = finish(resumed_seeds)
-        for name in ("ref", "ref_seeds"):
-            out[name] = finish(procs[name])
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -142,7 +145,7 @@ def assert_same_run(resumed: Path, ref: Path) -> None:
 def test_a_killed_run_resumed_from_its_checkpoint_repeats_the_uninterrupted_run(runs):
     code, err = runs["resumed"]
     assert code == 0, err
-    assert runs["ref"][0] == 0
+    assert runs["ref"][0] == runs["ref_seeds"][0] == 0, (runs["ref"], runs["ref_seeds"])
     log = runs["logs"]["killed"]
     assert_same_run(log, runs["logs"]["ref"])
     events = list(read_events(log))

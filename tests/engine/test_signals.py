@@ -59,24 +59,6 @@ def start(args: list[str], *, code: str | None = None, **kw) -> subprocess.Popen
     return subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, **kw)
 
 
-def _wait_stuck(mark: Path, proc: subprocess.Popen, timeout: float = 150) -> None:
-    deadline = time.monotonic() + timeout
-    while not mark.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the run never got stuck at step 3: {proc.communicate()}")
-        time.sleep(0.05)
-
-
-def wait_for(log: Path, what: bytes, proc: subprocess.Popen, n: int = 1, timeout: float = 150) -> None:
-    deadline = time.monotonic() + timeout
-    while not (log.exists() and log.read_bytes().count(what) >= n):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"no {what!r} in {log}: {proc.communicate()}")
-        time.sleep(0.05)
-
-
 def whole_lines(log: Path) -> list:
     data = log.read_bytes()
     assert data.endswith(b"\n"), "the log ends in a cut line"
@@ -87,7 +69,9 @@ def whole_lines(log: Path) -> list:
 
 @pytest.fixture(scope="module")
 def ran(tiny, tmp_path_factory) -> dict:
-    """Four processes side by side: stuck + two SIGINTs, SIGHUP, a closed stdout, the app + SIGTERM."""
+    """Five processes side by side: stuck + two SIGINTs, SIGHUP, a closed stdout, the app + SIGTERM, the
+    app whose terminal goes away. Each is acted on as soon as it is ready (not in turn: a process kept
+    waiting for another's turn would train on, on the same two cores)."""
     root = tmp_path_factory.mktemp("procs")
     logs = {name: root / f"{name}.jsonl" for name in ("twice", "hup", "pipe", "app", "gone")}
     procs = {
@@ -101,24 +85,13 @@ def ran(tiny, tmp_path_factory) -> dict:
     }
     app_pid, app_fd = live_app(tiny, logs["app"])
     gone_pid, gone_fd = live_app(tiny, logs["gone"])
+    ptys = {"app": app_fd, "gone": gone_fd}
     results: dict = {"logs": logs}
     try:
-        _drain_pty_until_steps(gone_fd, logs["gone"])
-        os.close(gone_fd)  # the terminal goes away (SSH dropped): the kernel sends SIGHUP
-        gone_fd = -1
-        # a closed stdout: the reader takes the first line and goes away (| head -1)
-        results["pipe_first"] = procs["pipe"].stdout.readline()
-        procs["pipe"].stdout.close()
-        wait_for(logs["twice"], b'"kind":"step"', procs["twice"], n=3)
-        _wait_stuck(root / "stuck", procs["twice"])
-        procs["twice"].send_signal(signal.SIGINT)
-        time.sleep(1.0)
-        procs["twice"].send_signal(signal.SIGINT)
-        wait_for(logs["hup"], b'"kind":"step"', procs["hup"], n=3)
-        procs["hup"].send_signal(signal.SIGHUP)
-        results["screen"] = _drain_pty_until_steps(app_fd, logs["app"])
-        os.kill(app_pid, signal.SIGTERM)
-        results["screen_end"], results["app_code"] = _drain_pty_until_exit(app_fd, app_pid)
+        screens = _act_when_ready(procs, logs, root / "stuck", results, ptys, app_pid)
+        results["screen"] = screens["app"]
+        end, results["app_code"] = _drain_pty_until_exit(app_fd, app_pid)
+        results["screen_end"] = screens["app_end"] + end
         for name in ("twice", "hup"):
             out, err = procs[name].communicate(timeout=60)
             results[name] = dict(code=procs[name].returncode, out=out.decode(), err=err.decode())
@@ -131,11 +104,60 @@ def ran(tiny, tmp_path_factory) -> dict:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if "gone" in ptys:
+            os.close(ptys.pop("gone"))
         for pid, code in ((app_pid, "app_code"), (gone_pid, "gone_code")):
             if results.get(code) is None:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
     return results
+
+
+def _steps(log: Path) -> int:
+    return log.read_bytes().count(b'"kind":"step"') if log.exists() else 0
+
+
+def _act_when_ready(procs: dict, logs: dict, stuck: Path, results: dict, ptys: dict, app_pid: int) -> dict:
+    """Poll every process and act on each once it is ready: the pipe's reader takes the first line and
+    goes away (| head -1); `twice` gets SIGINT once stuck and another 1 s later; `hup` SIGHUP and the app
+    SIGTERM after 3 steps; `gone`'s terminal closes after 3 steps. The ptys are read all along (an app
+    whose terminal is not read blocks); what the app shows before and after its SIGTERM is returned.
+    Closing `gone`'s terminal is the terminal going away (SSH dropped): the kernel sends SIGHUP."""
+    screens = {"app": b"", "app_end": b"", "gone": b""}
+    pending, first_sigint = {"pipe", "twice", "twice again", "hup", "app", "gone"}, 0.0
+    deadline = time.monotonic() + 150
+    while pending:
+        for name, fd in list(ptys.items()):
+            if select.select([fd], [], [], 0)[0]:
+                with contextlib.suppress(OSError):  # the app closed its terminal
+                    screens["app_end" if name == "app" and "app" not in pending else name] += os.read(fd, 65536)
+        if "gone" in pending and _steps(logs["gone"]) >= 3:
+            os.close(ptys.pop("gone"))
+            pending.discard("gone")
+        if "pipe" in pending and select.select([procs["pipe"].stdout], [], [], 0)[0]:
+            results["pipe_first"] = procs["pipe"].stdout.readline()
+            procs["pipe"].stdout.close()
+            pending.discard("pipe")
+        if "twice" in pending and _steps(logs["twice"]) >= 3 and stuck.exists():
+            procs["twice"].send_signal(signal.SIGINT)
+            first_sigint = time.monotonic()
+            pending.discard("twice")
+        elif "twice again" in pending and "twice" not in pending and time.monotonic() - first_sigint >= 1.0:
+            procs["twice"].send_signal(signal.SIGINT)
+            pending.discard("twice again")
+        if "hup" in pending and _steps(logs["hup"]) >= 3:
+            procs["hup"].send_signal(signal.SIGHUP)
+            pending.discard("hup")
+        if "app" in pending and _steps(logs["app"]) >= 3:
+            os.kill(app_pid, signal.SIGTERM)
+            pending.discard("app")
+        ended = [n for n in ("pipe", "twice", "hup") if n in pending and procs[n].poll() is not None]
+        if ended or time.monotonic() > deadline:
+            for proc in procs.values():
+                proc.kill()
+            pytest.fail(f"not ready: {sorted(pending)}; ended early: {ended}")
+        time.sleep(0.05)
+    return screens
 
 
 def live_app(tiny, log: Path) -> tuple[int, int]:
@@ -159,16 +181,6 @@ def _wait_exit(pid: int, timeout: float = 90) -> int:
             return os.waitstatus_to_exitcode(status)
         time.sleep(0.1)
     pytest.fail("the live app did not end after its terminal went away")
-
-
-def _drain_pty_until_steps(fd: int, log: Path, timeout: float = 150) -> bytes:
-    seen, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.1)[0]:
-            seen += os.read(fd, 65536)
-        if log.exists() and log.read_bytes().count(b'"kind":"step"') >= 3:
-            return seen
-    pytest.fail("the live app's run did not get going")
 
 
 def _drain_pty_until_exit(fd: int, pid: int, timeout: float = 60) -> tuple[bytes, int]:
