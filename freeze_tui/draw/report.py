@@ -190,13 +190,16 @@ def status_text(state: RunState) -> Text:
 
 def _meta_fields(state: RunState) -> list[tuple[str, str]]:
     data = state.data
-    return [
+    fields = [
         ("Model:", str(state.model.get("name", "?"))),
         ("data:", str(data.get("source", "?"))),
         ("tokens:", str(data.get("n_tokens", "?"))),
         ("device:", str(state.config.get("device", "?"))),
         ("steps:", str(state.step + 1)),
     ]
+    if state.config.get("val_blocks"):  # measured on a subset (the quick demo's): every val number is of it
+        fields.append(("validation:", f"{data.get('n_val_blocks', '?')} spread blocks (--val-blocks)"))
+    return fields
 
 
 def _meta_line(state: RunState) -> str:

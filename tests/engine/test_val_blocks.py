@@ -69,3 +69,8 @@ def test_a_run_logs_its_measures_over_the_measured_blocks(tiny, tmp_path):
     assert zero.val_batches == pytest.approx(batches, abs=1e-6) and zero.val_loss == pytest.approx(loss, abs=1e-6)
     (end,) = [e for e in events if e.kind == "epoch_end"]
     assert len(end.arms["full"].val_batches) == 2 and len(end.arms["full"].retain_batches) == 2
+    # the report says its validation numbers are of a subset
+    from engine.log.state import RunState
+    from freeze_tui.draw.report import _meta_line
+
+    assert "validation: 5 spread blocks (--val-blocks)" in _meta_line(RunState().apply_all(events))
