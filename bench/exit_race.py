@@ -40,7 +40,8 @@ def make_assets(root: Path) -> tuple[Path, Path]:
 
 
 def command(model: Path, corpus: Path, log: Path, nproc: int, torchrun: bool) -> list[str]:
-    arms = [a for i in range(nproc) for a in ("--arm", ("full=full", "targeted=targeted", "late=mlp", "head=head")[i])]
+    names = ("full=full", "targeted=targeted", "mlp=+mlp", "late=+mlp[1]")
+    arms = [a for name in names[:nproc] for a in ("--arm", name)]
     run = ["run", "--headless", "--log-path", str(log), "--model", str(model), "--data", str(corpus), *arms]
     run += ["--epochs", "1", "--max-steps", "3", "--batch-size", "4", "--block-size", "16", "--samples", "0"]
     if torchrun:
