@@ -60,6 +60,7 @@ class FailureBoard:
         self.host = socket.gethostname()
         self._beats: dict[int, tuple[int, float]] = {}  # rank -> (its last beat count, when it last changed)
         self._watcher: threading.Thread | None = None
+        self._woken = threading.Event()  # stop() wakes the watcher between two polls
         with self._lock:
             self._store.set(f"pid/{rank}", f"{self.host}\n{os.getpid()}")
 
@@ -159,7 +160,7 @@ class FailureBoard:
                 if others:
                     on_failure(self.blame(others) if find_lost else others)
                     return
-                time.sleep(POLL_S)
+                self._woken.wait(POLL_S)
 
         self._watcher = threading.Thread(target=poll, name="freeze-tui-failures", daemon=True)
         self._watcher.start()
@@ -170,6 +171,7 @@ class FailureBoard:
         by pthread_exit from pybind11's GIL guard, a noexcept destructor, and std::terminate aborts the
         whole process ("terminate called without an active exception") after a finished run."""
         self.closed = True
+        self._woken.set()
         watcher = self._watcher
         if watcher is None or watcher is threading.current_thread():
             return True

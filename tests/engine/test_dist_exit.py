@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,25 @@ def test_a_world_closed_while_its_watcher_waits_on_the_store_exits_0():
     assert done.stdout.strip() == "closed"
     assert "terminate called" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_stop_ends_the_watcher_between_two_polls_at_once(monkeypatch):
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from engine.dist import board as board_module
+    from engine.dist.board import FailureBoard
+
+    monkeypatch.setattr(board_module, "POLL_S", 30.0)  # a watcher that would sleep long between polls
+    master = dist.TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=30))
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(master.port))
+    board = FailureBoard(0, 2)
+    board.watch(lambda failures: None, find_lost=True)
+    watcher = board._watcher
+    assert watcher is not None and watcher.is_alive()
+    started = time.monotonic()
+    assert board.stop()
+    assert not watcher.is_alive() and time.monotonic() - started < 3.0  # woken, not slept out
+    assert board.stop()  # again (World.close, then MeshRun.quiet): nothing left to wait for
