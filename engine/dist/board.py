@@ -19,6 +19,7 @@ from datetime import timedelta
 POLL_S = 0.2
 BEAT_EVERY_S = 1.0
 LOST_AFTER_S = 20.0  # another node's rank whose beat is silent this long is lost (a busy rank still beats)
+STOP_WAIT_S = 5.0  # how long stop() waits for the watcher's store call in flight (one takes milliseconds)
 LOST = (
     "lost contact: its process ended without a word (killed by a signal or the OOM killer? see the launcher's output)"
 )
@@ -58,6 +59,8 @@ class FailureBoard:
         self.closed = False  # the run ended normally: stop watching
         self.host = socket.gethostname()
         self._beats: dict[int, tuple[int, float]] = {}  # rank -> (its last beat count, when it last changed)
+        self._watcher: threading.Thread | None = None
+        self._woken = threading.Event()  # stop() wakes the watcher between two polls
         with self._lock:
             self._store.set(f"pid/{rank}", f"{self.host}\n{os.getpid()}")
 
@@ -157,6 +160,20 @@ class FailureBoard:
                 if others:
                     on_failure(self.blame(others) if find_lost else others)
                     return
-                time.sleep(POLL_S)
+                self._woken.wait(POLL_S)
 
-        threading.Thread(target=poll, name="freeze-tui-failures", daemon=True).start()
+        self._watcher = threading.Thread(target=poll, name="freeze-tui-failures", daemon=True)
+        self._watcher.start()
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> bool:
+        """Stop watching and wait for the watcher; True once it has ended (or never ran). The process
+        may end only then: a daemon thread inside a store call when the interpreter finalizes is ended
+        by pthread_exit from pybind11's GIL guard, a noexcept destructor, and std::terminate aborts the
+        whole process ("terminate called without an active exception") after a finished run."""
+        self.closed = True
+        self._woken.set()
+        watcher = self._watcher
+        if watcher is None or watcher is threading.current_thread():
+            return True
+        watcher.join(timeout)
+        return not watcher.is_alive()

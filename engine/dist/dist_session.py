@@ -18,7 +18,7 @@ from typing import Any
 from engine.core.control import Control
 from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import SettingsDiffer
-from engine.dist.board import LOST, LOST_AFTER_S
+from engine.dist.board import LOST, LOST_AFTER_S, STOP_WAIT_S
 from engine.log import events as ev
 from engine.log.summary import summarize
 from engine.run.checkpoints import ResumePoint
@@ -50,6 +50,7 @@ class MeshRun:
     def __init__(self) -> None:
         self.session: Any = None  # the RunSession whose log this ends (set by mesh_session)
         self.world: Any = None  # engine.dist.distributed.World, once the process group exists
+        self._grace_timer: threading.Timer | None = None  # stopping()'s, while a stop waits for the ranks
 
     @property
     def _ended(self) -> bool:
@@ -87,6 +88,7 @@ class MeshRun:
         timer = threading.Timer(STOP_GRACE_S, give_up)
         timer.daemon = True
         timer.start()
+        self._grace_timer = timer
 
     def end_unfinished(self, interrupted: bool) -> None:
         """The console quit before the run ended (a second Ctrl-C, or the launcher's SIGTERM when
@@ -153,6 +155,17 @@ class MeshRun:
         with session.emitter.lock:
             session.log.close()
         session.channel.close()
+
+    def quiet(self) -> bool:
+        """Before the process ends: no thread of this run left in a torch call (the board's watcher, the
+        stop grace timer). False when one is still there (a store that stopped answering): the process
+        must then leave with os._exit, as interpreter shutdown would abort it (FailureBoard.stop)."""
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer.join(STOP_WAIT_S)
+            if self._grace_timer.is_alive():  # give_up is running: it ends the log through the store
+                return False
+        return self.world is None or self.world.board.stop()
 
 
 def mesh_session(cfg: RunConfig, log_path, *, producer: str, resume: ResumePoint | None = None) -> MeshRun:

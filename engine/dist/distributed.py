@@ -89,7 +89,7 @@ class World:
     def close(self) -> None:
         """Every rank has left its last collective: then the groups may go."""
         self.board.wait_all("finished", self.size)
-        self.board.closed = True
+        self.board.stop()  # no thread of ours in a store call once the process may end (FailureBoard.stop)
         dist.destroy_process_group()
 
 

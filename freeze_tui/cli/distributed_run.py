@@ -99,10 +99,18 @@ def _run_rank0(cfg: RunConfig, log_path: Path, producer: str, resume: ResumePoin
     mesh.end_unfinished(interrupted=code == 130)
     mesh.mark_done()
     stuck = not session.join(timeout=10)  # the engine thread may wait in a collective of a failed rank
+    # interpreter shutdown with a thread inside torch aborts ("terminate called without an active
+    # exception"), exit 1 after a finished run: those threads end first, else the process leaves at once
+    stuck = not mesh.quiet() or stuck
+    if stuck:
+        if session.failure is not None:  # bad input, said as main() says it
+            from freeze_tui.draw.safe_text import clean
+
+            click.echo(f"freeze-tui: error: {clean(str(session.failure), one_line=True, max_len=2000)}", err=True)
+            _exit(exit_codes.BAD_INPUT)
+        _exit(code)
     if session.failure is not None:
         raise session.failure
-    if stuck:
-        _exit(code)
     return code
 
 
