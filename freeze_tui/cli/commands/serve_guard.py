@@ -79,25 +79,38 @@ class GroupAppService(AppService):
         if task is None:
             return
         self._task = None
-        with contextlib.suppress(Exception):
-            await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
-            await asyncio.wait_for(self.send_meta({"type": "quit"}), STOP_GRACE_S)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S)
-        if process is not None:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, sig)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(process.wait(), STOP_GRACE_S)
-                    break
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        if self._stdin is not None:  # the last pipe: its transport closes with it, in this loop
-            self._stdin.close()
+        try:
             with contextlib.suppress(Exception):
-                await self._stdin.wait_closed()
+                await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
+                await asyncio.wait_for(self.send_meta({"type": "quit"}), STOP_GRACE_S)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S)
+            task.cancel()  # its reading of the app's output ends here: the pipes are read to their end below
+            with contextlib.suppress(BaseException):
+                await task
+            if process is not None:
+                for sig in (signal.SIGTERM, signal.SIGKILL):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(process.pid, sig)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(_group_ended(process), STOP_GRACE_S)
+                        break
+        finally:  # also when this stop is cancelled (the server shutting down): a pipe left open is closed
+            # at garbage collection, after its loop is gone ("Event loop is closed")
+            if self._stdin is not None:  # the last pipe: its transport closes with it, in this loop
+                self._stdin.close()
+                with contextlib.suppress(Exception):
+                    await self._stdin.wait_closed()
+
+
+async def _group_ended(process: asyncio.subprocess.Process) -> None:
+    """The session's process has ended and so has every process that holds its output pipes (a child in
+    its group): both pipes at their end, so their transports close in this loop, not at garbage collection
+    after the loop is gone ("Event loop is closed")."""
+    await process.wait()
+    for pipe in (process.stdout, process.stderr):
+        while pipe is not None and await pipe.read(1 << 16):
+            pass
 
 
 class GuardedServer(Server):
