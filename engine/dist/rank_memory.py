@@ -8,7 +8,7 @@ import os
 import torch
 
 from engine.core.errors import FreezeTuiError
-from engine.plans.memory import fmt_bytes, parse_size
+from engine.plans.memory import PlanMemory, fmt_bytes, parse_size
 from engine.plans.planned import PlannedRun
 from engine.plans.rank_memory import host_while_loading, rank_problem, rank_share
 from engine.run.config import RunConfig
@@ -22,8 +22,8 @@ def node_ranks() -> int:
 
 def check_rank(
     cfg: RunConfig, planned: PlannedRun, arm: str, device: torch.device, *, own_weights: bool, ranks: int | None = None
-) -> dict:
-    """This rank's share of `arm` (its {weights, grads, optimizer, activations, total} bytes); one
+) -> PlanMemory:
+    """This rank's share of `arm` (its bytes); one
     FreezeTuiError line when it cannot fit. own_weights: the rank reads only its own weights
     (engine.dist.rank_load); else the whole model is loaded, and on a CPU rank kept, on the host."""
     ranks = node_ranks() if ranks is None else ranks

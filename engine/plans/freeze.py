@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from engine.core.errors import SpecError
 from engine.plans.flops import flop_ratio
 from engine.plans.match import Unit, match_rule, matches_role
-from engine.plans.memory import arm_memory
+from engine.plans.memory import PlanMemory, arm_memory
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import Rule, Schedule, Spec, grid_targets, parse_spec
 
@@ -98,7 +98,9 @@ class Plan:
         """The FLOP model's cost of a step at step 0, relative to training everything."""
         return flop_ratio(layout, self.initial, seq_len=seq_len)
 
-    def memory(self, layout: ModelLayout, *, batch: int, block: int, dtype: str, checkpointed: bool = False) -> dict:
+    def memory(
+        self, layout: ModelLayout, *, batch: int, block: int, dtype: str, checkpointed: bool = False
+    ) -> PlanMemory:
         """Memory of the arm for everything it ever trains (its grads and moments stay once made)."""
         return arm_memory(layout, self.ever_trainable, batch=batch, block=block, dtype=dtype, checkpointed=checkpointed)
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from engine.core.errors import SpecError
 from engine.plans.freeze import FREEZE
 from engine.plans.lora import LORA, AdapterKind, out_features
+from engine.plans.memory import PlanMemory
 from engine.plans.roles import ModelLayout
 from engine.plans.spec import Spec, parse_spec
 
@@ -60,7 +61,7 @@ class ArmPlan(Protocol):
 
     def memory(
         self, layout: ModelLayout, *, batch: int, block: int, dtype: str, checkpointed: bool = False
-    ) -> dict: ...
+    ) -> PlanMemory: ...
 
     def grid_marks(self) -> dict[str, str]: ...
 

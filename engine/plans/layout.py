@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from engine.core.errors import FreezeTuiError
-from engine.plans.memory import fmt_bytes, parse_size
-
-STATE = ("weights", "grads", "optimizer")
+from engine.plans.memory import PlanMemory, fmt_bytes, parse_size
 
 
 @dataclass(frozen=True)
@@ -43,10 +41,9 @@ class Layout:
         return f"{head}. Start: freeze-tui run --nproc-per-node {self.gpus}{flags} --headless ..."
 
 
-def per_rank_bytes(memory: dict, replicas: int, shards: int) -> int:
+def per_rank_bytes(memory: PlanMemory, replicas: int, shards: int) -> int:
     """One rank's bytes of an arm (engine.plans.memory's counts) over `replicas` x `shards` ranks."""
-    held = sum(memory[k] for k in STATE)
-    return -(-held // shards) + -(-memory["activations"] // (replicas * shards))
+    return -(-memory.state // shards) + -(-memory.activations // (replicas * shards))
 
 
 def gpu_capacity(budgets: dict[str, int | None], memory_limit: str | None, gpus: int) -> int:
@@ -62,7 +59,7 @@ def gpu_capacity(budgets: dict[str, int | None], memory_limit: str | None, gpus:
     return min(free)
 
 
-def choose_layout(memory: dict[str, dict], *, gpus: int, capacity: int, batch: int) -> Layout:
+def choose_layout(memory: dict[str, PlanMemory], *, gpus: int, capacity: int, batch: int) -> Layout:
     """The layout for `gpus` GPUs shared equally by the arms of `memory` ({arm: its memory plan})."""
     arms = len(memory)
     if gpus < 1:
@@ -72,9 +69,9 @@ def choose_layout(memory: dict[str, dict], *, gpus: int, capacity: int, batch: i
             f"--gpus {gpus} does not split over {arms} arm(s): give a multiple of {arms} "
             "(each arm trains on GPUs of its own)"
         )
-    name = max(memory, key=lambda a: memory[a]["total"])
+    name = max(memory, key=lambda a: memory[a].total)
     mem, per_arm = memory[name], gpus // arms
-    state = sum(mem[k] for k in STATE)
+    state = mem.state
     for shards in (k for k in range(1, per_arm + 1) if per_arm % k == 0):
         replicas = per_arm // shards
         need = per_rank_bytes(mem, replicas, shards)

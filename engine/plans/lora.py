@@ -18,7 +18,7 @@ from engine.core.errors import SpecError
 from engine.log.events import AdapterRecord
 from engine.plans.flops import lora_flop_ratio
 from engine.plans.match import match_rule
-from engine.plans.memory import activation_bytes
+from engine.plans.memory import PlanMemory, activation_bytes
 from engine.plans.roles import ModelLayout, ParamInfo
 from engine.plans.spec import Spec, grid_targets
 
@@ -81,20 +81,16 @@ class AdapterPlan:
     def flop_ratio(self, layout: ModelLayout, *, seq_len: int) -> float:
         return lora_flop_ratio(layout, self.adapted, self.rank, seq_len=seq_len)
 
-    def memory(self, layout: ModelLayout, *, batch: int, block: int, dtype: str, checkpointed: bool = False) -> dict:
+    def memory(
+        self, layout: ModelLayout, *, batch: int, block: int, dtype: str, checkpointed: bool = False
+    ) -> PlanMemory:
         """Weights 4 (N + A), grads 4 A, AdamW 8 A; activations as a plan training the adapted
         matrices (backward reaches the lowest one, each keeps its input for A's gradient)."""
         n = self.n_trainable
-        out = {
-            "weights": 4 * (layout.n_total + n),
-            "grads": 4 * n,
-            "optimizer": 8 * n,
-            "activations": activation_bytes(
-                layout, set(self.adapted), batch=batch, block=block, dtype=dtype, checkpointed=checkpointed
-            ),
-        }
-        out["total"] = sum(out.values())
-        return out
+        activations = activation_bytes(
+            layout, set(self.adapted), batch=batch, block=block, dtype=dtype, checkpointed=checkpointed
+        )
+        return PlanMemory.of(4 * (layout.n_total + n), 4 * n, 8 * n, activations)
 
     def grid_marks(self) -> dict[str, str]:
         """Every adapted weight's plan-grid cell reads "lora" (the grid's adapter mark, any kind)."""

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import re
 
+import msgspec
+
 from engine.core.errors import FreezeTuiError
 from engine.plans.roles import ModelLayout
 
-__all__ = ["arm_memory", "plan_memory", "parse_size", "fmt_bytes", "ACT_BYTES"]
+__all__ = ["PlanMemory", "arm_memory", "plan_memory", "parse_size", "fmt_bytes", "ACT_BYTES"]
 
 ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
@@ -42,24 +44,39 @@ _UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "k": 10**3, "
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?(?:e\d+)?)\s*([a-z]*)\s*$")
 
 
+class PlanMemory(msgspec.Struct, frozen=True):
+    """Bytes an arm needs (this module), or one rank's share of them (engine.plans.rank_memory). Its field
+    order is the key order `plan --json` and run_start.arms[].memory have always written."""
+
+    weights: int
+    grads: int
+    optimizer: int
+    activations: int
+    total: int
+
+    @classmethod
+    def of(cls, weights: int, grads: int, optimizer: int, activations: int) -> PlanMemory:
+        """The parts, with their total."""
+        return cls(weights, grads, optimizer, activations, weights + grads + optimizer + activations)
+
+    @property
+    def state(self) -> int:
+        """The weights, gradients and optimizer state (all but the activations)."""
+        return self.weights + self.grads + self.optimizer
+
+
 def arm_memory(
     layout: ModelLayout, trainable, *, batch: int, block: int, dtype: str, checkpointed: bool = False
-) -> dict:
-    """{weights, grads, optimizer, activations, total} in bytes for one arm training `trainable` (names)."""
+) -> PlanMemory:
+    """The bytes one arm training `trainable` (names) needs."""
     n_train = layout.numel(trainable)
-    out = {
-        "weights": 4 * layout.n_total,
-        "grads": 4 * n_train,
-        "optimizer": 8 * n_train,
-        "activations": activation_bytes(
-            layout, trainable, batch=batch, block=block, dtype=dtype, checkpointed=checkpointed
-        ),
-    }
-    out["total"] = sum(out.values())
-    return out
+    activations = activation_bytes(layout, trainable, batch=batch, block=block, dtype=dtype, checkpointed=checkpointed)
+    return PlanMemory.of(4 * layout.n_total, 4 * n_train, 8 * n_train, activations)
 
 
-def plan_memory(layout: ModelLayout, plan, *, batch: int, block: int, dtype: str, checkpointed: bool = False) -> dict:
+def plan_memory(
+    layout: ModelLayout, plan, *, batch: int, block: int, dtype: str, checkpointed: bool = False
+) -> PlanMemory:
     """The memory of a plan of any kind, as its kind models it (a freeze plan: arm_memory of everything
     it ever trains; an adapter plan: its adapters, see the module docstring); `checkpointed`: under
     --activation-checkpointing."""
@@ -149,22 +166,24 @@ def fmt_bytes(n: float) -> str:
 HINTS = "lower --batch-size or --block-size, drop an arm, or spread arms over more devices (--device cuda:0,cuda:1)"
 
 
-def misfit(memory: dict, placement: dict, budget: dict, *, limited: bool, hints: str = HINTS) -> str | None:
+def misfit(
+    memory: dict[str, PlanMemory], placement: dict, budget: dict, *, limited: bool, hints: str = HINTS
+) -> str | None:
     """The first arm that does not fit, as one line (None when all fit). memory: {arm: arm_memory(...)},
     placement: {arm: device name}, budget: {device: bytes available or None (unknown: not checked)};
     arms fill their device in arm order, so the line names the one that overflows it."""
     used: dict[str, int] = {}
     for name, mem in memory.items():
         device = placement[name]
-        used[device] = used.get(device, 0) + mem["total"]
+        used[device] = used.get(device, 0) + mem.total
         free = budget.get(device)
         if free is None or used[device] <= free:
             continue
         where = "the --memory-limit" if limited else "free memory"
-        shared = f" ({fmt_bytes(used[device])} with the arms before it)" if used[device] > mem["total"] else ""
+        shared = f" ({fmt_bytes(used[device])} with the arms before it)" if used[device] > mem.total else ""
         return (
-            f"arm {name} does not fit on {device}: it needs {fmt_bytes(mem['total'])}{shared}, "
-            f"activations {fmt_bytes(mem['activations'])} of it, but {where} there "
+            f"arm {name} does not fit on {device}: it needs {fmt_bytes(mem.total)}{shared}, "
+            f"activations {fmt_bytes(mem.activations)} of it, but {where} there "
             f"is {fmt_bytes(max(0, free))}; {hints}"
         )
     return None

@@ -18,6 +18,7 @@ from msgspec import UNSET, UnsetType
 
 from engine.log.events import AdapterRecord
 from engine.plans.layout import Layout
+from engine.plans.memory import PlanMemory  # the memory plan's own type, built there (engine.plans.memory)
 
 __all__ = [
     "ArmMeasured",
@@ -73,16 +74,6 @@ class PlanChange(msgspec.Struct, frozen=True):
     n: int
     rule: str
     trainable: int
-
-
-class PlanMemory(msgspec.Struct, frozen=True):
-    """Bytes an arm needs (engine.plans.memory), or one rank's share of them (engine.plans.rank_memory)."""
-
-    weights: int
-    grads: int
-    optimizer: int
-    activations: int
-    total: int
 
 
 class ArmMeasured(msgspec.Struct, frozen=True):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine.core.errors import FreezeTuiError
 from engine.plans.kinds import ArmPlan, resolve_plan
-from engine.plans.memory import HINTS, misfit, plan_memory
+from engine.plans.memory import HINTS, PlanMemory, misfit, plan_memory
 from engine.plans.plan_record import DeviceNeed
 from engine.plans.roles import ModelLayout
 
@@ -26,7 +26,7 @@ class PlannedRun:
     plans: list[tuple[str, ArmPlan]]  # (arm name, its resolved plan), in arm order
     devices: list[str]  # the run's devices, in --device order (the first holds what is not an arm's)
     placement: dict[str, str]  # {arm: device name}
-    memory: dict[str, dict]  # {arm: {weights, grads, optimizer, activations, total} bytes}
+    memory: dict[str, PlanMemory]  # {arm: the bytes it needs}
     budgets: dict[str, int | None]  # {device name: bytes the arms may use there; None: unknown}
     limited: bool = False  # the budgets are --memory-limit's, not the devices' free memory
     hints: str = HINTS  # how to make a plan fit, for the refusal
@@ -45,7 +45,7 @@ class PlannedRun:
         """{device: what the arms placed there need against its budget}."""
         out: dict[str, DeviceNeed] = {}
         for device in dict.fromkeys(self.placement.values()):
-            needed = sum(self.memory[a]["total"] for a, d in self.placement.items() if d == device)
+            needed = sum(self.memory[a].total for a, d in self.placement.items() if d == device)
             budget = self.budgets.get(device)
             out[device] = DeviceNeed(needed=needed, budget=budget, fits=budget is None or needed <= budget)
         return out

@@ -24,10 +24,9 @@ case the whole model stays on the host for the run.
 
 from __future__ import annotations
 
-from engine.plans.memory import fmt_bytes
+from engine.plans.memory import PlanMemory, fmt_bytes
 from engine.plans.roles import ModelLayout
 
-PARTS = ("weights", "grads", "optimizer", "activations")
 RANK_HINTS = "use more ranks per arm (--shards), lower --batch-size or --block-size, or --dtype bf16"
 
 
@@ -43,22 +42,20 @@ def gathered_params(layout: ModelLayout) -> int:
     return outside + max(blocks.values(), default=0)
 
 
-def rank_share(memory: dict, layout: ModelLayout, shards: int, replicas: int = 1) -> dict:
-    """{weights, grads, optimizer, activations, total} bytes one rank holds of an arm over `shards` ranks,
-    each shard group one of `replicas` (module docstring)."""
+def rank_share(memory: PlanMemory, layout: ModelLayout, shards: int, replicas: int = 1) -> PlanMemory:
+    """The bytes one rank holds of an arm over `shards` ranks, each shard group one of `replicas` (module
+    docstring)."""
     if shards <= 1 and replicas <= 1:
-        return dict(memory)
-    out = {part: -(-memory[part] // shards) for part in PARTS}
-    out["activations"] = -(-memory["activations"] // (shards * replicas))
+        return memory
+    activations = -(-memory.activations // (shards * replicas))
+    optimizer = -(-memory.optimizer // shards)
     if shards > 1:
         gathered = 4 * gathered_params(layout)
-        out["weights"] += gathered
-        if memory["grads"]:
-            out["grads"] += gathered
+        weights = -(-memory.weights // shards) + gathered
+        grads = -(-memory.grads // shards) + (gathered if memory.grads else 0)
     else:
-        out["weights"] = 2 * memory["weights"]
-    out["total"] = sum(out[part] for part in PARTS)
-    return out
+        weights, grads = 2 * memory.weights, memory.grads
+    return PlanMemory.of(weights, grads, optimizer, activations)
 
 
 def host_while_loading(layout: ModelLayout, own_weights: bool) -> int:
@@ -70,7 +67,7 @@ def host_while_loading(layout: ModelLayout, own_weights: bool) -> int:
 
 def rank_problem(
     arm: str,
-    share: dict,
+    share: PlanMemory,
     device: str,
     budget: int | None,
     *,
@@ -81,14 +78,17 @@ def rank_problem(
 ) -> str | None:
     """The line a rank refuses with when its share (plus `host_extra`, what it keeps on the host of a CPU
     device) does not fit its budget; None when it fits or the budget is unknown."""
-    needed = share["total"] + host_extra
+    needed = share.total + host_extra
     if budget is None or needed <= budget:
         return None
     whose = f"one rank of its {shards}" if shards > 1 else "its rank"
     where = "the --memory-limit" if limited else "free memory"
     shared = f" per rank ({node_ranks} ranks on this node share it)" if node_ranks > 1 and not limited else ""
     kept = f", the whole model kept on the host {fmt_bytes(host_extra)}" if host_extra else ""
-    parts = ", ".join(f"{part} {fmt_bytes(share[part])}" for part in ("weights", "optimizer", "activations"))
+    parts = (
+        f"weights {fmt_bytes(share.weights)}, optimizer {fmt_bytes(share.optimizer)}, "
+        f"activations {fmt_bytes(share.activations)}"
+    )
     return (
         f"arm {arm} does not fit on {device}: {whose} needs {fmt_bytes(needed)} ({parts}{kept}), "
         f"but {where} there is {fmt_bytes(max(0, budget))}{shared}; {RANK_HINTS}"

@@ -9,7 +9,6 @@ from msgspec.structs import replace
 from engine.plans.memory import parse_size
 from engine.plans.plan_record import (
     PlanDescription,
-    PlanMemory,
     PlanSettings,
     RankPlan,
 )
@@ -59,10 +58,7 @@ def add_memory_plan(
     """The description with each arm's `device` and `memory` (and `measured` with --measure), and the plan's
     `placement`, `devices` (needed vs budget per device), `memory_problem` (the line `run` would refuse
     with) and `settings`; with --shards/--replicas one rank's share (`rank_memory`, `rank`)."""
-    arms = [
-        replace(arm, device=planned.placement[arm.name], memory=PlanMemory(**planned.memory[arm.name]))
-        for arm in desc.arms
-    ]
+    arms = [replace(arm, device=planned.placement[arm.name], memory=planned.memory[arm.name]) for arm in desc.arms]
     desc = replace(
         desc,
         arms=arms,
@@ -89,7 +85,7 @@ def add_rank_memory(desc: PlanDescription, cfg: RunConfig, planned: PlannedRun) 
     arms = [
         replace(
             arm,
-            rank_memory=PlanMemory(**rank_share(planned.memory[arm.name], planned.layout, cfg.shards, cfg.replicas)),
+            rank_memory=rank_share(planned.memory[arm.name], planned.layout, cfg.shards, cfg.replicas),
         )
         for arm in desc.arms
     ]

@@ -13,6 +13,7 @@ from engine.core.textfiles import Corpus, read_corpus
 from engine.log import events as ev
 from engine.log.throughput import RECORD
 from engine.plans.kinds import ArmPlan
+from engine.plans.memory import PlanMemory
 from engine.plans.planned import PlannedRun
 from engine.plans.roles import ModelLayout, ParamSplit
 from engine.run.config import RunConfig
@@ -49,7 +50,7 @@ class Setup:
     sample_tokens: int
     common_set: frozenset[int]
     placement: dict = field(default_factory=dict)  # {arm: torch.device}
-    memory: dict = field(default_factory=dict)  # {arm: the memory plan's {weights, grads, ...} bytes}
+    memory: dict[str, PlanMemory] = field(default_factory=dict)  # {arm: the memory plan's bytes}
     planned: PlannedRun | None = None  # what the plans, placement and memory came from
     retain: RetainSet | None = None  # the fixed retain blocks (forgetting), when there are any
     times: OffStepClock = field(default_factory=lambda: OffStepClock())  # sampling and validation, every replicate
@@ -252,7 +253,7 @@ def device_peak(device: torch.device, dtype: str, given: float | None) -> tuple[
 def _where(s: Setup, name: str) -> dict:
     """run_start.arms[] `device` and `memory` (the plan's bytes), when placed: ArmRecord fields."""
     device = str(s.placement[name]) if name in s.placement else ev.UNSET
-    memory = dict(s.memory[name]) if name in s.memory else ev.UNSET
+    memory = msgspec.structs.asdict(s.memory[name]) if name in s.memory else ev.UNSET
     return dict(device=device, memory=memory)
 
 

@@ -422,7 +422,7 @@ def plan(as_json: bool, measure: bool, steps: int, gpus: int | None, **opts) -> 
     desc = describe_layout(planned.model_name, planned.arch, planned.layout, cfg.arms, block_size=cfg.block_size)
     desc = add_memory_plan(desc, cfg, planned, measure=measure, steps=steps)
     log_path = Path(cfg.log) if cfg.log else cfg.default_log_path("<time>")
-    optimizer = {name: memory["optimizer"] for name, memory in planned.memory.items()}
+    optimizer = {name: memory.optimizer for name, memory in planned.memory.items()}
     checkpoints = checkpoint_plan(cfg, log_path, optimizer)
     layout = None if gpus is None else plan_layout(planned, cfg, gpus)
     desc = msgspec.structs.replace(desc, checkpoints=checkpoints, layout=msgspec.UNSET if layout is None else layout)

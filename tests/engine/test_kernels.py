@@ -73,6 +73,6 @@ def test_memory_plan_counts_checkpointed_activations(tiny):
 
     cfg = RunConfig(model=str(tiny[0]), arms=ARMS, activation_checkpointing=True)
     planned = planned_run(cfg, [torch.device("cpu")])
-    assert planned.memory["full"]["activations"] == activation_bytes(
+    assert planned.memory["full"].activations == activation_bytes(
         layout, names, batch=cfg.batch_size, block=cfg.block_size, dtype="fp32", checkpointed=True
     )

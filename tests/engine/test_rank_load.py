@@ -59,17 +59,17 @@ def test_a_sharded_rank_holds_its_share_and_one_gathered_block(tiny):
     whole = planned.memory["full"]
     share = rank_share(whole, planned.layout, 4)
     gathered = 4 * gathered_params(planned.layout)
-    assert share["weights"] == -(-whole["weights"] // 4) + gathered
-    assert share["optimizer"] == -(-whole["optimizer"] // 4)
-    assert share["activations"] == -(-whole["activations"] // 4)
-    assert share["total"] < whole["total"] and rank_share(whole, planned.layout, 1) == whole
+    assert share.weights == -(-whole.weights // 4) + gathered
+    assert share.optimizer == -(-whole.optimizer // 4)
+    assert share.activations == -(-whole.activations // 4)
+    assert share.total < whole.total and rank_share(whole, planned.layout, 1) == whole
     # HSDP: the same share of the state, a quarter of the slice of the batch again
     hsdp = rank_share(whole, planned.layout, 4, replicas=2)
-    assert hsdp["optimizer"] == share["optimizer"] and hsdp["activations"] == -(-whole["activations"] // 8)
+    assert hsdp.optimizer == share.optimizer and hsdp.activations == -(-whole.activations // 8)
     # replicas alone: FSDP2 keeps the unsharded weights beside its copy; 1/R of the activations
     replicas = rank_share(whole, planned.layout, 1, replicas=2)
-    assert replicas["weights"] == 2 * whole["weights"] and replicas["optimizer"] == whole["optimizer"]
-    assert replicas["activations"] == -(-whole["activations"] // 2)
+    assert replicas.weights == 2 * whole.weights and replicas.optimizer == whole.optimizer
+    assert replicas.activations == -(-whole.activations // 2)
 
 
 def test_a_rank_whose_share_cannot_fit_refuses_in_one_line(tiny):
@@ -83,9 +83,9 @@ def test_a_rank_whose_share_cannot_fit_refuses_in_one_line(tiny):
     assert "but the --memory-limit there is 1.0 MB" in line and "--shards" in line
     roomy = dataclasses.replace(cfg, memory_limit="1GB")
     share = check_rank(roomy, planned, "full", torch.device("cpu"), own_weights=True, ranks=2)
-    assert share["total"] < planned.memory["full"]["total"]
+    assert share.total < planned.memory["full"].total
     # the whole model loaded and kept on a CPU rank's host counts too (a checkpoint that is not safetensors)
-    tight = dataclasses.replace(cfg, memory_limit=str(share["total"] + 1))
+    tight = dataclasses.replace(cfg, memory_limit=str(share.total + 1))
     check_rank(tight, planned, "full", torch.device("cpu"), own_weights=True, ranks=2)
     with pytest.raises(FreezeTuiError, match="the whole model kept on the host"):
         check_rank(tight, planned, "full", torch.device("cpu"), own_weights=False, ranks=2)

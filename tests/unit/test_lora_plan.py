@@ -110,8 +110,8 @@ def test_lora_memory_counts_adapters_and_backward_to_the_lowest_adapter(layout):
     plan = resolve_plan("lora", "lora:8:attn.qkv[6:]", layout)
     mem = plan_memory(layout, plan, batch=4, block=128, dtype="fp32")
     n = plan.n_trainable
-    assert (mem["weights"], mem["grads"], mem["optimizer"]) == (4 * (layout.n_total + n), 4 * n, 8 * n)
-    assert mem["activations"] == activation_bytes(layout, set(plan.adapted), batch=4, block=128, dtype="fp32")
+    assert (mem.weights, mem.grads, mem.optimizer) == (4 * (layout.n_total + n), 4 * n, 8 * n)
+    assert mem.activations == activation_bytes(layout, set(plan.adapted), batch=4, block=128, dtype="fp32")
     targeted = plan_memory(layout, resolve_plan("t", "targeted", layout), batch=4, block=128, dtype="fp32")
-    assert mem["activations"] == targeted["activations"]  # same lowest block, same kept inputs
-    assert mem["grads"] + mem["optimizer"] < (targeted["grads"] + targeted["optimizer"]) / 10
+    assert mem.activations == targeted.activations  # same lowest block, same kept inputs
+    assert mem.grads + mem.optimizer < (targeted.grads + targeted.optimizer) / 10

@@ -4,7 +4,7 @@ import pytest
 
 from engine.core.errors import FreezeTuiError
 from engine.plans.freeze import resolve_plan
-from engine.plans.memory import activation_bytes, arm_memory, misfit, parse_size
+from engine.plans.memory import PlanMemory, activation_bytes, arm_memory, misfit, parse_size
 from engine.run.config import RunConfig, device_list
 from tests.layouts import gpt2_layout
 
@@ -16,10 +16,10 @@ def test_fp32_adamw_bytes_follow_the_plan():
     n = layout.n_total
     m_full = arm_memory(layout, full.ever_trainable, batch=8, block=128, dtype="fp32")
     m_tgt = arm_memory(layout, targeted.ever_trainable, batch=8, block=128, dtype="fp32")
-    assert m_full["weights"] == m_tgt["weights"] == 4 * n
-    assert m_full["grads"] == 4 * n and m_full["optimizer"] == 8 * n
-    assert m_tgt["grads"] == 4 * targeted.n_trainable and m_tgt["optimizer"] == 8 * targeted.n_trainable
-    assert m_full["total"] == sum(m_full[k] for k in ("weights", "grads", "optimizer", "activations"))
+    assert m_full.weights == m_tgt.weights == 4 * n
+    assert m_full.grads == 4 * n and m_full.optimizer == 8 * n
+    assert m_tgt.grads == 4 * targeted.n_trainable and m_tgt.optimizer == 8 * targeted.n_trainable
+    assert m_full.total == m_full.weights + m_full.grads + m_full.optimizer + m_full.activations
 
 
 def test_activations_follow_the_stated_formula():
@@ -40,8 +40,8 @@ def test_freezing_the_bottom_saves_activations_not_weights():
     layout = gpt2_layout()
     full = arm_memory(layout, set(layout.names), batch=8, block=1024, dtype="bf16")
     top = arm_memory(layout, resolve_plan("t", "targeted", layout).ever_trainable, batch=8, block=1024, dtype="bf16")
-    assert top["weights"] == full["weights"]
-    assert top["activations"] < full["activations"]
+    assert top.weights == full.weights
+    assert top.activations < full.activations
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_bad_sizes_are_one_line(text):
 
 
 def test_misfit_names_the_arm_and_device_that_overflow():
-    mem = {"full": {"total": 600, "activations": 100}, "targeted": {"total": 500, "activations": 50}}
+    mem = {"full": PlanMemory.of(500, 0, 0, 100), "targeted": PlanMemory.of(450, 0, 0, 50)}  # totals 600, 500
     placement = {"full": "cuda:0", "targeted": "cuda:0"}
     assert misfit(mem, placement, {"cuda:0": 1100}, limited=True) is None
     line = misfit(mem, placement, {"cuda:0": 1000}, limited=True)

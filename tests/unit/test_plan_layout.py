@@ -9,12 +9,13 @@ import pytest
 
 from engine.core.errors import FreezeTuiError
 from engine.plans.layout import choose_layout, per_rank_bytes
+from engine.plans.memory import PlanMemory
 from freeze_tui.cli.main import main
 
 MB = 10**6
 # an arm of 10 MB weights (+10 grads, +20 AdamW) and 40 MB of activations at the whole batch: 80 MB whole
-ARM = {"weights": 10 * MB, "grads": 10 * MB, "optimizer": 20 * MB, "activations": 40 * MB, "total": 80 * MB}
-SMALL = {k: v // 10 for k, v in ARM.items()}
+ARM = PlanMemory.of(weights=10 * MB, grads=10 * MB, optimizer=20 * MB, activations=40 * MB)
+SMALL = PlanMemory.of(weights=MB, grads=MB, optimizer=2 * MB, activations=4 * MB)
 
 
 def layout(capacity_mb: float, gpus: int = 8, batch: int = 8):

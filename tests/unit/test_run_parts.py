@@ -155,9 +155,9 @@ def test_a_planned_run_resolves_places_and_counts_every_arm_once():
     run = planned([("full", "full"), ("targeted", "targeted"), ("reverse", "reverse")], ["cuda:0", "cuda:1"], {})
     assert [name for name, _ in run.plans] == ["full", "targeted", "reverse"]
     assert run.placement == {"full": "cuda:0", "targeted": "cuda:1", "reverse": "cuda:0"}
-    assert run.memory["full"]["total"] > run.memory["targeted"]["total"]
+    assert run.memory["full"].total > run.memory["targeted"].total
     devices = run.per_device()
-    assert devices["cuda:0"].needed == run.memory["full"]["total"] + run.memory["reverse"]["total"]
+    assert devices["cuda:0"].needed == run.memory["full"].total + run.memory["reverse"].total
     assert devices["cuda:1"].fits and run.problem is None
     run.check()
 
