@@ -42,6 +42,8 @@ from engine.log.records import (  # noqa: F401
     PhaseTimes,
     RetainRecord,
     SeedMean,
+    StudyMethod,
+    StudyResult,
     ThroughputRecord,
     Value,
     epoch_record,

@@ -251,6 +251,29 @@ def read_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {**summary, "arms": summary_arms(summary)}
 
 
+class StudyMethod(msgspec.Struct, frozen=True):
+    """A method arm of `freeze-tui study` (engine.log.study): its r and validation gap vs full with its
+    interval, its validation loss vs the mean of the random arms with a 95 % interval and how that interval
+    was made, the random arms, the gap to each of them, and the verdict. None: not finite (read back from a log)."""
+
+    r: Value = math.nan
+    val_gap: Value = math.nan
+    val_gap_ci: tuple[Value, Value] = (math.nan, math.nan)
+    vs_random: Value = math.nan
+    vs_random_ci: tuple[Value, Value] = (math.nan, math.nan)
+    vs_random_basis: str = ""
+    randoms: Sequence[str] = ()
+    vs_each_random: dict[str, Value] = {}
+    verdict: str = ""
+
+
+class StudyResult(msgspec.Struct, frozen=True):
+    """run_end.summary["study"] (runs with --arm-roles): each arm's role and each method arm's result."""
+
+    roles: dict[str, str] = {}
+    methods: dict[str, StudyMethod] = {}
+
+
 class AdapterRecord(msgspec.Struct, frozen=True):
     """An adapter arm's adapters in its run_start record (under the kind's name: `lora`, `dora`): rank r,
     scale alpha (a float as written) and how many weight matrices carry one."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from engine.core.errors import FreezeTuiError
 from engine.core.stats import mean_ci95
-from engine.log.events import ArmSummary
+from engine.log.events import ArmSummary, StudyMethod, StudyResult
 
 ROLES = ("method", "random", "full")
 BEATS, LOSES, UNDECIDED = "beats random", "worse than random", "not shown different from random"
@@ -72,8 +72,8 @@ def verdict(ci: tuple[float, float, float], n: int) -> str:
     return UNDECIDED
 
 
-def study_summary(state, rows: Mapping[str, ArmSummary]) -> dict | None:
-    """{'roles', 'methods': {arm: {r, val_gap, val_gap_ci, vs_random, vs_random_ci, verdict, ...}}} from
+def study_summary(state, rows: Mapping[str, ArmSummary]) -> StudyResult | None:
+    """Each arm's role and each method arm's StudyMethod (vs_random, its interval, verdict, ...) from
     the state and the summary's per-arm rows ({arm: its ArmSummary}: r, val_diff), or None when the run
     is not a study (no roles, or no method or no random arm)."""
     roles = parse_roles(str(state.config.get("arm_roles") or ""))
@@ -93,16 +93,16 @@ def study_summary(state, rows: Mapping[str, ArmSummary]) -> dict | None:
             gaps = [g for g in (random_gap(replicates[0], arm, randoms) or []) if not math.isnan(g)]
             ci, n, basis = mean_ci95(gaps), len(gaps), f"paired by validation batch ({len(gaps)} batches)"
         row = rows.get(arm, ArmSummary(arm))
-        out[arm] = {
-            "r": row.r,
-            "val_gap": row.val_diff,
-            "val_gap_ci": list(row.val_diff_ci),
-            "vs_random": ci[0],
-            "vs_random_ci": [ci[1], ci[2]],
-            "vs_random_basis": basis,
-            "randoms": randoms,
+        out[arm] = StudyMethod(
+            r=row.r,
+            val_gap=row.val_diff,
+            val_gap_ci=(row.val_diff_ci[0], row.val_diff_ci[1]),
+            vs_random=ci[0],
+            vs_random_ci=(ci[1], ci[2]),
+            vs_random_basis=basis,
+            randoms=randoms,
             # the spread between controls, which the batch-paired interval does not contain
-            "vs_each_random": {r: _mean_gap(state, arm, r) for r in randoms},
-            "verdict": verdict(ci, n),
-        }
-    return {"roles": roles, "methods": out}
+            vs_each_random={r: _mean_gap(state, arm, r) for r in randoms},
+            verdict=verdict(ci, n),
+        )
+    return StudyResult(roles=roles, methods=out)

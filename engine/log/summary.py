@@ -188,7 +188,7 @@ def summarize(state: RunState, extra: dict | None = None) -> dict:
     )
     study = study_summary(state, {row.arm: row for row in rows})  # `freeze-tui study`: does each method beat random?
     if study is not None:
-        out["study"] = study
+        out["study"] = msgspec.to_builtins(study)  # the event holds plain data; the same keys in the same order
     return out
 
 

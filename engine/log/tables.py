@@ -104,15 +104,15 @@ def summary_rows(state: RunState) -> list[Row]:
     """The report's numbers, one row per arm (intervals as their own columns)."""
     rows = []
     arms = arm_rows(state)
-    study = study_summary(state, {r.arm: r for r in arms}) or {"methods": {}}
+    study = study_summary(state, {r.arm: r for r in arms})
     for r in arms:
         (pre_lo, pre_hi), (post_lo, post_hi) = r.p_pre_ci, r.p_post_ci
         bounds = {"p_pre_lo": pre_lo, "p_pre_hi": pre_hi, "p_post_lo": post_lo, "p_post_hi": post_hi}
         flat = {**msgspec.structs.asdict(r), **bounds, "status": state.status}
-        method = study["methods"].get(r.arm)
+        method = study.methods.get(r.arm) if study is not None else None
         if method is not None:
-            flat |= {"vs_random": method["vs_random"], "vs_random_ci": method["vs_random_ci"]}
-            flat["random_verdict"] = method["verdict"]
+            flat |= {"vs_random": method.vs_random, "vs_random_ci": method.vs_random_ci}
+            flat["random_verdict"] = method.verdict
         for key in ("val_diff", "target_gain", "forgetting", "forgetting_vs_full", "r", "delta_p", "vs_random"):
             ci = flat.get(f"{key}_ci")
             if isinstance(ci, (list, tuple)) and len(ci) == 2:

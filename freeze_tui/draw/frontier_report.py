@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from engine.log.events import StudyResult
 from engine.log.frontier import FrontierPoint, frontier_points
 from engine.log.state import RunState
 from freeze_tui.draw import fmt
@@ -86,18 +87,18 @@ def frontier_console_lines(state: RunState) -> list[str]:
     return out
 
 
-def study_lines(study: dict | None) -> list[str]:
+def study_lines(study: StudyResult | None) -> list[str]:
     """`freeze-tui study`'s verdicts (run_end.summary.study or engine.log.study), one line per method."""
-    if not study or not study.get("methods"):
+    if study is None or not study.methods:
         return []
     lines = ["study: validation loss of each method vs the mean of the random arms (95 % interval):"]
-    for arm, row in study["methods"].items():
-        lo, hi = row["vs_random_ci"]
-        gap_lo, gap_hi = row["val_gap_ci"]
+    for arm, row in study.methods.items():
+        lo, hi = row.vs_random_ci
+        gap_lo, gap_hi = row.val_gap_ci
         lines.append(
-            f"  {arm}: {_signed(row['vs_random'])} [{_signed(lo)}, {_signed(hi)}] {row['vs_random_basis']}: "
-            f"{row['verdict']}; vs full {_signed(row['val_gap'])} [{_signed(gap_lo)}, {_signed(gap_hi)}], "
-            f"r {fmt.pct(row['r'])}"
+            f"  {arm}: {_signed(row.vs_random)} [{_signed(lo)}, {_signed(hi)}] {row.vs_random_basis}: "
+            f"{row.verdict}; vs full {_signed(row.val_gap)} [{_signed(gap_lo)}, {_signed(gap_hi)}], "
+            f"r {fmt.pct(row.r)}"
         )
     return lines
 

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from engine.core.stats import MIN_BLOCKS, MIN_PROMPTS, MIN_SEEDS_FOR_VERDICT, WARMUP_STEPS
 from engine.log.comparisons import margin_of, run_groups, sampler
-from engine.log.events import ArmSummary, measured_value
+from engine.log.events import ArmSummary, StudyResult, measured_value
 from engine.log.state import RunState
 from engine.log.study import study_summary
 from engine.log.summary import arm_rows, summarised_seeds
@@ -412,7 +412,7 @@ def report_renderable(state: RunState, source: str = "") -> Group:
     return Group(*parts)
 
 
-def _study(state: RunState, rows: list[ArmSummary]) -> dict | None:
+def _study(state: RunState, rows: list[ArmSummary]) -> StudyResult | None:
     return study_summary(state, {r.arm: r for r in rows})
 
 

@@ -8,8 +8,10 @@ import dataclasses
 from pathlib import Path
 
 import click
+import msgspec
 
 from engine.core.errors import FreezeTuiError
+from engine.log.events import StudyResult
 from engine.plans.select import Budget
 from engine.run.emitter import run_time
 from freeze_tui.cli.distributed_run import launch_options
@@ -105,7 +107,10 @@ def verdict_lines(log: Path) -> list[str]:
     study = (getattr(end, "summary", None) or {}).get("study") if end is not None else None
     if not study:
         return []
-    return study_lines(study)
+    try:
+        return study_lines(msgspec.convert(study, StudyResult))
+    except msgspec.ValidationError:  # a log's summary is read, not trusted: no verdicts rather than a traceback
+        return []
 
 
 def _methods(text: str) -> list[str]:
