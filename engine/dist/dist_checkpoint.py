@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
@@ -92,8 +93,12 @@ class DistCheckpointer(Checkpointer):
                 (tmp / RUN_FILE).write_text(json.dumps(run))
                 torch.save(states, tmp / RANKS_FILE)
                 arms = [s["arm"] for s in states[:: world.group_size]]
-                layout = {"arm_names": arms, "world_size": world.size, "shards": world.shards, "replicas": world.replicas}
-                manifest = {**self.manifest, **where, "after_seq": self.seq_now(), **layout}
+                manifest = msgspec.structs.replace(
+                    self.manifest(exp, epoch, batch, arm_names=arms),
+                    world_size=world.size,
+                    shards=world.shards,
+                    replicas=world.replicas,
+                )
                 seal(self.root, name, tmp, manifest)
                 prune(self.root, self.keep)
         except OSError as exc:
@@ -263,7 +268,7 @@ class DistCheckpoints:
             self.cfg.keep_checkpoints,
             replicate=exp.cfg.seed - self.cfg.seed,
             seeds=self.cfg.seeds,
-            manifest=zero.base if zero is not None else {},
+            identity=zero.base if zero is not None else None,
             seq_now=(lambda: zero.emitter.seq - 1) if zero is not None else (lambda: -1),
         )
         checkpointer.world = self.world

@@ -20,6 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from engine.core.errors import FreezeTuiError
 from engine.plans.plan_record import CheckpointPlan
@@ -34,6 +37,42 @@ NAME = re.compile(r"^(?:r(\d+)-)?step-(\d+)$")
 MAY_DIFFER = frozenset(
     {"log", "overwrite", "save", "checkpoint_every", "keep_checkpoints", "threads", "memory_limit", "device"}
 )
+
+
+class RunIdentity(msgspec.Struct, kw_only=True):
+    """What makes a checkpoint this run's: the settings that change the run, their digest, the model's and
+    the data's identity; the same in every checkpoint of a run."""
+
+    settings: dict[str, Any]
+    settings_digest: str
+    model: str
+    data: str
+
+
+class CheckpointManifest(RunIdentity, kw_only=True, omit_defaults=True):
+    """A checkpoint's `manifest.json`: the run's identity, the position, the arms, and (seal adds them) the
+    format and a sha256 per file. world_size, shards and replicas: a distributed run's layout, absent from a
+    one-process run's manifest (1 each); None is not written."""
+
+    step: int
+    epoch: int
+    batch: int
+    replicate: int
+    after_seq: int  # the seq of the last event the checkpoint covers
+    arm_names: list[str]
+    world_size: int | None = None
+    shards: int | None = None
+    replicas: int | None = None
+    format: int | None = None
+    files: dict[str, str] | None = None
+
+    def layout(self) -> tuple[int, int, int]:
+        """(world_size, shards, replicas) of the world that wrote it."""
+        return (
+            self.world_size if self.world_size is not None else 1,
+            self.shards if self.shards is not None else 1,
+            self.replicas if self.replicas is not None else 1,
+        )
 
 
 def checkpoint_root(log_path: str | Path) -> Path:
@@ -86,7 +125,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def write_atomically(root: Path, name: str, fill: Callable[[Path], None], manifest: dict) -> Path:
+def write_atomically(root: Path, name: str, fill: Callable[[Path], None], manifest: CheckpointManifest) -> Path:
     """fill(tmp) writes the files; then the manifest (with each file's sha256), fsync, rename into place."""
     tmp = open_temporary(root, name)
     try:
@@ -106,11 +145,11 @@ def open_temporary(root: Path, name: str) -> Path:
     return tmp
 
 
-def seal(root: Path, name: str, tmp: Path, manifest: dict) -> Path:
+def seal(root: Path, name: str, tmp: Path, manifest: CheckpointManifest) -> Path:
     """Once every file is in `tmp`: the manifest (a sha256 per file, subfolders' too), fsync, rename into place."""
     files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
-    manifest = {**manifest, "format": FORMAT, "files": {f: sha256_file(tmp / f) for f in files}}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    manifest = msgspec.structs.replace(manifest, format=FORMAT, files={f: sha256_file(tmp / f) for f in files})
+    (tmp / MANIFEST).write_text(json.dumps(msgspec.to_builtins(manifest), indent=1, sort_keys=True))
     for f in [*files, MANIFEST]:
         with open(tmp / f, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -127,15 +166,19 @@ def seal(root: Path, name: str, tmp: Path, manifest: dict) -> Path:
 def problem(folder: Path) -> str:
     """What is wrong with a checkpoint folder ('' when it is intact): which file, and how."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        text = (folder / MANIFEST).read_bytes()
     except FileNotFoundError:
         return f"{folder / MANIFEST} is missing"
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         return f"{folder / MANIFEST} cannot be read ({exc})"
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or manifest.get("format") != FORMAT:
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return f"{folder / MANIFEST} cannot be read ({exc})"
+    manifest = decode_manifest(text)
+    if manifest is None or manifest.files is None or manifest.format != FORMAT:
         return f"{folder / MANIFEST} is not a freeze-tui checkpoint manifest of format {FORMAT}"
-    for name, expected in files.items():
+    for name, expected in manifest.files.items():
         path = folder / name
         if not path.is_file():
             return f"{path} is missing"
@@ -144,8 +187,20 @@ def problem(folder: Path) -> str:
     return ""
 
 
-def read_manifest(folder: Path) -> dict:
-    return json.loads((folder / MANIFEST).read_text())
+def decode_manifest(text: bytes) -> CheckpointManifest | None:
+    """The manifest in `text`; None where it is not one (JSON of another shape)."""
+    try:
+        return msgspec.json.decode(text, type=CheckpointManifest)
+    except msgspec.DecodeError:
+        return None
+
+
+def read_manifest(folder: Path) -> CheckpointManifest:
+    """The manifest of a checkpoint that problem() found intact; a FreezeTuiError in one line otherwise."""
+    manifest = decode_manifest((folder / MANIFEST).read_bytes())
+    if manifest is None:
+        raise FreezeTuiError(f"{folder / MANIFEST} is not a freeze-tui checkpoint manifest of format {FORMAT}")
+    return manifest
 
 
 def checkpoints(root: Path) -> list[Path]:
@@ -206,14 +261,14 @@ class ResumePoint:
     the seq the next event gets, the step events of the killed run that the `resumed` event supersedes)."""
 
     folder: Path
-    manifest: dict
+    manifest: CheckpointManifest
     events: list
     next_seq: int
     superseded_steps: int
 
     @property
     def replicate(self) -> int:
-        return int(self.manifest.get("replicate", 0))
+        return self.manifest.replicate
 
 
 def checkpoint_plan(cfg: RunConfig, log_path: Path, optimizer: dict[str, int]) -> CheckpointPlan:
@@ -252,9 +307,9 @@ def checkpoint_line(plan: CheckpointPlan) -> str:
     return line
 
 
-def check_layout(folder: Path, manifest: dict, world_size: int, shards: int, replicas: int = 1) -> None:
+def check_layout(folder: Path, manifest: CheckpointManifest, world_size: int, shards: int, replicas: int = 1) -> None:
     """A checkpoint is resumed by a world of its own layout: as many processes, the same --shards and --replicas."""
-    then = (int(manifest.get("world_size", 1)), int(manifest.get("shards", 1)), int(manifest.get("replicas", 1)))
+    then = manifest.layout()
     if then != (world_size, shards, replicas):
         raise FreezeTuiError(
             f"checkpoint {folder} was written by {then[0]} process(es) with --shards {then[1]} --replicas {then[2]}, "

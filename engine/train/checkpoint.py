@@ -24,7 +24,15 @@ from safetensors.torch import load_file, save_file
 from engine.core.errors import FreezeTuiError
 from engine.plans.freeze import apply_trainable
 from engine.run.accumulate import ArmTotals
-from engine.run.checkpoints import Clock, folder_name, prune, read_manifest, write_atomically
+from engine.run.checkpoints import (
+    CheckpointManifest,
+    Clock,
+    RunIdentity,
+    folder_name,
+    prune,
+    read_manifest,
+    write_atomically,
+)
 from engine.run.every import Every
 
 if TYPE_CHECKING:
@@ -61,7 +69,7 @@ class Checkpointer:
     keep: int
     replicate: int
     seeds: int
-    manifest: dict  # settings, their digest, model and data identity: the same in every checkpoint
+    identity: RunIdentity | None  # in every checkpoint's manifest (None: a distributed rank that writes none)
     seq_now: Callable[[], int]  # the seq of the last event emitted: what a checkpoint covers
     last_step: int = 0
     clock: Clock = field(default_factory=Clock)
@@ -69,11 +77,30 @@ class Checkpointer:
     def due(self, step: int) -> bool:
         return step > self.last_step and self.every.due(step - self.last_step, self.clock.since())
 
+    def manifest(
+        self, exp: Experiment, epoch: int, batch: int, arm_names: list[str] | None = None
+    ) -> CheckpointManifest:
+        """The manifest of a checkpoint at this position (seal adds the format and the files' sha256)."""
+        identity = self.identity
+        assert identity is not None
+        return CheckpointManifest(
+            settings=identity.settings,
+            settings_digest=identity.settings_digest,
+            model=identity.model,
+            data=identity.data,
+            step=exp.step,
+            epoch=epoch,
+            batch=batch,
+            replicate=self.replicate,
+            after_seq=self.seq_now(),
+            arm_names=[a.name for a in exp.arms] if arm_names is None else arm_names,
+        )
+
     def save(self, exp: Experiment, epoch: int, batch: int) -> Path:
         name = folder_name(self.replicate, exp.step, self.seeds)
         exp.control.activity.enter("save", exp.step, epoch)  # writing a checkpoint
         where = {"step": exp.step, "epoch": epoch, "batch": batch, "replicate": self.replicate}
-        manifest = {**self.manifest, **where, "after_seq": self.seq_now(), "arm_names": [a.name for a in exp.arms]}
+        manifest = self.manifest(exp, epoch, batch)
         try:
             folder = write_atomically(self.root, name, lambda tmp: write_state(exp, tmp, where), manifest)
         except OSError as exc:
@@ -138,9 +165,9 @@ def _set_rng_state(state: dict) -> None:
 def restore(exp: Experiment, folder: Path) -> dict:
     """Put the checkpoint's state into `exp` (built as for a fresh start); returns its run.json."""
     manifest = read_manifest(folder)
-    if manifest.get("arm_names") != [a.name for a in exp.arms]:
+    if manifest.arm_names != [a.name for a in exp.arms]:
         raise FreezeTuiError(
-            f"checkpoint {folder} holds arms {', '.join(manifest.get('arms') or [])}, the run has "
+            f"checkpoint {folder} holds arms {', '.join(manifest.arm_names)}, the run has "
             f"{', '.join(a.name for a in exp.arms)}; resume with the run's own arms"
         )
     for i, arm in enumerate(exp.arms):

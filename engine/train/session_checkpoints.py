@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from engine.core.errors import FreezeTuiError
 from engine.log import events as ev
-from engine.run.checkpoints import ResumePoint, checkpoint_root, differences, digest, run_settings
+from engine.run.checkpoints import ResumePoint, RunIdentity, checkpoint_root, differences, digest, run_settings
 from engine.run.emitter import Emitter, LogSink
 from engine.run.every import parse_every
 from engine.train.checkpoint import Checkpointer, data_identity, model_identity, restore
@@ -39,15 +39,15 @@ class SessionCheckpoints:
 
         self.setup, self.cfg, self.log_path = setup, setup.cfg, log_path
         self.emitter, self.log, self.resume = emitter, log, resume
-        self.base: dict = {}
+        self.base: RunIdentity | None = None
         if self.cfg.checkpoint_every is not None or resume is not None:
             settings = settings_of(setup)
-            self.base = {
-                "settings": settings,
-                "settings_digest": digest(settings),
-                "model": model_identity(setup, model_checksum or weights_checksum(setup.model)),
-                "data": data_identity(setup),
-            }
+            self.base = RunIdentity(
+                settings=settings,
+                settings_digest=digest(settings),
+                model=model_identity(setup, model_checksum or weights_checksum(setup.model)),
+                data=data_identity(setup),
+            )
 
     def attach(self, exp: Experiment) -> Experiment:
         if self.cfg.checkpoint_every is not None:
@@ -57,7 +57,7 @@ class SessionCheckpoints:
                 self.cfg.keep_checkpoints,
                 replicate=exp.cfg.seed - self.cfg.seed,
                 seeds=self.cfg.seeds,
-                manifest=self.base,
+                identity=self.base,
                 seq_now=lambda: self.emitter.seq - 1,
             )
         return exp
@@ -73,21 +73,21 @@ class SessionCheckpoints:
 
     def check(self) -> None:
         """FreezeTuiError in one line when the checkpoint is not of this run (settings, model, data)."""
-        resume = self.resume
-        assert resume is not None
+        resume, base = self.resume, self.base
+        assert resume is not None and base is not None
         folder, manifest = resume.folder, resume.manifest
-        for name, then, now in differences(manifest.get("settings", {}), self.base["settings"]):
+        for name, then, now in differences(manifest.settings, base.settings):
             flag = "--" + name.replace("_", "-")
             raise FreezeTuiError(
                 f"checkpoint {folder} was written with {flag} {then!r}, this run has {now!r}; resume with the "
                 "run's own settings"
             )
-        if manifest.get("model") != self.base["model"]:
+        if manifest.model != base.model:
             raise FreezeTuiError(
                 f"the model ({self.cfg.model or 'demo'}) is not the one checkpoint {folder} was trained from "
                 "(its weights or config differ); resume with the run's own model"
             )
-        if manifest.get("data") != self.base["data"]:
+        if manifest.data != base.data:
             raise FreezeTuiError(
                 f"the data ({', '.join(self.cfg.data) or 'demo'}) is not the text checkpoint {folder} was "
                 "trained on (its content hash differs); resume with the run's own data"
@@ -106,7 +106,7 @@ class SessionCheckpoints:
                 step=exp.step,
                 epoch=exp.resume_at[0] if exp.resume_at else 0,
                 replicate=resume.replicate,
-                after_seq=int(manifest["after_seq"]),
+                after_seq=manifest.after_seq,
                 checkpoint=str(folder),
                 superseded_steps=resume.superseded_steps,
             )

@@ -82,12 +82,12 @@ def resume_point(
     folder = newest_intact(checkpoint_root(log), warn)
     manifest = read_manifest(folder)
     check_layout(folder, manifest, world_size, cfg.shards, cfg.replicas)
-    for name, then, now in differences(manifest.get("settings", {}), run_settings(start.config)):
+    for name, then, now in differences(manifest.settings, run_settings(start.config)):
         raise FreezeTuiError(
             f"checkpoint {folder} was written with {flag_of(name) if name in FIELDS else name} {then!r}, the run in "
             f"{log} has {now!r}; it is another run's checkpoint"
         )
-    after = int(manifest["after_seq"])
+    after = manifest.after_seq
     superseded = sum(1 for e in events if isinstance(e, ev.Step) and e.seq > after)
     next_seq = max(e.seq for e in read_every_event(log)) + 1
     return cfg, ResumePoint(folder, manifest, events, next_seq, superseded)
