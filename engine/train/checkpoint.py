@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
@@ -84,10 +85,7 @@ class Checkpointer:
         identity = self.identity
         assert identity is not None
         return CheckpointManifest(
-            settings=identity.settings,
-            settings_digest=identity.settings_digest,
-            model=identity.model,
-            data=identity.data,
+            **msgspec.structs.asdict(identity),  # the run's part, whatever fields it has
             step=exp.step,
             epoch=epoch,
             batch=batch,
