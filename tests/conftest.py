@@ -56,14 +56,15 @@ def pytest_collection_modifyitems(items) -> None:
 # FREEZE_TUI_TEST_CPU=PATH: each worker writes PATH.<worker> with the CPU seconds (this process and the
 # processes it reaped) and wall seconds per test file, most CPU first: what SLOWEST_FIRST is judged by
 # on a shared box, where wall time varies tenfold with the load.
-_CPU_BY_FILE: dict[str, list[float]] = {}
+_CPU_BY_FILE: dict[str, list[float]] = {}  # file: [CPU-s, of it in children, wall-s]
 
 
-def _cpu_s() -> float:
+def _cpu_s() -> tuple[float, float]:
+    """CPU seconds of this process and of the processes it reaped."""
     import resource
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -71,11 +72,13 @@ def pytest_runtest_protocol(item, nextitem):
     if not os.environ.get("FREEZE_TUI_TEST_CPU"):
         yield
         return
-    cpu, wall = _cpu_s(), time.monotonic()
+    (own, children), wall = _cpu_s(), time.monotonic()
     yield
-    spent = _CPU_BY_FILE.setdefault(item.nodeid.split("::")[0], [0.0, 0.0])
-    spent[0] += _cpu_s() - cpu
-    spent[1] += time.monotonic() - wall
+    (own_after, children_after), wall_after = _cpu_s(), time.monotonic()
+    spent = _CPU_BY_FILE.setdefault(item.nodeid.split("::")[0], [0.0, 0.0, 0.0])
+    spent[0] += own_after - own + children_after - children
+    spent[1] += children_after - children
+    spent[2] += wall_after - wall
 
 
 def pytest_sessionfinish(session) -> None:
@@ -83,7 +86,8 @@ def pytest_sessionfinish(session) -> None:
     if path and _CPU_BY_FILE:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         rows = sorted(_CPU_BY_FILE.items(), key=lambda row: -row[1][0])
-        lines = [f"{cpu:8.1f} {wall:8.1f}  {name}" for name, (cpu, wall) in rows]
+        lines = [f"{cpu:8.1f} {children:8.1f} {wall:8.1f}  {name}" for name, (cpu, children, wall) in rows]
+        total, children = (sum(spent[i] for spent in _CPU_BY_FILE.values()) for i in (0, 1))
         with open(f"{path}.{worker}", "w") as f:
-            f.write(f"{sum(c for c, _ in _CPU_BY_FILE.values()):8.1f} total CPU-s (then wall-s) of {worker}\n")
+            f.write(f"{total:8.1f} {children:8.1f} total CPU-s, of it in child processes, then wall-s, of {worker}\n")
             f.write("\n".join(lines) + "\n")

@@ -3,10 +3,15 @@ loop is doing now (read by the heartbeat thread). No torch."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import dataclass, field
 
 from engine.core.activity import Activity
+
+# What stops a run at the next step boundary, in every process that handles it (the console, a rank, a
+# background run's viewer): Ctrl-C, a scheduler's SIGTERM, a dropped SSH connection's SIGHUP
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @dataclass

@@ -309,15 +309,17 @@ def ratio_ci(value: float, interval: Sequence[float], by: float) -> tuple[float,
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-adjusted p values (statsmodels); nan stays nan and is left out of the family."""
-    known = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    """Holm-adjusted p values; nan stays nan and is left out of the family. Holm's step-down: the i-th
+    smallest of n is multiplied by n - i, made monotone, capped at 1 (the arithmetic of statsmodels'
+    `multipletests(method="holm")`, to the bit; a unit test compares the two). Written out because
+    statsmodels costs every run process 0.65 CPU-s of imports and its Holm calls gc.collect(), 0.25 s
+    with torch loaded, for six lines of arithmetic."""
+    known = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
     out = [math.nan] * len(p_values)
-    if known:
-        from statsmodels.stats.multitest import multipletests  # lazy: statsmodels imports pandas
-
-        adjusted = multipletests([p_values[i] for i in known], method="holm")[1]
-        for i, p in zip(known, adjusted, strict=True):
-            out[i] = float(p)
+    running = 0.0
+    for rank, (p, i) in enumerate(known):
+        running = max(running, p * (len(known) - rank))
+        out[i] = min(running, 1.0)
     return out
 
 

@@ -15,7 +15,7 @@ import traceback
 import warnings
 from typing import Any
 
-from engine.core.control import Control
+from engine.core.control import STOP_SIGNALS, Control
 from engine.core.errors import FreezeTuiError
 from engine.dist.agreement import SettingsDiffer
 from engine.dist.board import LOST, LOST_AFTER_S, STOP_WAIT_S
@@ -27,7 +27,6 @@ from engine.train.session import OOM_HINT, RunSession
 
 STOP_GRACE_S = 15.0
 LOST_PEER = "lost contact with another rank: its process ended without a word (killed? see the launcher's output)"
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 DONE_WAIT_S = 60.0  # how long a failed rank waits for rank 0 to end the log before it exits anyway
 
 

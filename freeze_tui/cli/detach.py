@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from engine.core.control import STOP_SIGNALS
 from engine.core.errors import FreezeTuiError
 from engine.run.config import RunConfig
 from freeze_tui.cli import exit_codes
@@ -94,9 +95,6 @@ def background_code(code: int) -> int:
     if code >= 0:
         return code
     return exit_codes.INTERRUPTED if -code in STOP_SIGNALS else exit_codes.FAILED
-
-
-STOP_SIGNALS = {int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP)}
 
 
 def _signal_name(number: int) -> str:

@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+from engine.core.control import STOP_SIGNALS
 
 
 class Interrupts:

@@ -177,3 +177,17 @@ def test_views_show_the_interval_the_verdict_and_the_base_rate():
     text = samples_text(state).plain
     assert "base rate (the validation text's own share): 57.0 %" in text
     assert "Δp = +30.0 pts\n" in text  # 4 samples of one prompt: no interval over prompts
+
+
+def test_holm_is_statsmodels_holm_to_the_bit(monkeypatch):
+    import gc
+
+    from statsmodels.stats.multitest import multipletests
+
+    monkeypatch.setattr(gc, "collect", lambda *_: 0)  # statsmodels' Holm collects garbage on every call
+    rng = random.Random(3)
+    for n in range(1, 13):
+        for _ in range(40):
+            family = [rng.choice([rng.random(), rng.random() ** 8, 0.0, 1.0, 0.02]) for _ in range(n)]
+            assert holm(family) == [float(p) for p in multipletests(family, method="holm")[1]], family
+    assert holm([math.nan, math.nan]) == pytest.approx([math.nan, math.nan], nan_ok=True) and holm([]) == []
