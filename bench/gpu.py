@@ -219,7 +219,7 @@ def run_figure(
         planned = [a.memory or {} for e in read_events(cfg.log) if isinstance(e, ev.RunStart) for a in e.arms]
     if session.failure is not None or state.status != "finished":
         raise RuntimeError(f"the bench run ended {state.status}: {session.failure}")
-    n = state.model.get("n_params", 0)
+    n = state.model_info.n_params or 0
     t_full = state.arm_time("full") / steps
     shape = f"{dims[0]}x{dims[1]}"
     notes = ", ".join(f"{a} r {state.saving(a):.3f} (FLOP {state.arms[a].r_pred:.3f})" for a in ("targeted", "reverse"))

@@ -73,7 +73,7 @@ class AlertWatch:
 
     def _diverging(self, state: RunState, name: str, blocks: _ArmBlocks) -> list[Alert]:
         losses, base = state.arms[name].losses, state.arms.get(state.baseline or "")
-        k = self.k if self.k is not None else _num(state.config.get("diverge_k"), DEFAULT_DIVERGE_K)
+        k = self.k if self.k is not None else _num(state.settings.diverge_k, DEFAULT_DIVERGE_K)
         out = []
         while blocks.done + DIVERGE_BLOCK <= len(losses):
             lo, hi = blocks.done, blocks.done + DIVERGE_BLOCK
@@ -113,7 +113,7 @@ class AlertWatch:
 
 def run_end_message(state: RunState) -> str:
     """'run 2026…-abc finished at step 366: full 3.36, targeted 4.95'."""
-    name = state.config.get("name") or state.run_id or "the run"
+    name = state.settings.name or state.run_id or "the run"
     losses = ", ".join(f"{n} {a.loss_last:.3g}" for n, a in state.arms.items() if not math.isnan(a.loss_last))
     return f"run {name} {state.status} at step {state.step + 1}" + (f": loss {losses}" if losses else "")
 

@@ -32,12 +32,7 @@ NAN3 = (math.nan, math.nan, math.nan)
 
 def run_groups(state: RunState) -> list[list[str]]:
     """The arms of each run: one group for a single log, one per run in merged logs."""
-    runs = state.config.get("runs")
-    groups = [
-        [str(a) for a in run["arms"] if str(a) in state.arms]
-        for run in (runs if isinstance(runs, list) else [])
-        if isinstance(run, dict) and isinstance(run.get("arms"), list)
-    ]
+    groups = [[a for a in run.arms if a in state.arms] for run in state.settings.merged_runs() if run.arms is not None]
     return [g for g in groups if g] or [list(state.arms)]
 
 
@@ -93,8 +88,8 @@ def live_interval(state: RunState, name: str) -> tuple[float, float]:
 def margin_of(state: RunState) -> float:
     """The equivalence margin (a share of r) the run stated (run_start.config.equivalence_margin, in
     points), else the default ±5 points."""
-    points = state.config.get("equivalence_margin")
-    if isinstance(points, (int, float)) and not isinstance(points, bool) and 0 < points < 100:
+    points = state.settings.equivalence_margin
+    if points is not None and 0 < points < 100:
         return points / 100
     return EQUIVALENCE_MARGIN
 
@@ -146,8 +141,8 @@ def time_comparison(state: RunState, base: str, name: str, margin: float | None 
 def val_batch_weights(state: RunState, n_batches: int) -> list[float] | None:
     """Blocks per validation batch (every batch `batch_size` blocks but the last), when the log says
     how many validation blocks there are (`data.n_val_blocks`); None for older logs (equal weights)."""
-    blocks, size = state.data.get("n_val_blocks"), state.config.get("batch_size")
-    if not isinstance(blocks, int) or not isinstance(size, int) or size <= 0 or n_batches <= 0:
+    blocks, size = state.data_info.n_val_blocks, state.settings.batch_size
+    if blocks is None or not isinstance(size, int) or size <= 0 or n_batches <= 0:
         return None
     last = blocks - size * (n_batches - 1)
     return [float(size)] * (n_batches - 1) + [float(last)] if 0 < last <= size else None
@@ -184,16 +179,45 @@ def share_change(before: SampleSet | None, after: SampleSet | None) -> tuple[flo
 def sampler(state: RunState) -> str:
     """How p's samples were drawn (engine/train/generate.py: top-k 40 at temperature 1, a seed per
     sample shared by every arm), from the run's config: shown beside p."""
-    config = state.config
-    prompts, seeds, tokens = (config.get(k, "?") for k in ("sample_prompts", "samples", "sample_tokens"))
+    config = state.settings
+    prompts, seeds, tokens = (_or_unknown(v) for v in (config.sample_prompts, config.samples, config.sample_tokens))
     return f"{prompts} prompts × {seeds} seeds × {tokens} tokens, top-k 40 sampling"
+
+
+def _or_unknown(value: object) -> object:
+    return "?" if value is None else value
 
 
 def _f(value) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
-def pair_row(state: RunState, first: str, second: str) -> dict:
+class PairComparison(msgspec.Struct, frozen=True):
+    """`report --pair A,B`: B against A within one run (the JSON report's `pair`, keys in this order): the
+    arms, the seed replicate whose steps and samples they are (None without --seeds), B's TimeComparison
+    with A as its baseline, the validation-loss gap L_B - L_A and p_post of B minus p_post of A."""
+
+    arms: list[str]
+    replicate: int | None
+    r: float
+    r_ci: list[float]
+    r_note: str
+    r_median: float
+    r_median_ci: list[float]
+    r_estimates_disagree: bool
+    r_steps: int
+    r_block: int
+    r_over_pred: float
+    r_over_pred_ci: list[float]
+    r_pred_verdict: str | None
+    r_pred_margin: float
+    val_diff: float
+    val_diff_ci: list[float]
+    p_post_diff: float
+    p_post_diff_ci: list[float]
+
+
+def pair_row(state: RunState, first: str, second: str) -> PairComparison:
     """`report --pair A,B`: B against A, paired: r of B with A as baseline (their step times), the
     validation-loss gap L_B - L_A (same batches) and p_post of B minus p_post of A (same prompts and
     seeds), all clustered and intervalled as the per-arm comparisons. Arms of one run only."""
@@ -206,13 +230,14 @@ def pair_row(state: RunState, first: str, second: str) -> dict:
         raise FreezeTuiError(f"--pair: {first} and {second} are from separate runs, whose times are not paired")
     val = val_comparison(state, first, second)
     timing = time_comparison(state, first, second)
+    assert timing is not None  # two different arms
     p_diff = share_change(state.arms[first].samples, state.arms[second].samples)
-    return {
-        "arms": [first, second],
-        "replicate": state.replicate if state.past else None,  # with --seeds: the last seed's steps and samples
-        **(msgspec.structs.asdict(timing) if timing is not None else {}),
-        "val_diff": val[0],
-        "val_diff_ci": list(val[1:]),
-        "p_post_diff": p_diff[0],
-        "p_post_diff_ci": list(p_diff[1:]),
-    }
+    return PairComparison(
+        arms=[first, second],
+        replicate=state.replicate if state.past else None,  # with --seeds: the last seed's steps and samples
+        **msgspec.structs.asdict(timing),
+        val_diff=val[0],
+        val_diff_ci=list(val[1:]),
+        p_post_diff=p_diff[0],
+        p_post_diff_ci=list(p_diff[1:]),
+    )

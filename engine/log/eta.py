@@ -52,10 +52,10 @@ def step_seconds(state: RunState) -> tuple[float, int]:
 
 def epochs_to_run(state: RunState) -> int | None:
     """Epochs the run really runs: --epochs, or fewer when --max-steps ends it early."""
-    epochs, per_epoch, total = state.config.get("epochs"), state.data.get("n_train_batches"), state.total_steps
-    if not isinstance(epochs, int) or epochs <= 0:
+    epochs, per_epoch, total = state.settings.epochs, state.data_info.n_train_batches, state.total_steps
+    if epochs is None or epochs <= 0:
         return None
-    if isinstance(per_epoch, int) and per_epoch > 0 and total:
+    if per_epoch is not None and per_epoch > 0 and total:
         return min(epochs, -(-total // per_epoch))
     return epochs
 
@@ -72,12 +72,13 @@ def eta(state: RunState) -> Eta | None:
     steps_left = max(0, total - (state.step + 1)) + replicates_left * total
     clock: PassClock = state.passes
     n_arms = len(state.arms)
-    samples_on = bool(state.config.get("monitor", True)) and _int(state.config.get("samples"), 4) > 0
+    samples = state.settings.samples
+    samples_on = state.settings.monitor and (4 if samples is None else samples) > 0
 
     # validation: the epoch ends still to come here, and every pass of a later replicate
     epochs_done = len({e for a in state.arms.values() for e, _ in a.epochs})
     end_passes = max(0, epochs - epochs_done) + replicates_left * epochs
-    val_guess = _int(state.data.get("n_val_batches"), 0) * per_step * FORWARD_SHARE
+    val_guess = (state.data_info.n_val_batches or 0) * per_step * FORWARD_SHARE
     val_end = _mean(clock.validation_end)
     val_zero = _mean(clock.validation_zero)
     approximate = intervals < 3
@@ -115,7 +116,3 @@ def _sets_done(state: RunState) -> int:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
-
-
-def _int(value, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default

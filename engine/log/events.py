@@ -34,19 +34,25 @@ from engine.log.records import (  # noqa: F401
     ArmStep,
     ArmSummary,
     ArmThroughput,
+    DataInfo,
     Float,
     Int,
     Interval,
     KernelsRecord,
+    MergedRun,
+    ModelInfo,
     NormMap,
     PhaseTimes,
     RetainRecord,
+    RunSettings,
     SeedMean,
+    SessionReadings,
     StudyMethod,
     StudyResult,
     ThroughputRecord,
     Value,
     epoch_record,
+    lenient,
     measured,
     measured_value,
     read_summary,
@@ -88,6 +94,16 @@ class RunStart(Event, tag="run_start", frozen=True):
     data: dict[str, Any] = {}
     common_tokens: list = []
     arms: list[ArmRecord] = []
+
+    def settings(self) -> RunSettings:
+        """config as the product reads it (the dict stays as written: its bytes, every key)."""
+        return lenient(self.config, RunSettings)
+
+    def model_info(self) -> ModelInfo:
+        return lenient(self.model, ModelInfo)
+
+    def data_info(self) -> DataInfo:
+        return lenient(self.data, DataInfo)
 
 
 class Step(Event, tag="step", frozen=True):

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import msgspec
+
 from engine.log import events as ev
 from engine.log.short_names import settings_diff, short_names
 
@@ -169,17 +171,19 @@ class Merger:
             for a in start.arms
             if isinstance(a, ev.ArmRecord)
         ]
-        models = list(dict.fromkeys(str(start.model.get("name", "?")) for _, start in starts))
+        models = list(dict.fromkeys(_model_name(start, "?") for _, start in starts))
         differ = settings_diff([start.config for _, start in starts], NOT_COMPARED)
         runs = [
-            {
-                "name": run.name,
-                "run_id": run.header.run_id if run.header else "",
-                "model": start.model.get("name"),
-                "arms": list(run.names.values()),  # which arms are paired: times of different runs never are
-                "short": run.short,
-                "settings": {key: values[k] for key, values in differ.items()},  # those that differ between runs
-            }
+            msgspec.to_builtins(
+                ev.MergedRun(
+                    name=run.name,
+                    run_id=run.header.run_id if run.header else "",
+                    model=start.model_info().name,
+                    arms=list(run.names.values()),  # which arms are paired: times of different runs never are
+                    short=run.short,
+                    settings={key: values[k] for key, values in differ.items()},  # those that differ between runs
+                )
+            )
             for k, (run, start) in enumerate(starts)
         ]
         return ev.replaced(
@@ -187,7 +191,7 @@ class Merger:
         )
 
     def _model_warning(self, starts: list[tuple[_Run, ev.RunStart]]) -> list[ev.Event]:
-        models = {str(start.model.get("name")) for _, start in starts}
+        models = {_model_name(start, "None") for _, start in starts}
         if len(models) < 2:
             return []
         owner = self.runs[self.pre_owner].name
@@ -278,6 +282,11 @@ class Merger:
         summary["steps"] = max((s for s in steps if isinstance(s, int)), default=0)
         t = max(self._retimed(i, e.t) for i, e in ends)
         return [self._out(ends[0][1], t=t, status=status, summary=summary)]
+
+
+def _model_name(start: ev.RunStart, missing: str) -> str:
+    name = start.model_info().name
+    return missing if name is None else name
 
 
 def _renamed_row(value, name: str):

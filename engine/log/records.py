@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -342,3 +342,114 @@ class KernelsRecord(msgspec.Struct, frozen=True):
     optimizer: str = ""
     compile: dict[str, Any] | None = None
     activation_checkpointing: str | None = None
+
+
+# -- read-side views of run_start's config, model and data (issue 19) ---------------------------------
+# run_start keeps the three dicts as written (their bytes, every key a writer adds); readers take these
+# views of them, decoded once with `lenient`: a key the product reads is a field here, never a string.
+
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+def lenient(raw: object, kind: type[_S]) -> _S:
+    """`kind` read from a dict of a log, never raising: the fields whose values have the declared type (as
+    strictly as the log is read: "4" is no number, true no count), the rest left at their defaults."""
+    if not isinstance(raw, Mapping):
+        return kind()
+    try:
+        return msgspec.convert(raw, kind)
+    except msgspec.ValidationError:
+        pass
+    kept = {}
+    for name in kind.__struct_fields__:
+        if name in raw:
+            try:
+                msgspec.convert({name: raw[name]}, kind)
+            except msgspec.ValidationError:
+                continue
+            kept[name] = raw[name]
+    return msgspec.convert(kept, kind)
+
+
+class SessionReadings(msgspec.Struct, frozen=True):
+    """run_start.config["session"]: the session every r of the run holds for (engine/run/session_info.py);
+    UNSET: not logged (None: logged as unknown)."""
+
+    torch_threads: int | None | UnsetType = UNSET
+    cpu_count: int | None | UnsetType = UNSET
+    physical_cores: int | None | UnsetType = UNSET
+    load_avg: list[float] | None | UnsetType = UNSET  # 1, 5 and 15 minutes
+
+
+class MergedRun(msgspec.Struct, frozen=True):
+    """One run of merged logs, in run_start.config["runs"] (engine/log/merge.py): its name, header run id,
+    model, arms (as renamed), short name and the settings in which it differs from the others."""
+
+    name: str | None = None
+    run_id: str | None = None
+    model: str | None = None
+    arms: list[str] | None = None
+    short: str | None = None
+    settings: dict[str, Any] = {}
+
+
+class RunSettings(msgspec.Struct, frozen=True):
+    """run_start.config as the product reads it (the settings of RunConfig, the run's device and session,
+    and what `merge` adds: `runs`); None: not logged, or not of its type."""
+
+    name: str | None = None
+    run_name: str | None = None
+    device: str | None = None
+    log: str | None = None
+    model: str | None = None
+    data: list[str] | None = None
+    epochs: int | None = None
+    max_steps: int | None = None
+    batch_size: int | float | None = None
+    block_size: int | float | None = None
+    val_blocks: int | None = None
+    samples: int | None = None
+    sample_prompts: int | None = None
+    sample_tokens: int | None = None
+    monitor: bool = True
+    trust_remote_code: bool = False
+    world_size: int | None = None
+    equivalence_margin: int | float | None = None  # points of r
+    arm_roles: str | None = None
+    diverge_k: int | float | None = None
+    session: dict[str, Any] | None = None  # {torch_threads, cpu_count, physical_cores, load_avg}
+    runs: list[Any] | None = None  # merged logs: one {name, run_id, model, arms, short, settings} per run
+    throughput: ThroughputRecord | None = None
+
+    def readings(self) -> SessionReadings:
+        """The session's readings (every one UNSET: not logged); `session` stays the dict as written."""
+        return lenient(self.session, SessionReadings)
+
+    def merged_runs(self) -> list[MergedRun]:
+        """The runs of merged logs (`[]` for a single log), an entry that is no object left out."""
+        return [lenient(run, MergedRun) for run in self.runs or [] if isinstance(run, Mapping)]
+
+
+class ModelInfo(msgspec.Struct, frozen=True):
+    """run_start.model as the product reads it."""
+
+    name: str | None = None
+    n_params: int | None = None
+    n_blocks: int | None = None
+    arch: str | None = None
+    device: str | None = None
+    path: str | None = None
+
+
+class DataInfo(msgspec.Struct, frozen=True):
+    """run_start.data as the product reads it."""
+
+    source: str | None = None
+    n_tokens: int | None = None
+    n_unique: int | None = None
+    n_train_batches: int | None = None
+    n_val_batches: int | None = None
+    n_val_blocks: int | None = None
+    common_base_rate: float | None = None  # None: nan without a validation split
+    sampler: str | None = None
+    retain: RetainRecord | None = None

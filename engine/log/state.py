@@ -149,6 +149,10 @@ class RunState:
         self.config: dict = {}
         self.model: dict = {}
         self.data: dict = {}
+        # the views the product reads them through (issue 19): the dicts above stay as the log wrote them
+        self.settings = ev.RunSettings()
+        self.model_info = ev.ModelInfo()
+        self.data_info = ev.DataInfo()
         self.common_tokens: list = []
         self.arms: dict[str, ArmState] = {}
         self._start_replicate()
@@ -196,6 +200,7 @@ class RunState:
     def _run_start(self, e: ev.RunStart) -> None:
         self.status = "running"
         self.config, self.model, self.data = dict(e.config), dict(e.model), dict(e.data)
+        self.settings, self.model_info, self.data_info = e.settings(), e.model_info(), e.data_info()
         self.common_tokens = list(e.common_tokens)
         for arm in e.arms:
             self.arms[str(arm.name)] = ArmState(
@@ -366,11 +371,10 @@ class RunState:
     @property
     def total_steps(self) -> int | None:
         """Planned optimizer steps, from the config and data size, if known."""
-        max_steps = self.config.get("max_steps")
-        per_epoch = self.data.get("n_train_batches")
-        epochs = self.config.get("epochs")
-        planned = per_epoch * epochs if isinstance(per_epoch, int) and isinstance(epochs, int) else None
-        if isinstance(max_steps, int) and max_steps > 0:
+        max_steps, epochs = self.settings.max_steps, self.settings.epochs
+        per_epoch = self.data_info.n_train_batches
+        planned = per_epoch * epochs if per_epoch is not None and epochs is not None else None
+        if max_steps is not None and max_steps > 0:
             return min(max_steps, planned) if planned else max_steps
         return planned
 
@@ -413,7 +417,7 @@ class RunState:
     @property
     def tokens_per_step(self) -> float:
         """Training tokens one optimizer step sees: batch_size * block_size (nan if not logged)."""
-        return _num(self.config.get("batch_size")) * _num(self.config.get("block_size"))
+        return _num(self.settings.batch_size) * _num(self.settings.block_size)
 
     def tokens_per_s(self, name: str) -> float:
         tokens = self.tokens_per_step
@@ -443,7 +447,7 @@ class RunState:
     @property
     def common_base_rate(self) -> float:
         """The share of S tokens in the validation split: the p a model that copies the text scores."""
-        return _num(self.data.get("common_base_rate"))
+        return _num(self.data_info.common_base_rate)
 
 
 def _num(value) -> float:

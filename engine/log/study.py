@@ -76,7 +76,7 @@ def study_summary(state, rows: Mapping[str, ArmSummary]) -> StudyResult | None:
     """Each arm's role and each method arm's StudyMethod (vs_random, its interval, verdict, ...) from
     the state and the summary's per-arm rows ({arm: its ArmSummary}: r, val_diff), or None when the run
     is not a study (no roles, or no method or no random arm)."""
-    roles = parse_roles(str(state.config.get("arm_roles") or ""))
+    roles = parse_roles(state.settings.arm_roles or "")
     roles = {arm: role for arm, role in roles.items() if arm in state.arms}
     methods = [a for a, r in roles.items() if r == "method"]
     randoms = [a for a, r in roles.items() if r == "random"]

@@ -21,11 +21,7 @@ RECORD = "throughput"  # the run_start.config entry
 
 def read_record(state: RunState) -> ev.ThroughputRecord | None:
     """The run's throughput record, or None (a log from before issue 22, or a malformed one)."""
-    raw = state.config.get(RECORD)
-    try:
-        return msgspec.convert(raw, ev.ThroughputRecord) if isinstance(raw, dict) else None
-    except msgspec.ValidationError:
-        return None
+    return state.settings.throughput
 
 
 def arm_throughput(state: RunState, name: str) -> ev.ArmThroughput | None:
@@ -36,7 +32,7 @@ def arm_throughput(state: RunState, name: str) -> ev.ArmThroughput | None:
         return None
     steps = sum(1 for dt in arm.dts if not math.isnan(dt))
     seconds = arm.time_total
-    tokens_per_step = _num(state.config.get("batch_size")) * _num(state.config.get("block_size"))
+    tokens_per_step = state.tokens_per_step
     if not steps or not seconds > 0 or math.isnan(tokens_per_step):
         return None
     tokens_per_s = steps * tokens_per_step / seconds

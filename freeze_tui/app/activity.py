@@ -65,7 +65,8 @@ def usual_wait(state: RunState) -> float:
     """How long the engine usually stays at one step: every arm's step time, times the steps it waits
     for at once off CPU (there a step's own time is tiny and the 20th waits for the other 19)."""
     per_step = sum(a.dt_ema for a in state.arms.values() if not math.isnan(a.dt_ema))
-    on_cpu = str(state.config.get("device", "cpu")).startswith("cpu")
+    device = state.settings.device
+    on_cpu = (device if device is not None else "cpu").startswith("cpu")
     return per_step * (1 if on_cpu else CUDA_FLUSH_STEPS)
 
 

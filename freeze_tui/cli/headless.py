@@ -145,13 +145,14 @@ class _Printer:
 
     def _describe_start(self) -> None:
         s = self.state
+        model, data = s.model_info, s.data_info
         fields = [
-            ("model", f"{s.model.get('name')} ({fmt.count(s.model.get('n_params'))} params)"),
-            ("data", str(s.data.get("source"))),
-            ("tokens", fmt.count(s.data.get("n_tokens"))),
-            ("device", str(s.config.get("device"))),
+            ("model", f"{model.name} ({fmt.count(model.n_params)} params)"),
+            ("data", str(data.source)),
+            ("tokens", fmt.count(data.n_tokens)),
+            ("device", str(s.settings.device)),
         ]
-        if s.config.get("trust_remote_code"):
+        if s.settings.trust_remote_code:
             fields.append(("trust_remote_code", "ON"))
         self.console.print(Packed(fields, label_style=""))
         for arm in s.arms.values():
@@ -203,9 +204,9 @@ class LossColumn(ProgressColumn):
 
 def epoch_plan(state: RunState) -> tuple[int | None, int | str]:
     """(steps the current epoch will run, epochs the run will run), both honouring --max-steps."""
-    per_epoch, total = state.data.get("n_train_batches"), state.total_steps
-    epochs = state.config.get("epochs", "?")
-    if not isinstance(per_epoch, int) or per_epoch <= 0:
+    per_epoch, total = state.data_info.n_train_batches, state.total_steps
+    epochs = state.settings.epochs if state.settings.epochs is not None else "?"
+    if per_epoch is None or per_epoch <= 0:
         return total, epochs
     if not total:
         return per_epoch, epochs

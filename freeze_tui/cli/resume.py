@@ -58,7 +58,8 @@ def resume_point(
     start = next((e for e in events if isinstance(e, ev.RunStart)), None)
     if start is None:
         raise FreezeTuiError(f"log {log} has no run_start: that run never began training; nothing to resume")
-    _check_world(log, int(start.config.get("world_size", 1)), world_size)
+    logged = start.settings().world_size
+    _check_world(log, 1 if logged is None else logged, world_size)
     end = next((e for e in events if isinstance(e, ev.RunEnd)), None)
     if end is not None and end.status != "stopped":  # a stopped run (ctrl+c) may go on; its run_end is superseded
         raise FreezeTuiError(f"log {log} already ended ({end.status}); nothing to resume: start a new run")

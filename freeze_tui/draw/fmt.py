@@ -13,6 +13,11 @@ def _missing(x) -> bool:
     return x is None or isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)
 
 
+def or_unknown(value: object) -> str:
+    """A value of the run's settings, model or data as text; "?" where the log has none."""
+    return "?" if value is None else str(value)
+
+
 def num(x, digits: int = 3) -> str:
     """A loss-like value: fixed decimals."""
     return DASH if _missing(x) else f"{x:.{digits}f}"

@@ -49,8 +49,8 @@ def frontier_cells(p: FrontierPoint) -> list[str]:
 
 def frontier_legend(state: RunState) -> str:
     base = state.baseline
-    retain = state.data.get("retain") if isinstance(state.data.get("retain"), dict) else {}
-    where = f" ({retain.get('n_blocks', '?')} blocks of {retain.get('source', 'the retain data')})" if retain else ""
+    retain = state.data_info.retain
+    where = f" ({retain.n_blocks} blocks of {retain.source})" if retain is not None else ""
     return (
         f"Val gap: L_arm − L_{base} on the same validation batches. Target gain: validation loss at step 0 − now. "
         f"Forgetting: loss on the retain set{where} now − at step 0, paired by retain batch (all arms start "

@@ -10,18 +10,18 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.log.comparisons import run_groups
+from engine.log.events import MergedRun
 from engine.log.state import RunState
 from freeze_tui.draw.safe_text import ELLIPSIS, safe
 
 
-def merged_runs(state: RunState) -> list[dict]:
+def merged_runs(state: RunState) -> list[MergedRun]:
     """The runs of merged logs as recorded in run_start (`[]` for a single log)."""
-    runs = state.config.get("runs")
-    return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    return state.settings.merged_runs()
 
 
 def differing_settings(state: RunState) -> set[str]:
-    return {str(k) for run in merged_runs(state) if isinstance(run.get("settings"), dict) for k in run["settings"]}
+    return {str(k) for run in merged_runs(state) for k in run.settings}
 
 
 def fit_arm(name: str, width: int) -> str:
@@ -49,9 +49,8 @@ def _cut(name: str, width: int) -> str:
     return name[: width - 1 - tail] + ELLIPSIS + name[-tail:]
 
 
-def _settings(run: dict) -> dict:
-    settings = run.get("settings")
-    return settings if isinstance(settings, dict) else {}
+def _or(value: str | None, missing: str) -> str:
+    return missing if value is None else value
 
 
 def _cell(value, max_len: int = 120) -> Text:
@@ -72,14 +71,14 @@ def merged_tables(state: RunState) -> list[Table]:
     groups = run_groups(state)  # each run's arms, in the order of the runs
     for k, run in enumerate(runs):
         arms = [a.rpartition("/")[2] for a in groups[k]] if len(groups) == len(runs) else []
-        short = str(run.get("short", run.get("name", "?")))
-        legend.add_row(Text(short, style="bold"), safe(run.get("name", "?")), safe(run.get("run_id", "")), _cell(arms))
-    settings: list[dict] = [_settings(run) for run in runs]
+        short = _or(run.short, _or(run.name, "?"))
+        legend.add_row(Text(short, style="bold"), safe(_or(run.name, "?")), safe(_or(run.run_id, "")), _cell(arms))
+    settings = [run.settings for run in runs]
     keys = list(dict.fromkeys(k for s in settings for k in s))
     diff = Table(title="Settings that differ", title_justify="left", title_style="bold", box=None, pad_edge=False)
     diff.add_column("setting", style="dim", no_wrap=True)
     for run in runs:
-        diff.add_column(safe(run.get("short", "?")).plain)
+        diff.add_column(safe(_or(run.short, "?")).plain)
     for key in keys:
         diff.add_row(key.replace("_", " "), *(_cell(s.get(key)) for s in settings))
     if not keys:
@@ -93,8 +92,8 @@ def runs_markdown(state: RunState) -> list[str]:
     runs = merged_runs(state)
     if len(runs) < 2:
         return []
-    names = "; ".join(f"**{r.get('short', '?')}** = {r.get('name', '?')} (run {r.get('run_id', '?')})" for r in runs)
-    settings = [_settings(run) for run in runs]
+    names = "; ".join(f"**{_or(r.short, '?')}** = {_or(r.name, '?')} (run {_or(r.run_id, '?')})" for r in runs)
+    settings = [run.settings for run in runs]
     keys = list(dict.fromkeys(k for s in settings for k in s))
     differ = "; ".join(f"{k}: " + " / ".join(_cell(s.get(k), 400).plain for s in settings) for k in keys)
     return [f"Runs: {names}.", "", f"Settings that differ: {differ or 'none'}.", ""]

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from engine.core.stats import MIN_BLOCKS, MIN_PROMPTS, MIN_SEEDS_FOR_VERDICT, WARMUP_STEPS
 from engine.log.comparisons import margin_of, run_groups, sampler
-from engine.log.events import ArmSummary, StudyResult, measured_value
+from engine.log.events import UNSET, ArmSummary, StudyResult, measured_value
 from engine.log.state import RunState
 from engine.log.study import study_summary
 from engine.log.summary import arm_rows, summarised_seeds
@@ -189,16 +189,16 @@ def status_text(state: RunState) -> Text:
 
 
 def _meta_fields(state: RunState) -> list[tuple[str, str]]:
-    data = state.data
+    data = state.data_info
     fields = [
-        ("Model:", str(state.model.get("name", "?"))),
-        ("data:", str(data.get("source", "?"))),
-        ("tokens:", str(data.get("n_tokens", "?"))),
-        ("device:", str(state.config.get("device", "?"))),
+        ("Model:", fmt.or_unknown(state.model_info.name)),
+        ("data:", fmt.or_unknown(data.source)),
+        ("tokens:", fmt.or_unknown(data.n_tokens)),
+        ("device:", fmt.or_unknown(state.settings.device)),
         ("steps:", str(state.step + 1)),
     ]
-    if state.config.get("val_blocks"):  # measured on a subset (the quick demo's): every val number is of it
-        fields.append(("validation:", f"{data.get('n_val_blocks', '?')} spread blocks (--val-blocks)"))
+    if state.settings.val_blocks:  # measured on a subset (the quick demo's): every val number is of it
+        fields.append(("validation:", f"{fmt.or_unknown(data.n_val_blocks)} spread blocks (--val-blocks)"))
     return fields
 
 
@@ -274,12 +274,13 @@ def _legend(state: RunState) -> str:
 
 def session_label(state: RunState) -> str:
     """Where and how r was measured: it holds for this session on this device, not in general."""
-    config = state.config
-    session = config.get("session") if isinstance(config.get("session"), dict) else {}
-    parts = [f"device {config.get('device', '?')}"]
-    if session:
-        parts.append(f"{session.get('torch_threads', '?')} torch threads on {session.get('cpu_count', '?')} cores")
-        load = session.get("load_avg")
+    settings = state.settings
+    session = settings.readings() if settings.session else None  # logged, and not empty
+    parts = [f"device {fmt.or_unknown(settings.device)}"]
+    if session is not None:
+        threads, cores = ("?" if value is UNSET else value for value in (session.torch_threads, session.cpu_count))
+        parts.append(f"{threads} torch threads on {cores} cores")
+        load = session.load_avg
         if isinstance(load, list) and load:
             parts.append(f"load {load[0]:.1f} at the start")
     return "r was measured in this session (" + ", ".join(parts) + ") and holds for it, not in general"
@@ -430,15 +431,15 @@ def pair_lines(state: RunState, first: str, second: str) -> list[str]:
     from engine.log.comparisons import pair_row
 
     row = pair_row(state, first, second)
-    seed = f" (seed replicate {row['replicate']})" if row["replicate"] is not None else ""
+    seed = f" (seed replicate {row.replicate})" if row.replicate is not None else ""
     return [
         f"{second} vs {first}{seed}, paired within one run:",
-        f"  r {fmt.pct(row['r'])}{_r_extra(row.get('r_ci'), row.get('r_note'))} (T_{first} as the baseline), "
-        f"median step {fmt.pct(row['r_median'])}{_interval(row.get('r_median_ci'), _pts)}"
-        + (" — the two estimates disagree" if row.get("r_estimates_disagree") else ""),
-        f"  validation loss {second} − {first}: {fmt.num(row['val_diff'])}"
-        f"{_interval(row['val_diff_ci'], lambda v: f'{v:+.3f}')} (same batches, weighted by tokens)",
-        f"  p_post {second} − {first}: {fmt.signed_pts(row['p_post_diff'])}"
-        f"{_interval(row['p_post_diff_ci'], _signed)} (same prompts and seeds, t interval over prompts)",
+        f"  r {fmt.pct(row.r)}{_r_extra(row.r_ci, row.r_note)} (T_{first} as the baseline), "
+        f"median step {fmt.pct(row.r_median)}{_interval(row.r_median_ci, _pts)}"
+        + (" — the two estimates disagree" if row.r_estimates_disagree else ""),
+        f"  validation loss {second} − {first}: {fmt.num(row.val_diff)}"
+        f"{_interval(row.val_diff_ci, lambda v: f'{v:+.3f}')} (same batches, weighted by tokens)",
+        f"  p_post {second} − {first}: {fmt.signed_pts(row.p_post_diff)}"
+        f"{_interval(row.p_post_diff_ci, _signed)} (same prompts and seeds, t interval over prompts)",
         f"  {session_label(state)}",
     ]

@@ -37,7 +37,7 @@ def sample_text(sample, palette: Palette = PLAIN, with_prompt: bool = True) -> T
 def no_samples(state: RunState, before: bool) -> str:
     """Why a set is empty: sampling off, the run ended before that point, or not yet (samples are taken
     before training and at each epoch's end)."""
-    if state.config.get("samples") == 0:
+    if state.settings.samples == 0:
         return "no samples: sampling is off (--samples 0)"
     if not state.finished:
         return "no samples yet (taken before training)" if before else "no samples yet (taken at each epoch's end)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 
 from engine.log.state import RunState
@@ -45,7 +46,10 @@ def test_no_mfu_without_a_peak(runs):
     assert device_peak(torch.device("cpu"), "fp32", None)[0] is None
     assert device_peak(torch.device("cpu"), "fp32", 2.0) == (2.0, "--peak-tflops 2")
     state = RunState().apply_all(runs["given"])
-    state.config["throughput"] = {**state.config["throughput"], "peak_tflops": {"full": None, "targeted": None}}
+    record = state.settings.throughput
+    assert record is not None
+    no_peak = msgspec.structs.replace(record, peak_tflops={"full": None, "targeted": None})
+    state.settings = msgspec.structs.replace(state.settings, throughput=no_peak)
     figures = arm_throughput(state, "full")
     assert figures is not None and figures.mfu is None and figures.tokens_per_s > 0
     assert throughput_extras(state)["mfu"] == {"full": None, "targeted": None}

@@ -68,9 +68,9 @@ def _without_arms(lines: list[str], keep: str) -> list[str]:
 def test_pair_compares_two_arms_of_one_run_and_refuses_arms_of_two():
     state = state_of(SAMPLES[-1:])  # full, targeted, suggested
     row = pair_row(state, "targeted", "suggested")
-    assert row["arms"] == ["targeted", "suggested"] and row["r"] < 0  # suggested is slower than targeted
-    lo, hi = row["val_diff_ci"]
-    assert lo <= row["val_diff"] <= hi < 0  # suggested ends lower on the same validation batches
+    assert row.arms == ["targeted", "suggested"] and row.r < 0  # suggested is slower than targeted
+    lo, hi = row.val_diff_ci
+    assert lo <= row.val_diff <= hi < 0  # suggested ends lower on the same validation batches
     with pytest.raises(FreezeTuiError, match="no arm"):
         pair_row(state, "targeted", "nope")
     merged = state_of(SAMPLES)

@@ -8,6 +8,7 @@ import math
 import sys
 import types
 
+import msgspec
 import pytest
 
 from engine.core.activity import Activity
@@ -168,7 +169,7 @@ def test_activity_age_counts_log_time_and_ticking():
 
 def test_off_cpu_a_step_is_slow_against_the_steps_the_engine_waits_for_at_once():
     cuda = running_state()
-    cuda.config["device"] = "cuda:0"
+    cuda.settings = msgspec.structs.replace(cuda.settings, device="cuda:0")
     usual = sum(a.dt_ema for a in cuda.arms.values())  # the synthetic run's steps: ~0.2 s for both arms
     waits = 3 * 20 * usual
     assert activity_label(beat(cuda, "step", waits - 0.5, step=20)) == ""  # the 20th step waits for 19 more

@@ -22,7 +22,7 @@ ROLES = "full=full,m=method,w=method,n=method,random-1=random,random-2=random"
 
 def _state(val: dict[str, list[float]], roles: str = ROLES, past=()):
     arms = {name: SimpleNamespace(epochs=[(0, ev.ArmEpoch(val_batches=v))]) for name, v in val.items()}
-    state = SimpleNamespace(config={"arm_roles": roles}, arms=arms, past=list(past))
+    state = SimpleNamespace(settings=ev.RunSettings(arm_roles=roles), arms=arms, past=list(past))
     state.finished_replicates = [*state.past, state]  # every seed ran to its end
     return state
 

@@ -2,6 +2,7 @@
 
 import math
 
+import msgspec
 import pytest
 from rich.style import Style
 
@@ -138,7 +139,7 @@ def test_header_lines(state):
 
 def test_trust_remote_code_is_shown():
     s = RunState().apply_all(synthetic_events(steps=4, finished=False))
-    s.config["trust_remote_code"] = True
+    s.settings = msgspec.structs.replace(s.settings, trust_remote_code=True)
     assert "trust_remote_code on" in progress_line(s, SourceView()).plain
 
 

@@ -92,22 +92,23 @@ def _join(parts: list[Text]) -> Text:
 
 
 def run_line(state: RunState, title: str) -> Text:
-    model, data, config = state.model, state.data, state.config
-    name = config.get("name") or config.get("run_name")
+    model, data, settings = state.model_info, state.data_info, state.settings
+    name = settings.name or settings.run_name
     run = safe(f"{name} ({state.run_id})" if name and state.run_id else name or state.run_id, max_len=60)
     parts = [Text(title, style="bold"), Text("run ") + run if run.plain else Text("")]
-    if model:
-        blocks = f", {model['n_blocks']} blocks" if model.get("n_blocks") else ""
+    if state.model:  # run_start logged a model
+        blocks = f", {model.n_blocks} blocks" if model.n_blocks else ""
         parts.append(
             Text("model ")
-            + safe(model.get("name", "?"), "bold", max_len=60)
-            + Text(f" ({fmt.count(model.get('n_params'))}{blocks})")
+            + safe(fmt.or_unknown(model.name), "bold", max_len=60)
+            + Text(f" ({fmt.count(model.n_params)}{blocks})")
         )
-    device = config.get("device") or model.get("device")
+    device = settings.device or model.device
     if device:
         parts.append(Text("on ") + safe(device, max_len=20))
-    if data:
-        parts.append(Text(f"data {fmt.count(data.get('n_tokens'))} tokens, {data.get('n_train_batches', '?')} batches"))
+    if state.data:  # run_start logged its data
+        tokens, batches = fmt.count(data.n_tokens), fmt.or_unknown(data.n_train_batches)
+        parts.append(Text(f"data {tokens} tokens, {batches} batches"))
     return _join(parts)
 
 
@@ -137,7 +138,7 @@ def progress_line(state: RunState, src: SourceView, width: int = 160, palette: P
         parts.append(safe(gpu_brief(state), max_len=60))
     if state.system and not state.finished and width >= 120:  # at 80 columns: the Time view's first line
         parts.append(Text(system_brief(state), style="dim"))
-    if state.config.get("trust_remote_code"):
+    if state.settings.trust_remote_code:
         parts.append(Text("⚠ trust_remote_code on", style=palette.style("failed")))
     return _join(parts)
 

@@ -54,9 +54,10 @@ def start_time(t: float) -> str:
 
 
 def run_tables(state: RunState, log_path: str = "") -> Group:
-    cfg, model, data = state.config, state.model, state.data
+    cfg, model, data = state.config, state.model_info, state.data_info
+    settings = state.settings
     run = _table("Run")
-    recorded = cfg.get("log")
+    recorded = settings.log
     rows = [("run id", state.run_id), ("log", log_path or recorded)]
     if recorded and log_path and str(recorded) != log_path:
         rows.append(("recorded as", recorded))  # a copied log: where the run wrote it
@@ -64,20 +65,22 @@ def run_tables(state: RunState, log_path: str = "") -> Group:
     for key, value in rows:
         run.add_row(key, _value(value))
     what = _table("Model and data")
-    blocks = f", {model['n_blocks']} blocks" if model.get("n_blocks") else ""
-    what.add_row("model", _value(f"{model.get('name', cfg.get('model', '?'))} ({model.get('arch', '?')}{blocks})"))
-    what.add_row("parameters", _value(fmt.count(model.get("n_params"))))
-    what.add_row("data", _value(data.get("source") or cfg.get("data")))
-    what.add_row("tokens", _value(f"{fmt.count(data.get('n_tokens'))} ({data.get('n_unique', '?')} distinct)"))
-    what.add_row("batches", _value(f"{data.get('n_train_batches', '?')} train, {data.get('n_val_batches', '?')} val"))
-    settings = _table("Settings")
+    blocks = f", {model.n_blocks} blocks" if model.n_blocks else ""
+    model_name = model.name if model.name is not None else fmt.or_unknown(settings.model)
+    what.add_row("model", _value(f"{model_name} ({fmt.or_unknown(model.arch)}{blocks})"))
+    what.add_row("parameters", _value(fmt.count(model.n_params)))
+    what.add_row("data", _value(data.source or settings.data))
+    what.add_row("tokens", _value(f"{fmt.count(data.n_tokens)} ({fmt.or_unknown(data.n_unique)} distinct)"))
+    batches = f"{fmt.or_unknown(data.n_train_batches)} train, {fmt.or_unknown(data.n_val_batches)} val"
+    what.add_row("batches", _value(batches))
+    table = _table("Settings")
     differ = differing_settings(state)  # merged runs: the first run's value would mislead
     for key, label in FIRST.items():
         if key in cfg:
-            settings.add_row(label, _differs() if key in differ else _value(cfg[key]))
+            table.add_row(label, _differs() if key in differ else _value(cfg[key]))
     for key, value in cfg.items():
         if key not in FIRST and key not in SKIP:
-            settings.add_row(key.replace("_", " "), _differs() if key in differ else _value(value))
+            table.add_row(key.replace("_", " "), _differs() if key in differ else _value(value))
     arms = _table("Arms (spec, device)")
     for name, arm in state.arms.items():
         where = Text(f"  on {arm.device}", style="dim") if arm.device else Text("")
@@ -85,7 +88,7 @@ def run_tables(state: RunState, log_path: str = "") -> Group:
     if not cfg:
         return Group(run, Text(""), Text("no run_start yet: settings appear once the run has started", style="dim"))
     merged = [part for table in merged_tables(state) for part in (table, Text(""))]
-    return Group(run, Text(""), *merged, what, Text(""), settings, Text(""), arms)
+    return Group(run, Text(""), *merged, what, Text(""), table, Text(""), arms)
 
 
 def _differs() -> Text:

@@ -55,11 +55,11 @@ def expected_s_text(arm) -> str:
 
 def samples_text(state: RunState, palette: Palette = PLAIN) -> Text:
     k = len(state.common_tokens) or "k"
-    sampler = state.data.get("sampler")
+    sampler = state.data_info.sampler
     parts = [
         Text(
             f"highlighted: generated tokens in S (the {k} most frequent training tokens); "
-            f"p{f' ({sampler})' if isinstance(sampler, str) else ''} = share of generated tokens in S, with its "
+            f"p{f' ({sampler})' if sampler is not None else ''} = share of generated tokens in S, with its "
             "95 % interval over prompts × seeds; "
             f"base rate (the validation text's own share): {fmt.pct(state.common_base_rate)}"
             + expected_s_note(state)

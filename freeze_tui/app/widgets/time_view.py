@@ -119,7 +119,7 @@ def time_renderable(
     note = Text(
         f"r = 1 − ΣT_arm / ΣT_baseline over paired steps so far, each run's first {WARMUP_STEPS} (warm-up) left "
         f"out, each arm against its own run's baseline; T: all steps; FLOP model: 1 − FLOP ratio at block "
-        f"{state.config.get('block_size', '?')}; interval: studentised block bootstrap over steps, "
+        f"{fmt.or_unknown(state.settings.block_size)}; interval: studentised block bootstrap over steps, "
         f"{interval_as_of(state, state.step if as_of is None else as_of)}",
         style="dim",
     )

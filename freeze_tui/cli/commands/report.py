@@ -19,7 +19,8 @@ def print_report(logs, form: str = "auto", pair: tuple[str, str] | None = None, 
     comparison of two arms of one run instead of the table."""
     state = state_of(logs)
     if margin is not None:  # read the log with another stated margin (points of r)
-        state.config["equivalence_margin"] = margin
+        for each in (state, *state.past):  # every seed replicate's verdict reads it
+            each.settings = msgspec.structs.replace(each.settings, equivalence_margin=margin)
     title = title_of(logs)
     if form == "json":
         click.echo(json.dumps(json_report(state, pair), ensure_ascii=False, allow_nan=False, indent=1))
@@ -55,12 +56,12 @@ def json_report(state, pair: tuple[str, str] | None = None) -> dict:
         "steps": state.step + 1,
         "replicates": len(summarised_seeds(state)),
         "warmup_steps_left_out_of_r": WARMUP_STEPS,
-        "device": state.config.get("device"),
-        "session": state.config.get("session"),
+        "device": state.settings.device,
+        "session": state.settings.session,
         "common_base_rate": state.common_base_rate,
     }
     if pair is not None:
-        out["pair"] = pair_row(state, *pair)
+        out["pair"] = msgspec.to_builtins(pair_row(state, *pair))
     else:
         out["arms"] = {row.arm: msgspec.to_builtins(row) for row in arm_rows(state)}
     return _plain(out)
