@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
@@ -42,17 +43,17 @@ TABLE_HEADERS = [c[0] for c in COLUMNS]
 COMPACT_HEADERS = [c[1] for c in COLUMNS]
 
 
-_ROWS: dict[tuple, list[ArmSummary]] = {}
+_ROWS: list = []  # [weakref to the state, its key, its rows]: the last state's rows
 
 
 def rows_of(state: RunState) -> list[ArmSummary]:
     """arm_rows of the state as it is now, computed once for the table, the lines below it and the
-    legend (each r needs a bootstrap: a report of a long run would pay for it three times)."""
-    key = (id(state), state.step, state.status, len(state.past), len(state.messages), state.t_last)
-    if key not in _ROWS:
-        _ROWS.clear()
-        _ROWS[key] = arm_rows(state)
-    return _ROWS[key]
+    legend (each r needs a bootstrap: a report of a long run would pay for it three times). The state is
+    held by a weak reference: a new state that a freed one's id is reused for is not taken for it."""
+    key = (state.step, state.status, len(state.past), len(state.messages), state.t_last)
+    if not _ROWS or _ROWS[0]() is not state or _ROWS[1] != key:
+        _ROWS[:] = [weakref.ref(state), key, arm_rows(state)]
+    return _ROWS[2]
 
 
 def arrow(a: str, b: str) -> str:

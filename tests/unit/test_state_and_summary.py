@@ -134,3 +134,18 @@ def test_reducer_skips_nothing_of_the_sample_runs(log):
     state = RunState().apply_all(read_events(log))
     assert state.n_skipped == 0 and state.finished and state.status == "finished"
     assert not [m for m in state.messages if "skipped" in m.message]
+
+
+def test_a_report_of_a_new_state_never_shows_an_older_states_rows(monkeypatch):
+    """The report keeps the rows of the last state drawn. A new state with the same step, status and clock
+    is another run (another log opened in the same process) and gets its own rows, also when it sits at
+    the freed address of the first (CPython reuses addresses: simulated here by one `id` for every object)."""
+    import freeze_tui.draw.report as report
+
+    monkeypatch.setattr(report, "id", lambda _: 1, raising=False)
+    one_arm = [
+        e if e.kind != "run_start" else ev.RunStart(seq=e.seq, t=e.t, config=e.config, data=e.data, arms=e.arms[:1])
+        for e in _run()
+    ]
+    assert "| targeted |" in markdown_report(RunState().apply_all(_run()))
+    assert "| targeted |" not in markdown_report(RunState().apply_all(one_arm))
