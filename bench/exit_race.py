@@ -51,13 +51,14 @@ def command(model: Path, corpus: Path, log: Path, nproc: int, torchrun: bool) ->
 
 
 def finished(log: Path) -> bool:
+    from engine.log.events import RunEnd
     from engine.log.runlog import read_events
 
     try:
         events = list(read_events(log))
     except Exception:
         return False
-    return bool(events) and events[-1].kind == "run_end" and events[-1].status == "finished"
+    return bool(events) and isinstance(events[-1], RunEnd) and events[-1].status == "finished"
 
 
 def main(argv: list[str] | None = None) -> list[Result]:

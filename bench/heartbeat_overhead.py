@@ -40,7 +40,7 @@ def loop_seconds(interval: float, steps: int, log: Path) -> float:
     while not session.done:
         state.apply_all(session.get_batch(0.1))
     session.join()
-    times = [e.t for e in read_events(log) if e.kind == "step"]
+    times = [e.t for e in read_events(log) if isinstance(e, ev.Step)]
     return (times[-1] - times[0]) * len(times) / (len(times) - 1)
 
 
@@ -61,7 +61,7 @@ def write_logs(folder: Path, steps: int) -> tuple[Path, Path]:
         a.write(e)
         b.write(ev.replaced(e, seq=seq))
         seq += 1
-        if e.kind == "step" and e.step % 10 == 0:
+        if isinstance(e, ev.Step) and e.step % 10 == 0:
             b.write(ev.Heartbeat(seq=seq, t=e.t, phase="step", seconds=0.01, step=e.step, pid=1, host="h"))
             seq += 1
     a.close()

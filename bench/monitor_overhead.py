@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.result import Result
+from engine.log.events import Step
 from engine.log.runlog import read_events
 from engine.log.state import RunState
 from engine.run.config import RunConfig
@@ -27,7 +28,7 @@ def loop_seconds(monitor: bool, steps: int, log: Path) -> float:
     while not session.done:  # a reader like the app or the console printer
         state.apply_all(session.get_batch(0.1))
     session.join()
-    times = [e.t for e in read_events(log) if e.kind == "step"]
+    times = [e.t for e in read_events(log) if isinstance(e, Step)]
     return (times[-1] - times[0]) * len(times) / (len(times) - 1)
 
 

@@ -13,7 +13,7 @@ import time
 from collections import deque
 
 from engine.core.control import Control
-from engine.log.events import Event, RunEnd
+from engine.log.events import DW, Event, Heartbeat, RunEnd, Step
 
 DEFAULT_CAPACITY = 50_000
 
@@ -38,15 +38,14 @@ class Channel:
             self._cond.notify()
 
     def _make_room(self) -> None:
-        for kind in ("heartbeat", "dw", "step"):
-            kept = deque(e for e in self._items if e.kind != kind)
-            removable = len(self._items) - len(kept)
+        for kind in (Heartbeat, DW, Step):
+            removable = sum(isinstance(e, kind) for e in self._items)
             if removable:
                 # drop the older half of that kind, keep the newest
                 drop = max(1, removable // 2)
                 out: deque[Event] = deque()
                 for e in self._items:
-                    if e.kind == kind and drop:
+                    if drop and isinstance(e, kind):
                         drop -= 1
                         self.dropped += 1
                         continue

@@ -342,6 +342,12 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
+def line_mark(kind: type[Event]) -> bytes:
+    """What every logged line of this kind holds (msgspec writes the tag first: {"kind":"resumed",...}):
+    for scans of a log's bytes that need not decode them."""
+    return b'"kind":"' + kind.kind.encode() + b'"'
+
+
 def check_value(obj: Any) -> None:
     """Raise LogError for nesting deeper than MAX_DEPTH or a number out of range (iterative: a crafted
     line must not exhaust the stack)."""

@@ -15,6 +15,8 @@ import signal
 import socket
 import time
 
+from engine.log.events import Heartbeat
+
 CONTRACT_S = 2.0  # a live engine writes a heartbeat at least this often (docs/DECISIONS.md, "Liveness")
 GONE_AFTER_S = 3 * CONTRACT_S + 4.0  # three missed beats plus slack for a slow disk or a busy host
 PID_GONE_AFTER_S = 1.5  # a dead pid is believed once this long passed without a heartbeat
@@ -72,7 +74,7 @@ class WriterWatch:
         if not self.t_first:
             self.t_first = float(events[0].t)
         for e in reversed(events):
-            if e.kind == "heartbeat":
+            if isinstance(e, Heartbeat):
                 self.pid, self.host = int(e.pid), str(e.host)
                 self._beating = True
                 break

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from engine.log.events import Event, Resumed, decode
+from engine.log.events import Event, Resumed, decode, line_mark
 
-MARK = b'"kind":"resumed"'  # msgspec writes the tag first: {"kind":"resumed","seq":...}
+MARK = line_mark(Resumed)
 
 
 def superseded_windows(data) -> list[tuple[int, int]]:

@@ -14,6 +14,7 @@ import click
 
 from engine.core.control import STOP_SIGNALS
 from engine.core.errors import FreezeTuiError
+from engine.log import events as ev
 from engine.run.config import RunConfig
 from freeze_tui.cli import exit_codes
 
@@ -131,8 +132,8 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-RUN_START = b'"kind":"run_start"'
-RESUMED = b'"kind":"resumed"'
+RUN_START = ev.line_mark(ev.RunStart)
+RESUMED = ev.line_mark(ev.Resumed)
 
 
 def _wait_for_start(

@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Column
 from rich.text import Text
 
+from engine.log import events as ev
 from engine.log.alerts import AlertWatch
 from engine.log.state import RunState
 from freeze_tui.app.activity import phase_words
@@ -123,13 +124,13 @@ class _Printer:
     def fold(self, events) -> None:
         for event in events:
             self.state.apply(event)
-            if event.kind == "warning" or (event.kind == "error" and not event.fatal):
-                style = "yellow" if event.kind == "warning" else "bold red"
+            if isinstance(event, ev.Warning) or (isinstance(event, ev.Error) and not event.fatal):
+                style = "yellow" if isinstance(event, ev.Warning) else "bold red"
                 arm = f"[{event.arm}] " if getattr(event, "arm", None) else ""
                 self.console.print(Text(f"{event.kind}: {safe_line(arm + event.message)}", style=style))
-            elif event.kind == "run_start":
+            elif isinstance(event, ev.RunStart):
                 self._describe_start()
-            elif event.kind == "heartbeat":
+            elif isinstance(event, ev.Heartbeat):
                 self._say_phase()
         if events:
             self._update_progress()

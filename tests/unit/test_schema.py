@@ -111,6 +111,45 @@ def test_no_event_key_is_spelled_outside_the_schema_module():
     assert unused == [], "allowed words a file no longer spells: remove them from ALLOWED"
 
 
+# `.kind` compared with one of these words, outside the schema, is another thing's kind, not an event's
+KIND_ALLOWED = {
+    ("freeze_tui/app/alerting.py", "run_end"): "an Alert's kind (engine/log/alerts.py)",
+    ("freeze_tui/cli/headless.py", "run_end"): "an Alert's kind (engine/log/alerts.py)",
+}
+
+
+def _kinds_spelled(path: Path) -> list[tuple[int, str]]:
+    """Event kinds written as text: `x.kind == "step"` (or !=, in) and byte or text constants that hold
+    `"kind":"...`, the start of a logged line."""
+    tags = {kind.kind for kind in ev.Event.__subclasses__()}
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            text = node.value.decode("utf-8", "replace") if isinstance(node.value, bytes) else node.value
+            if '"kind":"' in text:
+                out.append((node.lineno, text))
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "kind":
+            for right in node.comparators:
+                words = right.elts if isinstance(right, (ast.Tuple, ast.List, ast.Set)) else [right]
+                out += [(w.lineno, w.value) for w in words if isinstance(w, ast.Constant) and w.value in tags]
+    return out
+
+
+def test_no_event_kind_is_spelled_outside_the_schema_module():
+    """Readers tell events apart by type (isinstance) and scan a log's bytes with `line_mark(kind)`."""
+    found = [
+        f"{name}:{line}: {value!r}"
+        for folder in PRODUCT
+        for path in sorted(folder.rglob("*.py"))
+        if path not in SCHEMA_MODULES
+        for name in [path.relative_to(ROOT).as_posix()]
+        for line, value in _kinds_spelled(path)
+        if (name, value) not in KIND_ALLOWED
+    ]
+    assert found == []
+    assert ev.line_mark(ev.Resumed) in ev.encode(ev.Resumed(seq=3, t=1.0, after_seq=2))
+
+
 def _imports_records(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and (

@@ -11,7 +11,7 @@ import click
 import msgspec
 
 from engine.core.errors import FreezeTuiError
-from engine.log.events import StudyResult
+from engine.log.events import RunEnd, StudyResult
 from engine.plans.select import Budget
 from engine.run.emitter import run_time
 from freeze_tui.cli.distributed_run import launch_options
@@ -101,7 +101,7 @@ def verdict_lines(log: Path) -> list[str]:
     from engine.log.runlog import read_events
 
     try:
-        end = next((e for e in read_events(log) if e.kind == "run_end"), None)
+        end = next((e for e in read_events(log) if isinstance(e, RunEnd)), None)
     except (OSError, FreezeTuiError):
         return []
     study = (getattr(end, "summary", None) or {}).get("study") if end is not None else None
