@@ -31,6 +31,7 @@ from pathlib import Path
 import msgspec
 import torch
 
+from bench.gpt2_shapes import SHAPES, TINY, gpt2, model_dir
 from bench.result import Result
 from engine.log import events as ev
 from engine.log.runlog import read_events
@@ -42,26 +43,6 @@ from engine.run.config import RunConfig
 from engine.run.peaks import peak_tflops
 from engine.train.arm import StepTimer, train_step
 from engine.train.measure import AUTOCAST, build_arm
-
-SHAPES = {"small": (12, 768, 12), "medium": (24, 1024, 16), "large": (36, 1280, 20)}  # layers, width, heads
-TINY = {"tiny": (2, 64, 2)}
-
-
-def gpt2(layers: int, width: int, heads: int, vocab: int = 50257, ctx: int = 1024):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    eos = vocab - 1
-    config = GPT2Config(
-        n_layer=layers,
-        n_embd=width,
-        n_head=heads,
-        vocab_size=vocab,
-        n_positions=ctx,
-        bos_token_id=eos,
-        eos_token_id=eos,
-    )
-    return GPT2LMHeadModel(config)
 
 
 def plain_step(model, opt, batch: torch.Tensor, dtype: str, timer: StepTimer):
@@ -169,21 +150,6 @@ def shape_figures(
             note=f"r = {r:.3f} measured vs {r_flop:.3f} FLOP model (reported, not a target)",
         ),
     ]
-
-
-def model_dir(root: Path, dims, ctx: int) -> Path:
-    """A random-weight GPT-2-shaped model with the demo's tokenizer, saved like any local model."""
-    from transformers import AutoTokenizer
-    from transformers.utils import logging
-
-    from engine.demo import DEMO_MODEL_DIR
-
-    logging.disable_progress_bar()
-    tok = AutoTokenizer.from_pretrained(DEMO_MODEL_DIR)
-    out = root / "gpt2-shaped"
-    gpt2(*dims, vocab=len(tok), ctx=ctx).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 def run_figure(

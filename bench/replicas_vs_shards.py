@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from bench.gpt2_shapes import SHAPES, TINY, model_dir
 from bench.result import Result
 from engine.log import events as ev
 from engine.log.runlog import read_events
@@ -63,8 +64,6 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="a toy model on two CPU processes (a check that it runs)")
     args = parser.parse_args(argv)
-    from bench.gpu import SHAPES, TINY, model_dir
-
     if args.device.startswith("cuda"):
         import torch
 
