@@ -18,6 +18,7 @@ from engine.log.runlog import read_events
 from engine.log.sources import WatchSource
 from freeze_tui.app.app import FreezeApp
 from freeze_tui.cli.detach import child_argv
+from tests import forked
 from tests.app.helpers import quiet, shown
 from tests.tiny_models import WORDS, make_tiny_model
 
@@ -41,7 +42,7 @@ async def test_s_in_watch_stops_a_detached_run_on_this_host(tmp_path):
     got = tmp_path / "notified.txt"  # the command writes what it got, then fails: the run must not mind
     args += ["--notify", f'(cat; echo; echo "$FREEZE_TUI_ALERT_KIND $FREEZE_TUI_RUN_STATUS") > {got}; exit 3']
     with open(tmp_path / "detached.out", "wb") as out:  # started as `run --detach` starts it
-        proc = subprocess.Popen(
+        proc = forked.Popen(
             child_argv(args, log),
             stdin=subprocess.DEVNULL,
             stdout=out,

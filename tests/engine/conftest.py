@@ -28,8 +28,9 @@ def tiny(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def run_cli_process(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    """`freeze-tui ARGS` in a real process (offline, one thread, no terminal), for what needs one: a
-    run's own exit path, signals, a shell's redirections; in-process `main(argv)` for the rest."""
+    """`freeze-tui ARGS` in a fresh interpreter (offline, one thread, no terminal), for what needs one: a
+    run's own exit path and start-up; in-process `main(argv)` for the rest (tests/forked.py forks the
+    many processes of the signal, resume and distributed tests instead)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
     try:
         return subprocess.run(

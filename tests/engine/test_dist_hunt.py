@@ -11,11 +11,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from engine.log.runlog import read_events
+from tests import forked
 
 ROOT = Path(__file__).resolve().parents[2]
 SKEW = ROOT / "tests" / "engine" / "dist_skew_worker.py"
@@ -44,7 +46,7 @@ def start_ranks(args: list[str], cwd: Path, size: int = 2, **extra: str) -> list
     """`size` ranks of one world, as torchrun would start them on one node."""
     port = str(free_port())
     return [
-        subprocess.Popen(
+        forked.Popen(
             [sys.executable, str(SKEW), *args],
             cwd=cwd,
             env=env(
@@ -97,11 +99,12 @@ def launch(tiny, log: Path, cwd: Path, *more: str) -> subprocess.Popen:
 
 
 def start_cli(argv: list[str], cwd: Path) -> subprocess.Popen:
-    """`freeze-tui ARGV` started in a real process (offline, one thread), its output piped."""
-    return subprocess.Popen(
+    """`freeze-tui ARGV` started in a process of its own (offline, one thread), its output piped; a
+    launch's ranks inherit FREEZE_TUI_TEST_LAUNCH from it (see rank_pids)."""
+    return forked.Popen(
         [sys.executable, "-m", "freeze_tui", *argv],
         cwd=cwd,
-        env=env(),
+        env=env(FREEZE_TUI_TEST_LAUNCH=uuid.uuid4().hex),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -164,14 +167,14 @@ def test_9_every_stop_signal_reaches_the_ranks_through_one_handler():
 
 
 def rank_pids(launcher: int) -> dict[int, int]:
-    """{rank: pid} of the processes a launcher started (read from /proc: their RANK)."""
+    """{rank: pid} of the processes a launcher started: those with a RANK and the launcher's
+    FREEZE_TUI_TEST_LAUNCH (forked ranks are the fork server's children, not the launcher's)."""
+    tag = forked.environ(launcher)["FREEZE_TUI_TEST_LAUNCH"]
     found = {}
-    for children in Path(f"/proc/{launcher}/task").glob("*/children"):
-        for pid in children.read_text().split():
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            rank = next((v[5:] for v in environ if v.startswith(b"RANK=")), None)
-            if rank is not None:
-                found[int(rank)] = int(pid)
+    for pid in (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()):
+        environ = forked.environ(pid)
+        if "RANK" in environ and environ.get("FREEZE_TUI_TEST_LAUNCH") == tag:
+            found[int(environ["RANK"])] = pid
     return found
 
 
@@ -257,7 +260,7 @@ def test_10_nodes_that_never_arrive_end_in_one_line_after_the_join_timeout(tiny,
     command = [sys.executable, "-m", "freeze_tui", *args]
     # the 3 s join timeout ends it, not the default of 300 s: a process past 120 s fails the test (a tighter
     # wall-clock bound failed on a loaded box, where torch's start-up alone can take a minute)
-    result = subprocess.run(command, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    result = forked.run(command, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr[-3000:]
     assert f"waiting for 2 node(s) at 127.0.0.1:{port}" in result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -20,6 +20,7 @@ from engine.log.runlog import read_events
 from engine.run.config import RunConfig, parse_arm
 from engine.run.session_info import LOAD_WARNING
 from engine.train.session import RunSession
+from tests import forked
 from tests.tiny_models import WORDS, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +121,7 @@ def launched(assets) -> dict:
         *argv(fault, root / "fault.jsonl"),
     ]
     started = {
-        name: subprocess.Popen(
+        name: forked.Popen(
             cmd,
             cwd=root,
             env={**env(), "FAULT_RANK": "1", "FAULT_STEP": "3"},

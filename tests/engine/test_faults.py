@@ -26,6 +26,7 @@ from engine.log.state import RunState
 from engine.run.config import RunConfig
 from engine.train.session import OOM_HINT, RunSession
 from freeze_tui.cli.headless import run_headless
+from tests import forked
 from tests.engine.conftest import run_cli_in_process
 from tests.synthetic_log import synthetic_events
 
@@ -180,7 +181,7 @@ def start_run(tiny, log: Path) -> subprocess.Popen:
         "0",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
-    return subprocess.Popen(
+    return forked.Popen(
         argv,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -8,7 +8,6 @@ import io
 import os
 import random
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from engine.log.runlog import LogFollower, LogWriter, read_events
 from engine.run.config import RunConfig
 from engine.train.session import RunSession
 from freeze_tui.cli.headless import run_headless
+from tests import forked
 from tests.engine.test_cli_errors import check, cli, run_main
 from tests.synthetic_log import synthetic_events, write_synthetic_log
 from tests.tiny_models import WORDS, make_tiny_model
@@ -112,7 +112,7 @@ def test_devices_fifos_and_pipes_are_not_corpora(files, tmp_path):
     for data, needle in (("/dev/zero", "/dev/zero is a device"), (str(fifo), "is a FIFO or pipe")):
         check(cli(*args(data=data), cwd=files, timeout=30), needle, "not a regular file")
     check(cli(*args(data=str(folder)), cwd=files, timeout=30), "zero.txt is a device")
-    piped = subprocess.run(
+    piped = forked.run(
         [sys.executable, "-m", "freeze_tui", *args(data="/dev/stdin")],
         input="some text", capture_output=True, text=True, cwd=files, timeout=30,
     )  # fmt: skip

@@ -21,6 +21,7 @@ from engine.log.state import RunState
 from engine.run.config import RunConfig
 from engine.train.session import RunSession
 from freeze_tui.app.widgets.header_bar import IDLE_AFTER_S, SourceView, status_label
+from tests import forked
 from tests.tiny_models import WORDS, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,7 +163,7 @@ def test_an_uncached_model_without_network_fails_in_one_line_quickly(tmp_path, a
     )
     if args[0] == "run":
         args = [*args, "--log", str(tmp_path / "run.jsonl")]
-    result = subprocess.run(
+    result = forked.run(
         [sys.executable, "-m", "freeze_tui", *args],
         cwd=tmp_path,
         env=env,

@@ -25,6 +25,7 @@ from engine.log.runlog import read_events, read_every_event
 from engine.log.state import RunState
 from engine.run.checkpoints import checkpoint_root, newest_intact
 from freeze_tui.cli.main import main
+from tests import forked
 from tests.engine.conftest import run_cli_in_process
 from tests.engine.test_signals import ENV, ROOT
 
@@ -43,7 +44,7 @@ def args(tiny, log: Path, *extra: str) -> list[str]:
 
 
 def start(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(
+    return forked.Popen(
         [sys.executable, "-m", "freeze_tui", *argv],
         cwd=ROOT,
         env=ENV,

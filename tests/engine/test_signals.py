@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from engine.log.runlog import read_events
+from tests import forked
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TERM": "dumb"}
@@ -56,7 +57,7 @@ def start(args: list[str], *, code: str | None = None, **kw) -> subprocess.Popen
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
     kw.setdefault("env", ENV)
-    return subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, **kw)
+    return forked.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, **kw)
 
 
 def whole_lines(log: Path) -> list:
@@ -83,19 +84,19 @@ def ran(tiny, tmp_path_factory) -> dict:
         "hup": start(run_args(tiny, logs["hup"], "--headless", "--epochs", "500")),
         "pipe": start(run_args(tiny, logs["pipe"], "--headless", "--epochs", "1", "--max-steps", "40")),
     }
-    app_pid, app_fd = live_app(tiny, logs["app"])
-    gone_pid, gone_fd = live_app(tiny, logs["gone"])
+    app, app_fd = live_app(tiny, logs["app"])
+    gone, gone_fd = live_app(tiny, logs["gone"])
     ptys = {"app": app_fd, "gone": gone_fd}
     results: dict = {"logs": logs}
     try:
-        screens = _act_when_ready(procs, logs, root / "stuck", results, ptys, app_pid)
+        screens = _act_when_ready(procs, logs, root / "stuck", results, ptys, app)
         results["screen"] = screens["app"]
-        end, results["app_code"] = _drain_pty_until_exit(app_fd, app_pid)
+        end, results["app_code"] = _drain_pty_until_exit(app_fd, app)
         results["screen_end"] = screens["app_end"] + end
         for name in ("twice", "hup"):
             out, err = procs[name].communicate(timeout=60)
             results[name] = dict(code=procs[name].returncode, out=out.decode(), err=err.decode())
-        results["gone_code"] = _wait_exit(gone_pid)
+        results["gone_code"] = _wait_exit(gone)
         err = procs["pipe"].stderr.read()
         procs["pipe"].wait(timeout=120)
         results["pipe"] = dict(code=procs["pipe"].returncode, err=err.decode())
@@ -106,10 +107,10 @@ def ran(tiny, tmp_path_factory) -> dict:
                 proc.wait()
         if "gone" in ptys:
             os.close(ptys.pop("gone"))
-        for pid, code in ((app_pid, "app_code"), (gone_pid, "gone_code")):
-            if results.get(code) is None:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+        for proc in (app, gone):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return results
 
 
@@ -117,7 +118,7 @@ def _steps(log: Path) -> int:
     return log.read_bytes().count(b'"kind":"step"') if log.exists() else 0
 
 
-def _act_when_ready(procs: dict, logs: dict, stuck: Path, results: dict, ptys: dict, app_pid: int) -> dict:
+def _act_when_ready(procs: dict, logs: dict, stuck: Path, results: dict, ptys: dict, app: subprocess.Popen) -> dict:
     """Poll every process and act on each once it is ready: the pipe's reader takes the first line and
     goes away (| head -1); `twice` gets SIGINT once stuck and another 1 s later; `hup` SIGHUP and the app
     SIGTERM after 3 steps; `gone`'s terminal closes after 3 steps. The ptys are read all along (an app
@@ -149,7 +150,7 @@ def _act_when_ready(procs: dict, logs: dict, stuck: Path, results: dict, ptys: d
             procs["hup"].send_signal(signal.SIGHUP)
             pending.discard("hup")
         if "app" in pending and _steps(logs["app"]) >= 3:
-            os.kill(app_pid, signal.SIGTERM)
+            app.send_signal(signal.SIGTERM)
             pending.discard("app")
         ended = [n for n in ("pipe", "twice", "hup") if n in pending and procs[n].poll() is not None]
         if ended or time.monotonic() > deadline:
@@ -160,38 +161,37 @@ def _act_when_ready(procs: dict, logs: dict, stuck: Path, results: dict, ptys: d
     return screens
 
 
-def live_app(tiny, log: Path) -> tuple[int, int]:
-    """The live app on a terminal of its own (a pty that is its controlling terminal)."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(ROOT)
-        os.execve(
-            sys.executable,
-            [sys.executable, "-m", "freeze_tui", *run_args(tiny, log, "--epochs", "500")],
-            {**ENV, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"},
-        )
-    return pid, fd
+def live_app(tiny, log: Path) -> tuple[subprocess.Popen, int]:
+    """The live app on a terminal of its own (a pty that is its controlling terminal, as pty.fork gives)."""
+    leader, follower = pty.openpty()
+    app = forked.Popen(
+        [sys.executable, "-m", "freeze_tui", *run_args(tiny, log, "--epochs", "500")],
+        cwd=ROOT,
+        env={**ENV, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        controlling_terminal=True,
+    )
+    os.close(follower)  # the app holds the terminal alone: closing `leader` is the terminal going away
+    return app, leader
 
 
-def _wait_exit(pid: int, timeout: float = 90) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.1)
-    pytest.fail("the live app did not end after its terminal went away")
+def _wait_exit(app: subprocess.Popen, timeout: float = 90) -> int:
+    try:
+        return app.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the live app did not end after its terminal went away")
 
 
-def _drain_pty_until_exit(fd: int, pid: int, timeout: float = 60) -> tuple[bytes, int]:
+def _drain_pty_until_exit(fd: int, app: subprocess.Popen, timeout: float = 60) -> tuple[bytes, int]:
     seen, deadline = b"", time.monotonic() + timeout
     while time.monotonic() < deadline:
         if select.select([fd], [], [], 0.1)[0]:
             with contextlib.suppress(OSError):  # the child closed its terminal
                 seen += os.read(fd, 65536)
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return seen, os.waitstatus_to_exitcode(status)
+        if app.poll() is not None:
+            return seen, app.returncode
     pytest.fail("the live app did not end after SIGTERM")
 
 

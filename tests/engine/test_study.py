@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.log.runlog import read_events
+from tests import forked
 from tests.engine.test_suggest import run_main
 
 
@@ -56,7 +57,6 @@ def test_bad_study_input_is_one_line_and_exit_2(extra, needle, capsys):
 
 def test_a_study_over_processes_gives_the_losses_and_verdict_of_one_process(tiny, tmp_path, capsys):
     import os
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -69,7 +69,7 @@ def test_a_study_over_processes_gives_the_losses_and_verdict_of_one_process(tiny
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "TERM": "dumb", "HF_HUB_OFFLINE": "1"}
     many = [sys.executable, "-m", "freeze_tui", *args, "--log", str(tmp_path / "many.jsonl"), "--nproc-per-node", "3"]
-    done = subprocess.run(many, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = forked.run(many, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     one, dist = (list(read_events(tmp_path / f"{n}.jsonl")) for n in ("one", "many"))
     steps = [[e.arms for e in run if e.kind == "step"] for run in (one, dist)]
