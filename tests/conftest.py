@@ -17,34 +17,51 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["FREEZE_TUI_CACHE"] = tempfile.mkdtemp(prefix="freeze-tui-test-cache-")
 atexit.register(shutil.rmtree, os.environ["FREEZE_TUI_CACHE"], True)
 
-# The test files that take longest (CPU seconds on the 2-core box, most first: real processes, then the
-# slowest in-process ones). pytest-xdist's `--dist loadfile` hands out whole files in collection order
-# (addopts turn off its own reordering, which puts files with the fewest tests, i.e. these, last):
-# starting them first lets the other worker fill in with short files, so both finish together.
-SLOWEST_FIRST = (  # measured with FREEZE_TUI_TEST_CPU (CPU-s per file, a loaded box)
-    "tests/engine/test_dist_hunt.py",
-    "tests/engine/test_distributed.py",
-    "tests/engine/test_dist_resume.py",
-    "tests/engine/test_signals.py",
-    "tests/engine/test_kernels.py",
+# The test files that take longest (wall seconds of a whole `-n 3` run on the idle 2-core box, most
+# first). pytest-xdist's `--dist loadfile` hands out whole files in collection order (addopts turn off
+# its own reordering, which puts files with the fewest tests, i.e. these, last): starting them first
+# lets the other workers fill in with short files, so all finish together. Wall, not CPU: since
+# tests/forked.py forks the tests' processes from a preloaded server, the long files wait (a rank
+# declared lost, a checkpoint's step, Textual settling) more than they compute.
+SLOWEST_FIRST = (  # measured with FREEZE_TUI_TEST_CPU (its wall-s column)
     "tests/app/test_snapshots.py",
-    "tests/engine/test_resume.py",
-    "tests/engine/test_study.py",
+    "tests/engine/test_dist_hunt.py",
     "tests/app/test_views.py",
+    "tests/engine/test_dist_resume.py",
+    "tests/engine/test_resume.py",
+    "tests/engine/test_signals.py",
+    "tests/engine/test_study.py",
+    "tests/engine/test_distributed.py",
+    "tests/engine/test_liveness.py",
     "tests/engine/test_faults.py",
     "tests/app/test_watch_stop.py",
-    "tests/engine/test_run.py",
+    "tests/engine/test_kernels.py",
     "tests/engine/test_detach.py",
-    "tests/engine/test_hostile.py",
-    "tests/unit/test_outputs_unchanged.py",
-    "tests/engine/test_tokens.py",
     "tests/app/test_serve_guard.py",
-    "tests/unit/test_fuzz.py",
-    "tests/engine/test_hunt3_defects.py",
+    "tests/engine/test_tokens.py",
+    "tests/engine/test_hostile.py",
     "tests/app/test_keys_and_modes.py",
     "tests/app/test_controls.py",
-    "tests/engine/test_liveness.py",
+    "tests/unit/test_fuzz.py",
+    "tests/engine/test_dist_board.py",
+    "tests/engine/test_cli_errors.py",
+    "tests/engine/test_run.py",
+    "tests/engine/test_hunt3_defects.py",
+    "tests/engine/test_dist_exit.py",
+    "tests/unit/test_outputs_unchanged.py",
 )
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept():
+    """What a test (or product code it runs in-process: a session's setdefaults) writes into os.environ
+    ends with it, so later tests' processes start with the environment they were written for (and
+    tests/forked.py can fork them: its server's import-time variables are compared)."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def pytest_collection_modifyitems(items) -> None:
