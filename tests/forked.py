@@ -46,7 +46,8 @@ _AT_IMPORT = ("OMP_", "MKL_", "KMP_", "GOMP_", "TORCH", "PYTORCH", "CUDA", "HF_"
 _AT_RUN = ("TORCHELASTIC_", "TORCH_NCCL_", "PYTHONPATH")
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 _lock = threading.Lock()
-_server: dict | None = None  # {"address", "alive_fd", "at_import"} once started or inherited
+# {"address", "alive_fd", "env", "at_import", "registry"} once started here or inherited from a parent
+_server: dict | None = None
 
 
 def _at_import(env: dict) -> dict:
@@ -68,26 +69,24 @@ def _start_server() -> dict:
             os.environ.update(SERVER_ENV)
             try:
                 forkserver.ensure_running()
-                at_import = _at_import(dict(os.environ))
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
+            env = {**saved, **SERVER_ENV}
             server = forkserver._forkserver
             _server = {"address": server._forkserver_address, "alive_fd": server._forkserver_alive_fd}
-            _server["at_import"] = at_import
-            _server["env"] = {**saved, **SERVER_ENV}
-            _server["registry"] = tempfile.mkdtemp(prefix="forked-")
+            _server |= {"env": env, "at_import": _at_import(env), "registry": tempfile.mkdtemp(prefix="forked-")}
             atexit.register(shutil.rmtree, _server["registry"], ignore_errors=True)
         return _server
 
 
 def server_env() -> dict[str, str]:
     """An environment this module forks for: the server's (as it will be, before it starts)."""
-    return dict(_server["env"]) if _server and "env" in _server else {**os.environ, **SERVER_ENV}
+    return dict(_server["env"]) if _server else {**os.environ, **SERVER_ENV}
 
 
 def _expected_at_import() -> dict:
-    return _server["at_import"] if _server else _at_import({**os.environ, **SERVER_ENV})
+    return _at_import(server_env()) if _server is None else _server["at_import"]
 
 
 def _program(args) -> tuple[bool, str, str, list[str]] | None:
