@@ -14,6 +14,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# what every run's session sets (engine/train/session.py): set from the start, so the environment of a
+# process a test starts does not depend on whether a session ran in the test process before it (both are
+# read when transformers imports, so tests/forked.py compares them)
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ["FREEZE_TUI_CACHE"] = tempfile.mkdtemp(prefix="freeze-tui-test-cache-")
 atexit.register(shutil.rmtree, os.environ["FREEZE_TUI_CACHE"], True)
 

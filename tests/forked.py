@@ -42,8 +42,9 @@ PRELOAD = (
 # variables read while those modules import (thread pools, hub and offline settings, the import path)
 _AT_IMPORT = ("OMP_", "MKL_", "KMP_", "GOMP_", "TORCH", "PYTORCH", "CUDA", "HF_", "TRANSFORMERS", "TOKENIZERS",
               "PYTHON", "LD_", "XDG_CACHE", "HOME")  # fmt: skip
-# ... except these, which torch reads when a launch or a process group starts (torchrun sets them)
-_AT_RUN = ("TORCHELASTIC_", "TORCH_NCCL_", "PYTHONPATH")
+# ... except these, read when they are used: torchrun's (a launch, a process group) and inductor's cache
+# folder (set by torch itself in a process that compiled, e.g. a test in the worker)
+_AT_RUN = ("TORCHELASTIC_", "TORCH_NCCL_", "TORCHINDUCTOR_CACHE_DIR", "PYTHONPATH")
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 _lock = threading.Lock()
 # {"address", "alive_fd", "env", "at_import", "registry"} once started here or inherited from a parent
@@ -87,6 +88,18 @@ def server_env() -> dict[str, str]:
 
 def _expected_at_import() -> dict:
     return _at_import(server_env()) if _server is None else _server["at_import"]
+
+
+def _note_fallback(args, program, env: dict) -> None:
+    """FREEZE_TUI_FORKED_LOG=PATH: each real interpreter started, with why, appended to PATH (a fallback
+    costs ~5 CPU-s and is otherwise silent)."""
+    path = os.environ.get("FREEZE_TUI_FORKED_LOG")
+    if path and args and str(args[0]) == sys.executable:
+        differ = sorted(k for k, v in _at_import(env).items() if _expected_at_import().get(k) != v)
+        differ += sorted(k for k in _expected_at_import() if k not in _at_import(env))
+        why = f"import-time variables differ: {differ}" if program else "not a plain python command"
+        with open(path, "a") as log:
+            log.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}: {str(args)[:120]}: {why}\n")
 
 
 def _program(args) -> tuple[bool, str, str, list[str]] | None:
@@ -244,6 +257,7 @@ class Popen(subprocess.Popen):
         program = _program(args) if forkable and plain and process_group < 0 and umask < 0 else None
         child_env = {os.fsdecode(k): os.fsdecode(v) for k, v in (os.environ if env is None else env).items()}
         if program is None or _at_import(child_env) != _expected_at_import():
+            _note_fallback(args, program, child_env)
             return super()._execute_child(
                 args, executable, preexec_fn, close_fds, pass_fds, cwd, env, startupinfo, creationflags, shell,
                 p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite, restore_signals,

@@ -83,6 +83,14 @@ def test_another_environment_or_flag_starts_a_real_interpreter(tmp_path):
         assert proc.communicate(timeout=60)[0] == "False\n" and proc._forked is None
 
 
+def test_variables_read_at_run_time_do_not_need_a_fresh_interpreter(tmp_path):
+    """torchrun's variables and inductor's cache folder (torch sets it in a process that compiled)."""
+    more = {"TORCHELASTIC_RUN_ID": "r1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(tmp_path)}
+    proc = forked.Popen([sys.executable, "-c", "import sys; print('torch' in sys.modules)"], env=env(**more),
+                        stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.communicate(timeout=60)[0] == "True\n" and proc._forked is not None
+
+
 def test_a_forked_process_starts_forked_children_and_its_environment_is_known(tmp_path):
     """torch's launcher starts ranks with subprocess.Popen: in a forked process that forks too."""
     inner = "import os, sys, time; print(os.getpid(), 'torch' in sys.modules, flush=True); time.sleep(2)"
