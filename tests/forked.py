@@ -14,9 +14,9 @@ the launcher's (tests find a launch's ranks by their environment, not their pare
 
 Falls back to a real interpreter where a fork could differ from one: interpreter flags other than -u,
 an environment whose import-time variables (OMP_*, HF_*, TORCH*, PYTHON*, …) differ from the server's,
-`preexec_fn`, `pass_fds`, users and groups. `python -m freeze_tui` start-up itself stays covered by the
-tests that start real interpreters (test_cli_errors, test_detach, torchrun's own launcher in
-test_distributed)."""
+`preexec_fn`, `pass_fds`, users and groups (FREEZE_TUI_FORKED_LOG=PATH lists each fallback and why).
+`python -m freeze_tui` start-up itself stays covered by the tests that start real interpreters
+(test_cli_errors, test_detach's background run, the offline-variable checks of test_liveness)."""
 
 from __future__ import annotations
 
