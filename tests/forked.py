@@ -41,7 +41,7 @@ PRELOAD = (
 )
 # variables read while those modules import (thread pools, hub and offline settings, the import path)
 _AT_IMPORT = ("OMP_", "MKL_", "KMP_", "GOMP_", "TORCH", "PYTORCH", "CUDA", "HF_", "TRANSFORMERS", "TOKENIZERS",
-              "PYTHON", "LD_", "XDG_CACHE", "HOME")  # fmt: skip
+              "PYTHON", "LD_", "XDG_CACHE", "HOME", "LANG", "LC_")  # fmt: skip
 # ... except these, read when they are used: torchrun's (a launch, a process group) and inductor's cache
 # folder (set by torch itself in a process that compiled, e.g. a test in the worker)
 _AT_RUN = ("TORCHELASTIC_", "TORCH_NCCL_", "TORCHINDUCTOR_CACHE_DIR", "PYTHONPATH")
@@ -95,8 +95,8 @@ def _note_fallback(args, program, env: dict) -> None:
     costs ~5 CPU-s and is otherwise silent)."""
     path = os.environ.get("FREEZE_TUI_FORKED_LOG")
     if path and args and str(args[0]) == sys.executable:
-        differ = sorted(k for k, v in _at_import(env).items() if _expected_at_import().get(k) != v)
-        differ += sorted(k for k in _expected_at_import() if k not in _at_import(env))
+        mine, expected = _at_import(env), _expected_at_import()
+        differ = sorted(k for k in mine.keys() | expected.keys() if mine.get(k) != expected.get(k))
         why = f"import-time variables differ: {differ}" if program else "not a plain python command"
         with open(path, "a") as log:
             log.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}: {str(args)[:120]}: {why}\n")
@@ -131,17 +131,20 @@ def _received_fd(dup) -> int:
 
 
 def _std_streams(unbuffered: bool) -> None:
-    """sys.stdin/stdout/stderr rebuilt on descriptors 0-2 as a starting interpreter builds them."""
+    """sys.stdin/stdout/stderr rebuilt on descriptors 0-2 as a starting interpreter builds them, in the
+    encoding the server's interpreter chose at its start (LANG, LC_* and PYTHONIOENCODING are compared)."""
     import io
+
+    encoding = sys.__stdout__.encoding if sys.__stdout__ is not None else "utf-8"
 
     def writer(fd: int, errors: str, line_buffering: bool):
         raw = io.FileIO(fd, "w", closefd=False)
         if unbuffered:  # -u: no buffer under the text layer
-            return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, write_through=True)
-        return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8", errors=errors, line_buffering=line_buffering)
+            return io.TextIOWrapper(raw, encoding=encoding, errors=errors, write_through=True)
+        return io.TextIOWrapper(io.BufferedWriter(raw), encoding=encoding, errors=errors, line_buffering=line_buffering)
 
     reader = io.BufferedReader(io.FileIO(0, "r", closefd=False))
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(reader, encoding="utf-8")
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(reader, encoding=encoding)
     sys.stdout = sys.__stdout__ = writer(1, "strict", os.isatty(1))
     sys.stderr = sys.__stderr__ = writer(2, "backslashreplace", True)
 
